@@ -1,0 +1,1 @@
+"""The `mlspec` command line."""

@@ -1,0 +1,47 @@
+"""Commands that only read a spec: validate, schema, graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mlspec.cli.output import EXIT_OK, print_json, report_diagnostics
+from mlspec.graph import analyze
+
+
+def validate(args: argparse.Namespace) -> int:
+    analysis = analyze(args.paths)
+    code = report_diagnostics(analysis, args.json)
+    if code == EXIT_OK and not args.json:
+        count = len(analysis.graph.nodes) if analysis.graph else 0
+        print(f"valid: {count} resources in {len(analysis.files)} file{'s' if len(analysis.files) != 1 else ''}")
+    return code
+
+
+def schema(args: argparse.Namespace) -> int:
+    from mlspec.spec.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def graph(args: argparse.Namespace) -> int:
+    from mlspec.render.graph import graph_mermaid, graph_text
+
+    analysis = analyze(args.paths)
+    code = report_diagnostics(analysis, False)
+    if analysis.graph is None:
+        return code
+    if args.format == "json":
+        print_json({"nodes": [{"id": n.id, "hash": n.hash, "deps": list(n.deps), "implicit": n.implicit}
+                              for n in analysis.graph.nodes.values()]})
+    else:
+        print(graph_mermaid(analysis.graph) if args.format == "mermaid" else graph_text(analysis.graph))
+    return EXIT_OK

@@ -1,0 +1,138 @@
+"""The Endpoint kind: online endpoints with deployments and traffic, and batch endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from mlspec.spec.base import Bytes, Name, Resource, Seconds, Strict
+from mlspec.spec.compute import Resources
+from mlspec.spec.model import model_reference
+
+ModelReference = Annotated[str, AfterValidator(model_reference)]
+
+
+class Autoscale(Strict):
+    """Replica autoscaling of a deployment."""
+
+    min_instances: int = Field(1, ge=0, description="Fewest replicas.")
+    max_instances: int = Field(1, ge=1, description="Most replicas.")
+    target_utilization: int = Field(70, ge=1, le=100, description="CPU percentage to hold replicas at.")
+    polling_interval: Seconds = Field(1, description="How often load is measured.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscale:
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"min_instances ({self.min_instances}) is greater than max_instances ({self.max_instances})")
+        return self
+
+
+class Probe(Strict):
+    """A liveness or readiness probe (defaults follow Azure ML's managed endpoints)."""
+
+    initial_delay: Seconds = Field(10, description="Wait before the first probe.")
+    period: Seconds = Field(10, description="Time between probes.")
+    timeout: Seconds = Field(2, description="A probe slower than this fails.")
+    failure_threshold: int = Field(30, ge=1, description="Failures in a row before acting.")
+    success_threshold: int = Field(1, ge=1, description="Successes in a row to count as healthy.")
+
+
+class Probes(Strict):
+    liveness: Probe = Field(default_factory=Probe, description="Restart a replica that fails it.")
+    readiness: Probe = Field(default_factory=Probe, description="Send traffic only to replicas that pass it.")
+
+
+class RequestSettings(Strict):
+    request_timeout: Seconds = Field(5, description="A request slower than this gets a 504.")
+    max_concurrent_requests_per_instance: int = Field(64, ge=1, description="Requests in flight per replica.")
+    max_body_size: Bytes = Field(16 * 2**20, description="Larger request bodies get a 413.")
+
+
+class Batching(Strict):
+    """Dynamic batching of concurrent requests (torch models)."""
+
+    max_batch_size: int = Field(32, ge=1, description="Most rows scored at once.")
+    max_wait: Seconds = Field(0.002, description="Longest a request waits for others to batch with, e.g. '2ms'.")
+
+
+class Deployment(Strict):
+    """One model version served by a set of identical replicas."""
+
+    model: ModelReference = Field(description="NAME:VERSION, NAME@ALIAS or NAME (= NAME@latest).")
+    environment: Name | None = Field(None, description="Environment of the scoring server (default: the model's own).")
+    compute: Name | None = Field(None, description="Compute the replicas run on (default: the workspace default).")
+    instance_count: int = Field(1, ge=1, description="Replicas when autoscale is not set.")
+    workers: int = Field(1, ge=1, description="Server worker processes per replica.")
+    autoscale: Autoscale | None = Field(None, description="Scale replicas with load instead of a fixed count.")
+    probes: Probes = Field(default_factory=Probes, description="Liveness and readiness probes.")
+    request_settings: RequestSettings = Field(default_factory=RequestSettings, description="Request limits.")
+    batching: Batching | None = Field(None, description="Batch concurrent requests (torch models).")
+    resources: Resources | None = Field(None, description="Per replica (default: the compute's).")
+    environment_variables: dict[str, str] = Field(default_factory=dict, description="Extra variables for the server.")
+
+
+class OnlineEndpoint(Resource):
+    """A real-time endpoint: a gateway with key auth splitting traffic across deployments."""
+
+    kind: Literal["Endpoint"] = "Endpoint"
+    type: Literal["online"] = "online"
+    auth: Literal["key", "none"] = Field("key", description="'key' (default) requires a key on every request.")
+    deployments: dict[Name, Deployment] = Field(min_length=1, description="Named deployments, e.g. blue and green.")
+    traffic: dict[str, int] = Field(
+        default_factory=dict, description="Percent of requests per deployment, summing to 100 (default: all to the only one)."
+    )
+    mirror_traffic: dict[str, int] = Field(
+        default_factory=dict, description="Percent of requests copied to a deployment whose answers are discarded."
+    )
+    port: int | None = Field(None, ge=1024, le=65535, description="Local target: gateway port (default: a free port).")
+
+    @model_validator(mode="after")
+    def _traffic(self) -> OnlineEndpoint:
+        for field_name, split in (("traffic", self.traffic), ("mirror_traffic", self.mirror_traffic)):
+            for deployment, percent in split.items():
+                if deployment not in self.deployments:
+                    raise ValueError(f"{field_name} names deployment '{deployment}', which is not declared")
+                if not 0 <= percent <= 100:
+                    raise ValueError(f"{field_name} for '{deployment}' is {percent}; use a percentage from 0 to 100")
+        if self.traffic and sum(self.traffic.values()) != 100:
+            raise ValueError(f"traffic adds up to {sum(self.traffic.values())}; it must add up to 100")
+        if not self.traffic and len(self.deployments) > 1:
+            raise ValueError("with several deployments, say how traffic is split, e.g. traffic: {blue: 90, green: 10}")
+        if len(self.mirror_traffic) > 1:
+            raise ValueError("mirror_traffic can copy requests to one deployment only")
+        return self
+
+    def effective_traffic(self) -> dict[str, int]:
+        return dict(self.traffic) or {next(iter(self.deployments)): 100}
+
+
+class BatchRetry(Strict):
+    max_retries: int = Field(3, ge=0, description="Attempts per mini-batch after the first.")
+    timeout: Seconds = Field(30, description="Longest one mini-batch may take.")
+
+
+class BatchOutput(Strict):
+    path: str = Field(description="Where predictions are written, relative to the spec (or workspace storage).")
+    mode: Literal["append", "per_file"] = Field("append", description="One file of predictions, or one per input file.")
+
+
+class BatchEndpoint(Resource):
+    """Scores a Data input in mini-batches into an output."""
+
+    kind: Literal["Endpoint"] = "Endpoint"
+    type: Literal["batch"]
+    model: ModelReference = Field(description="NAME:VERSION, NAME@ALIAS or NAME.")
+    input: str = Field(description="'data:NAME' of the rows to score.")
+    output: BatchOutput = Field(description="Where predictions go.")
+    environment: Name | None = Field(None, description="Environment (default: the model's own).")
+    compute: Name | None = Field(None, description="Compute (default: the workspace default).")
+    mini_batch_size: int = Field(1024, ge=1, description="Rows scored per mini-batch.")
+    error_threshold: int = Field(-1, ge=-1, description="Failed rows tolerated before the run fails (-1: any).")
+    retry_settings: BatchRetry = Field(default_factory=BatchRetry, description="Per mini-batch retries.")
+    max_concurrency: int = Field(1, ge=1, description="Mini-batches scored in parallel per node.")
+
+
+ENDPOINT_TYPES: dict[str, type[Resource]] = {"online": OnlineEndpoint, "batch": BatchEndpoint}
+
+Endpoint = OnlineEndpoint | BatchEndpoint
