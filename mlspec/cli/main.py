@@ -15,8 +15,10 @@ mlspec: declare ML workspaces, compute, environments, data, jobs, models and end
 as code; validate, plan and deploy them idempotently.
 
 Start with:
-  mlspec validate examples/iris      check a spec, with precise diagnostics
-  mlspec graph examples/iris         show its resources and dependencies
+  mlspec validate examples/iris        check a spec, with precise diagnostics
+  mlspec plan examples/iris            what `up` would change, and why
+  mlspec up examples/iris              train, register and serve on this machine
+  mlspec endpoint invoke iris --data examples/iris/request.json
   mlspec schema -o mlspec.schema.json  JSON Schema for your editor
 """
 
@@ -52,7 +54,94 @@ def build_parser() -> argparse.ArgumentParser:
     _paths(p)
     p.add_argument("--format", choices=["text", "mermaid", "json"], default="text", help="output format")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "graph"))
+
+    p = commands.add_parser("plan", help="show what `up` would change, and why",
+                            description="Compare the spec with what is deployed: + create, ~ update, "
+                                        "-/+ replace, - delete, each with its reason.")
+    _engine(p)
+    _json(p)
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for pull-request comments)")
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with no changes, 2 with changes")
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "plan"))
+
+    p = commands.add_parser("up", help="apply the spec: train, register, serve",
+                            description="Plan, ask, then apply in dependency order. Safe to repeat: "
+                                        "unchanged resources are left alone.")
+    _engine(p)
+    _yes(p)
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another up/down on the workspace (default: fail at once)")
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "up"))
+
+    p = commands.add_parser("down", help="remove what `up` created (models and runs are kept)",
+                            description="Stop endpoints and instances and forget them. Registered models, runs "
+                                        "and notebooks are kept unless --purge.")
+    _engine(p)
+    _yes(p)
+    p.add_argument("--purge", action="store_true", help="also delete registered models, runs and data snapshots")
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "down"))
+
+    p = commands.add_parser("status", help="what is deployed, and whether it matches the spec")
+    _engine(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "status"))
+
+    p = commands.add_parser("logs", help="show the log of a job, endpoint or compute instance")
+    p.add_argument("name", help="job, endpoint or compute instance name")
+    _engine(p)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing as the log grows")
+    p.add_argument("-n", "--tail", type=int, default=0, metavar="N", help="only the last N lines")
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "logs"))
+
+    endpoint = commands.add_parser("endpoint", help="invoke an endpoint or show its keys").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    p = endpoint.add_parser("invoke", help="send a request to an endpoint and print the answer")
+    p.add_argument("name", help="endpoint name")
+    p.add_argument("--data", required=True, help="request body file (JSON, or CSV by extension); - for stdin")
+    p.add_argument("--deployment", help="send to this deployment, whatever the traffic split")
+    p.add_argument("--key", choices=["primary", "secondary"], default="primary", help="which key to use")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    _engine(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.endpoint_commands", "invoke"))
+    p = endpoint.add_parser("keys", help="show (or regenerate) an endpoint's keys")
+    p.add_argument("name", help="endpoint name")
+    p.add_argument("--regenerate", choices=["primary", "secondary"], help="replace this key; no restart needed")
+    _engine(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.endpoint_commands", "keys"))
+
+    compute = commands.add_parser("compute", help="start, stop or restart a compute instance").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    for action in ("start", "stop", "restart"):
+        p = compute.add_parser(action, help=f"{action} a compute instance (notebooks are kept)")
+        p.add_argument("name", help="compute name")
+        _engine(p)
+        p.set_defaults(handler=_lazy("mlspec.cli.endpoint_commands", "compute_action"))
+
+    p = commands.add_parser("runs", help="list the workspace's training runs (MLflow)")
+    _engine(p)
+    _json(p)
+    p.add_argument("--experiment", help="only this experiment")
+    p.add_argument("--limit", type=int, default=20, help="most runs to list")
+    p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "runs"))
+
+    p = commands.add_parser("models", help="list the workspace's registered models and versions")
+    _engine(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "models"))
     return parser
+
+
+def _engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", default=["."], metavar="SPEC",
+                        help="spec files or folders (default: the current folder)")
+    parser.add_argument("--target", choices=["local", "docker", "kubernetes"],
+                        help="where to deploy (default: local)")
+
+
+def _yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-y", "--yes", action="store_true", help="apply without asking")
 
 
 def _lazy(module: str, function: str) -> Handler:
@@ -71,8 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    from mlspec.cli.common import CommandError
+
     try:
         return int(args.handler(args))
+    except CommandError as exc:
+        if str(exc):
+            sys.stderr.write(f"mlspec: {exc}\n")
+        return exc.code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -85,7 +85,9 @@ class _Resolver:
             self.bind(item, path, "Environment", name or default or "", report=name is not None)
 
     def model(self, item: Declared, path: str, text: str) -> None:
-        self.bind(item, path, "Model", ModelRef.parse(text).name)
+        ref = ModelRef.parse(text)
+        # A pinned version does not change when the model retrains, so it does not carry its hash.
+        self.bind(item, path, "Model", ref.name, content=ref.version is None)
 
     # -- kinds -----------------------------------------------------------------------------------
     def run(self) -> ResolvedSpec:

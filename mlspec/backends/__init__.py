@@ -1,0 +1,1 @@
+"""Back ends: the local engine and the Pulumi compiler; they never import each other."""

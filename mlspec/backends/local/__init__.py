@@ -1,0 +1,1 @@
+"""The embedded local engine: runs a spec as processes on this machine."""

@@ -1,0 +1,174 @@
+"""Online endpoints locally: replicas of the scoring server behind the gateway, swapped without downtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.health import wait_healthy
+from mlspec.backends.local.processes import free_port, port_in_use
+from mlspec.backends.local.state import ProcessRow
+from mlspec.backends.local.supervisor import ensure_running
+from mlspec.graph import Node
+from mlspec.plan import Record
+from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
+
+
+def keys_file(ctx: Context, name: str) -> Path:
+    return ctx.paths.endpoint(name) / "keys.json"
+
+
+def load_keys(ctx: Context, name: str) -> dict[str, str]:
+    path = keys_file(ctx, name)
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    keys = {"primary": secrets.token_urlsafe(32), "secondary": secrets.token_urlsafe(32)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by the owner only
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle)
+    return keys
+
+
+def _version(ctx: Context, node: Node, name: str, deployment: Deployment) -> int:
+    ref = ModelRef.parse(deployment.model)
+    if ref.version is not None:
+        return ref.version
+    if ref.alias in (None, "latest"):
+        version = ctx.outputs(f"model/{ref.name}").get("version")
+        if version is None:
+            raise StepFailed(f"endpoint '{node.name}' deployment '{name}': model '{ref.name}' has no version yet")
+        return int(version)
+    from mlspec.runtime.tracking import client
+
+    try:
+        return int(client(ctx.tracking_uri).get_model_version_by_alias(ref.name, ref.alias).version)
+    except Exception as exc:
+        raise StepFailed(f"endpoint '{node.name}' deployment '{name}': no version of '{ref.name}' has alias "
+                         f"'{ref.alias}' ({exc})") from exc
+
+
+def _python(ctx: Context, node: Node, name: str) -> str:
+    env_id = ctx.target(node.id, f"deployments.{name}.environment")
+    return str(ctx.outputs(env_id).get("python") or sys.executable) if env_id else sys.executable
+
+
+def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, version: int,
+              generation: str) -> list[ProcessRow]:
+    ref = ModelRef.parse(deployment.model)
+    settings = deployment.request_settings
+    rows = []
+    for index in range(deployment.autoscale.min_instances if deployment.autoscale else deployment.instance_count):
+        port = free_port()
+        argv = [_python(ctx, node, name), "-m", "mlspec.runtime.serving", "--model-uri",
+                f"models:/{ref.name}/{version}", "--tracking-uri", ctx.tracking_uri, "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(deployment.workers), "--name", name,
+                "--max-body-size", str(settings.max_body_size), "--request-timeout", str(settings.request_timeout)]
+        if deployment.batching:
+            argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
+                     "--max-wait", str(deployment.batching.max_wait)]
+        rows.append(ProcessRow(id=f"{node.id}/{name}/{generation}/{index}", owner=node.id, argv=argv,
+                               env=dict(deployment.environment_variables), cwd=str(ctx.paths.root.resolve()),
+                               log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
+                               health=f"http://127.0.0.1:{port}/health"))
+    return rows
+
+
+def _generation(deployment: Deployment, version: int, python: str) -> str:
+    """Replicas are replaced only when what they run changes; traffic changes never restart them."""
+    text = json.dumps([deployment.model_dump(mode="json"), version, python], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _probe_deadline(deployment: Deployment) -> float:
+    probe = deployment.probes.readiness
+    return min(600.0, probe.initial_delay + probe.period * probe.failure_threshold)
+
+
+def apply(ctx: Context, node: Node) -> dict[str, Any]:
+    endpoint = node.resource
+    if not isinstance(endpoint, OnlineEndpoint):
+        raise StepFailed(f"endpoint '{endpoint.name}': batch endpoints run with `mlspec batch` (not yet local)")
+    previous = ctx.outputs(node.id)
+    old_deployments: dict[str, Any] = previous.get("deployments", {})
+    deployments: dict[str, Any] = {}
+    keep: set[str] = set()
+    started: list[str] = []
+    for name, deployment in endpoint.deployments.items():
+        version = _version(ctx, node, name, deployment)
+        generation = _generation(deployment, version, _python(ctx, node, name))
+        old = old_deployments.get(name, {})
+        current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
+        if old.get("generation") == generation and all(pid in current for pid in old.get("processes", [])):
+            rows = [current[pid] for pid in old["processes"]]
+        else:
+            rows = _replicas(ctx, node, name, deployment, version, generation)
+            for row in rows:
+                ctx.store.want_process(row)
+            started += [r.id for r in rows]
+            ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {ModelRef.parse(deployment.model).name} "
+                    f"version {version})")
+        keep.update(r.id for r in rows)
+        deployments[name] = {"version": version, "generation": generation, "processes": [r.id for r in rows],
+                             "replicas": [r.health.rsplit("/", 1)[0] for r in rows if r.health],
+                             "deadline": _probe_deadline(deployment)}
+    ensure_running(ctx.paths)
+    if started:
+        wait_healthy(ctx, started, max(d["deadline"] for d in deployments.values()))
+    port = _gateway_port(endpoint, previous)
+    _write_gateway_config(ctx, node, endpoint, deployments)
+    gateway_id = f"{node.id}/gateway"
+    keep.add(gateway_id)
+    ctx.store.want_process(ProcessRow(
+        id=gateway_id, owner=node.id,
+        argv=[sys.executable, "-m", "mlspec.runtime.gateway", "--config", str(_config_path(ctx, node).resolve()),
+              "--host", "127.0.0.1", "--port", str(port)],
+        env={}, cwd=str(ctx.paths.root.resolve()), log=str(ctx.paths.logs / f"{node.name}-gateway.log"),
+        health=f"http://127.0.0.1:{port}/health"))
+    ensure_running(ctx.paths)
+    wait_healthy(ctx, [gateway_id], 60)
+    ctx.store.release_processes(node.id, keep)  # old replicas go only after the gateway routes to the new ones
+    return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth,
+            "deployments": {k: {kk: vv for kk, vv in v.items() if kk != "deadline"} for k, v in deployments.items()},
+            "traffic": endpoint.effective_traffic(), "keys_file": str(keys_file(ctx, node.name).resolve())}
+
+
+def _gateway_port(endpoint: OnlineEndpoint, previous: dict[str, Any]) -> int:
+    if endpoint.port:
+        if endpoint.port != previous.get("port") and port_in_use(endpoint.port):
+            raise StepFailed(f"endpoint '{endpoint.name}': port {endpoint.port} is already in use by another "
+                             "program; free it or choose another port")
+        return endpoint.port
+    return int(previous.get("port") or free_port())
+
+
+def _config_path(ctx: Context, node: Node) -> Path:
+    return ctx.paths.endpoint(node.name) / "gateway.json"
+
+
+def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, deployments: dict[str, Any]) -> None:
+    keys = load_keys(ctx, node.name) if endpoint.auth == "key" else {}
+    traffic = endpoint.effective_traffic()
+    config = {
+        "endpoint": node.name, "auth": endpoint.auth,
+        "key_hashes": [hashlib.sha256(k.encode()).hexdigest() for k in keys.values()],
+        "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"]}
+                        for name, d in deployments.items()},
+        "mirror": dict(endpoint.mirror_traffic),
+    }
+    path = _config_path(ctx, node)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    tmp.replace(path)  # atomic: the gateway never reads half a file
+
+
+def delete(ctx: Context, record: Record, purge: bool) -> None:
+    ctx.store.release_processes(record.id)
+    ensure_running(ctx.paths)

@@ -1,0 +1,137 @@
+"""Jobs locally: snapshot the code, run the command under an MLflow run, register model outputs."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from mlspec.backends.local.context import Context, StepFailed
+from mlspec.graph import Node
+from mlspec.graph.digest import IGNORED_DIRS
+from mlspec.plan import Record
+from mlspec.spec import Job, Model
+from mlspec.spec.job import PathInput
+
+
+def _inputs(ctx: Context, node: Node, job: Job) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in job.inputs.items():
+        target = ctx.target(node.id, f"inputs.{name}")
+        if target and target.startswith("data/"):
+            out[name] = {"path": ctx.outputs(target)["path"]}
+        elif target and target.startswith("model/"):
+            out[name] = {"value": f"models:/{value.split(':', 1)[1]}"}  # type: ignore[union-attr]
+        elif isinstance(value, PathInput):
+            out[name] = {"path": str(ctx.graph.spec.files[node.id][f"inputs.{name}"])}
+        else:
+            out[name] = {"value": value}
+    return out
+
+
+def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, output in job.outputs.items():
+        entry: dict[str, Any] = {"path": f"{workdir}/outputs/{name}", "type": output.type,
+                                 "register_as": output.register_as, "flavor": output.flavor,
+                                 "loader": None, "aliases": []}
+        model_id = f"model/{output.register_as}" if output.register_as else None
+        if model_id and model_id in ctx.graph.nodes:
+            model = ctx.graph.nodes[model_id].resource
+            assert isinstance(model, Model)
+            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases))
+        out[name] = entry
+    return out
+
+
+def _snapshot(ctx: Context, node: Node, workdir: str) -> str | None:
+    code = ctx.graph.spec.files.get(node.id, {}).get("code")
+    if code is None:
+        return None
+    target = f"{workdir}/code"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(code, target, ignore=shutil.ignore_patterns(*IGNORED_DIRS, "*.pyc"))
+    return target
+
+
+def job_run(ctx: Context, node: Node) -> Any:
+    from mlspec.runtime.jobrun import JobRun
+
+    job = node.resource
+    assert isinstance(job, Job)
+    run_dir = ctx.paths.run_dir(job.name, node.hash).resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)  # a retry starts clean
+    run_dir.mkdir(parents=True)
+    workdir = str(run_dir)
+    env_id = ctx.target(node.id, "environment")
+    env_outputs = ctx.outputs(env_id) if env_id else {}
+    env_vars = dict(job.environment_variables)
+    if env_id:
+        env_vars = {**ctx.node(env_id).resource.environment_variables, **env_vars}  # type: ignore[attr-defined]
+    return JobRun(
+        job=job.name, experiment=job.experiment_name or ctx.graph.spec.workspace.name,
+        tracking_uri=ctx.tracking_uri, artifact_location=str(ctx.paths.artifacts.resolve()),
+        command=job.command, code=_snapshot(ctx, node, workdir), workdir=workdir,
+        inputs=_inputs(ctx, node, job), outputs=_outputs(ctx, node, job, workdir), env=env_vars,
+        path_prefix=env_outputs.get("bin"), timeout=job.timeout, retries=job.retries,
+        log_file=f"{workdir}/job.log", tags={"mlspec.job": job.name, "mlspec.hash": node.hash,
+                                             "mlspec.workspace": ctx.graph.spec.workspace.name},
+        content_hash=node.hash)
+
+
+def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
+    """Models an earlier, interrupted apply already registered for this exact job hash: reuse, never retrain."""
+    names = [o.register_as for o in job.outputs.values() if o.register_as]
+    if not names:
+        return None
+    from mlspec.runtime.tracking import client
+
+    found: dict[str, int] = {}
+    run_id = None
+    for name in names:
+        versions = client(ctx.tracking_uri).search_model_versions(f"name='{name}' and tag.`mlspec.hash`='{node.hash}'")
+        if not versions:
+            return None
+        best = max(versions, key=lambda v: int(v.version))
+        found[name] = int(best.version)
+        run_id = best.run_id
+    return {"run_id": run_id, "models": found, "adopted": True}
+
+
+def apply(ctx: Context, node: Node) -> dict[str, Any]:
+    job = node.resource
+    assert isinstance(job, Job)
+    adopted = _adopt(ctx, node, job)
+    if adopted:
+        ctx.say(f"[{job.name}] reusing model versions already registered for this job: {adopted['models']}")
+        return adopted
+    from mlspec.runtime import execute, packaging, tracking
+
+    run = job_run(ctx, node)
+    started = time.monotonic()
+    experiment = tracking.ensure_experiment(run.tracking_uri, run.experiment, run.artifact_location)
+    params = {k: v["value"] for k, v in run.inputs.items() if "value" in v}
+    run_id = tracking.start_run(run.tracking_uri, experiment, run.tags, params)
+    if run.code:
+        tracking.log_code_snapshot(run.tracking_uri, run_id, run.code)
+    result = execute.run_command(run, run_id, on_line=lambda line: ctx.say(f"[{job.name}] {line}"))
+    tracking.log_file(run.tracking_uri, run_id, run.log_file)
+    if result.exit_code != 0:
+        tracking.end_run(run.tracking_uri, run_id, "FAILED")
+        why = f"timed out after {job.timeout:.0f}s" if result.timed_out else f"exited with {result.exit_code}"
+        tail = "\n".join(f"    {line}" for line in result.log_tail[-10:])
+        raise StepFailed(f"job '{job.name}' {why} after {result.attempts} attempt(s) (MLflow run {run_id}); "
+                         f"last lines:\n{tail}\n  full log: {run.log_file}")
+    try:
+        models = packaging.register_outputs(run.tracking_uri, run_id, run)
+    except Exception as exc:
+        tracking.end_run(run.tracking_uri, run_id, "FAILED")
+        raise StepFailed(f"job '{job.name}' finished but its model could not be registered: {exc}") from exc
+    tracking.end_run(run.tracking_uri, run_id, "FINISHED")
+    return {"run_id": run_id, "models": {m.name: int(m.version) for m in models},
+            "duration_s": round(time.monotonic() - started, 2), "log": run.log_file}
+
+
+def delete(ctx: Context, record: Record, purge: bool) -> None:
+    if purge:
+        shutil.rmtree(ctx.paths.root / "runs" / record.id.split("/", 1)[1], ignore_errors=True)

@@ -1,0 +1,142 @@
+"""The per-workspace supervisor: keeps declared processes running, restarts crashes with backoff.
+
+Run as `python -m mlspec.backends.local.supervisor WORKSPACE_DIR`; `mlspec up` starts it when needed.
+It outlives `mlspec up`, reads the desired processes from the state store and records what it observes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR, is_ours, stop_group, workspace_processes
+from mlspec.backends.local.state import ProcessRow, StateStore
+
+TICK = 0.25
+MAX_BACKOFF = 30.0
+IDLE_EXIT = 2.0  # with nothing to supervise for this long, exit
+
+
+class Supervisor:
+    def __init__(self, paths: WorkspacePaths):
+        self.paths = paths
+        self.workspace = str(paths.root.resolve())
+        self.store = StateStore(paths.state_db)
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.not_before: dict[str, float] = {}
+
+    def log(self, message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    def sweep_orphans(self) -> None:
+        """Kill processes of this workspace that no desired row accounts for (e.g. a spawn cut short by kill -9)."""
+        wanted = {row.id for row in self.store.processes() if row.desired}
+        for pid, process_id in workspace_processes(self.workspace).items():
+            if process_id not in wanted:
+                self.log(f"stopping orphan {process_id} (pid {pid})")
+                stop_group(pid)
+
+    def start(self, row: ProcessRow) -> None:
+        env = {**os.environ, **row.env, ID_VAR: row.id, WORKSPACE_VAR: self.workspace}
+        Path(row.log).parent.mkdir(parents=True, exist_ok=True)
+        with open(row.log, "ab") as log:
+            proc = subprocess.Popen(row.argv, cwd=row.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children[row.id] = proc
+        self.store.observe(row.id, pid=proc.pid, started=time.time(), state="running")
+        self.log(f"started {row.id} (pid {proc.pid})")
+
+    def exited(self, row: ProcessRow) -> int | None:
+        """The exit code if the process is gone, None while it runs."""
+        child = self.children.get(row.id)
+        if child is not None:
+            code = child.poll()
+            if code is None:
+                return None
+            del self.children[row.id]
+            return code
+        return None if is_ours(row.pid, row.id) else -1
+
+    def tick(self) -> bool:
+        """One reconciliation pass; False when there is nothing left to supervise."""
+        rows = self.store.processes()
+        now = time.time()
+        for row in rows:
+            if not row.desired:
+                if row.pid and (row.id in self.children or is_ours(row.pid, row.id)):
+                    stop_group(row.pid)
+                    self.children.pop(row.id, None)
+                    self.log(f"stopped {row.id}")
+                self.store.forget_process(row.id)
+                continue
+            if row.pid is None:
+                if row.state != "stopped" and now >= self.not_before.get(row.id, 0):
+                    self.start(row)
+                continue
+            code = self.exited(row)
+            if code is None:
+                continue
+            delay = min(MAX_BACKOFF, 2.0 ** min(row.restarts, 5))
+            self.not_before[row.id] = now + delay
+            self.store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
+            self.store.event(row.owner, f"{row.id} exited with {code}; restarting in {delay:.0f}s")
+            self.log(f"{row.id} exited with {code}; restarting in {delay:.0f}s")
+        return any(row.desired and row.state != "stopped" for row in rows) or bool(self.children)
+
+    def run(self) -> None:
+        self.sweep_orphans()
+        idle_since: float | None = None
+        while True:
+            busy = self.tick()
+            if busy:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_EXIT:
+                self.log("nothing to supervise; exiting")
+                return
+            time.sleep(TICK)
+
+
+def running(paths: WorkspacePaths) -> bool:
+    """Whether a supervisor holds this workspace's supervisor lock."""
+    paths.supervisor_lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.supervisor_lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def ensure_running(paths: WorkspacePaths) -> None:
+    """Start the supervisor in its own session unless one is already running."""
+    if running(paths):
+        return
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    with open(paths.supervisor_log, "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "mlspec.backends.local.supervisor", str(paths.root.resolve())],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not running(paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def main() -> None:
+    paths = WorkspacePaths(Path(sys.argv[1]))
+    lock = open(paths.supervisor_lock, "a+")  # noqa: SIM115 - held for the supervisor's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another supervisor already looks after this workspace
+    Supervisor(paths).run()
+
+
+if __name__ == "__main__":
+    main()

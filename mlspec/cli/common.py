@@ -1,0 +1,47 @@
+"""Helpers shared by commands that act on a spec: load it, pick the engine, ask for confirmation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mlspec.cli.output import EXIT_INVALID, report_diagnostics
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed without a traceback; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_INVALID):
+        super().__init__(message)
+        self.code = code
+
+
+def load_spec(args: argparse.Namespace) -> Any:
+    """The graph of the spec named on the command line; exits 2 with diagnostics when it is invalid."""
+    from mlspec.graph import analyze
+
+    analysis = analyze(args.paths)
+    if analysis.graph is None:
+        report_diagnostics(analysis, getattr(args, "json", False))
+        raise CommandError("", EXIT_INVALID)
+    return analysis.graph
+
+
+def local_engine(args: argparse.Namespace) -> Any:
+    target = getattr(args, "target", None) or "local"
+    if target != "local":
+        raise CommandError(f"the {target} target is not available in this version of mlspec; "
+                           "use --target local (the default)")
+    from mlspec.backends.local.engine import LocalEngine
+
+    return LocalEngine(load_spec(args), lock_timeout=getattr(args, "lock_timeout", 0.0))
+
+
+def confirm(question: str, args: argparse.Namespace) -> bool:
+    if getattr(args, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        raise CommandError("not applying without confirmation: pass --yes to run without a terminal")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")

@@ -1,0 +1,117 @@
+"""`mlspec endpoint invoke|keys` and `mlspec compute start|stop|restart`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mlspec.cli.common import CommandError, local_engine
+from mlspec.cli.output import EXIT_FAILED, EXIT_OK, print_json
+
+
+def _record(engine: Any, resource_id: str) -> Any:
+    from mlspec.backends.local.state import StateStore
+
+    if not engine.paths.state_db.exists():
+        raise CommandError("nothing deployed yet: run `mlspec up`", EXIT_FAILED)
+    store = StateStore(engine.paths.state_db)
+    record = store.records().get(resource_id)
+    store.close()
+    if record is None:
+        raise CommandError(f"{resource_id} is not deployed: run `mlspec up`", EXIT_FAILED)
+    return record
+
+
+def invoke(args: argparse.Namespace) -> int:
+    engine = local_engine(args)
+    record = _record(engine, f"endpoint/{args.name}")
+    body = sys.stdin.buffer.read() if args.data == "-" else open(args.data, "rb").read()  # noqa: SIM115
+    content_type = "text/csv" if args.data.endswith(".csv") else "application/json"
+    request = urllib.request.Request(f"{record.outputs['url']}/invocations", data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    if record.outputs.get("auth") == "key":
+        from mlspec.backends.local.handlers.endpoint import load_keys
+
+        request.add_header("Authorization", f"Bearer {load_keys(_ctx_stub(engine), args.name)[args.key]}")
+    if args.deployment:
+        request.add_header("azureml-model-deployment", args.deployment)
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            payload = response.read().decode()
+            deployment = response.headers.get("x-mlspec-deployment", "?")
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"endpoint answered {exc.code}: {exc.read().decode(errors='replace')}", EXIT_FAILED) from exc
+    except OSError as exc:
+        raise CommandError(f"endpoint {args.name} is not reachable at {record.outputs['url']} ({exc}); "
+                           "see `mlspec status`", EXIT_FAILED) from exc
+    print(payload)
+    print(f"(answered by deployment {deployment})", file=sys.stderr)
+    return EXIT_OK
+
+
+class _ctx_stub:  # noqa: N801 - the keys helpers need only the workspace paths
+    def __init__(self, engine: Any):
+        self.paths = engine.paths
+
+
+def keys(args: argparse.Namespace) -> int:
+    import hashlib
+    import os
+    import secrets
+
+    from mlspec.backends.local.handlers.endpoint import keys_file, load_keys
+
+    engine = local_engine(args)
+    record = _record(engine, f"endpoint/{args.name}")
+    ctx = _ctx_stub(engine)
+    current = load_keys(ctx, args.name)
+    if args.regenerate:
+        current[args.regenerate] = secrets.token_urlsafe(32)
+        path = keys_file(ctx, args.name)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(current, handle)
+        tmp.replace(path)
+        config_path = engine.paths.endpoint(args.name) / "gateway.json"
+        config = json.loads(config_path.read_text())
+        config["key_hashes"] = [hashlib.sha256(k.encode()).hexdigest() for k in current.values()]
+        config_tmp = config_path.with_suffix(".tmp")
+        config_tmp.write_text(json.dumps(config, indent=2))
+        config_tmp.replace(config_path)  # the gateway picks it up without a restart
+    if args.json:
+        print_json({"url": record.outputs["url"], **current})
+    else:
+        print(f"url:       {record.outputs['url']}\nprimary:   {current['primary']}\nsecondary: {current['secondary']}")
+    return EXIT_OK
+
+
+def compute_action(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.state import StateStore
+    from mlspec.backends.local.supervisor import ensure_running
+
+    engine = local_engine(args)
+    record = _record(engine, f"compute/{args.name}")
+    if "url" not in record.outputs:
+        print(f"compute {args.name} runs jobs on demand locally; there is nothing to {args.action}")
+        return EXIT_OK
+    from mlspec.backends.local.processes import stop_group
+
+    store = StateStore(engine.paths.state_db)
+    rows = store.processes(record.id)
+    for row in rows:
+        if args.action in ("stop", "restart") and row.pid:
+            stop_group(row.pid)
+        # 'stopped' rows stay declared; the supervisor leaves them alone until `compute start`.
+        store.observe(row.id, pid=None, state="stopped" if args.action == "stop" else "pending")
+    store.close()
+    if args.action == "stop":
+        print(f"stopped {args.name}; notebooks are kept in {record.outputs.get('notebooks')}")
+    else:
+        ensure_running(engine.paths)
+        print(f"{args.action}ed {args.name}: {record.outputs['url']}")
+    return EXIT_OK if rows else EXIT_FAILED

@@ -1,0 +1,55 @@
+"""Plans as data: what an apply will do to each resource, and why, in the user's terms."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Action = Literal["create", "update", "replace", "delete", "noop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the state store remembers about one applied resource."""
+
+    id: str
+    kind: str
+    hash: str
+    spec: dict[str, Any]  # canonical spec when applied
+    files: dict[str, str] = field(default_factory=dict)  # file -> sha256 when applied
+    upstream: dict[str, str] = field(default_factory=dict)  # upstream id -> its hash when applied
+    outputs: dict[str, Any] = field(default_factory=dict)  # what apply produced: run id, model version, ports
+    status: str = "ready"  # ready | failed | pending
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: str
+    kind: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    verb: str = ""  # the kind's word for the action: retrain, register, redeploy, rebuild
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    changes: list[Change]  # creates/updates in dependency order, then deletes dependants-first
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action != "noop" for c in self.changes)
+
+    def count(self, action: Action) -> int:
+        return sum(c.action == action for c in self.changes)
+
+    def get(self, resource_id: str) -> Change | None:
+        return next((c for c in self.changes if c.id == resource_id), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changes": [c.as_dict() for c in self.changes],
+            "summary": {a: self.count(a) for a in ("create", "update", "replace", "delete", "noop")},
+        }

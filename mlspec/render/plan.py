@@ -1,0 +1,45 @@
+"""Plans as text (Terraform-like symbols) and Markdown (pull-request comments)."""
+
+from __future__ import annotations
+
+from mlspec.plan import Change, Plan
+from mlspec.render.style import Style
+
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
+COLOURS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+
+
+def _line(change: Change, width: int, style: Style) -> str:
+    symbol = SYMBOLS[change.action]
+    verb = change.verb if change.action in ("update", "replace") else ""
+    reasons = "; ".join(change.reasons)
+    detail = f"{verb}: {reasons}" if verb and reasons else (verb or reasons)
+    head = style(f"{symbol:>3} {change.id:<{width}}", COLOURS.get(change.action, ""))
+    return f"{head}  {detail}".rstrip()
+
+
+def plan_text(plan: Plan, style: Style) -> str:
+    changed = [c for c in plan.changes if c.action != "noop"]
+    unchanged = [c.id for c in plan.changes if c.action == "noop"]
+    width = max((len(c.id) for c in changed), default=0)
+    lines = [_line(c, width, style) for c in changed]
+    if unchanged:
+        shown = ", ".join(unchanged[:6]) + (f" and {len(unchanged) - 6} more" if len(unchanged) > 6 else "")
+        lines.append(style(f"    {shown}: no changes", "dim"))
+    lines.append(summary(plan))
+    return "\n".join(lines)
+
+
+def summary(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "No changes. Everything is up to date."
+    return (f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
+            f"{plan.count('replace')} to replace, {plan.count('delete')} to delete.")
+
+
+def plan_markdown(plan: Plan) -> str:
+    rows = ["| | resource | why |", "|---|---|---|"]
+    for c in plan.changes:
+        if c.action != "noop":
+            rows.append(f"| `{SYMBOLS[c.action]}` | `{c.id}` | {'; '.join(c.reasons)} |")
+    return "\n".join([f"**{summary(plan)}**", "", *rows]) if plan.has_changes else f"**{summary(plan)}**"

@@ -1,0 +1,189 @@
+"""The JobRun contract: everything a training runner needs, written by the engine as JSON, plus `${{...}}` substitution."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+
+from mlspec.spec.base import Strict
+from mlspec.spec.job import PLACEHOLDER, Flavor
+
+LiteralValue = bool | int | float | str
+
+
+class JobRunError(Exception):
+    """A problem the user can fix (bad placeholder, missing model file, ...): reported as a message, never a traceback."""
+
+
+def _absolute(path: str) -> str:
+    # The engine resolves every path before writing the contract: a relative one would silently depend on the
+    # runner's working directory, which differs between threads of the local engine and a container.
+    if not os.path.isabs(path):
+        raise ValueError(f"'{path}' must be an absolute path")
+    return path
+
+
+AbsPath = Annotated[str, AfterValidator(_absolute)]
+
+
+class InputBinding(Strict):
+    """One input: a literal value or an absolute path (a materialised Data resource or path input)."""
+
+    value: LiteralValue | None = Field(None, description="A literal passed as text on the command line.")
+    path: AbsPath | None = Field(None, description="Absolute path of the file or folder.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputBinding:
+        if (self.value is None) == (self.path is None):
+            raise ValueError("an input needs exactly one of 'value' or 'path'")
+        return self
+
+    def text(self) -> str:
+        """The text substituted for ${{inputs.NAME}} and logged as the run's param."""
+        if self.path is not None:
+            return self.path
+        assert self.value is not None  # guaranteed by _exactly_one
+        return literal_text(self.value)
+
+
+class OutputBinding(Strict):
+    """One output: where the job writes it, and how to register it when it is a model."""
+
+    path: AbsPath = Field(description="Absolute folder (or file for uri_file) the job writes.")
+    type: Literal["model", "uri_folder", "uri_file"] = "uri_folder"
+    register_as: str | None = Field(None, description="Registered model name; None: not registered.")
+    flavor: Flavor | None = Field(None, description="sklearn, torch or pyfunc; None: detected from the files.")
+    loader: str | None = Field(None, description="'module:function' building the net for a torch state dict.")
+    aliases: list[str] = Field(default_factory=list, description="Aliases moved to the new version.")
+
+    @field_validator("loader")
+    @classmethod
+    def _loader_syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            module, sep, function = value.partition(":")
+            if not (sep and module and function.isidentifier()):
+                raise ValueError(f"loader '{value}' must look like 'module.path:function'")
+        return value
+
+
+class JobRun(Strict):
+    """What the engine hands a training runner: one job, fully resolved to absolute paths and literals."""
+
+    job: str = Field(description="The job's name (mlspec.job tag, registered version tags).")
+    experiment: str = Field(description="MLflow experiment name.")
+    tracking_uri: str = Field(description="MLflow tracking and registry URI, e.g. sqlite:////abs/.mlspec/mlflow.db.")
+    artifact_location: str = Field(description="Absolute folder (or URI) for the experiment's artifacts.")
+    command: str = Field(description="Shell command with ${{inputs.x}} / ${{outputs.y}} still unsubstituted.")
+    code: AbsPath | None = Field(None, description="Absolute code folder: working directory and snapshot; None: cwd.")
+    workdir: AbsPath = Field(description="Absolute folder of this run: outputs and logs live here.")
+    inputs: dict[str, InputBinding] = Field(default_factory=dict)
+    outputs: dict[str, OutputBinding] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the command.")
+    path_prefix: AbsPath | None = Field(None, description="Folder put first on PATH (an environment's venv bin).")
+    timeout: float | None = Field(None, gt=0, description="Seconds for the whole job, all attempts together.")
+    retries: int = Field(0, ge=0, description="Extra attempts after a non-zero exit.")
+    log_file: AbsPath | None = Field(None, description="Absolute log file (appended); None: WORKDIR/job.log.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the MLflow run.")
+    content_hash: str = Field("", description="The job's content hash (mlspec.hash tag).")
+
+    @model_validator(mode="after")
+    def _outputs_are_disposable(self) -> JobRun:
+        # Output folders are emptied before every attempt: refuse any that would take the code, the
+        # workdir itself or the log with them.
+        protected = [Path(p) for p in (self.code, self.workdir, self.log_path) if p]
+        for name, output in self.outputs.items():
+            out = Path(output.path)
+            for keep in protected:
+                if out == keep or out in keep.parents:
+                    raise ValueError(f"output '{name}' ({out}) would be emptied before each attempt but holds {keep}")
+        return self
+
+    @property
+    def log_path(self) -> str:
+        return self.log_file or os.path.join(self.workdir, "job.log")
+
+    def literal_params(self) -> dict[str, str]:
+        """The literal inputs, as the text the command received: the run's params."""
+        return {name: b.text() for name, b in self.inputs.items() if b.path is None}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> JobRun:
+        """Read a JobRun JSON file; a missing or malformed file is a JobRunError with the reasons."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise JobRunError(f"cannot read job run file {path}: {error.strerror}") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in error.errors()
+            )
+            raise JobRunError(f"{path} is not a valid job run: {problems}") from None
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
+
+
+def literal_text(value: LiteralValue) -> str:
+    """A literal as command-line text: booleans as the spec writes them (true/false), numbers as Python prints them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def prepare_output(output: OutputBinding) -> None:
+    """Give an output a fresh, empty place: a folder, or (uri_file) an absent file in an existing folder."""
+    path = Path(output.path)
+    if output.type == "uri_file":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def substitute(command: str, run: JobRun) -> str:
+    """Replace ${{inputs.x}} / ${{outputs.y}} with shell-quoted values; creates the referenced output places.
+
+    Every unknown reference is reported at once, with the names that do exist.
+    """
+    unknown: list[str] = []
+    for match in PLACEHOLDER.finditer(command):
+        group, name = match.group(1), match.group(2)
+        table: dict[str, InputBinding] | dict[str, OutputBinding] | None = (
+            run.inputs if group == "inputs" else run.outputs if group == "outputs" else None
+        )
+        if table is None or name not in table:
+            unknown.append(match.group(0))
+    if unknown:
+        known = [f"inputs.{n}" for n in run.inputs] + [f"outputs.{n}" for n in run.outputs]
+        raise JobRunError(
+            f"job '{run.job}': the command refers to {', '.join(unknown)}, which the job does not declare"
+            f" (declared: {', '.join(known) or 'nothing'})"
+        )
+
+    def replace(match: re.Match[str]) -> str:
+        group, name = match.group(1), match.group(2)
+        if group == "inputs":
+            return shlex.quote(run.inputs[name].text())
+        output = run.outputs[name]
+        if output.type == "uri_file":
+            Path(output.path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            Path(output.path).mkdir(parents=True, exist_ok=True)
+        return shlex.quote(output.path)
+
+    return PLACEHOLDER.sub(replace, command)
