@@ -22,6 +22,7 @@ class Node:
     deps: tuple[str, ...]  # every upstream id, sorted
     hash: str
     files: dict[str, str]  # file read by this resource (relative to the spec root) -> sha256
+    spec: str = ""  # canonical JSON of the resource (what the hash covers, besides files and upstream)
     implicit: bool = False
 
     @property
@@ -67,14 +68,15 @@ def build_graph(spec: ResolvedSpec, diagnostics: Diagnostics) -> Graph:
         files: dict[str, str] = {}
         for path in spec.files.get(rid, {}).values():
             files.update(tree_digests(path, spec.root))
+        spec_json = canonical(declared.resource)
         hasher = hashlib.sha256()
-        hasher.update(f"{HASH_VERSION}\0{rid}\0{canonical(declared.resource)}\0".encode())
+        hasher.update(f"{HASH_VERSION}\0{rid}\0{spec_json}\0".encode())
         for name in sorted(files):
             hasher.update(f"{name}\0{files[name]}\0".encode())
         for upstream in sorted(content_deps[rid]):
             hasher.update(f"{upstream}\0{graph.nodes[upstream].hash}\0".encode())
         graph.nodes[rid] = Node(rid, declared.resource, tuple(sorted(deps[rid])), hasher.hexdigest(), files,
-                                rid in spec.implicit)
+                                spec_json, rid in spec.implicit)
     return graph
 
 

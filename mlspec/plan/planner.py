@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlspec.graph import Graph, Node, canonical
+from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.model import Action, Change, Plan, Record
 
@@ -17,7 +17,7 @@ REPLACE_FIELDS = {"Compute": ("type", "target"), "Environment": ("image", "pytho
 
 
 def spec_of(node: Node) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(canonical(node.resource))
+    value: dict[str, Any] = json.loads(node.spec)
     return value
 
 

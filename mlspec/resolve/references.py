@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,8 @@ class _Resolver:
 
     def locate(self, item: Declared, path: str, relative: str, want_dir: bool | None = None) -> Path | None:
         """A path from the spec, relative to the file that declared it; it must exist."""
-        base = Path(item.doc.file).resolve().parent
-        located = (base / relative).resolve()
+        base = _folder_of(item.doc.file)
+        located = Path(os.path.normpath(base / relative))  # normpath, not resolve(): no syscall per path
         if not located.exists():
             self.diagnostics.error(f"{item.kind} '{item.resource.name}': {path}: '{relative}' does not exist",
                                    _span(item.doc, path), path, f"paths are relative to {base}")
@@ -222,6 +224,11 @@ class _Resolver:
         data: Any = item.resource
         want = None if data.type is None else data.type == "uri_folder"
         self.locate(item, "path", data.path, want_dir=want)
+
+
+@functools.lru_cache(maxsize=256)
+def _folder_of(file: str) -> Path:
+    return Path(file).resolve().parent
 
 
 def _span(doc: Document, dotted: str) -> Span | None:

@@ -70,6 +70,8 @@ class LocalEngine:
                     return the_plan, None
                 store.backup()
                 ctx = Context(self.graph, self.paths, store, records, _printer())
+                if any(c.kind in ("Job", "Model", "Endpoint") and c.action != "delete" for c in the_plan.changes):
+                    _prepare_tracking(ctx)
                 return the_plan, apply_plan(ctx, the_plan)
             finally:
                 store.close()
@@ -107,6 +109,24 @@ class LocalEngine:
                 return outcome
             finally:
                 store.close()
+
+
+def _prepare_tracking(ctx: Context) -> None:
+    """Create the MLflow store once, before parallel jobs race to run its migrations, and close out runs
+    that an interrupted `up` left RUNNING."""
+    from mlspec.runtime.tracking import client
+
+    mlflow = client(ctx.tracking_uri)
+    workspace = ctx.graph.spec.workspace.name
+    experiments = [e.experiment_id for e in mlflow.search_experiments()]
+    if not experiments:
+        return
+    stale = mlflow.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and "
+                                                           f"tags.`mlspec.workspace` = '{workspace}'")
+    for run in stale:
+        mlflow.set_terminated(run.info.run_id, status="KILLED")
+        ctx.say(f"  marked run {run.info.run_id[:12]} of job {run.data.tags.get('mlspec.job')} as killed "
+                "(an earlier up was interrupted)")
 
 
 def _delete_with(ctx: Context, rid: str, outcome: Outcome, purge: bool) -> None:

@@ -1,0 +1,447 @@
+"""Turn a job's model outputs into MLflow models, log them to the run and register them as new, hash-tagged versions.
+
+What a job may leave in a model output folder, and what becomes of it:
+
+- an MLflow model (an `MLmodel` file, at the top or in one sub-folder): logged byte for byte;
+- a scikit-learn `*.joblib` / `*.pkl` / `*.pickle`: loaded here and re-saved with `mlflow.sklearn.save_model`
+  (cloudpickle). Re-saving is the sound way: the model bytes and the scikit-learn version the MLmodel records
+  then come from the same library, and every MLflow (2.12 onwards) can load the result, where copying the file
+  unread would have to guess the version it was pickled with, and joblib's format is not one MLflow's loader
+  reads. A version mismatch between the job and this process is reported as a warning;
+- a TorchScript `*.pt` / `*.pth`: saved with `mlflow.pytorch.save_model`, which keeps it TorchScript at
+  `data/model.pth`, so mlspec's server can `torch.jit.load` it and `mlflow.pyfunc` can load it too;
+- a torch state dict plus `loader: 'module:function'`: the net is built from the code folder, the weights
+  loaded (`weights_only`: no code runs), then scripted to TorchScript as above; a net that cannot be scripted
+  is saved as a pickled module with the code modules it came from (`code_paths`).
+
+Every registered version carries `mlspec.sha256` = `model_digest` of the logged folder, so a server can check
+the files before it unpickles anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mlspec.runtime.jobrun import JobRun, JobRunError, OutputBinding
+from mlspec.spec.job import Flavor
+
+SKLEARN_SUFFIXES = (".joblib", ".pkl", ".pickle")
+TORCH_SUFFIXES = (".pt", ".pth")
+MLMODEL = "MLmodel"
+TORCHSCRIPT_PATH = "data/model.pth"  # where mlflow.pytorch.save_model writes a ScriptModule
+READY_TIMEOUT_S = 300.0
+_CHUNK = 1 << 20
+
+# sys.path and sys.modules belong to the whole process: threads of the local engine take turns importing
+# job code, and each job's modules are forgotten afterwards so two jobs' `model.py` never meet.
+_IMPORT_LOCK = threading.Lock()
+
+TorchFormat = Literal["torchscript", "pickle"]
+
+
+class RegisteredModel(BaseModel):
+    """One registered model version, as the result JSON and the engine's state record it."""
+
+    name: str
+    version: int
+    source_uri: str = Field(description="Where the version's files are (the run's artifacts).")
+    sha256: str = Field(description="model_digest of those files.")
+    flavor: Flavor
+    output: str = Field(description="The job output it came from.")
+    aliases: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def model_digest(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 over every file of a model folder: sorted relative POSIX paths, each followed by its size and bytes.
+
+    Path and size framing make the digest unambiguous (moving bytes between files changes it). Cheap to import:
+    the scoring server recomputes it before unpickling.
+    """
+    root = Path(folder)
+    files = sorted(
+        (path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file()
+    )
+    digest = hashlib.sha256()
+    for relative, path in files:
+        digest.update(relative.encode("utf-8") + b"\0")
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What an output folder holds: an MLflow model folder, or a plain model file of a flavor."""
+
+    kind: Literal["mlmodel", "sklearn", "torchscript", "state_dict"]
+    path: Path
+    flavor: Flavor
+
+
+@dataclass(slots=True)
+class _Built:
+    output: str
+    binding: OutputBinding
+    folder: Path
+    flavor: Flavor
+    tags: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_model(output_name: str, output: OutputBinding) -> Found:
+    """Decide what the output holds, from its files and the declared flavor; a JobRunError says what was found."""
+    root = Path(output.path)
+    where = f"output '{output_name}' ({root})"
+    if not root.exists():
+        raise JobRunError(f"{where} does not exist: the job did not write its model there")
+    if root.is_dir():
+        mlmodel = _find_mlmodel(root, where)
+        if mlmodel is not None:
+            return Found("mlmodel", mlmodel, _mlmodel_flavor(mlmodel, output.flavor, where))
+    if output.flavor == "pyfunc":
+        raise JobRunError(f"{where}: flavor pyfunc needs an MLflow model (an MLmodel file); found {_listing(root)}")
+    suffixes = {"sklearn": SKLEARN_SUFFIXES, "torch": TORCH_SUFFIXES, None: SKLEARN_SUFFIXES + TORCH_SUFFIXES}[
+        output.flavor
+    ]
+    candidates = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in suffixes and not _hidden(p.relative_to(root))
+    )
+    wanted = f"an MLmodel file or {' / '.join('*' + s for s in suffixes)}"
+    if not candidates:
+        raise JobRunError(f"{where} holds no model: expected {wanted}; found {_listing(root)}")
+    if len(candidates) > 1:
+        names = ", ".join(p.relative_to(root).as_posix() for p in candidates)
+        raise JobRunError(f"{where} holds several model files ({names}): keep one, or save an MLflow model")
+    path = candidates[0]
+    if path.suffix.lower() in TORCH_SUFFIXES or output.flavor == "torch":
+        if _is_torchscript(path):
+            return Found("torchscript", path, "torch")
+        if not output.loader:
+            raise JobRunError(
+                f"{where}: {path.name} is not TorchScript (a state dict?); declare loader: 'module:function' "
+                "returning the network, or save torch.jit.script(model)"
+            )
+        return Found("state_dict", path, "torch")
+    return Found("sklearn", path, "sklearn")
+
+
+def register_outputs(tracking_uri: str, run_id: str, run: JobRun) -> list[RegisteredModel]:
+    """Package, log and register every output with `register_as`; nothing is registered when any one is unusable."""
+    wanted = {name: output for name, output in run.outputs.items() if output.register_as}
+    if not wanted:
+        return []
+    os.makedirs(run.workdir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=run.workdir, prefix=".package-") as staging:
+        # Build everything first: a bad second output must not leave the first one registered.
+        built = [_build(name, output, run, Path(staging) / name) for name, output in wanted.items()]
+        return [_log_and_register(tracking_uri, run_id, run, item) for item in built]
+
+
+def _build(output_name: str, output: OutputBinding, run: JobRun, staging: Path) -> _Built:
+    found = find_model(output_name, output)
+    if found.kind == "mlmodel":
+        return _Built(output_name, output, found.path, found.flavor, tags={"mlspec.source_file": MLMODEL})
+    tags = {"mlspec.source_file": found.path.name}
+    metadata = {"mlspec_job": run.job, "mlspec_hash": run.content_hash, "mlspec_source_file": found.path.name}
+    if found.kind == "sklearn":
+        notes = _save_sklearn(found.path, run.code, staging, metadata)
+        return _Built(output_name, output, staging, "sklearn", tags, notes)
+    torch_format = _save_torch(found, output, run.code, staging, metadata)
+    tags["mlspec.torch_format"] = torch_format
+    return _Built(output_name, output, staging, "torch", tags)
+
+
+def _log_and_register(tracking_uri: str, run_id: str, run: JobRun, built: _Built) -> RegisteredModel:
+    from mlspec.runtime.tracking import client
+
+    mlflow_client = client(tracking_uri)
+    name = built.binding.register_as
+    assert name is not None
+    digest = model_digest(built.folder)
+    artifact_path = f"models/{built.output}"
+    mlflow_client.log_artifacts(run_id, str(built.folder), artifact_path)
+    source = f"{mlflow_client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+    tags = {
+        "mlspec.sha256": digest, "mlspec.job": run.job, "mlspec.hash": run.content_hash,
+        "mlspec.output": built.output, "mlspec.flavor": built.flavor, **built.tags,
+    }
+    version = _create_version(tracking_uri, name, source, run_id, tags)
+    aliases = [alias for alias in built.binding.aliases if alias.lower() != "latest"]  # 'latest' is always implied
+    for alias in aliases:
+        try:
+            mlflow_client.set_registered_model_alias(name, alias, str(version))
+        except Exception as error:
+            raise JobRunError(f"registered {name} version {version} but cannot set alias '{alias}': {error}") from None
+    return RegisteredModel(
+        name=name, version=version, source_uri=source, sha256=digest, flavor=built.flavor,
+        output=built.output, aliases=aliases, warnings=built.warnings,
+    )
+
+
+def _create_version(tracking_uri: str, name: str, source: str, run_id: str, tags: dict[str, str]) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from mlspec.runtime.tracking import client
+
+    mlflow_client = client(tracking_uri)
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    # MLflow's own wait prints to stdout; ours is silent and reports a registration that failed.
+    version = mlflow_client.create_model_version(name, source, run_id=run_id, tags=tags, await_creation_for=0)
+    deadline, pause = time.monotonic() + READY_TIMEOUT_S, 0.02
+    while version.status != "READY":
+        if version.status == "FAILED_REGISTRATION":
+            raise JobRunError(f"the registry failed to register {name} version {version.version}: "
+                              f"{version.status_message or 'no reason given'}")
+        if time.monotonic() > deadline:
+            raise JobRunError(f"{name} version {version.version} was not READY after {READY_TIMEOUT_S:g} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+        version = mlflow_client.get_model_version(name, version.version)
+    return int(version.version)
+
+
+# --- what the output holds -------------------------------------------------------------------------------------
+
+
+def _find_mlmodel(root: Path, where: str) -> Path | None:
+    if (root / MLMODEL).is_file():
+        return root
+    nested = sorted(p.parent for p in root.glob(f"*/{MLMODEL}"))
+    if len(nested) > 1:
+        names = ", ".join(p.name for p in nested)
+        raise JobRunError(f"{where} holds several MLflow models ({names}): keep one per output")
+    return nested[0] if nested else None
+
+
+def _mlmodel_flavor(folder: Path, declared: Flavor | None, where: str) -> Flavor:
+    import yaml
+
+    try:
+        flavors = (yaml.safe_load((folder / MLMODEL).read_text(encoding="utf-8")) or {}).get("flavors") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise JobRunError(f"{where}: cannot read {folder / MLMODEL}: {error}") from None
+    needs = {"sklearn": "sklearn", "torch": "pytorch", "pyfunc": "python_function"}
+    if declared is not None:
+        if needs[declared] not in flavors:
+            raise JobRunError(
+                f"{where}: declared flavor {declared}, but the MLflow model has flavors "
+                f"{', '.join(sorted(flavors)) or 'none'}"
+            )
+        return declared
+    if "sklearn" in flavors:
+        return "sklearn"
+    if "pytorch" in flavors:
+        return "torch"
+    if "python_function" in flavors:
+        return "pyfunc"
+    raise JobRunError(
+        f"{where}: the MLflow model has no flavor mlspec can serve ({', '.join(sorted(flavors)) or 'none'});"
+        " it needs python_function, sklearn or pytorch"
+    )
+
+
+def _is_torchscript(path: Path) -> bool:
+    # torch.jit.save writes a zip holding `*/constants.pkl` and `*/code/`; torch.save of a state dict holds neither.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _listing(root: Path, limit: int = 10) -> str:
+    if root.is_file():
+        return f"the file {root.name}"
+    names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    if not names:
+        return "an empty folder"
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# --- building MLflow models --------------------------------------------------------------------------------------
+
+
+class _CodeImports:
+    """The code folder's modules imported while it was on sys.path: they travel with a pickled model."""
+
+    def __init__(self, code_dir: str | None) -> None:
+        self.code_dir = os.path.realpath(code_dir) if code_dir else None
+        self.before = set(sys.modules)
+
+    def new_modules(self) -> list[str]:
+        return [name for name in set(sys.modules) - self.before if self._in_code(sys.modules[name])]
+
+    def roots(self) -> list[str]:
+        """Top-level files and packages of the code folder that the new modules came from (for code_paths)."""
+        if self.code_dir is None:
+            return []
+        found = set()
+        for name in self.new_modules():
+            relative = os.path.relpath(os.path.realpath(str(sys.modules[name].__file__)), self.code_dir)
+            found.add(os.path.join(self.code_dir, relative.split(os.sep)[0]))
+        return sorted(found)
+
+    def _in_code(self, module: Any) -> bool:
+        file = getattr(module, "__file__", None)
+        return bool(self.code_dir and file and os.path.realpath(file).startswith(self.code_dir + os.sep))
+
+
+@contextlib.contextmanager
+def _job_code_importable(code_dir: str | None) -> Iterator[_CodeImports]:
+    """Put the code folder first on sys.path (the job ran there), then restore sys.path and forget its modules."""
+    with _IMPORT_LOCK:
+        imports = _CodeImports(code_dir)
+        if code_dir:
+            sys.path.insert(0, code_dir)
+        try:
+            yield imports
+        finally:
+            if code_dir and code_dir in sys.path:
+                sys.path.remove(code_dir)
+            for name in imports.new_modules():
+                sys.modules.pop(name, None)
+            importlib.invalidate_caches()
+
+
+def _load_error(path: Path, error: BaseException) -> JobRunError:
+    hint = ""
+    if "__main__" in str(error) or isinstance(error, AttributeError):
+        hint = (" (a class or function defined in the training script itself cannot be loaded anywhere else:"
+                " move it into a module of the code folder and import it from there)")
+    elif isinstance(error, ModuleNotFoundError):
+        hint = f" (module '{error.name}' is not installed where mlspec registers models)"
+    return JobRunError(f"cannot load {path}: {type(error).__name__}: {error}{hint}")
+
+
+def _save_sklearn(path: Path, code_dir: str | None, dest: Path, metadata: dict[str, str]) -> list[str]:
+    try:
+        import joblib
+        import mlflow.sklearn
+        import sklearn
+    except ImportError as error:
+        raise JobRunError(f"cannot register {path.name}: {error.name} is not installed where mlspec runs") from None
+
+    notes: list[str] = []
+    with _job_code_importable(code_dir) as imports:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model = joblib.load(path)  # reads plain pickles too
+            except Exception as error:
+                raise _load_error(path, error) from None
+        notes += [f"{path.name}: {w.message}" for w in caught if type(w.message).__name__ == "InconsistentVersionWarning"]
+        if not hasattr(model, "predict"):
+            raise JobRunError(f"{path} holds a {type(model).__name__}, which has no predict(): not a model to serve")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's pickle-format caution: digests guard the loading side
+            mlflow.sklearn.save_model(
+                model,
+                str(dest),
+                serialization_format="cloudpickle",
+                code_paths=imports.roots() or None,
+                # Explicit requirements skip MLflow's inference, which re-loads the model in a fresh Python
+                # process (seconds per model).
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
+                metadata={**metadata, "mlspec_sklearn_version": sklearn.__version__},
+            )
+    return notes
+
+
+def _save_torch(found: Found, output: OutputBinding, code_dir: str | None, dest: Path,
+                metadata: dict[str, str]) -> TorchFormat:
+    try:
+        import mlflow.pytorch
+        import torch
+    except ImportError as error:
+        raise JobRunError(
+            f"cannot register {found.path.name}: {error.name} is not installed where mlspec runs"
+        ) from None
+
+    requirements = mlflow.pytorch.get_default_pip_requirements()
+    if found.kind == "torchscript":
+        try:
+            net = torch.jit.load(str(found.path), map_location="cpu")
+        except Exception as error:
+            raise _load_error(found.path, error) from None
+        _save_pytorch(net, dest, requirements, {**metadata, "mlspec_torch_format": "torchscript"}, None)
+        return "torchscript"
+
+    assert output.loader is not None
+    with _job_code_importable(code_dir) as imports:
+        net = _build_net(found.path, output.loader, code_dir)
+        try:
+            scripted = torch.jit.script(net)
+        except Exception:  # many nets are not scriptable: those are saved as code + pickle instead
+            scripted = None
+        if scripted is not None:
+            _save_pytorch(scripted, dest, requirements, {**metadata, "mlspec_torch_format": "torchscript"}, None)
+            return "torchscript"
+        _save_pytorch(net, dest, requirements, {**metadata, "mlspec_torch_format": "pickle"}, imports.roots())
+        return "pickle"
+
+
+def _save_pytorch(net: Any, dest: Path, requirements: list[str], metadata: dict[str, str],
+                  code_paths: list[str] | None) -> None:
+    import mlflow.pytorch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pytorch.save_model(
+            net, str(dest), serialization_format="pickle", pip_requirements=requirements,
+            metadata=metadata, code_paths=code_paths or None,
+        )
+
+
+def _build_net(path: Path, loader: str, code_dir: str | None) -> Any:
+    import torch
+
+    module_name, _, function_name = loader.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise JobRunError(f"loader '{loader}' not found in the code folder {code_dir}: {error}") from None
+    try:
+        net = factory()
+    except Exception as error:
+        raise JobRunError(f"loader '{loader}' failed: {type(error).__name__}: {error}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise JobRunError(f"loader '{loader}' returned a {type(net).__name__}, not a torch.nn.Module")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)  # weights only: no code runs
+    except Exception as error:
+        raise JobRunError(f"{path} is neither TorchScript nor a state dict: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a checkpoint {state_dict, epoch...}
+        state = state["state_dict"]
+    try:
+        net.load_state_dict(state)
+    except Exception as error:
+        raise JobRunError(f"{path} does not fit the network from '{loader}': {error}") from None
+    return net.eval()
