@@ -172,7 +172,12 @@ def _attempt(
     reader.start()
     # A thread blocked in wait() wakes the event the moment the command exits: no polling on the normal path.
     exited = threading.Event()
-    waiter = threading.Thread(target=lambda: (proc.wait(), exited.set()), name=f"wait-{run.job}", daemon=True)
+
+    def wait() -> None:
+        proc.wait()
+        exited.set()
+
+    waiter = threading.Thread(target=wait, name=f"wait-{run.job}", daemon=True)
     waiter.start()
 
     outcome = _Outcome(None)
@@ -220,6 +225,28 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def _group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: orphans are reaped by init, not by us,
+    and an init that reaps slowly (or none at all, when we are PID 1 in a container) must not hold us up."""
+    if not _signal_group(pgid, 0):
+        return False
+    try:
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:  # no procfs: trust kill(0)
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # After "(comm)": state, ppid, pgrp. comm may hold spaces and parentheses, hence rindex.
+        state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state != b"Z":
+            return True
+    return False
+
+
 def _stop_group(pgid: int, leader_exited: threading.Event | None) -> None:
     """SIGTERM the group, give it KILL_GRACE_S to exit, then SIGKILL whatever is left."""
     if not _signal_group(pgid, signal.SIGTERM):
@@ -227,6 +254,6 @@ def _stop_group(pgid: int, leader_exited: threading.Event | None) -> None:
     end = time.monotonic() + KILL_GRACE_S
     if leader_exited is not None:
         leader_exited.wait(KILL_GRACE_S)
-    while time.monotonic() < end and _signal_group(pgid, 0):
-        time.sleep(0.02)
+    while time.monotonic() < end and _group_running(pgid):
+        time.sleep(0.01)
     _signal_group(pgid, signal.SIGKILL)

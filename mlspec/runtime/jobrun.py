@@ -1,4 +1,4 @@
-"""The JobRun contract: everything a training runner needs, written by the engine as JSON, plus `${{...}}` substitution."""
+"""The JobRun contract: all a training runner needs, as the engine writes it in JSON; and `${{...}}` substitution."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ LiteralValue = bool | int | float | str
 
 
 class JobRunError(Exception):
-    """A problem the user can fix (bad placeholder, missing model file, ...): reported as a message, never a traceback."""
+    """A problem the user can fix (bad placeholder, missing model file...): reported as a message, not a traceback."""
 
 
 def _absolute(path: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import logging
 import os
 import sys
 import tempfile
@@ -30,7 +31,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,9 +48,10 @@ TORCHSCRIPT_PATH = "data/model.pth"  # where mlflow.pytorch.save_model writes a 
 READY_TIMEOUT_S = 300.0
 _CHUNK = 1 << 20
 
-# sys.path and sys.modules belong to the whole process: threads of the local engine take turns importing
-# job code, and each job's modules are forgotten afterwards so two jobs' `model.py` never meet.
-_IMPORT_LOCK = threading.Lock()
+# sys.path, sys.modules and the warnings filters belong to the whole process: threads of the local engine take
+# turns building models (a fraction of a second each), and each job's modules are forgotten afterwards so two
+# jobs' `model.py` never meet.
+_BUILD_LOCK = threading.Lock()
 
 TorchFormat = Literal["torchscript", "pickle"]
 
@@ -62,7 +64,7 @@ class RegisteredModel(BaseModel):
     source_uri: str = Field(description="Where the version's files are (the run's artifacts).")
     sha256: str = Field(description="model_digest of those files.")
     flavor: Flavor
-    output: str = Field(description="The job output it came from.")
+    output: str | None = Field(None, description="The job output it came from; None: registered from a path.")
     aliases: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -98,7 +100,8 @@ class Found:
 
 @dataclass(slots=True)
 class _Built:
-    output: str
+    """An MLflow model folder ready to log, with what the registered version should say about it."""
+
     binding: OutputBinding
     folder: Path
     flavor: Flavor
@@ -108,10 +111,13 @@ class _Built:
 
 def find_model(output_name: str, output: OutputBinding) -> Found:
     """Decide what the output holds, from its files and the declared flavor; a JobRunError says what was found."""
+    return _find(f"output '{output_name}' ({output.path})", output)
+
+
+def _find(where: str, output: OutputBinding) -> Found:
     root = Path(output.path)
-    where = f"output '{output_name}' ({root})"
     if not root.exists():
-        raise JobRunError(f"{where} does not exist: the job did not write its model there")
+        raise JobRunError(f"{where} does not exist: nothing was written there")
     if root.is_dir():
         mlmodel = _find_mlmodel(root, where)
         if mlmodel is not None:
@@ -144,46 +150,122 @@ def find_model(output_name: str, output: OutputBinding) -> Found:
     return Found("sklearn", path, "sklearn")
 
 
+# What registering a flavor imports: seconds on a cold process, which `prewarm` spends while the job runs.
+_PREWARM: dict[str | None, tuple[str, ...]] = {
+    "sklearn": ("joblib", "sklearn.base", "cloudpickle", "mlflow.pyfunc", "mlflow.sklearn"),
+    "torch": ("torch", "cloudpickle", "mlflow.pyfunc", "mlflow.pytorch"),
+    "pyfunc": ("mlflow.pyfunc",),
+    None: ("mlflow.pyfunc",),
+}
+
+
+def prewarm(run: JobRun) -> threading.Thread | None:
+    """Import what registering the run's declared flavors will need, in a background thread, while the command
+    runs (the runner only waits then). Optional: registration imports them anyway."""
+    modules = dict.fromkeys(m for o in run.outputs.values() if o.register_as for m in _PREWARM[o.flavor])
+    if not modules:
+        return None
+
+    def load() -> None:
+        for module in modules:
+            # Not installed here: registration reports it later, naming the model.
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"prewarm-{run.job}", daemon=True)
+    thread.start()
+    return thread
+
+
 def register_outputs(tracking_uri: str, run_id: str, run: JobRun) -> list[RegisteredModel]:
     """Package, log and register every output with `register_as`; nothing is registered when any one is unusable."""
     wanted = {name: output for name, output in run.outputs.items() if output.register_as}
     if not wanted:
         return []
+    metadata = {"mlspec_job": run.job, "mlspec_hash": run.content_hash}
     os.makedirs(run.workdir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=run.workdir, prefix=".package-") as staging:
         # Build everything first: a bad second output must not leave the first one registered.
-        built = [_build(name, output, run, Path(staging) / name) for name, output in wanted.items()]
-        return [_log_and_register(tracking_uri, run_id, run, item) for item in built]
+        with _BUILD_LOCK:
+            built = {
+                name: _build(f"output '{name}' ({output.path})", output, run.code, metadata, Path(staging) / name)
+                for name, output in wanted.items()
+            }
+        tags = {"mlspec.job": run.job, "mlspec.hash": run.content_hash}
+        return [
+            _log_and_register(tracking_uri, run_id, item, f"models/{name}", {**tags, "mlspec.output": name}, name)
+            for name, item in built.items()
+        ]
 
 
-def _build(output_name: str, output: OutputBinding, run: JobRun, staging: Path) -> _Built:
-    found = find_model(output_name, output)
+def register_path(
+    tracking_uri: str,
+    name: str,
+    path: str | os.PathLike[str],
+    flavor: Flavor | None = None,
+    aliases: Sequence[str] = (),
+    tags: Mapping[str, str] | None = None,
+    loader: str | None = None,
+    code: str | None = None,
+    experiment: str = "mlspec-models",
+    artifact_location: str | None = None,
+) -> RegisteredModel:
+    """Register a model file or folder that no job produced (a Model with `path`) as a new version of `name`.
+
+    The files are logged into a run of `experiment`, so the version has a stable copy (the source may change
+    later) with the same sha256 tag as a job's. `artifact_location` defaults, for a sqlite store, to the
+    `artifacts` folder beside the database (the local engine's layout).
+    """
+    from mlspec.runtime import tracking
+
+    source = os.path.abspath(path)
+    binding = OutputBinding(path=source, type="model", register_as=name, flavor=flavor, loader=loader,
+                            aliases=list(aliases))
+    experiment_id = tracking.ensure_experiment(tracking_uri, experiment, artifact_location or _beside_db(tracking_uri))
+    run_id = tracking.start_run(tracking_uri, experiment_id, {"mlspec.model": name, "mlspec.source_path": source},
+                                run_name=f"register-{name}")
+    status: tracking.RunStatus = "FAILED"
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlspec-package-") as staging, _BUILD_LOCK:
+            built = _build(f"model '{name}' ({source})", binding, code, {"mlspec_model": name}, Path(staging) / "m")
+            registered = _log_and_register(tracking_uri, run_id, built, "model", dict(tags or {}), None)
+        status = "FINISHED"
+        return registered
+    finally:
+        tracking.end_run(tracking_uri, run_id, status)
+
+
+def _beside_db(tracking_uri: str) -> str | None:
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts")
+    return None  # a tracking server: its default artifact root
+
+
+def _build(where: str, output: OutputBinding, code_dir: str | None, metadata: dict[str, str], staging: Path) -> _Built:
+    found = _find(where, output)
+    _quiet_pickle_caution()
     if found.kind == "mlmodel":
-        return _Built(output_name, output, found.path, found.flavor, tags={"mlspec.source_file": MLMODEL})
+        return _Built(output, found.path, found.flavor, tags={"mlspec.source_file": MLMODEL})
     tags = {"mlspec.source_file": found.path.name}
-    metadata = {"mlspec_job": run.job, "mlspec_hash": run.content_hash, "mlspec_source_file": found.path.name}
+    metadata = {**metadata, "mlspec_source_file": found.path.name}
     if found.kind == "sklearn":
-        notes = _save_sklearn(found.path, run.code, staging, metadata)
-        return _Built(output_name, output, staging, "sklearn", tags, notes)
-    torch_format = _save_torch(found, output, run.code, staging, metadata)
-    tags["mlspec.torch_format"] = torch_format
-    return _Built(output_name, output, staging, "torch", tags)
+        notes = _save_sklearn(found.path, code_dir, staging, metadata)
+        return _Built(output, staging, "sklearn", tags, notes)
+    tags["mlspec.torch_format"] = _save_torch(found, output, code_dir, staging, metadata)
+    return _Built(output, staging, "torch", tags)
 
 
-def _log_and_register(tracking_uri: str, run_id: str, run: JobRun, built: _Built) -> RegisteredModel:
+def _log_and_register(tracking_uri: str, run_id: str, built: _Built, artifact_path: str, tags: dict[str, str],
+                      output: str | None) -> RegisteredModel:
     from mlspec.runtime.tracking import client
 
     mlflow_client = client(tracking_uri)
     name = built.binding.register_as
     assert name is not None
     digest = model_digest(built.folder)
-    artifact_path = f"models/{built.output}"
     mlflow_client.log_artifacts(run_id, str(built.folder), artifact_path)
     source = f"{mlflow_client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-    tags = {
-        "mlspec.sha256": digest, "mlspec.job": run.job, "mlspec.hash": run.content_hash,
-        "mlspec.output": built.output, "mlspec.flavor": built.flavor, **built.tags,
-    }
+    tags = {**tags, "mlspec.sha256": digest, "mlspec.flavor": built.flavor, **built.tags}
     version = _create_version(tracking_uri, name, source, run_id, tags)
     aliases = [alias for alias in built.binding.aliases if alias.lower() != "latest"]  # 'latest' is always implied
     for alias in aliases:
@@ -193,7 +275,7 @@ def _log_and_register(tracking_uri: str, run_id: str, run: JobRun, built: _Built
             raise JobRunError(f"registered {name} version {version} but cannot set alias '{alias}': {error}") from None
     return RegisteredModel(
         name=name, version=version, source_uri=source, sha256=digest, flavor=built.flavor,
-        output=built.output, aliases=aliases, warnings=built.warnings,
+        output=output, aliases=aliases, warnings=built.warnings,
     )
 
 
@@ -289,6 +371,22 @@ def _listing(root: Path, limit: int = 10) -> str:
 # --- building MLflow models --------------------------------------------------------------------------------------
 
 
+class _PickleCautionFilter(logging.Filter):
+    """Drops MLflow's 'saving in pickle format requires caution' line, printed for every model we save: the
+    registered version's sha256 is how mlspec guards the loading side."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Saving ") and "pickle" in message.lower())
+
+
+def _quiet_pickle_caution() -> None:
+    for name in ("mlflow.sklearn", "mlflow.pytorch"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _PickleCautionFilter) for f in logger.filters):
+            logger.addFilter(_PickleCautionFilter())
+
+
 class _CodeImports:
     """The code folder's modules imported while it was on sys.path: they travel with a pickled model."""
 
@@ -316,19 +414,20 @@ class _CodeImports:
 
 @contextlib.contextmanager
 def _job_code_importable(code_dir: str | None) -> Iterator[_CodeImports]:
-    """Put the code folder first on sys.path (the job ran there), then restore sys.path and forget its modules."""
-    with _IMPORT_LOCK:
-        imports = _CodeImports(code_dir)
-        if code_dir:
-            sys.path.insert(0, code_dir)
-        try:
-            yield imports
-        finally:
-            if code_dir and code_dir in sys.path:
-                sys.path.remove(code_dir)
-            for name in imports.new_modules():
-                sys.modules.pop(name, None)
-            importlib.invalidate_caches()
+    """Put the code folder first on sys.path (the job ran there), then restore sys.path and forget its modules.
+
+    Call with _BUILD_LOCK held."""
+    imports = _CodeImports(code_dir)
+    if code_dir:
+        sys.path.insert(0, code_dir)
+    try:
+        yield imports
+    finally:
+        if code_dir and code_dir in sys.path:
+            sys.path.remove(code_dir)
+        for name in imports.new_modules():
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
 
 
 def _load_error(path: Path, error: BaseException) -> JobRunError:
@@ -357,11 +456,12 @@ def _save_sklearn(path: Path, code_dir: str | None, dest: Path, metadata: dict[s
                 model = joblib.load(path)  # reads plain pickles too
             except Exception as error:
                 raise _load_error(path, error) from None
-        notes += [f"{path.name}: {w.message}" for w in caught if type(w.message).__name__ == "InconsistentVersionWarning"]
+        # scikit-learn warns when the pickle comes from another version: the job's environment differs from ours.
+        notes += [f"{path.name}: {w.message}" for w in caught if w.category.__name__ == "InconsistentVersionWarning"]
         if not hasattr(model, "predict"):
             raise JobRunError(f"{path} holds a {type(model).__name__}, which has no predict(): not a model to serve")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MLflow's pickle-format caution: digests guard the loading side
+            warnings.simplefilter("ignore")  # library deprecation chatter would land in every job's log
             mlflow.sklearn.save_model(
                 model,
                 str(dest),

@@ -34,15 +34,19 @@ def artifact_uri(location: str) -> str:
     return Path(location).as_uri() if os.path.isabs(location) else location
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
-    """The experiment's id, creating it (or restoring a deleted one) when needed. Safe against a concurrent create."""
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str:
+    """The experiment's id, creating it (or restoring a deleted one) when needed. Safe against a concurrent create.
+
+    An existing experiment keeps its artifact location (MLflow cannot move one); None: the store's default.
+    """
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client(tracking_uri)
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return mlflow_client.create_experiment(name, artifact_location=artifact_uri(artifact_location))
+            location = artifact_uri(artifact_location) if artifact_location else None
+            return str(mlflow_client.create_experiment(name, artifact_location=location))
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -92,7 +96,7 @@ def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
 
 
 def log_code_snapshot(tracking_uri: str, run_id: str, code_dir: str, artifact_path: str = "code") -> int:
-    """Copy the code folder into the run's artifacts under `code/`, minus caches and environments; returns the file count.
+    """Copy the code folder into the run's artifacts under `code/`, minus caches and environments; returns a file count.
 
     Call it before the command runs: the command may write into its own folder.
     """

@@ -114,8 +114,12 @@ class LocalEngine:
 def _prepare_tracking(ctx: Context) -> None:
     """Create the MLflow store once, before parallel jobs race to run its migrations, and close out runs
     that an interrupted `up` left RUNNING."""
+    import logging
+
     from mlspec.runtime.tracking import client
 
+    for noisy in ("mlflow", "alembic"):  # store migrations log at INFO; progress lines say what matters
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     mlflow = client(ctx.tracking_uri)
     workspace = ctx.graph.spec.workspace.name
     experiments = [e.experiment_id for e in mlflow.search_experiments()]

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
 from mlspec.plan import Record
@@ -68,6 +69,8 @@ def job_run(ctx: Context, node: Node) -> Any:
     env_vars = dict(job.environment_variables)
     if env_id:
         env_vars = {**ctx.node(env_id).resource.environment_variables, **env_vars}  # type: ignore[attr-defined]
+    # Marks the job's whole process tree as this workspace's, so an interrupted up can find and stop it.
+    env_vars.update({WORKSPACE_VAR: str(ctx.paths.root.resolve()), ID_VAR: node.id})
     return JobRun(
         job=job.name, experiment=job.experiment_name or ctx.graph.spec.workspace.name,
         tracking_uri=ctx.tracking_uri, artifact_location=str(ctx.paths.artifacts.resolve()),

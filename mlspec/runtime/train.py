@@ -1,0 +1,196 @@
+"""A training job's whole lifecycle, in one process: `run_job`, or `python -m mlspec.runtime.train JOBRUN.json`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from mlspec.runtime import tracking
+from mlspec.runtime.execute import ExecResult, LineCallback, run_command
+from mlspec.runtime.jobrun import JobRun, JobRunError
+from mlspec.runtime.packaging import RegisteredModel, prewarm, register_outputs
+
+Status = Literal["succeeded", "failed", "cancelled"]
+_RUN_STATUS: dict[Status, tracking.RunStatus] = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+
+
+class TrainResult(BaseModel):
+    """What a training run came to: the result JSON the engine reads back."""
+
+    status: Status
+    job: str
+    run_id: str | None = None
+    experiment_id: str | None = None
+    exit_code: int | None = Field(None, description="The last attempt's exit code; negative: killed by a signal.")
+    attempts: int = 0
+    duration_s: float = 0.0
+    timed_out: bool = False
+    models: list[RegisteredModel] = Field(default_factory=list)
+    log_tail: list[str] = Field(default_factory=list)
+    error: str | None = Field(None, description="Why it failed, in words; None when it succeeded.")
+
+
+def run_tags(run: JobRun) -> dict[str, str]:
+    return {
+        **run.tags,
+        "mlspec.job": run.job,
+        "mlspec.hash": run.content_hash,
+        "mlflow.source.type": "JOB",
+        "mlflow.source.name": run.job,
+    }
+
+
+def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Event | None = None) -> TrainResult:
+    """Ensure the experiment, start a run, snapshot the code, run the command, register outputs, end the run.
+
+    User errors (a missing model file, a bad placeholder, MLflow refusing a value) end as a failed result with a
+    message, never an exception; only a bug in mlspec propagates, after the run was marked FAILED.
+    """
+    from mlflow.exceptions import MlflowException
+
+    started = time.monotonic()
+    result = TrainResult(status="failed", job=run.job)
+    execution: ExecResult | None = None
+    try:
+        result.experiment_id = tracking.ensure_experiment(run.tracking_uri, run.experiment, run.artifact_location)
+        result.run_id = tracking.start_run(run.tracking_uri, result.experiment_id, run_tags(run), run_name=run.job)
+        if run.code:
+            tracking.log_code_snapshot(run.tracking_uri, result.run_id, run.code)
+        prewarm(run)
+        execution = run_command(run, result.run_id, on_line, stop)
+        # After the command: a param the script logged itself keeps the script's text (see tracking.start_run).
+        tracking.log_params(run.tracking_uri, result.run_id, run.literal_params())
+        if execution.ok:
+            result.models = register_outputs(run.tracking_uri, result.run_id, run)
+            result.status = "succeeded"
+        else:
+            result.status = "cancelled" if execution.cancelled else "failed"
+            result.error = _failure(run, execution)
+    except (JobRunError, MlflowException, OSError) as error:
+        result.error = _message(error)
+    except KeyboardInterrupt:
+        result.status, result.error = "cancelled", f"job '{run.job}' was interrupted"
+    except BaseException as error:
+        result.error = f"internal error: {type(error).__name__}: {error}"
+        _finish(run, result, execution, started, on_line)
+        raise
+    _finish(run, result, execution, started, on_line)
+    return result
+
+
+def _finish(
+    run: JobRun, result: TrainResult, execution: ExecResult | None, started: float, on_line: LineCallback | None
+) -> None:
+    """Record the outcome in the result, the job log and the MLflow run; a failure here never hides the first error."""
+    if execution is not None:
+        result.exit_code, result.attempts = execution.exit_code, execution.attempts
+        result.timed_out, result.log_tail = execution.timed_out, execution.log_tail
+    for model in result.models:
+        _note(run, f"==> mlspec: registered {model.name} version {model.version} ({model.flavor}, "
+                   f"sha256 {model.sha256[:12]})", on_line)
+        for warning in model.warnings:
+            _note(run, f"==> mlspec: warning: {warning}", on_line)
+    if result.error:
+        _note(run, f"==> mlspec: error: {result.error}", on_line)
+    if result.run_id is not None:
+        try:
+            tracking.log_file(run.tracking_uri, result.run_id, run.log_path, "logs")
+            tags = {"mlspec.status": result.status, "mlspec.attempts": str(result.attempts)}
+            if result.exit_code is not None:
+                tags["mlspec.exit_code"] = str(result.exit_code)
+            if result.timed_out:
+                tags["mlspec.timed_out"] = "true"
+            tracking.set_tags(run.tracking_uri, result.run_id, tags)
+            tracking.end_run(run.tracking_uri, result.run_id, _RUN_STATUS[result.status])
+        except Exception as error:
+            if result.status == "succeeded":
+                result.status = "failed"
+            result.error = result.error or f"cannot record the run's end in MLflow: {_message(error)}"
+    result.duration_s = round(time.monotonic() - started, 3)
+
+
+def _failure(run: JobRun, execution: ExecResult) -> str:
+    if execution.timed_out:
+        return f"job '{run.job}' timed out after {run.timeout:g} s and was stopped"
+    if execution.cancelled:
+        return f"job '{run.job}' was cancelled"
+    tries = f" (attempt {execution.attempts} of {execution.attempts})" if execution.attempts > 1 else ""
+    last = next((line.strip() for line in reversed(execution.log_tail) if line.strip()), "")
+    return f"job '{run.job}' exited with code {execution.exit_code}{tries}" + (f": {last}" if last else "")
+
+
+def _message(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error)  # MlflowException keeps its text in .message
+    if isinstance(error, OSError) and error.filename:
+        text = f"{error.strerror or error}: {error.filename}"
+    return text if isinstance(error, JobRunError) else f"{type(error).__name__}: {text}"
+
+
+def _note(run: JobRun, text: str, on_line: LineCallback | None) -> None:
+    try:
+        with open(run.log_path, "a", encoding="utf-8") as log:
+            log.write(text + "\n")
+    except OSError:
+        pass  # the log's folder may be what failed; the message still reaches the result
+    if on_line is not None:
+        on_line(text)
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlspec.runtime.train", description=__doc__)
+    parser.add_argument("jobrun", help="the JobRun JSON the engine wrote")
+    parser.add_argument("--result", help="where to write the result JSON (default: WORKDIR/result.json)")
+    args = parser.parse_args(argv)
+    try:
+        run = JobRun.load(args.jobrun)
+    except JobRunError as error:
+        print(f"mlspec: {error}", file=sys.stderr)
+        return 2
+
+    # `docker stop` and the engine send SIGTERM: stop the job's processes and end the run as KILLED.
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def echo(line: str) -> None:  # container logs show the job's output as it happens
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        result = run_job(run, echo, stop)
+    except Exception as error:  # a bug in mlspec: keep the traceback for its report, still write a result
+        traceback.print_exc()
+        result = TrainResult(status="failed", job=run.job, error=f"internal error: {type(error).__name__}: {error}")
+    result_path = Path(args.result) if args.result else Path(run.workdir) / "result.json"
+    try:
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    except OSError as error:
+        print(f"mlspec: cannot write the result to {result_path}: {error.strerror}", file=sys.stderr)
+        return 1
+    if result.status == "succeeded":
+        models = ", ".join(f"{m.name}:{m.version}" for m in result.models)
+        print(f"mlspec: job '{run.job}' succeeded" + (f", registered {models}" if models else ""), file=sys.stderr)
+        return 0
+    print(f"mlspec: {result.error or f'job {run.job!r} failed'}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
