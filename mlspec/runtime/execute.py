@@ -121,15 +121,18 @@ class _Emitter:
     def __init__(self, log: IO[bytes], on_line: LineCallback | None) -> None:
         self._log = log
         self._on_line = on_line
+        self._open_line = False  # the command's last output had no newline: our next note starts a new line
 
     def line(self, raw: bytes) -> str:
         self._log.write(raw)
+        self._open_line = not raw.endswith(b"\n")
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         self._call(text)
         return text
 
     def note(self, text: str) -> None:
-        self._log.write(text.encode() + b"\n")
+        self._log.write((b"\n" if self._open_line else b"") + text.encode() + b"\n")
+        self._open_line = False
         self._call(text)
 
     def _call(self, text: str) -> None:

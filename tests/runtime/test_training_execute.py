@@ -54,8 +54,7 @@ def test_output_goes_to_the_log_and_the_callback_line_by_line(make_run, tmp_path
 
     text = log.read_text()
     assert text.startswith("earlier run\n==> mlspec: job 'job' attempt 1 of 1 at ")  # appended, with a header
-    assert "out\nerr\nno newline" in text
-    assert "==> mlspec: exit code 0 after" in text
+    assert "out\nerr\nno newline\n==> mlspec: exit code 0 after" in text
     assert [line for line in lines if not line.startswith("==> mlspec")] == ["out", "err", "no newline"]
     assert result.log_tail == ["out", "err", "no newline"]
 
