@@ -61,7 +61,8 @@ def main() -> None:
     for name, times in rows:
         best, median = min(times), statistics.median(times)
         verdict = "ok" if best < TARGET_S else "MISSED"
-        print(f"{name:<12} {best:>7.3f}s {median:>7.3f}s {TARGET_S:>7.1f}s  {best / args.resources * 1000:.2f} ms  {verdict}")
+        per_resource = best / args.resources * 1000
+        print(f"{name:<12} {best:>7.3f}s {median:>7.3f}s {TARGET_S:>7.1f}s  {per_resource:.2f} ms  {verdict}")
 
 
 if __name__ == "__main__":

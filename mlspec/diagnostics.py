@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 Severity = Literal["error", "warning"]
 
@@ -80,7 +81,8 @@ class SpecError(Exception):
     def __init__(self, diagnostics: Diagnostics):
         self.diagnostics = diagnostics
         first = diagnostics.sorted()[0] if diagnostics else None
-        super().__init__(f"{len(diagnostics)} error(s) in spec" + (f"; first: {first.span}: {first.summary}" if first else ""))
+        detail = f"; first: {first.span}: {first.summary}" if first else ""
+        super().__init__(f"{len(diagnostics)} error(s) in spec{detail}")
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

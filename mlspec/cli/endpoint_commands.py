@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import urllib.error
 import urllib.request
@@ -34,9 +33,9 @@ def invoke(args: argparse.Namespace) -> int:
     request = urllib.request.Request(f"{record.outputs['url']}/invocations", data=body, method="POST",
                                      headers={"Content-Type": content_type})
     if record.outputs.get("auth") == "key":
-        from mlspec.backends.local.handlers.endpoint import load_keys
+        from mlspec.backends.local.keys import load_keys
 
-        request.add_header("Authorization", f"Bearer {load_keys(_ctx_stub(engine), args.name)[args.key]}")
+        request.add_header("Authorization", f"Bearer {load_keys(engine.paths, args.name)[args.key]}")
     if args.deployment:
         request.add_header("azureml-model-deployment", args.deployment)
     try:
@@ -53,36 +52,15 @@ def invoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _ctx_stub:  # noqa: N801 - the keys helpers need only the workspace paths
-    def __init__(self, engine: Any):
-        self.paths = engine.paths
-
-
 def keys(args: argparse.Namespace) -> int:
-    import hashlib
-    import os
-    import secrets
-
-    from mlspec.backends.local.handlers.endpoint import keys_file, load_keys
+    from mlspec.backends.local.keys import load_keys, rotate
 
     engine = local_engine(args)
     record = _record(engine, f"endpoint/{args.name}")
-    ctx = _ctx_stub(engine)
-    current = load_keys(ctx, args.name)
     if args.regenerate:
-        current[args.regenerate] = secrets.token_urlsafe(32)
-        path = keys_file(ctx, args.name)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(current, handle)
-        tmp.replace(path)
-        config_path = engine.paths.endpoint(args.name) / "gateway.json"
-        config = json.loads(config_path.read_text())
-        config["key_hashes"] = [hashlib.sha256(k.encode()).hexdigest() for k in current.values()]
-        config_tmp = config_path.with_suffix(".tmp")
-        config_tmp.write_text(json.dumps(config, indent=2))
-        config_tmp.replace(config_path)  # the gateway picks it up without a restart
+        current = rotate(engine.paths, args.name, args.regenerate)
+    else:
+        current = load_keys(engine.paths, args.name)
     if args.json:
         print_json({"url": record.outputs["url"], **current})
     else:

@@ -40,7 +40,7 @@ def up(args: argparse.Namespace) -> int:
     engine = local_engine(args)
     started = time.monotonic()
     try:
-        the_plan, outcome = engine.up(
+        _, outcome = engine.up(
             confirm=lambda p: confirm("Apply these changes?", args),
             show=lambda p: print(plan_text(p, _style()), flush=True))
     except (LockTimeout, StateError) as exc:

@@ -50,6 +50,6 @@ def models(args: argparse.Namespace) -> int:
         return EXIT_OK
     for model in out:
         latest = model["versions"][-1]["version"] if model["versions"] else "-"
-        aliases = ", ".join(f"@{a}={v}" for a, v in model["aliases"].items())
-        print(f"{model['name']:<24} {len(model['versions'])} version(s), latest {latest}  {aliases}")
+        shown = ", ".join(f"@{a}={v}" for a, v in model["aliases"].items())
+        print(f"{model['name']:<24} {len(model['versions'])} version(s), latest {latest}  {shown}")
     return EXIT_OK

@@ -53,4 +53,4 @@ def Endpoint(**fields: Any) -> Document:  # noqa: N802
     return declare("Endpoint", fields)
 
 
-__all__ = ["Workspace", "Compute", "Environment", "Data", "Job", "Model", "Endpoint"]
+__all__ = ["Compute", "Data", "Endpoint", "Environment", "Job", "Model", "Workspace"]

@@ -27,7 +27,7 @@ class Node:
 
     @property
     def kind(self) -> str:
-        return self.resource.kind  # type: ignore[attr-defined, no-any-return]
+        return self.resource.kind  # type: ignore[attr-defined]
 
     @property
     def name(self) -> str:
@@ -111,7 +111,7 @@ def _report_cycle(stuck: set[str], deps: dict[str, set[str]], spec: ResolvedSpec
     while True:  # every stuck node has a stuck upstream, so this walk must revisit a node
         current = min(d for d in deps[current] if d in stuck)
         if current in seen:
-            cycle = path[seen[current]:] + [current]
+            cycle = [*path[seen[current]:], current]
             break
         seen[current] = len(path)
         path.append(current)

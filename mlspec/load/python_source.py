@@ -73,11 +73,13 @@ def _find_call(file: str, line: int) -> ast.Call | None:
             tree = _trees[file] = ast.parse(Path(file).read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             return None
-    best = None
+    best: ast.Call | None = None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            if best is None or node.lineno >= best.lineno:  # the innermost call on that line
-                best = node
+        if not isinstance(node, ast.Call):
+            continue
+        on_line = node.lineno <= line <= (node.end_lineno or node.lineno)
+        if on_line and (best is None or node.lineno >= best.lineno):  # the innermost call on that line
+            best = node
     return best
 
 
@@ -100,7 +102,7 @@ def _record_spans(doc: Document, call: ast.Call, file: str) -> None:
 def _record_value(doc: Document, node: ast.expr, path: tuple[str | int, ...], file: str) -> None:
     doc.spans[path] = _span(node, file)
     if isinstance(node, ast.Dict):
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
                 child = (*path, key.value)
                 doc.key_spans[child] = _span(key, file)

@@ -90,7 +90,7 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         if node.tag not in _KNOWN_TAGS:
             self.diagnostics.error(f"unsupported YAML tag '{node.tag}'", self.span(node), hint="remove the tag")
-        if node.style is not None:  # quoted or block scalars are always strings
+        if getattr(node, "style", None) is not None:  # quoted or block scalars are always strings
             return node.value
         value = plain_scalar(node.value)
         if node.tag == _STR and not isinstance(value, str):

@@ -178,7 +178,7 @@ class _Resolver:
                 self.diagnostics.error(str(exc), _span(item.doc, path), path)
 
     def _placeholders(self, item: Declared, job: Job) -> None:
-        declared = {"inputs": job.inputs, "outputs": job.outputs}
+        declared: dict[str, list[str]] = {"inputs": list(job.inputs), "outputs": list(job.outputs)}
         for match in PLACEHOLDER.finditer(job.command):
             scope, name = match.groups()
             span = _sub_span(item.doc.span(("command",)), match.start(), match.end())

@@ -26,6 +26,18 @@ KINDS: dict[str, type[Resource] | dict[str, type[Resource]]] = {
 DEFAULT_TYPES: dict[str, str] = {"Compute": "local", "Endpoint": "online"}
 
 __all__ = [
-    "KINDS", "DEFAULT_TYPES", "Resource", "Workspace", "Compute", "Environment", "Data", "Job", "Model",
-    "ModelRef", "Endpoint", "OnlineEndpoint", "BatchEndpoint", "Deployment",
+    "DEFAULT_TYPES",
+    "KINDS",
+    "BatchEndpoint",
+    "Compute",
+    "Data",
+    "Deployment",
+    "Endpoint",
+    "Environment",
+    "Job",
+    "Model",
+    "ModelRef",
+    "OnlineEndpoint",
+    "Resource",
+    "Workspace",
 ]

@@ -17,7 +17,7 @@ class Resources(Strict):
     cpus: float = Field(1.0, gt=0, description="CPU cores per node (fractions allowed on docker and kubernetes).")
     memory: Bytes = Field(2 * 2**30, description="Memory per node, e.g. '512Mi', '2Gi'.")
     gpus: int = Field(0, ge=0, description="GPUs per node.")
-    gpu_type: str | None = Field(None, description="GPU model to ask for, e.g. 'nvidia-a100' (kubernetes node selector).")
+    gpu_type: str | None = Field(None, description="GPU model, e.g. 'nvidia-a100' (a kubernetes node selector).")
 
 
 class ComputeBase(Resource):
@@ -72,7 +72,8 @@ class AttachedCompute(ComputeBase):
     """Existing infrastructure: a Docker host reached over SSH, or a Kubernetes context."""
 
     type: Literal["attached"]
-    host: str | None = Field(None, description="A Docker host, e.g. 'ssh://ubuntu@10.0.0.5' or 'unix:///var/run/docker.sock'.")
+    host: str | None = Field(
+        None, description="A Docker host, e.g. 'ssh://ubuntu@10.0.0.5' or 'unix:///var/run/docker.sock'.")
     kube_context: str | None = Field(None, description="A context in your kubeconfig.")
     namespace: str = Field("default", description="Kubernetes namespace for attached Kubernetes compute.")
 

@@ -24,7 +24,8 @@ class Autoscale(Strict):
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscale:
         if self.min_instances > self.max_instances:
-            raise ValueError(f"min_instances ({self.min_instances}) is greater than max_instances ({self.max_instances})")
+            raise ValueError(
+                f"min_instances ({self.min_instances}) is greater than max_instances ({self.max_instances})")
         return self
 
 
@@ -80,7 +81,8 @@ class OnlineEndpoint(Resource):
     auth: Literal["key", "none"] = Field("key", description="'key' (default) requires a key on every request.")
     deployments: dict[Name, Deployment] = Field(min_length=1, description="Named deployments, e.g. blue and green.")
     traffic: dict[str, int] = Field(
-        default_factory=dict, description="Percent of requests per deployment, summing to 100 (default: all to the only one)."
+        default_factory=dict,
+        description="Percent of requests per deployment, summing to 100 (default: all to the only one).",
     )
     mirror_traffic: dict[str, int] = Field(
         default_factory=dict, description="Percent of requests copied to a deployment whose answers are discarded."

@@ -27,7 +27,8 @@ class Environment(Resource):
     requirements: list[str] | str | None = Field(
         None, description="pip requirements: a list of specifiers, or the path of a requirements file."
     )
-    conda_file: str | None = Field(None, description="Path of a conda environment file (its pip section is used locally).")
+    conda_file: str | None = Field(
+        None, description="Path of a conda environment file (its pip section is used locally).")
     build: Build | None = Field(None, description="Build from your own Dockerfile instead of a base image.")
     wheelhouse: str | None = Field(None, description="Folder of wheels to install from offline (no package index).")
     environment_variables: dict[str, str] = Field(default_factory=dict, description="Variables set in every process.")

@@ -6,14 +6,14 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from mlspec.spec import KINDS
+from mlspec.spec import KINDS, Resource
 
 SCHEMA_ID = "https://mlspec.dev/schema/mlspec.schema.json"
 
 
 def json_schema() -> dict[str, Any]:
     """One schema for any document: each kind (and type variant) is a branch selected by `kind`/`type`."""
-    models = []
+    models: list[type[Resource]] = []
     for entry in KINDS.values():
         models.extend(entry.values() if isinstance(entry, dict) else [entry])
     _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")

@@ -22,7 +22,7 @@ class Declared:
 
     @property
     def kind(self) -> str:
-        return self.resource.kind  # type: ignore[attr-defined, no-any-return]
+        return self.resource.kind  # type: ignore[attr-defined]
 
     @property
     def id(self) -> str:

@@ -20,10 +20,9 @@ def _doc_path(data: Any, loc: tuple[Any, ...], names_field: bool) -> Path:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
         elif names_field and part is loc[-1] and isinstance(part, str):
@@ -40,7 +39,7 @@ def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
-        field = current.model_fields.get(part)
+        field = current.model_fields.get(str(part))
         if field is None:
             return None
         current = _unwrap(field.annotation)
@@ -91,7 +90,7 @@ def to_diagnostics(exc: ValidationError, model: type[BaseModel], doc: Document) 
     grouped: dict[Path, list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
         names_field = error["type"] in ("missing", "extra_forbidden")
-        grouped.setdefault(_doc_path(data, tuple(error["loc"]), names_field), []).append(error)
+        grouped.setdefault(_doc_path(data, tuple(error["loc"]), names_field), []).append(dict(error))
     out: list[Diagnostic] = []
     for path, errors in grouped.items():
         deeper = any(other[: len(path)] == path and len(other) > len(path) for other in grouped)

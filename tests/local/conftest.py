@@ -15,7 +15,8 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def mlspec(*args: str, cwd: Path | None = None, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def mlspec(*args: str, cwd: Path | None = None, check: bool = True,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a fresh process, as a user would."""
     env = {**os.environ, "NO_COLOR": "1"}
     result = subprocess.run([sys.executable, "-m", "mlspec.cli.main", *args], cwd=cwd, env=env, text=True,

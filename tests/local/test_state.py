@@ -27,7 +27,7 @@ def test_put_read_remove_and_serial(tmp_path: Path) -> None:
 def test_corrupt_state_is_a_clear_error_and_the_file_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StateError, match="not a readable mlspec state.*Nothing was changed"):
+    with pytest.raises(StateError, match=r"not a readable mlspec state.*Nothing was changed"):
         StateStore(path)
     assert path.read_bytes() == b"this is not sqlite" * 100
 

@@ -134,7 +134,7 @@ def _symbol(change: Change) -> str:
 def _detail(outputs: dict[str, Any]) -> str:
     if "url" in outputs:
         return f"  {outputs['url']}"
-    if "models" in outputs and outputs["models"]:
+    if outputs.get("models"):
         return "  registered " + ", ".join(f"{n}:{v}" for n, v in outputs["models"].items())
     if "version" in outputs and isinstance(outputs["version"], int):
         return f"  version {outputs['version']}"

@@ -143,7 +143,8 @@ class StateStore:
             if same:
                 return
             if current:  # a changed definition: the supervisor stops the old pid, then starts the new one
-                self.db.execute("UPDATE processes SET desired=0, id=? WHERE id=?", (f"{row.id}#old{time.time()}", row.id))
+                retired = f"{row.id}#old{time.time()}"
+                self.db.execute("UPDATE processes SET desired=0, id=? WHERE id=?", (retired, row.id))
             self.db.execute(
                 "INSERT INTO processes (id, owner, argv, env, cwd, log, health) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (row.id, row.owner, json.dumps(row.argv), json.dumps(row.env), row.cwd, row.log, row.health))

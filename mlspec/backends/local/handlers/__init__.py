@@ -20,4 +20,5 @@ def handler_for(kind: str) -> Handler:
 
     handlers: dict[str, Any] = {"Compute": compute, "Data": data, "Endpoint": endpoint,
                                 "Environment": environment, "Job": job, "Model": model}
-    return handlers[kind]  # type: ignore[no-any-return]
+    handler: Handler = handlers[kind]
+    return handler

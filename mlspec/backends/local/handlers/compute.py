@@ -15,7 +15,7 @@ from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import ensure_running
 from mlspec.graph import Node
 from mlspec.plan import Record
-from mlspec.spec.compute import AttachedCompute, ClusterCompute, InstanceCompute
+from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute
 
 
 def capacity(node: Node) -> int:
@@ -26,6 +26,7 @@ def capacity(node: Node) -> int:
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
     compute = node.resource
+    assert isinstance(compute, ComputeBase)
     if isinstance(compute, AttachedCompute):
         raise StepFailed(f"compute '{compute.name}' is attached infrastructure; it needs the docker or kubernetes "
                          "target, not local")

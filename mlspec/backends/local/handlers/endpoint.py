@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import sys
-from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.health import wait_healthy
+from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
 from mlspec.backends.local.processes import free_port, port_in_use
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import ensure_running
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
-
-
-def keys_file(ctx: Context, name: str) -> Path:
-    return ctx.paths.endpoint(name) / "keys.json"
-
-
-def load_keys(ctx: Context, name: str) -> dict[str, str]:
-    path = keys_file(ctx, name)
-    if path.exists():
-        return dict(json.loads(path.read_text()))
-    keys = {"primary": secrets.token_urlsafe(32), "secondary": secrets.token_urlsafe(32)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by the owner only
-    with os.fdopen(fd, "w") as handle:
-        json.dump(keys, handle)
-    return keys
 
 
 def _version(ctx: Context, node: Node, name: str, deployment: Deployment) -> int:
@@ -112,8 +94,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
             for row in rows:
                 ctx.store.want_process(row)
             started += [r.id for r in rows]
-            ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {ModelRef.parse(deployment.model).name} "
-                    f"version {version})")
+            model_name = ModelRef.parse(deployment.model).name
+            ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {model_name} version {version})")
         keep.update(r.id for r in rows)
         deployments[name] = {"version": version, "generation": generation, "processes": [r.id for r in rows],
                              "replicas": [r.health.rsplit("/", 1)[0] for r in rows if r.health],
@@ -127,8 +109,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     keep.add(gateway_id)
     ctx.store.want_process(ProcessRow(
         id=gateway_id, owner=node.id,
-        argv=[sys.executable, "-m", "mlspec.runtime.gateway", "--config", str(_config_path(ctx, node).resolve()),
-              "--host", "127.0.0.1", "--port", str(port)],
+        argv=[sys.executable, "-m", "mlspec.runtime.gateway", "--config",
+              str(gateway_config(ctx.paths, node.name).resolve()), "--host", "127.0.0.1", "--port", str(port)],
         env={}, cwd=str(ctx.paths.root.resolve()), log=str(ctx.paths.logs / f"{node.name}-gateway.log"),
         health=f"http://127.0.0.1:{port}/health"))
     ensure_running(ctx.paths)
@@ -136,7 +118,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     ctx.store.release_processes(node.id, keep)  # old replicas go only after the gateway routes to the new ones
     return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth,
             "deployments": {k: {kk: vv for kk, vv in v.items() if kk != "deadline"} for k, v in deployments.items()},
-            "traffic": endpoint.effective_traffic(), "keys_file": str(keys_file(ctx, node.name).resolve())}
+            "traffic": endpoint.effective_traffic(), "keys_file": str(keys_file(ctx.paths, node.name).resolve())}
 
 
 def _gateway_port(endpoint: OnlineEndpoint, previous: dict[str, Any]) -> int:
@@ -148,25 +130,17 @@ def _gateway_port(endpoint: OnlineEndpoint, previous: dict[str, Any]) -> int:
     return int(previous.get("port") or free_port())
 
 
-def _config_path(ctx: Context, node: Node) -> Path:
-    return ctx.paths.endpoint(node.name) / "gateway.json"
-
-
 def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, deployments: dict[str, Any]) -> None:
-    keys = load_keys(ctx, node.name) if endpoint.auth == "key" else {}
+    keys = load_keys(ctx.paths, node.name) if endpoint.auth == "key" else {}
     traffic = endpoint.effective_traffic()
     config = {
         "endpoint": node.name, "auth": endpoint.auth,
-        "key_hashes": [hashlib.sha256(k.encode()).hexdigest() for k in keys.values()],
+        "key_hashes": key_hashes(keys),
         "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"]}
                         for name, d in deployments.items()},
         "mirror": dict(endpoint.mirror_traffic),
     }
-    path = _config_path(ctx, node)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    tmp.replace(path)  # atomic: the gateway never reads half a file
+    write_json_atomically(gateway_config(ctx.paths, node.name), config)
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:

@@ -1,0 +1,65 @@
+"""Endpoint keys: generated once, readable only by their owner; the gateway sees only their hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+from mlspec.backends.local.paths import WorkspacePaths
+
+SLOTS = ("primary", "secondary")
+
+
+def keys_file(paths: WorkspacePaths, endpoint: str) -> Path:
+    return paths.endpoint(endpoint) / "keys.json"
+
+
+def gateway_config(paths: WorkspacePaths, endpoint: str) -> Path:
+    return paths.endpoint(endpoint) / "gateway.json"
+
+
+def _write_private(path: Path, keys: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by other users
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle)
+    tmp.replace(path)
+
+
+def load_keys(paths: WorkspacePaths, endpoint: str) -> dict[str, str]:
+    """The endpoint's keys, generated on first use."""
+    path = keys_file(paths, endpoint)
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    keys = {slot: secrets.token_urlsafe(32) for slot in SLOTS}
+    _write_private(path, keys)
+    return keys
+
+
+def key_hashes(keys: dict[str, str]) -> list[str]:
+    return [hashlib.sha256(key.encode()).hexdigest() for key in keys.values()]
+
+
+def write_json_atomically(path: Path, value: object) -> None:
+    """Readers (the gateway polls its config) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)
+
+
+def rotate(paths: WorkspacePaths, endpoint: str, slot: str) -> dict[str, str]:
+    """Replace one key; the running gateway reloads its config, so no restart and the other key keeps working."""
+    keys = load_keys(paths, endpoint)
+    keys[slot] = secrets.token_urlsafe(32)
+    _write_private(keys_file(paths, endpoint), keys)
+    config_path = gateway_config(paths, endpoint)
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        config["key_hashes"] = key_hashes(keys)
+        write_json_atomically(config_path, config)
+    return keys
