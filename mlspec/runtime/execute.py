@@ -77,11 +77,16 @@ def run_command(
     deadline = time.monotonic() + run.timeout if run.timeout else None
     started = time.monotonic()
     os.makedirs(os.path.dirname(run.log_path), exist_ok=True)
-    attempt, tail, outcome = 0, collections.deque[str](maxlen=TAIL_LINES), _Outcome(None)
+    attempts, tail, outcome = 0, collections.deque[str](maxlen=TAIL_LINES), _Outcome(None)
     # Unbuffered: `mlspec logs -f` and a crash mid-job both see every line already written.
     with open(run.log_path, "ab", buffering=0) as log:
         emit = _Emitter(log, on_line)
         for attempt in range(1, run.retries + 2):
+            if deadline is not None and time.monotonic() >= deadline:  # failed attempts used up the time
+                outcome.timed_out = True
+                emit.note(f"==> mlspec: timed out after {run.timeout:g} s; no attempt left")
+                break
+            attempts = attempt
             for output in run.outputs.values():
                 prepare_output(output)
             tail.clear()
@@ -100,7 +105,7 @@ def run_command(
                 break
     return ExecResult(
         exit_code=outcome.exit_code,
-        attempts=attempt,
+        attempts=attempts,
         duration_s=time.monotonic() - started,
         log_tail=list(tail),
         timed_out=outcome.timed_out,
@@ -155,8 +160,6 @@ def _attempt(
     deadline: float | None,
     stop: threading.Event | None,
 ) -> _Outcome:
-    if deadline is not None and time.monotonic() >= deadline:
-        return _Outcome(None, timed_out=True)
     try:
         proc = subprocess.Popen(
             ["bash", "-c", command],

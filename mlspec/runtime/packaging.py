@@ -70,22 +70,22 @@ class RegisteredModel(BaseModel):
 
 
 def model_digest(folder: str | os.PathLike[str]) -> str:
-    """SHA-256 over every file of a model folder: sorted relative POSIX paths, each followed by its size and bytes.
+    """SHA-256 over every file of a model folder: for each file in sorted relative POSIX paths,
+    `relpath NUL sha256(bytes).hex LF`.
 
-    Path and size framing make the digest unambiguous (moving bytes between files changes it). Cheap to import:
-    the scoring server recomputes it before unpickling.
+    Hashing each file on its own, then the list, frames paths and contents unambiguously (bytes moved between
+    files, or a renamed file, change the digest). The scoring server's `serving.integrity.model_digest` computes
+    the same value before it unpickles anything; a test keeps the two equal. Cheap to import: no MLflow.
     """
     root = Path(folder)
-    files = sorted(
-        (path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file()
-    )
+    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
     digest = hashlib.sha256()
     for relative, path in files:
-        digest.update(relative.encode("utf-8") + b"\0")
-        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        file_digest = hashlib.sha256()
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+                file_digest.update(chunk)
+        digest.update(relative.encode("utf-8") + b"\0" + file_digest.hexdigest().encode() + b"\n")
     return digest.hexdigest()
 
 
@@ -127,10 +127,13 @@ def _find(where: str, output: OutputBinding) -> Found:
     suffixes = {"sklearn": SKLEARN_SUFFIXES, "torch": TORCH_SUFFIXES, None: SKLEARN_SUFFIXES + TORCH_SUFFIXES}[
         output.flavor
     ]
-    candidates = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in suffixes and not _hidden(p.relative_to(root))
-    )
+    if root.is_file():
+        candidates = [root] if root.suffix.lower() in suffixes else []
+    else:
+        candidates = sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower() in suffixes and not _hidden(p.relative_to(root))
+        )
     wanted = f"an MLmodel file or {' / '.join('*' + s for s in suffixes)}"
     if not candidates:
         raise JobRunError(f"{where} holds no model: expected {wanted}; found {_listing(root)}")
@@ -157,20 +160,32 @@ _PREWARM: dict[str | None, tuple[str, ...]] = {
     "pyfunc": ("mlflow.pyfunc",),
     None: ("mlflow.pyfunc",),
 }
+# save_model checks the requirements against every installed distribution, mapped once per process (over a
+# second). A private MLflow helper: if it moves, registration just pays that second itself.
+_REQUIREMENTS_MAP = "mlflow.utils.requirements_utils:_init_packages_to_modules_map"
+# Each step is taken by one thread per process: jobs starting together must not all import (or map) the same.
+_PREWARM_CLAIMED: set[str] = set()
+_PREWARM_LOCK = threading.Lock()
 
 
 def prewarm(run: JobRun) -> threading.Thread | None:
     """Import what registering the run's declared flavors will need, in a background thread, while the command
     runs (the runner only waits then). Optional: registration imports them anyway."""
-    modules = dict.fromkeys(m for o in run.outputs.values() if o.register_as for m in _PREWARM[o.flavor])
-    if not modules:
+    wanted = [m for o in run.outputs.values() if o.register_as for m in (*_PREWARM[o.flavor], _REQUIREMENTS_MAP)]
+    with _PREWARM_LOCK:
+        steps = [step for step in dict.fromkeys(wanted) if step not in _PREWARM_CLAIMED]
+        _PREWARM_CLAIMED.update(steps)
+    if not steps:
         return None
 
     def load() -> None:
-        for module in modules:
+        for step in steps:
+            module, _, function = step.partition(":")
             # Not installed here: registration reports it later, naming the model.
             with contextlib.suppress(Exception):
-                importlib.import_module(module)
+                loaded = importlib.import_module(module)
+                if function:
+                    getattr(loaded, function)()
 
     thread = threading.Thread(target=load, name=f"prewarm-{run.job}", daemon=True)
     thread.start()

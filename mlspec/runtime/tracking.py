@@ -110,7 +110,10 @@ def log_code_snapshot(tracking_uri: str, run_id: str, code_dir: str, artifact_pa
             path = os.path.join(folder, name)
             if name.endswith(SNAPSHOT_SKIP_SUFFIXES) or not os.path.isfile(path):  # dangling links, sockets
                 continue
-            mlflow_client.log_artifact(run_id, path, target)
+            try:
+                mlflow_client.log_artifact(run_id, path, target)
+            except FileNotFoundError:  # removed while we walked (a temp file of a process writing there)
+                continue
             count += 1
     return count
 

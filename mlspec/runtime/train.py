@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -143,7 +144,8 @@ def _note(run: JobRun, text: str, on_line: LineCallback | None) -> None:
     except OSError:
         pass  # the log's folder may be what failed; the message still reaches the result
     if on_line is not None:
-        on_line(text)
+        with contextlib.suppress(Exception):  # a broken display must not turn a result into a traceback
+            on_line(text)
 
 
 # --- command line -------------------------------------------------------------------------------------------------

@@ -123,6 +123,14 @@ def test_retries_until_success_with_fresh_outputs(make_run, tmp_path: Path) -> N
     assert "attempt 1 of 4" in log and "attempt 2 of 4" in log and "exit code 1 after" in log
 
 
+def test_the_timeout_bounds_all_attempts_together(make_run) -> None:
+    started = time.monotonic()
+    result = run_command(make_run("sleep 0.4; exit 1", timeout=1, retries=10), None)
+
+    assert result.timed_out and 2 <= result.attempts <= 3
+    assert time.monotonic() - started < 2
+
+
 def test_retries_run_out(make_run) -> None:
     result = run_command(make_run("echo nope; exit 4", retries=2), None)
 
@@ -153,7 +161,7 @@ def test_stop_event_cancels(make_run) -> None:
 
 
 def test_a_missing_code_folder_is_a_user_error(make_run, tmp_path: Path) -> None:
-    with pytest.raises(JobRunError, match="code folder .*nowhere does not exist"):
+    with pytest.raises(JobRunError, match=r"code folder .*nowhere does not exist"):
         run_command(make_run("true", code=str(tmp_path / "nowhere")), None)
 
 

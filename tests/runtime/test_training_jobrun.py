@@ -85,7 +85,7 @@ def test_an_output_may_not_hold_the_code_it_would_empty(make_run, tmp_path: Path
 
 
 def test_loader_syntax_is_checked(make_run, tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="module.path:function"):
+    with pytest.raises(ValidationError, match=r"module\.path:function"):
         make_run("true", outputs={"m": {"path": str(tmp_path / "work" / "m"), "loader": "net.build()"}})
 
 

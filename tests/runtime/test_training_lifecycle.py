@@ -97,6 +97,32 @@ def test_a_torchscript_output_is_registered(store, make_run, tmp_path: Path) -> 
     assert (model.name, model.version, model.flavor) == ("lifecycle-torch", 1, "torch")
 
 
+@pytest.mark.e2e  # several seconds on a two-core machine
+def test_jobs_in_threads_share_the_store_and_number_versions_without_gaps(store, make_run, tmp_path: Path) -> None:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    code = tmp_path / "code"
+    code.mkdir()
+    joblib.dump(LogisticRegression().fit(np.eye(4), [0, 1, 0, 1]), code / "m.joblib")
+    runs = [make_run("sleep 0.2; cp m.joblib ${{outputs.model}}/", job=f"t{i}", code=str(code),
+                     workdir=str(tmp_path / f"w{i}"),
+                     outputs={"model": {"path": str(tmp_path / f"w{i}" / "model"), "type": "model",
+                                        "register_as": f"threads-{i % 2}", "aliases": ["champion"]}})
+            for i in range(6)]
+    results = []
+    threads = [threading.Thread(target=lambda r=r: results.append(run_job(r))) for r in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.error for r in results] == [None] * 6
+    versions = sorted((m.name, m.version) for r in results for m in r.models)
+    assert versions == [("threads-0", v) for v in (1, 2, 3)] + [("threads-1", v) for v in (1, 2, 3)]
+
+
 def test_a_missing_model_file_fails_the_run_with_the_folder_named(store, make_run, tmp_path: Path) -> None:
     out = tmp_path / "work" / "outputs" / "model"
     result = run_job(make_run("echo trained but saved nothing", job="forgetful", outputs={"model": {

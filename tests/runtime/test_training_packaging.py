@@ -61,6 +61,16 @@ def test_model_digest_covers_names_sizes_and_bytes(tmp_path: Path) -> None:
     assert len(base) == 64
 
 
+def test_the_scoring_server_computes_the_same_digest(tmp_path: Path) -> None:
+    integrity = pytest.importorskip("mlspec.runtime.serving.integrity")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "data" / "model.pth").write_bytes(bytes(range(256)) * 5000)  # more than one read chunk
+    (tmp_path / ".hidden").write_bytes(b"counts too")
+
+    assert model_digest(tmp_path) == integrity.model_digest(tmp_path)
+
+
 # --- what an output holds -----------------------------------------------------------------------------------------
 
 
@@ -107,13 +117,13 @@ def test_the_declared_flavor_picks_the_files(tmp_path: Path) -> None:
 
 def test_a_state_dict_needs_a_loader(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    torch.save(torch.nn.Linear(4, 3).state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "weights").mkdir()
+    torch.save(torch.nn.Linear(4, 3).state_dict(), tmp_path / "weights" / "weights.pt")
     torch.jit.script(torch.nn.Linear(4, 3)).save(str(tmp_path / "scripted.pth"))
-    (tmp_path / "scripted.pth").rename(tmp_path.parent / "scripted.pth")
 
-    with pytest.raises(JobRunError, match="weights.pt is not TorchScript .* declare loader"):
-        find_model("model", OutputBinding(path=str(tmp_path), type="model"))
-    found = find_model("model", OutputBinding(path=str(tmp_path.parent / "scripted.pth"), type="model"))
+    with pytest.raises(JobRunError, match=r"weights\.pt is not TorchScript .* declare loader"):
+        find_model("model", OutputBinding(path=str(tmp_path / "weights"), type="model"))
+    found = find_model("model", OutputBinding(path=str(tmp_path / "scripted.pth"), type="model"))
     assert (found.kind, found.flavor) == ("torchscript", "torch")
 
 

@@ -6,7 +6,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.context import Context
@@ -42,10 +41,6 @@ class LocalEngine:
     def paths(self) -> WorkspacePaths:
         return workspace_paths(self.graph)
 
-    def _store(self) -> StateStore:
-        self.paths.create()
-        return StateStore(self.paths.state_db)
-
     def plan(self) -> Plan:
         if not self.paths.state_db.exists():
             return plan(self.graph, {})
@@ -57,8 +52,9 @@ class LocalEngine:
 
     def up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
         """Plan under the workspace lock, show it, ask, apply. Returns the plan and what happened."""
-        with exclusive(self.paths.lock if self.paths.root.exists() else self._lock_path(), self.lock_timeout):
-            store = self._store()
+        self.paths.create()
+        with exclusive(self.paths.lock, self.lock_timeout):
+            store = StateStore(self.paths.state_db)
             try:
                 self._sweep_interrupted_jobs()
                 records = store.records()
@@ -76,10 +72,6 @@ class LocalEngine:
             finally:
                 store.close()
 
-    def _lock_path(self) -> Path:
-        self.paths.create()
-        return self.paths.lock
-
     def _sweep_interrupted_jobs(self) -> None:
         """Job processes left by an `up` that was killed: nothing else runs jobs while we hold the lock."""
         for pid, process_id in workspace_processes(str(self.paths.root.resolve())).items():
@@ -90,7 +82,7 @@ class LocalEngine:
         if not self.paths.state_db.exists():
             return Outcome()
         with exclusive(self.paths.lock, self.lock_timeout):
-            store = self._store()
+            store = StateStore(self.paths.state_db)
             try:
                 self._sweep_interrupted_jobs()
                 records = store.records()

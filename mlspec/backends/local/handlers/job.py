@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
@@ -108,31 +107,16 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     if adopted:
         ctx.say(f"[{job.name}] reusing model versions already registered for this job: {adopted['models']}")
         return adopted
-    from mlspec.runtime import execute, packaging, tracking
+    from mlspec.runtime.train import run_job
 
     run = job_run(ctx, node)
-    started = time.monotonic()
-    experiment = tracking.ensure_experiment(run.tracking_uri, run.experiment, run.artifact_location)
-    params = {k: v["value"] for k, v in run.inputs.items() if "value" in v}
-    run_id = tracking.start_run(run.tracking_uri, experiment, run.tags, params)
-    if run.code:
-        tracking.log_code_snapshot(run.tracking_uri, run_id, run.code)
-    result = execute.run_command(run, run_id, on_line=lambda line: ctx.say(f"[{job.name}] {line}"))
-    tracking.log_file(run.tracking_uri, run_id, run.log_file)
-    if result.exit_code != 0:
-        tracking.end_run(run.tracking_uri, run_id, "FAILED")
-        why = f"timed out after {job.timeout:.0f}s" if result.timed_out else f"exited with {result.exit_code}"
+    result = run_job(run, on_line=lambda line: ctx.say(f"[{job.name}] {line}"))
+    if result.status != "succeeded":
         tail = "\n".join(f"    {line}" for line in result.log_tail[-10:])
-        raise StepFailed(f"job '{job.name}' {why} after {result.attempts} attempt(s) (MLflow run {run_id}); "
-                         f"last lines:\n{tail}\n  full log: {run.log_file}")
-    try:
-        models = packaging.register_outputs(run.tracking_uri, run_id, run)
-    except Exception as exc:
-        tracking.end_run(run.tracking_uri, run_id, "FAILED")
-        raise StepFailed(f"job '{job.name}' finished but its model could not be registered: {exc}") from exc
-    tracking.end_run(run.tracking_uri, run_id, "FINISHED")
-    return {"run_id": run_id, "models": {m.name: int(m.version) for m in models},
-            "duration_s": round(time.monotonic() - started, 2), "log": run.log_file}
+        raise StepFailed(f"job '{job.name}': {result.error} (MLflow run {result.run_id}, "
+                         f"{result.attempts} attempt(s)); last lines:\n{tail}\n  full log: {run.log_path}")
+    return {"run_id": result.run_id, "models": {m.name: int(m.version) for m in result.models},
+            "duration_s": round(result.duration_s, 2), "log": run.log_path}
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
