@@ -16,6 +16,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader keeps no
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_RESOLVER = yaml.resolver.Resolver()  # YAML 1.1's implicit tags: a different tag on a node was written explicitly
 _KNOWN_TAGS = {_STR, _MERGE, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:null",
                "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", "tag:yaml.org,2002:value"}
@@ -90,12 +91,11 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         if node.tag not in _KNOWN_TAGS:
             self.diagnostics.error(f"unsupported YAML tag '{node.tag}'", self.span(node), hint="remove the tag")
-        if getattr(node, "style", None) is not None:  # quoted or block scalars are always strings
+        if getattr(node, "style", None):  # quoted or block scalars are strings (plain is None, or '' from libyaml)
             return node.value
-        value = plain_scalar(node.value)
-        if node.tag == _STR and not isinstance(value, str):
-            return node.value  # an explicit !!str keeps the text (YAML 1.1 would never resolve it to str)
-        return value
+        if node.tag == _STR and _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False)) != _STR:
+            return node.value  # an explicit !!str keeps the text
+        return plain_scalar(node.value)
 
     def mapping(self, node: yaml.MappingNode, path: Path, doc: Document) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -111,7 +111,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.diagnostics.error("a mapping key must be a plain name", self.span(key_node))
                 continue
-            key = key_node.value if key_node.style is not None else plain_scalar(key_node.value)
+            key = key_node.value if key_node.style else plain_scalar(key_node.value)
             if key is None or isinstance(key, bool):
                 self.diagnostics.error(f"'{key_node.value}' cannot be used as a key", self.span(key_node),
                                        hint="quote it if you mean the text")
@@ -141,19 +141,21 @@ def parse_yaml(text: str, file: str, diagnostics: Diagnostics) -> list[Document]
                 continue
             doc = Document(file, None)
             doc.data = builder.build(node, (), doc)
-            documents.append(doc)
+            if doc.data is not None:  # an empty document between two `---`
+                documents.append(doc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
-        diagnostics.error(f"YAML syntax error: {problem}", span, hint=_yaml_hint(problem))
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        diagnostics.error(f"YAML syntax error: {problem}", span, hint=_yaml_hint(problem, line))
     except yaml.YAMLError as exc:  # e.g. a reader error on bad bytes
         diagnostics.error(f"YAML error: {exc}", Span(file, 1, 1, 1, 2))
     return documents
 
 
-def _yaml_hint(problem: str) -> str | None:
-    if "tab" in problem:
+def _yaml_hint(problem: str, line: str) -> str | None:
+    if "tab" in problem or "\t" in line:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "quote a value that contains ': '"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
@@ -51,8 +51,11 @@ def parse_duration(value: Any) -> float:
     return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
-Bytes = Annotated[int, BeforeValidator(parse_quantity), Field(ge=0)]
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+# Written as text ('2Gi', '30s') or a number; the schema says so, the model stores bytes and seconds.
+Bytes = Annotated[int, BeforeValidator(parse_quantity), Field(ge=0), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 0}, {"type": "string", "pattern": _QUANTITY.pattern}]})]
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), WithJsonSchema({"anyOf": [
+    {"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]})]
 
 
 class Strict(BaseModel):

@@ -48,7 +48,7 @@ def model_for(doc: Document, diagnostics: Diagnostics) -> type[Resource] | None:
     if not isinstance(entry, dict):
         return entry
     variant = data.get("type", DEFAULT_TYPES[kind])
-    if variant not in entry:
+    if not isinstance(variant, str) or variant not in entry:
         guess = did_you_mean(str(variant), entry)
         diagnostics.error(f"{kind} type '{variant}' is not one of {', '.join(entry)}", doc.span(("type",)), "type",
                           f"did you mean '{guess}'?" if guess else None)
@@ -74,7 +74,7 @@ def validate_documents(documents: list[Document], diagnostics: Diagnostics) -> V
             continue
         model = model_for(doc, diagnostics)
         if model is None:
-            if isinstance(doc.data.get("kind"), str) and isinstance(doc.data.get("name"), str):
+            if doc.data.get("kind") in KINDS and isinstance(doc.data.get("name"), str):
                 broken[f"{doc.data['kind'].lower()}/{doc.data['name']}"] = doc
             continue
         try:

@@ -139,8 +139,13 @@ def _one(error: dict[str, Any], path: Path, model: type[BaseModel], doc: Documen
         return Diagnostic(f"{label} is missing required field '{path[-1]}'{where}",
                           doc.key_span(path[:-1]) if path[:-1] else doc.span(()), dotted)
     value = _value_at(doc.data, path)
-    span = doc.span(path) if path else doc.span(())
     message = _friendly(error, value)
+    if isinstance(value, dict):  # a model-level check: point at the field its message starts with
+        first = message.split(" ", 1)[0]
+        owner = _model_at(model, path)
+        if owner and first in owner.model_fields and first in value:
+            path = (*path, first)
+    span = doc.key_span(path) if path and isinstance(value, dict) else doc.span(path)
     return Diagnostic(f"{label}: {dotted + ': ' if dotted else ''}{message}", span, dotted, _hint(error, value))
 
 

@@ -1,0 +1,56 @@
+"""The spec corpus: valid specs validate cleanly; each invalid one gives exactly its expected diagnostics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlspec.graph import analyze
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+ROOT = CORPUS.parents[1]
+EXPECTED: dict[str, list[dict[str, object]]] = yaml.safe_load((CORPUS / "invalid" / "expected.yaml").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _from_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # diagnostics show paths relative to the working directory
+
+
+def test_valid_corpus_has_no_diagnostics() -> None:
+    analysis = analyze([CORPUS / "valid"])
+    assert [f"{d.span}: {d.summary}" for d in analysis.diagnostics.items] == []
+    assert analysis.graph is not None
+    assert len(analysis.graph.nodes) >= 20
+
+
+def test_every_invalid_file_is_in_the_table() -> None:
+    files = {p.name for p in (CORPUS / "invalid").glob("*.yaml")} - {"expected.yaml"}
+    assert files == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_invalid_spec_gives_exactly_its_diagnostics(name: str) -> None:
+    analysis = analyze([Path("tests/corpus/invalid") / name])
+    found = analysis.diagnostics.sorted()
+    expected = sorted(EXPECTED[name], key=lambda e: (e["line"], e.get("column", 0)))  # type: ignore[arg-type, return-value]
+    assert [d.span.line for d in found if d.span] == [e["line"] for e in expected], \
+        "\n".join(f"{d.span}: {d.summary}" for d in found)
+    for diagnostic, want in zip(found, expected, strict=True):
+        assert diagnostic.span is not None and diagnostic.span.file == os.path.join("tests/corpus/invalid", name)
+        assert str(want["summary"]) in diagnostic.summary
+        if "column" in want:
+            assert diagnostic.span.column == want["column"], diagnostic.summary
+        if "hint" in want:
+            assert str(want["hint"]) in (diagnostic.hint or ""), diagnostic.hint
+
+
+def test_all_errors_of_several_files_are_reported_in_one_run() -> None:
+    names = ["misspelt_field.yaml", "unknown_kind.yaml", "wrong_types.yaml"]
+    analysis = analyze([Path("tests/corpus/invalid") / n for n in names])
+    files = {d.span.file for d in analysis.diagnostics.items if d.span}
+    assert files == {os.path.join("tests/corpus/invalid", n) for n in names}
+    assert len(analysis.diagnostics.errors) == sum(len(EXPECTED[n]) for n in names)
