@@ -156,7 +156,13 @@ def _lazy(module: str, function: str) -> Handler:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling SPEC once an option follows NAME (`invoke iris --data f.json examples/iris`):
+    # what is left over is more spec paths.
+    if extra and hasattr(args, "paths") and not any(e.startswith("-") for e in extra):
+        args.paths = [p for p in args.paths if p != "."] + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

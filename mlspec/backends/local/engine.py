@@ -108,6 +108,8 @@ def _prepare_tracking(ctx: Context) -> None:
     that an interrupted `up` left RUNNING."""
     import logging
 
+    import mlflow  # noqa: F401 - imported first: it sets its loggers' levels on import
+
     from mlspec.runtime.tracking import client
 
     for noisy in ("mlflow", "alembic"):  # store migrations log at INFO; progress lines say what matters
