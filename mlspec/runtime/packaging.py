@@ -21,7 +21,6 @@ the files before it unpickles anything.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mlspec.runtime.jobrun import JobRun, JobRunError, OutputBinding
+from mlspec.runtime.serving.integrity import model_digest
 from mlspec.spec.job import Flavor
 
 SKLEARN_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -46,7 +46,6 @@ TORCH_SUFFIXES = (".pt", ".pth")
 MLMODEL = "MLmodel"
 TORCHSCRIPT_PATH = "data/model.pth"  # where mlflow.pytorch.save_model writes a ScriptModule
 READY_TIMEOUT_S = 300.0
-_CHUNK = 1 << 20
 
 # sys.path, sys.modules and the warnings filters belong to the whole process: threads of the local engine take
 # turns building models (a fraction of a second each), and each job's modules are forgotten afterwards so two
@@ -67,26 +66,6 @@ class RegisteredModel(BaseModel):
     output: str | None = Field(None, description="The job output it came from; None: registered from a path.")
     aliases: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-
-
-def model_digest(folder: str | os.PathLike[str]) -> str:
-    """SHA-256 over every file of a model folder: for each file in sorted relative POSIX paths,
-    `relpath NUL sha256(bytes).hex LF`.
-
-    Hashing each file on its own, then the list, frames paths and contents unambiguously (bytes moved between
-    files, or a renamed file, change the digest). The scoring server's `serving.integrity.model_digest` computes
-    the same value before it unpickles anything; a test keeps the two equal. Cheap to import: no MLflow.
-    """
-    root = Path(folder)
-    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
-    digest = hashlib.sha256()
-    for relative, path in files:
-        file_digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                file_digest.update(chunk)
-        digest.update(relative.encode("utf-8") + b"\0" + file_digest.hexdigest().encode() + b"\n")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,16 +61,6 @@ def test_model_digest_covers_names_sizes_and_bytes(tmp_path: Path) -> None:
     assert len(base) == 64
 
 
-def test_the_scoring_server_computes_the_same_digest(tmp_path: Path) -> None:
-    integrity = pytest.importorskip("mlspec.runtime.serving.integrity")
-    (tmp_path / "data").mkdir()
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    (tmp_path / "data" / "model.pth").write_bytes(bytes(range(256)) * 5000)  # more than one read chunk
-    (tmp_path / ".hidden").write_bytes(b"counts too")
-
-    assert model_digest(tmp_path) == integrity.model_digest(tmp_path)
-
-
 # --- what an output holds -----------------------------------------------------------------------------------------
 
 

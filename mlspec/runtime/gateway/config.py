@@ -1,0 +1,173 @@
+"""The gateway's config file: parsed strictly, re-read when it changes (or on SIGHUP), never half-applied."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import sys
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+RECHECK_S = 0.5  # how often the file's modification time is looked at
+DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
+DEFAULT_TIMEOUT_S = 60.0
+_FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
+
+
+class ConfigError(Exception):
+    """The file is not a valid gateway configuration; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    weight: int
+    replicas: tuple[str, ...]  # http://HOST:PORT, no trailing slash
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    endpoint: str
+    auth: str  # "key" | "none"
+    key_hashes: tuple[str, ...]  # sha256 hex of each accepted key: plain keys are never kept
+    deployments: dict[str, Deployment]
+    mirror: dict[str, int]  # deployment -> percent of requests copied to it
+    max_body_size: int = DEFAULT_MAX_BODY
+    request_timeout: float = DEFAULT_TIMEOUT_S
+    _names: tuple[str, ...] = field(default=(), repr=False)
+    _cumulative: tuple[int, ...] = field(default=(), repr=False)
+
+    def authorised(self, key: bytes | None) -> bool:
+        if self.auth == "none":
+            return True
+        if not key:
+            return False
+        offered = hashlib.sha256(key).hexdigest()
+        # Every stored hash is compared (no early exit), each in constant time.
+        return sum(hmac.compare_digest(offered, known) for known in self.key_hashes) > 0
+
+    def choose(self) -> Deployment | None:
+        """A deployment drawn by weight among those with replicas; None when none takes traffic."""
+        if not self._cumulative or self._cumulative[-1] == 0:
+            return None
+        index = bisect_right(self._cumulative, random.random() * self._cumulative[-1])
+        return self.deployments[self._names[min(index, len(self._names) - 1)]]
+
+    def mirror_to(self, serving: str) -> Deployment | None:
+        for name, percent in self.mirror.items():
+            if name != serving and random.random() * 100 < percent and self.deployments[name].replicas:
+                return self.deployments[name]
+        return None
+
+
+def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+    auth = data.get("auth", "key")
+    if auth not in ("key", "none"):
+        raise ConfigError(f"{source}: auth must be 'key' or 'none', not {auth!r}")
+    hashes = [_key_hash(h, source) for h in _strings(data.get("key_hashes", []), "key_hashes", source)]
+    hashes += [hashlib.sha256(k.encode()).hexdigest() for k in _strings(data.get("keys", []), "keys", source)]
+    deployments = data.get("deployments")
+    if not isinstance(deployments, dict) or not deployments:
+        raise ConfigError(f"{source}: deployments must be an object naming at least one deployment")
+    parsed = {name: _deployment(name, spec, source) for name, spec in deployments.items()}
+    mirror = data.get("mirror", {})
+    if not isinstance(mirror, dict):
+        raise ConfigError(f"{source}: mirror must be an object, e.g. {{\"green\": 10}}")
+    for name, percent in mirror.items():
+        if name not in parsed:
+            raise ConfigError(f"{source}: mirror names deployment '{name}', which is not in deployments")
+        if not isinstance(percent, int | float) or not 0 <= percent <= 100:
+            raise ConfigError(f"{source}: mirror percent for '{name}' must be a number from 0 to 100")
+    limit, timeout = data.get("max_body_size", DEFAULT_MAX_BODY), data.get("request_timeout", DEFAULT_TIMEOUT_S)
+    if not isinstance(limit, int) or limit < 1 or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{source}: max_body_size and request_timeout must be positive numbers")
+    live = [d for d in parsed.values() if d.weight > 0 and d.replicas]
+    return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
+                         {k: int(v) for k, v in mirror.items()}, limit, float(timeout),
+                         tuple(d.name for d in live), tuple(accumulate(d.weight for d in live)))
+
+
+def _strings(value: Any, name: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{source}: {name} must be a list of non-empty strings")
+    return value
+
+
+def _key_hash(value: str, source: str) -> str:
+    text = value.strip().lower().removeprefix("sha256:")
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ConfigError(f"{source}: key_hashes must hold SHA-256 hex digests (64 hex digits)")
+    return text
+
+
+def _deployment(name: str, spec: Any, source: str) -> Deployment:
+    where = f"{source}: deployment '{name}'"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be an object with weight and replicas")
+    weight = spec.get("weight", 0)
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+        raise ConfigError(f"{where}: weight must be a non-negative integer")
+    replicas = []
+    for url in _strings(spec.get("replicas", []), f"deployment '{name}' replicas", source):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
+            raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
+        replicas.append(f"http://{parts.netloc}")
+    return Deployment(name, weight, tuple(replicas))
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size, status.st_ino  # an atomic replace changes the inode
+
+
+class ConfigWatcher:
+    """Holds the current configuration; a changed file replaces it whole, an invalid one is reported and skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = _stamp(path)
+        self.config = load(path)
+        self.reloads = {"ok": 0, "invalid": 0}
+
+    def check(self, force: bool = False) -> None:
+        stamp = _stamp(self.path)
+        if stamp is None or (stamp == self._stamp and not force):
+            return  # a missing file (mid-replace, or deleted) keeps the last good configuration
+        self._stamp = stamp
+        try:
+            self.config = load(self.path)
+        except ConfigError as error:
+            self.reloads["invalid"] += 1
+            print(f"mlspec-gateway: keeping the previous configuration: {error}", file=sys.stderr, flush=True)
+            return
+        self.reloads["ok"] += 1
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            self.check()
+
+
+def load(path: Path) -> GatewayConfig:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    return parse(data, str(path))

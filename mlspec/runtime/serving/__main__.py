@@ -1,0 +1,100 @@
+"""`python -m mlspec.runtime.serving --model-uri models:/NAME/VERSION --tracking-uri URI --port N`: one replica."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+
+from mlspec.runtime.serving.asgi import bind
+
+PROG = "mlspec-serve"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Serve one registered model over HTTP (MLflow scoring "
+                                     "protocol and Open Inference Protocol v2). Exits 1 when the model is refused.")
+    parser.add_argument("--model-uri", required=True,
+                        help="models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME@latest, or an MLflow model folder")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
+    parser.add_argument("--name", default="default", help="the deployment's name, for logs, metrics and v2 routes")
+    parser.add_argument("--max-body-size", type=int, default=16 * 2**20, metavar="BYTES",
+                        help="larger request bodies get 413 (default 16 MiB)")
+    parser.add_argument("--request-timeout", type=float, default=5.0, metavar="S",
+                        help="a prediction slower than this gets 504 (default 5)")
+    parser.add_argument("--max-batch-size", type=int, default=64, metavar="ROWS",
+                        help="most rows in one model call when concurrent requests are stacked (1: no stacking)")
+    parser.add_argument("--max-wait", type=float, default=0.0, metavar="S",
+                        help="how long a lone request waits for others to stack with (default 0: none)")
+    parser.add_argument("--sha256", help="the expected model digest (default: the version's mlspec.sha256 tag)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="serve a model with no digest to check (its files are unpickled unverified)")
+    parser.add_argument("--device", default="auto", help="torch models: auto (a GPU when there is one), cpu, cuda:N")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.max_body_size < 1 or args.request_timeout <= 0 or args.max_batch_size < 1:
+        parser.error("--workers, --max-body-size, --request-timeout and --max-batch-size must be positive")
+    return args
+
+
+def serve(sock: object, args: argparse.Namespace) -> int:
+    """Run one server process on the listening socket until it is stopped; 1 when the model was refused."""
+    from mlspec.runtime.serving.app import ServingApp, Settings
+    from mlspec.runtime.serving.asgi import uvicorn_server
+
+    settings = Settings(args.model_uri, args.tracking_uri, args.name, args.max_body_size, args.request_timeout,
+                        args.max_batch_size, args.max_wait, args.allow_unverified, args.sha256, args.device)
+    server: object = None
+    app = ServingApp(settings, on_fatal=lambda: setattr(server, "should_exit", True))
+    server = uvicorn_server(app)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; handled here, the process then exits normally
+    # (running atexit, which removes the model's private copy) instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run(sockets=[sock])  # type: ignore[attr-defined]
+    return app.exit_code
+
+
+def supervise(sock: object, args: argparse.Namespace) -> int:
+    """Fork `--workers` servers onto the one socket; when one fails (the model refused), stop all with its code."""
+    children: set[int] = set()
+    for _ in range(args.workers):
+        pid = os.fork()  # before anything starts threads or loops: numpy and uvloop are imported by the child
+        if pid == 0:
+            sys.exit(serve(sock, args))
+        children.add(pid)
+    stopping = False
+
+    def stop(sig: int, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    exit_code = 0
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0 and not stopping:
+            exit_code = code if code > 0 else 1
+            stop(signal.SIGTERM)
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sock = bind(args.host, args.port, PROG)
+    return supervise(sock, args) if args.workers > 1 else serve(sock, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The model digest: one SHA-256 over every file of an MLflow model folder, checked before anything is unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+TAG = "mlspec.sha256"  # the registered version's tag that holds the digest
+_CHUNK = 1 << 20
+
+
+class IntegrityError(Exception):
+    """The files do not match the registered digest, or there is no digest to check them against."""
+
+
+def model_digest(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 over, for each file in sorted relative POSIX paths, `relpath NUL sha256(bytes).hex LF`.
+
+    Hashing each file separately (then hashing the list) frames paths and contents unambiguously: bytes moved
+    from one file to another, or a file renamed, change the digest. Every file counts, hidden ones included.
+    """
+    root = Path(folder)
+    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
+    digest = hashlib.sha256()
+    for relative, path in files:
+        digest.update(relative.encode() + b"\0" + _file_sha256(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    file_digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            file_digest.update(chunk)
+    return file_digest.hexdigest()
+
+
+def verify(folder: Path, expected: str | None, what: str, allow_unverified: bool = False) -> str:
+    """Compare the folder's digest with the expected one; raise IntegrityError (saying why) unless they match.
+
+    Without an expected digest the model is refused, unless `allow_unverified` (then the digest is only reported).
+    """
+    actual = model_digest(folder)
+    if expected is None:
+        if allow_unverified:
+            return actual
+        raise IntegrityError(
+            f"{what} has no {TAG} tag, so its files cannot be verified before they are unpickled; refusing to load "
+            f"it (its digest is {actual}; register it through mlspec, pass --sha256, or --allow-unverified)"
+        )
+    if actual != expected.strip().lower():
+        hint = ""
+        if (folder / "registered_model_meta").exists():
+            # MLflow writes this file into a local store's model folder when someone downloads models:/NAME/VERSION
+            # without a destination (mlflow.pyfunc.load_model does): the store was changed, not necessarily attacked.
+            hint = (" The folder holds a 'registered_model_meta' file, which MLflow adds to a local artifact store"
+                    " when models:/ URIs are downloaded without a destination folder.")
+        raise IntegrityError(
+            f"{what}: the sha256 digest of the model files ({actual}) does not match the registered digest "
+            f"({expected}); the files changed after registration. Refusing to load them.{hint}"
+        )
+    return actual

@@ -1,0 +1,209 @@
+"""The gateway as a real process in front of two real scoring servers (blue and green): auth, routing, reloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_serving_support import (
+    MODEL,
+    IrisStore,
+    Server,
+    free_port,
+    make_iris_store,
+    metric,
+    start,
+    start_scoring,
+)
+
+pytestmark = pytest.mark.e2e
+PRIMARY, SECONDARY = "primary-key-0123456789", "secondary-key-9876543210"
+BODY = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+RELOAD_WAIT_S = 5.0
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
+    return make_iris_store(tmp_path_factory.mktemp("gateway-store"))
+
+
+@pytest.fixture(scope="module")
+def replicas(store: IrisStore) -> Iterator[dict[str, Server]]:
+    servers = {name: start_scoring(store, f"models:/{MODEL}/1", store.root / f"{name}.log", "--name", name)
+               for name in ("blue", "green")}
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+class Gateway:
+    def __init__(self, server: Server, config: Path) -> None:
+        self.server, self.config, self.url = server, config, server.url
+
+    def write(self, config: dict[str, Any]) -> None:
+        """Replace the file atomically, as the engine does (readers never see half a file)."""
+        temporary = self.config.with_suffix(".tmp")
+        temporary.write_text(json.dumps(config))
+        os.replace(temporary, self.config)
+
+    def post(self, key: str | None = PRIMARY, headers: dict[str, str] | None = None,
+             path: str = "/invocations") -> httpx.Response:
+        sent = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.post(self.url + path, json=BODY, headers={**sent, **(headers or {})}, timeout=10)
+
+    def deployments(self, count: int, **kwargs: Any) -> Counter[str]:
+        answers = [self.post(**kwargs) for _ in range(count)]
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+        return Counter(a.headers["x-mlspec-deployment"] for a in answers)
+
+    def eventually(self, check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + RELOAD_WAIT_S
+        while not check():
+            assert time.monotonic() < deadline, "the gateway did not pick up the new configuration"
+            time.sleep(0.1)
+
+
+def config(replicas: dict[str, Server], blue: int = 100, green: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"endpoint": "iris", "auth": "key", "key_hashes": [digest(PRIMARY), digest(SECONDARY)],
+            "deployments": {"blue": {"weight": blue, "replicas": [replicas["blue"].url]},
+                            "green": {"weight": green, "replicas": [replicas["green"].url]}}, **extra}
+
+
+@pytest.fixture(scope="module")
+def gateway(replicas: dict[str, Server], store: IrisStore) -> Iterator[Gateway]:
+    path = store.root / "gateway.json"
+    path.write_text(json.dumps(config(replicas)))
+    served = start("mlspec.runtime.gateway", ["--config", str(path)], store.root / "gateway.log")
+    front = Gateway(served, path)
+    try:
+        served.wait_ready(30)
+        yield front
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def reset(gateway: Gateway, replicas: dict[str, Server]) -> Iterator[None]:
+    yield
+    gateway.write(config(replicas))
+    gateway.eventually(lambda: gateway.post().status_code == 200 and gateway.deployments(4) == Counter(blue=4))
+
+
+def test_health_needs_no_key_and_unknown_paths_are_404(gateway: Gateway) -> None:
+    health = httpx.get(f"{gateway.url}/health").json()
+    assert health["status"] == "ok" and health["deployments"]["blue"] == {"weight": 100, "replicas": 1, "down": 0}
+    assert httpx.get(f"{gateway.url}/nope").status_code == 404
+    assert httpx.post(f"{gateway.url}/admin", headers={"authorization": f"Bearer {PRIMARY}"}).status_code == 404
+
+
+def test_a_valid_key_is_required(gateway: Gateway) -> None:
+    assert gateway.post(key=None).status_code == 401
+    assert gateway.post(key="wrong").status_code == 401
+    assert gateway.post(key=None, headers={"api-key": "wrong"}).status_code == 401
+    assert "www-authenticate" in gateway.post(key=None).headers
+    answer = gateway.post(PRIMARY)
+    assert answer.status_code == 200 and answer.json() == {"predictions": [0, 2]}
+    assert gateway.post(key=None, headers={"api-key": SECONDARY}).status_code == 200
+    assert gateway.post(SECONDARY, path="/score").json() == {"predictions": [0, 2]}  # Azure ML's path
+    assert httpx.get(f"{gateway.url}/v2/models/{MODEL}", headers={"api-key": PRIMARY}).json()["name"] == MODEL
+
+
+def test_weights_100_to_0_send_everything_to_blue(gateway: Gateway) -> None:
+    assert gateway.deployments(30) == Counter(blue=30)
+
+
+def test_pin_headers_reach_the_named_deployment(gateway: Gateway) -> None:
+    assert gateway.deployments(5, headers={"azureml-model-deployment": "green"}) == Counter(green=5)
+    assert gateway.deployments(5, headers={"x-mlspec-deployment": "green"}) == Counter(green=5)
+    unknown = gateway.post(headers={"x-mlspec-deployment": "purple"})
+    assert unknown.status_code == 404 and "blue, green" in unknown.json()["error"]
+
+
+@pytest.mark.usefixtures("reset")
+def test_key_rotation_and_weight_shift_apply_without_restart(gateway: Gateway, replicas: dict[str, Server]) -> None:
+    pid = gateway.server.process.pid
+    rotated = "rotated-primary-key-555"
+    gateway.write({**config(replicas, blue=0, green=100), "key_hashes": [digest(rotated), digest(SECONDARY)]})
+    gateway.eventually(lambda: gateway.post(PRIMARY).status_code == 401)
+    assert gateway.post(rotated).status_code == 200 and gateway.post(SECONDARY).status_code == 200
+    assert gateway.deployments(20, key=rotated) == Counter(green=20)
+    # Plain keys are accepted too (hashed when read); a split sends some to each.
+    gateway.write({**config(replicas, blue=50, green=50), "key_hashes": [], "keys": ["plain-key"]})
+    gateway.eventually(lambda: gateway.post("plain-key").status_code == 200)
+    split = gateway.deployments(60, key="plain-key")
+    assert split["blue"] > 5 and split["green"] > 5
+    assert gateway.server.process.pid == pid and gateway.server.process.poll() is None
+
+
+@pytest.mark.usefixtures("reset")
+def test_an_invalid_config_is_reported_and_the_last_good_one_kept(gateway: Gateway) -> None:
+    gateway.config.write_text('{"deployments": {"blue": {"weight": -1}}}')
+    time.sleep(1.2)
+    assert gateway.post().status_code == 200
+    assert "keeping the previous configuration" in gateway.server.output()
+
+
+@pytest.mark.usefixtures("reset")
+def test_mirror_sends_copies_and_discards_the_answers(gateway: Gateway, replicas: dict[str, Server]) -> None:
+    def green_invocations() -> float:
+        text = httpx.get(f"{replicas['green'].url}/metrics").text
+        return metric(text, "mlspec_requests_total", route="invocations", status="200")
+
+    gateway.write(config(replicas, mirror={"green": 100}))
+    gateway.eventually(lambda: httpx.get(f"{gateway.url}/health").json()["mirror"] == {"green": 100})
+    before = green_invocations()
+    assert gateway.deployments(20) == Counter(blue=20)  # every answer still comes from blue
+    deadline = time.monotonic() + 5
+    while green_invocations() < before + 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert green_invocations() == before + 20
+
+
+@pytest.mark.usefixtures("reset")
+def test_no_reachable_replica_is_502_and_a_dead_one_is_skipped(gateway: Gateway, replicas: dict[str, Server]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    gateway.write({**config(replicas), "deployments": {
+        "blue": {"weight": 100, "replicas": [dead, replicas["blue"].url]},
+        "red": {"weight": 0, "replicas": [dead]}}})
+    gateway.eventually(lambda: "red" in httpx.get(f"{gateway.url}/health").json()["deployments"])
+    assert gateway.deployments(10) == Counter(blue=10)  # the dead replica is retried around, then skipped
+    assert httpx.get(f"{gateway.url}/health").json()["deployments"]["blue"]["down"] == 1
+    failed = gateway.post(headers={"x-mlspec-deployment": "red"})
+    assert failed.status_code == 502 and "no replica of deployment 'red'" in failed.json()["error"]
+
+
+@pytest.mark.usefixtures("reset")
+def test_killing_a_replica_leaves_the_other_answering(gateway: Gateway, replicas: dict[str, Server]) -> None:
+    # Last in the module: green is killed for good.
+    both = [replicas["blue"].url, replicas["green"].url]
+    gateway.write({**config(replicas), "deployments": {"blue": {"weight": 100, "replicas": both}}})
+    gateway.eventually(lambda: httpx.get(f"{gateway.url}/health").json()["deployments"]["blue"]["replicas"] == 2)
+    assert gateway.deployments(10) == Counter(blue=10)
+    replicas["green"].process.kill()
+    replicas["green"].process.wait(10)
+    assert gateway.deployments(20) == Counter(blue=20)  # no request fails: each is retried on the live replica
+    replicas["green"] = replicas["blue"]  # so the reset fixture's config still points somewhere alive
+
+
+def test_an_invalid_config_at_start_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps({"auth": "password", "deployments": {"blue": {"replicas": []}}}))
+    refused = start("mlspec.runtime.gateway", ["--config", str(path)], tmp_path / "gateway.log")
+    assert refused.wait_exit(30) == 1
+    assert "auth must be 'key' or 'none'" in refused.output()
