@@ -41,6 +41,7 @@ def run_python_spec(path: Path, shown: str, diagnostics: Diagnostics) -> list[Do
     outer, _collecting = _collecting, []
     _shown[str(path.resolve())] = shown
     _shown[str(path)] = shown
+    _trees.pop(str(path.resolve()), None)  # the file may have changed since it was last parsed
     collected = _collecting
     try:
         runpy.run_path(str(path.resolve()), run_name="__mlspec__")

@@ -82,6 +82,8 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path, doc: Document) -> Any:
         doc.spans[path] = self.span(node)
+        if node.tag not in _KNOWN_TAGS:  # on any node: `!!python/object/apply:os.system [...]` is a sequence
+            self.diagnostics.error(f"unsupported YAML tag '{node.tag}'", self.span(node), hint="remove the tag")
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, doc)
         if isinstance(node, yaml.SequenceNode):
@@ -89,8 +91,6 @@ class _Builder:
         return self.scalar(node)
 
     def scalar(self, node: yaml.Node) -> Any:
-        if node.tag not in _KNOWN_TAGS:
-            self.diagnostics.error(f"unsupported YAML tag '{node.tag}'", self.span(node), hint="remove the tag")
         if getattr(node, "style", None):  # quoted or block scalars are strings (plain is None, or '' from libyaml)
             return node.value
         if node.tag == _STR and _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False)) != _STR:

@@ -175,7 +175,8 @@ class _Resolver:
             try:
                 self.model(item, path, name)
             except ValueError as exc:
-                self.diagnostics.error(str(exc), _span(item.doc, path), path)
+                self.diagnostics.error(f"{item.kind} '{item.resource.name}': {path}: {exc}",
+                                       _span(item.doc, path), path)
 
     def _placeholders(self, item: Declared, job: Job) -> None:
         declared: dict[str, list[str]] = {"inputs": list(job.inputs), "outputs": list(job.outputs)}

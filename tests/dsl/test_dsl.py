@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from mlspec.cli.main import main
 from mlspec.graph import analyze, load_graph
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
@@ -57,3 +60,22 @@ def test_a_failing_dsl_file_is_a_diagnostic(tmp_path: Path) -> None:
     (diagnostic,) = analyze([spec]).diagnostics.items
     assert diagnostic.span.line == 4
     assert diagnostic.summary == "error running the spec: RuntimeError: boom"
+
+
+def test_a_dsl_syntax_error_is_a_diagnostic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mlspec.py").write_text("from mlspec.dsl import Compute\n\nCompute(name='cpu'\nCompute(name='gpu')\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "."]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("mlspec.py:3:1: error: error running the spec: SyntaxError:"), err
+    assert "Traceback" not in out + err
+
+
+def test_spans_follow_an_edited_dsl_file(tmp_path: Path) -> None:
+    spec = tmp_path / "mlspec.py"
+    spec.write_text('from mlspec.dsl import Compute\nCompute(name="cpu", max_nodes=2)\n')
+    assert [d.span.line for d in analyze([spec]).diagnostics.items] == [2]
+    spec.write_text('from mlspec.dsl import Compute\n\n\nCompute(\n    name="cpu",\n    max_nodes=2,\n)\n')
+    (diagnostic,) = analyze([spec]).diagnostics.items
+    assert (diagnostic.span.line, diagnostic.span.column, diagnostic.hint) == (6, 5, None)

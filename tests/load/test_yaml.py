@@ -68,3 +68,31 @@ def test_a_folder_loads_its_top_level_yaml_only(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "ignored.yaml").write_text("kind: Compute\nname: c\n")
     assert sorted(d.data["name"] for d in load([tmp_path]).documents) == ["a", "b"]
+
+
+def test_anchors_aliases_and_merge_keys() -> None:
+    docs, diagnostics = parse("base: &b {cpus: 1, memory: 1Gi}\ncopy: *b\nmerged: {<<: *b, cpus: 2}\n"
+                              "many: {<<: [*b, {gpus: 1}]}\n")
+    assert not diagnostics
+    assert docs[0].data["copy"] == {"cpus": 1, "memory": "1Gi"}
+    assert docs[0].data["merged"] == {"cpus": 2, "memory": "1Gi"}  # explicit keys win over merged ones
+    assert docs[0].data["many"] == {"cpus": 1, "memory": "1Gi", "gpus": 1}
+
+
+def test_unsupported_tags_are_errors_on_any_node() -> None:
+    _, diagnostics = parse("a: !!python/object/apply:os.system [echo hi]\nb: !custom 1\nc: !!python/name:os.system\n"
+                           "d: !!map {e: 1}\n")
+    assert [(d.span.line, d.span.column) for d in diagnostics.items] == [(1, 4), (2, 4), (3, 4)]
+    assert all(d.summary.startswith("unsupported YAML tag") for d in diagnostics.items)
+
+
+def test_keys_that_are_not_names_are_errors() -> None:
+    _, diagnostics = parse("null: 1\n? [a]\n: 2\ntrue: 3\n'true': 4\n")
+    assert [(d.span.line, d.summary) for d in diagnostics.items] == [
+        (1, "'null' cannot be used as a key"), (2, "a mapping key must be a plain name"),
+        (4, "'true' cannot be used as a key")]
+
+
+def test_a_byte_order_mark_is_ignored() -> None:
+    docs, diagnostics = parse("\ufeffkind: Job\n")
+    assert not diagnostics and docs[0].data == {"kind": "Job"}

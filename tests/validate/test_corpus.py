@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import yaml
 
 from mlspec.graph import analyze
+from mlspec.spec import Model
+from mlspec.spec.compute import COMPUTE_TYPES
+from mlspec.spec.endpoint import ENDPOINT_TYPES
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 ROOT = CORPUS.parents[1]
@@ -24,7 +28,22 @@ def test_valid_corpus_has_no_diagnostics() -> None:
     analysis = analyze([CORPUS / "valid"])
     assert [f"{d.span}: {d.summary}" for d in analysis.diagnostics.items] == []
     assert analysis.graph is not None
-    assert len(analysis.graph.nodes) >= 20
+    assert analysis.files == ["tests/corpus/valid/all_kinds.yaml", "tests/corpus/valid/included.yaml",
+                              "tests/corpus/valid/parts/more.yaml", "tests/corpus/valid/models.yaml"]
+    nodes = analysis.graph.nodes.values()
+    variants = {(n.kind, getattr(n.resource, "type", None)) for n in nodes}
+    assert {("Compute", t) for t in COMPUTE_TYPES} | {("Endpoint", t) for t in ENDPOINT_TYPES} <= variants
+    environments = {n.name: n.files for n in nodes if n.kind == "Environment"}
+    assert environments == {"listed": {}, "from-file": {"env/requirements.txt": ANY}, "conda": {"env/conda.yaml": ANY},
+                            "built": {"ctx/Dockerfile": ANY}}
+    sources = {n.id: (n.resource.job, n.resource.path) for n in nodes if isinstance(n.resource, Model)}
+    assert sources == {"model/clf": ("train", None), "model/head-b": ("two-heads", None),
+                       "model/external": (None, "data/model.pkl"), "model/state-dict": (None, "data/model.pkl")}
+    graph = analysis.graph
+    assert graph.nodes["job/evaluate"].deps == ("compute/here", "environment/built", "model/clf", "model/head-b")
+    assert set(graph.nodes["data/folder"].files) == {"data/folder/part-0.txt"}  # relative: machine-independent
+    assert graph.nodes["compute/merged"].resource.resources.memory == 2**30  # from a YAML merge key
+    assert graph.nodes["data/anchored"].resource.description == "data/rows.csv"  # from a YAML alias
 
 
 def test_every_invalid_file_is_in_the_table() -> None:

@@ -20,17 +20,21 @@ def main() -> None:
     torch.manual_seed(0)
     table = np.loadtxt(args.data, delimiter=",", skiprows=1, dtype=np.float32)
     x, y = torch.from_numpy(table[:, :-1] / 16.0), torch.from_numpy(table[:, -1].astype(np.int64))
+    order = torch.randperm(len(x))  # the CSV is grouped by writer: shuffle before holding out a test set
     split = int(len(x) * 0.8)
+    train, test = order[:split], order[split:]
     net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     optimiser = torch.optim.Adam(net.parameters(), lr=args.lr)
     for _ in range(args.epochs):
-        for start in range(0, split, 64):
+        shuffled = train[torch.randperm(len(train))]
+        for start in range(0, len(shuffled), 64):
+            batch = shuffled[start:start + 64]
             optimiser.zero_grad()
-            loss = nn.functional.cross_entropy(net(x[start:start + 64]), y[start:start + 64])
+            loss = nn.functional.cross_entropy(net(x[batch]), y[batch])
             loss.backward()
             optimiser.step()
     with torch.no_grad():
-        accuracy = float((net(x[split:]).argmax(1) == y[split:]).float().mean())
+        accuracy = float((net(x[test]).argmax(1) == y[test]).float().mean())
     print(f"mlp: test accuracy {accuracy:.3f}")
 
     if os.environ.get("MLFLOW_RUN_ID"):  # set by mlspec; the script also runs by hand without MLflow

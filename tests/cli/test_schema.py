@@ -1,0 +1,60 @@
+"""The committed JSON Schema is what `mlspec schema` prints, and every valid spec document satisfies it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlspec.cli.main import main
+from mlspec.diagnostics import Diagnostics
+from mlspec.load import parse_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "schema" / "mlspec.schema.json"
+SPECS = sorted([*ROOT.glob("examples/*/*.yaml"), *(ROOT / "tests/corpus/valid").glob("*.yaml"),
+                *(ROOT / "tests/corpus/valid/parts").glob("*.yaml")])
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        # jsonschema imports rfc3987_syntax when it is installed, which compiles a grammar for ~1.5 s only to
+        # check `format: iri`; mlspec's schema has no formats, so leave it out (if nothing imported it yet).
+        if "jsonschema" not in sys.modules:
+            patch.setitem(sys.modules, "rfc3987_syntax", None)
+        import jsonschema
+    schema = json.loads(COMMITTED.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_committed_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(COMMITTED.read_text()), \
+        "schema/mlspec.schema.json is stale: run mlspec schema -o schema/mlspec.schema.json"
+
+
+def test_every_valid_document_satisfies_the_schema(validator: Any) -> None:
+    assert {"iris", "torch-digits"} <= {p.parent.name for p in SPECS}
+    diagnostics = Diagnostics()
+    documents = [d.data for f in SPECS for d in parse_yaml(f.read_text(), str(f), diagnostics)]  # as mlspec reads them
+    assert not diagnostics and len(documents) > 25
+    for document in documents:
+        errors = [e.message for e in validator.iter_errors(document)]
+        assert errors == [], document
+
+
+@pytest.mark.parametrize("document", [
+    {"kind": "Job", "name": "t", "command": "x", "comand": "y"},
+    {"kind": "Compute", "name": "c", "type": "clustr"},
+    {"kind": "Compute", "name": "c", "type": "cluster", "resources": {"memory": "lots"}},
+    {"kind": "Data", "name": "d"},
+    {"kind": "Enviroment", "name": "e"},
+    {"include": ["a.yaml"], "name": "x"},
+])
+def test_invalid_documents_fail_the_schema(validator: Any, document: dict[str, object]) -> None:
+    assert not validator.is_valid(document)

@@ -1,0 +1,124 @@
+"""Resolve stage: references bound, workspace defaults applied, implicit resources added, files located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlspec.diagnostics import Diagnostics
+from mlspec.load import load
+from mlspec.resolve import DEFAULT_COMPUTE, ResolvedSpec, resolve
+from mlspec.spec import Model
+from mlspec.validate import validate_documents
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
+
+
+def resolved(*paths: Path) -> tuple[ResolvedSpec, Diagnostics]:
+    loaded = load(list(paths))
+    diagnostics = loaded.diagnostics
+    spec = resolve(validate_documents(loaded.documents, diagnostics), loaded.root, diagnostics)
+    return spec, diagnostics
+
+
+def write(folder: Path, text: str, name: str = "mlspec.yaml") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_workspace_defaults_bind_compute_and_environment() -> None:
+    spec, diagnostics = resolved(EXAMPLE)
+    assert not diagnostics
+    assert spec.target("job/train", "compute") == "compute/cpu"
+    assert spec.target("job/train", "environment") == "environment/sklearn"
+    assert spec.target("job/train", "inputs.data") == "data/iris"
+    assert spec.target("job/train", "inputs.C") is None  # a literal is no reference
+    assert spec.target("endpoint/iris", "deployments.green.model") == "model/iris-forest"
+    assert spec.target("endpoint/iris", "deployments.blue.compute") == "compute/cpu"
+
+
+def test_job_outputs_declare_implicit_models() -> None:
+    spec, _ = resolved(EXAMPLE)
+    assert {"model/iris-clf", "model/iris-forest"} <= spec.implicit
+    model = spec.get("model/iris-clf")
+    assert isinstance(model, Model)
+    assert (model.job, model.output, model.flavor) == ("train", "model", "sklearn")
+    assert spec.target("model/iris-clf", "job") == "job/train"
+
+
+def test_a_spec_without_compute_runs_on_an_implicit_local_compute(tmp_path: Path) -> None:
+    spec, diagnostics = resolved(write(tmp_path / "My Project", "kind: Job\nname: t\ncommand: echo hi\n"))
+    assert not diagnostics
+    default = f"compute/{DEFAULT_COMPUTE}"
+    assert default in spec.implicit and spec.target("job/t", "compute") == default
+    (ref,) = [r for r in spec.references if r.source == "job/t"]
+    assert not ref.content  # where a job runs is not part of what it produces
+    assert spec.workspace.name == "my-project"  # no Workspace declared: named after the folder
+
+
+def test_pinned_model_versions_carry_no_content(tmp_path: Path) -> None:
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    spec, diagnostics = resolved(write(tmp_path, (
+        "kind: Model\nname: m\npath: m.pkl\n---\n"
+        "kind: Endpoint\nname: e\ndeployments:\n  a: {model: 'm:3'}\n  b: {model: m@champion}\n  c: {model: m}\n"
+        "traffic: {a: 50, b: 25, c: 25}\n")))
+    assert not diagnostics
+    content = {r.path: r.content for r in spec.references if r.source == "endpoint/e" and r.target == "model/m"}
+    assert content == {"deployments.a.model": False, "deployments.b.model": True, "deployments.c.model": True}
+
+
+def test_paths_are_relative_to_the_file_that_declares_them(tmp_path: Path) -> None:
+    write(tmp_path, "kind: Data\nname: rows\npath: rows.csv\n", "parts/data.yaml")
+    (tmp_path / "parts" / "rows.csv").write_text("x\n1\n")
+    spec, diagnostics = resolved(write(tmp_path, "include: [parts/]\n---\nkind: Data\nname: top\npath: mlspec.yaml\n"))
+    assert not diagnostics
+    assert spec.files["data/rows"]["path"] == tmp_path / "parts" / "rows.csv"
+    assert spec.files["data/top"]["path"] == tmp_path / "mlspec.yaml"
+
+
+def test_a_bad_default_is_reported_once_at_the_workspace(tmp_path: Path) -> None:
+    spec_file = write(tmp_path, ("kind: Workspace\nname: w\ndefaults: {compute: cpux}\n---\n"
+                                 "kind: Compute\nname: cpu\n---\n"
+                                 "kind: Job\nname: a\ncommand: x\n---\nkind: Job\nname: b\ncommand: x\n"))
+    _, diagnostics = resolved(spec_file)
+    (error,) = diagnostics.items
+    assert (error.summary, error.path, error.span.line, error.span.column) == \
+        ("compute 'cpux' is not declared", "defaults.compute", 3, 21)
+    assert error.hint == f"did you mean 'cpu' ({error.span.file}:6)?"
+
+
+def test_references_to_a_broken_resource_are_not_reported_again(tmp_path: Path) -> None:
+    _, diagnostics = resolved(write(tmp_path, ("kind: Compute\nname: cpu\ntype: cluster\nmax_nodes: many\n---\n"
+                                               "kind: Job\nname: t\ncommand: x\ncompute: cpu\n")))
+    assert [(d.span.line, d.path) for d in diagnostics.items] == [(4, "max_nodes")]
+
+
+def test_register_as_must_not_clash_with_a_declared_model(tmp_path: Path) -> None:
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    _, diagnostics = resolved(write(tmp_path, (
+        "kind: Model\nname: clf\npath: m.pkl\n---\n"
+        "kind: Job\nname: t\ncommand: x ${{outputs.m}}\noutputs: {m: {type: model, register_as: clf}}\n")))
+    (error,) = diagnostics.items
+    assert "job 't' registers model 'clf', but that model is declared with another source" in error.summary
+    assert (error.span.line, error.path) == (8, "outputs.m.register_as")
+
+
+def test_an_explicit_model_of_a_job_with_several_outputs_names_one(tmp_path: Path) -> None:
+    jobs = "kind: Job\nname: t\ncommand: x\noutputs: {a: {type: model}, b: {type: model}}\n---\n"
+    _, diagnostics = resolved(write(tmp_path, jobs + "kind: Model\nname: m\njob: t\n"))
+    assert [d.summary for d in diagnostics.items] == ["model 'm': job 't' has 2 model outputs; say which with 'output'"]
+    spec, diagnostics = resolved(write(tmp_path, jobs + "kind: Model\nname: m\njob: t\noutput: b\n"))
+    assert not diagnostics and spec.target("model/m", "job") == "job/t"
+
+
+def test_file_or_folder_must_match_the_declared_type(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("x\n")
+    _, diagnostics = resolved(write(tmp_path, (
+        "kind: Data\nname: f\ntype: uri_folder\npath: rows.csv\n---\n"
+        "kind: Job\nname: t\ncommand: x\ncode: rows.csv\ninputs: {d: {type: uri_file, path: .}}\n")))
+    assert sorted((d.span.line, d.summary) for d in diagnostics.items) == [
+        (4, "Data 'f': path: 'rows.csv' is not a folder"),
+        (9, "Job 't': code: 'rows.csv' is not a folder"),
+        (10, "Job 't': inputs.d: '.' is not a file"),
+    ]
