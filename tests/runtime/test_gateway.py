@@ -18,8 +18,8 @@ from test_serving_support import (
     IrisStore,
     Server,
     free_port,
-    make_iris_store,
     metric,
+    shared_store,
     start,
     start_scoring,
 )
@@ -36,7 +36,7 @@ def digest(key: str) -> str:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
-    return make_iris_store(tmp_path_factory.mktemp("gateway-store"))
+    return shared_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +13,9 @@ from test_serving_support import (
     MODEL,
     IrisStore,
     Server,
-    copy_model,
-    make_iris_store,
     metric,
-    register,
     rows,
+    shared_store,
     start_scoring,
 )
 
@@ -30,7 +25,7 @@ LIMIT = 64 * 1024  # the server's --max-body-size in these tests
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
-    return make_iris_store(tmp_path_factory.mktemp("serving-store"))
+    return shared_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -214,92 +209,3 @@ def test_concurrent_requests_are_stacked_and_each_gets_its_own_answer(server: Se
     for thread in threads:
         thread.join()
     assert errors == []
-
-
-def test_tampered_artifact_is_refused_before_loading(store: IrisStore, tmp_path: Path) -> None:
-    from mlspec.runtime.serving.integrity import model_digest
-
-    folder = copy_model(store, "tampered")
-    version = register(store.tracking_uri, folder, None, {"mlspec.sha256": model_digest(folder)})
-    pickled = folder / "model.pkl"
-    data = bytearray(pickled.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one byte changed after registration
-    pickled.write_bytes(bytes(data))
-    refused = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "tampered.log")
-    try:
-        assert refused.wait_exit() == 1
-    finally:
-        refused.stop()
-    assert "digest" in refused.output() and "does not match" in refused.output()
-
-
-def test_missing_digest_is_refused_unless_allowed(store: IrisStore, tmp_path: Path) -> None:
-    version = register(store.tracking_uri, copy_model(store, "untagged"), None, {})
-    refused = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "untagged.log")
-    try:
-        assert refused.wait_exit() == 1
-    finally:
-        refused.stop()
-    assert "mlspec.sha256" in refused.output() and "--allow-unverified" in refused.output()
-    allowed = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "allowed.log", "--allow-unverified")
-    try:
-        allowed.wait_ready()
-        answer = post(allowed, "/invocations", f'{{"instances": [{ROW}]}}')
-        assert answer.json() == {"predictions": [0]}
-    finally:
-        allowed.stop()
-
-
-SLOW_MODEL = textwrap.dedent('''
-    import time
-
-    import mlflow.pyfunc
-    from mlflow.models import set_model
-
-
-    class Slow(mlflow.pyfunc.PythonModel):
-        """Sleeps as many seconds as the first value says."""
-
-        def predict(self, context, model_input, params=None):
-            delay = float(model_input.iloc[0, 0])
-            time.sleep(delay)
-            return [delay] * len(model_input)
-
-
-    set_model(Slow())
-''')
-
-
-def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStore, tmp_path: Path) -> None:
-    import mlflow
-    import mlflow.pyfunc
-
-    from mlspec.runtime.serving.integrity import model_digest
-
-    code = tmp_path / "slow_model.py"
-    code.write_text(SLOW_MODEL)
-    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
-        info = mlflow.pyfunc.log_model(name="slow", python_model=str(code), pip_requirements=["mlflow"])
-    folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location
-                  .removeprefix("file://"))
-    version = register(store.tracking_uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)},
-                       name="slow")
-    server = start_scoring(store, f"models:/slow/{version}", tmp_path / "slow.log", "--request-timeout", "0.5")
-    try:
-        server.wait_ready()
-        assert httpx.get(f"{server.url}/health").json()["flavor"] == "pyfunc"
-        started = time.monotonic()
-        slow: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: slow.update(answer=post(server, "/invocations",
-                                                                          '{"instances": [[1.5]]}')))
-        thread.start()
-        time.sleep(0.1)
-        assert httpx.get(f"{server.url}/health", timeout=0.3).status_code == 200  # the loop is not blocked
-        thread.join()
-        assert slow["answer"].status_code == 504 and "timeout" in slow["answer"].json()["error"]
-        assert time.monotonic() - started < 1.4  # answered at the timeout, not when the predict finished
-        time.sleep(1.5)
-        answer = post(server, "/invocations", '{"instances": [[0.0]]}')
-        assert answer.status_code == 200 and answer.json() == {"predictions": [0.0]}
-    finally:
-        server.stop()

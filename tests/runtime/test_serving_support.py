@@ -63,6 +63,17 @@ def make_iris_store(root: Path) -> IrisStore:
     return IrisStore(root, uri, folder, features, model)
 
 
+_SHARED: list[IrisStore] = []
+
+
+def shared_store(factory: Any) -> IrisStore:
+    """One store for every test module of the session that asks (creating one takes seconds); tests add versions
+    and models to it but never change version 1."""
+    if not _SHARED:
+        _SHARED.append(make_iris_store(factory.mktemp("iris-store")))
+    return _SHARED[0]
+
+
 def register(tracking_uri: str, source: Path | str, run_id: str | None, tags: dict[str, str],
              name: str = MODEL) -> str:
     import mlflow

@@ -114,15 +114,15 @@ def _prepare_tracking(ctx: Context) -> None:
 
     for noisy in ("mlflow", "alembic"):  # store migrations log at INFO; progress lines say what matters
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    mlflow = client(ctx.tracking_uri)
+    store = client(ctx.tracking_uri)
     workspace = ctx.graph.spec.workspace.name
-    experiments = [e.experiment_id for e in mlflow.search_experiments()]
+    experiments = [e.experiment_id for e in store.search_experiments()]
     if not experiments:
         return
-    stale = mlflow.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and "
+    stale = store.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and "
                                                            f"tags.`mlspec.workspace` = '{workspace}'")
     for run in stale:
-        mlflow.set_terminated(run.info.run_id, status="KILLED")
+        store.set_terminated(run.info.run_id, status="KILLED")
         ctx.say(f"  marked run {run.info.run_id[:12]} of job {run.data.tags.get('mlspec.job')} as killed "
                 "(an earlier up was interrupted)")
 

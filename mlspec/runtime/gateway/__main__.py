@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         app.start()
         try:
-            await serve(sock, app.handle, app.max_body)
+            await serve(sock, app.handle, app.precheck, app.max_body)
         finally:
             app.stop()
 

@@ -13,11 +13,10 @@ import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
 from mlspec.runtime.gateway.routing import Router
-from mlspec.runtime.gateway.server import Headers, Request
+from mlspec.runtime.gateway.server import Answer, Headers, Request
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 
-Answer = tuple[int, Headers, bytes]
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
 MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: mirroring must never slow live traffic
 # Not passed on to replicas: hop-by-hop headers, the ones rebuilt here, and the caller's key.
@@ -61,19 +60,28 @@ class GatewayApp:
     def max_body(self) -> int:
         return self.watcher.config.max_body_size
 
-    async def handle(self, request: Request) -> Answer:
-        path = request.path
-        config = self.watcher.config
+    def precheck(self, path: bytes, headers: Headers) -> Answer | None:
+        """404 for unknown paths, 401 without a valid key; None to go on. The server calls it as soon as the
+        headers are in, so an unauthenticated request's body is never read."""
         if path == b"/health":
-            return _json(200, self._health(config))
+            return None
         if not (path in (b"/invocations", b"/score", b"/metrics", b"/v2") or path.startswith(b"/v2/")):
             return _error(404, f"no route {path.decode('latin-1')}; this endpoint answers /invocations, /score and "
                                "/v2/...")
-        if not config.authorised(_key(request)):
-            status, headers, body = _error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
-                                                "'api-key: KEY'")
-            return status, [*headers, *_UNAUTHORISED], body
-        if path == b"/metrics":
+        if not self.watcher.config.authorised(_key(headers)):
+            status, sent, body = _error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
+                                             "'api-key: KEY'")
+            return status, [*sent, *_UNAUTHORISED], body
+        return None
+
+    async def handle(self, request: Request) -> Answer:
+        config = self.watcher.config
+        refused = self.precheck(request.path, request.headers)  # again: a pipelined request skipped the early one
+        if refused is not None:
+            return refused
+        if request.path == b"/health":
+            return _json(200, self._health(config))
+        if request.path == b"/metrics":
             return 200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], self.registry.render()
         started = time.perf_counter()
         deployment, (status, headers, body) = await self._route(request, config)
@@ -143,11 +151,16 @@ class GatewayApp:
                 "mirror": config.mirror}
 
 
-def _key(request: Request) -> bytes | None:
-    authorization = request.header(b"authorization")
+def _key(headers: Headers) -> bytes | None:
+    authorization = api_key = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"api-key":
+            api_key = value
     if authorization is not None and authorization[:7].lower() == b"bearer ":
         return authorization[7:].strip()
-    return request.header(b"api-key")
+    return api_key
 
 
 def _origin(url: str) -> tuple[str, int]:

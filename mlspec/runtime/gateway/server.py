@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ class Request:
         return None
 
 
-Handler = Callable[[Request], Awaitable[tuple[int, Headers, bytes]]]
+Answer = tuple[int, Headers, bytes]
+Handler = Callable[[Request], Awaitable[Answer]]
+Precheck = Callable[[bytes, Headers], Answer | None]  # an answer from the path and headers alone, or None
 
 
 def render(status: int, headers: Headers, body: bytes, close: bool = False) -> bytes:
@@ -51,8 +54,9 @@ def render(status: int, headers: Headers, body: bytes, close: bool = False) -> b
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_body: Callable[[], int], live: set[_Connection]) -> None:
-        self._handler, self._max_body, self._live = handler, max_body, live
+    def __init__(self, handler: Handler, precheck: Precheck, max_body: Callable[[], int],
+                 live: set[_Connection]) -> None:
+        self._handler, self._precheck, self._max_body, self._live = handler, precheck, max_body, live
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[tuple[Request, bool]] = deque()  # pipelined requests wait their turn
@@ -79,7 +83,11 @@ class _Connection(asyncio.Protocol):
             self._refuse(400, b"protocol upgrades are not supported")
         except httptools.HttpParserError as error:
             # An exception raised in a callback comes back wrapped, with the original as its context.
-            if isinstance(error.__context__, _TooLarge):
+            if isinstance(error.__context__, _Answered):
+                assert self._transport is not None
+                self._transport.write(render(*error.__context__.answer, close=True))
+                self._transport.close()  # the body was not read: the connection cannot carry another request
+            elif isinstance(error.__context__, _TooLarge):
                 self._refuse(413, b"the request body is over the limit of %d bytes" % self._max_body())
             else:
                 self._refuse(400, b"malformed HTTP request")
@@ -95,6 +103,10 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if not self._busy and not self._queue:  # with requests ahead of it, answering now would reorder answers
+            early = self._precheck(self._url.partition(b"?")[0], self._headers)
+            if early is not None:
+                raise _Answered(early)
         length = next((v for k, v in self._headers if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self._max_body():
             raise _TooLarge()  # answered 413 at once: the body is not read
@@ -165,11 +177,17 @@ class _TooLarge(Exception):
     pass
 
 
-async def serve(sock: object, handler: Handler, max_body: Callable[[], int]) -> None:
+class _Answered(Exception):
+    def __init__(self, answer: Answer) -> None:
+        super().__init__()
+        self.answer = answer
+
+
+async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_body: Callable[[], int]) -> None:
     """Serve on the listening socket until SIGTERM or SIGINT, then drain requests in flight (up to DRAIN_S)."""
     loop = asyncio.get_running_loop()
     live: set[_Connection] = set()
-    server = await loop.create_server(lambda: _Connection(handler, max_body, live), sock=sock, backlog=2048)
+    server = await loop.create_server(lambda: _Connection(handler, precheck, max_body, live), sock=sock, backlog=2048)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

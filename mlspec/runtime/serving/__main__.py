@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import signal
+import socket
 import sys
 
 from mlspec.runtime.serving.asgi import bind
@@ -42,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def serve(sock: object, args: argparse.Namespace) -> int:
+def serve(sock: socket.socket, args: argparse.Namespace) -> int:
     """Run one server process on the listening socket until it is stopped; 1 when the model was refused."""
     from mlspec.runtime.serving.app import ServingApp, Settings
     from mlspec.runtime.serving.asgi import uvicorn_server
@@ -60,13 +62,13 @@ def serve(sock: object, args: argparse.Namespace) -> int:
     return app.exit_code
 
 
-def supervise(sock: object, args: argparse.Namespace) -> int:
+def supervise(sock: socket.socket, args: argparse.Namespace) -> int:
     """Fork `--workers` servers onto the one socket; when one fails (the model refused), stop all with its code."""
     children: set[int] = set()
     for _ in range(args.workers):
         pid = os.fork()  # before anything starts threads or loops: numpy and uvloop are imported by the child
         if pid == 0:
-            sys.exit(serve(sock, args))
+            _exit(serve(sock, args))
         children.add(pid)
     stopping = False
 
@@ -90,6 +92,15 @@ def supervise(sock: object, args: argparse.Namespace) -> int:
     return exit_code
 
 
+def _exit(code: int) -> None:
+    """Exit without the interpreter's final garbage collection: with MLflow and scikit-learn loaded it takes
+    seconds, which would delay every stop and restart of a replica. Exit handlers still run."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sock = bind(args.host, args.port, PROG)
@@ -97,4 +108,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -26,7 +26,7 @@ class TooLarge(Exception):
 def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value  # type: ignore[no-any-return]
+            return value
     return None
 
 
@@ -38,7 +38,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     message = await receive()
     body = message.get("body", b"")
     if not message.get("more_body"):
-        return body  # type: ignore[no-any-return]
+        return body
     parts = [body]
     size = len(body)
     while message.get("more_body"):

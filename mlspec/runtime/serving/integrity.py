@@ -8,6 +8,9 @@ from pathlib import Path
 
 TAG = "mlspec.sha256"  # the registered version's tag that holds the digest
 _CHUNK = 1 << 20
+# MLflow writes this name/version note into a local store's model folder whenever someone loads `models:/...`
+# without a destination; it is never unpickled, and counting it would make every such load break verification.
+MLFLOW_WRITES = frozenset({"registered_model_meta"})
 
 
 class IntegrityError(Exception):
@@ -22,6 +25,7 @@ def model_digest(folder: str | os.PathLike[str]) -> str:
     """
     root = Path(folder)
     files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
+    files = [(relative, path) for relative, path in files if relative not in MLFLOW_WRITES]
     digest = hashlib.sha256()
     for relative, path in files:
         digest.update(relative.encode() + b"\0" + _file_sha256(path).encode() + b"\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import tempfile
 import time
@@ -140,8 +141,9 @@ def _torch(folder: Path, flavor: dict[str, Any], inputs: str | None, source: Mod
     else:
         import mlflow.pytorch
 
-        net = mlflow.pytorch.load_model(str(folder), map_location=target)
-    net.eval()
+        net = mlflow.pytorch.load_model(str(folder), map_location=target)  # a pickled module, or a torch.export one
+    with contextlib.suppress(NotImplementedError):  # an exported program keeps the mode it was exported in
+        net.eval()
     schema = InputSchema.build(inputs, dtype=np.float32, tensors=True)
     if schema.names:  # a column signature: the columns become one float32 tensor
         schema = InputSchema.build(inputs, dtype=np.float32)

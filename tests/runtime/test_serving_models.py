@@ -1,0 +1,160 @@
+"""The scoring server as a real process with other models: integrity refusals, a slow pyfunc, a TorchScript net."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_serving_support import MODEL, IrisStore, copy_model, register, shared_store, start_scoring
+
+pytestmark = pytest.mark.e2e
+ROW = "[5.1, 3.5, 1.4, 0.2]"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
+    return shared_store(tmp_path_factory)
+
+
+def post(url: str, path: str, body: str) -> httpx.Response:
+    return httpx.post(url + path, content=body.encode(), headers={"content-type": "application/json"}, timeout=10)
+
+
+def test_tampered_artifact_is_refused_before_loading(store: IrisStore, tmp_path: Path) -> None:
+    from mlspec.runtime.serving.integrity import model_digest
+
+    folder = copy_model(store, "tampered")
+    version = register(store.tracking_uri, folder, None, {"mlspec.sha256": model_digest(folder)})
+    pickled = folder / "model.pkl"
+    data = bytearray(pickled.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte changed after registration
+    pickled.write_bytes(bytes(data))
+    refused = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "tampered.log")
+    try:
+        assert refused.wait_exit() == 1
+    finally:
+        refused.stop()
+    assert "digest" in refused.output() and "does not match" in refused.output()
+
+
+def test_missing_digest_is_refused_unless_allowed(store: IrisStore, tmp_path: Path) -> None:
+    version = register(store.tracking_uri, copy_model(store, "untagged"), None, {})
+    refused = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "untagged.log")
+    try:
+        assert refused.wait_exit() == 1
+    finally:
+        refused.stop()
+    assert "mlspec.sha256" in refused.output() and "--allow-unverified" in refused.output()
+    allowed = start_scoring(store, f"models:/{MODEL}/{version}", tmp_path / "allowed.log", "--allow-unverified")
+    try:
+        allowed.wait_ready()
+        answer = post(allowed.url, "/invocations", f'{{"instances": [{ROW}]}}')
+        assert answer.json() == {"predictions": [0]}
+    finally:
+        allowed.stop()
+
+
+SLOW_MODEL = textwrap.dedent('''
+    import time
+
+    import mlflow.pyfunc
+    from mlflow.models import set_model
+
+
+    class Slow(mlflow.pyfunc.PythonModel):
+        """Sleeps as many seconds as the first value says."""
+
+        def predict(self, context, model_input, params=None):
+            delay = float(model_input.iloc[0, 0])
+            time.sleep(delay)
+            return [delay] * len(model_input)
+
+
+    set_model(Slow())
+''')
+
+
+def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStore, tmp_path: Path) -> None:
+    import mlflow
+    import mlflow.pyfunc
+
+    from mlspec.runtime.serving.integrity import model_digest
+
+    code = tmp_path / "slow_model.py"
+    code.write_text(SLOW_MODEL)
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
+        info = mlflow.pyfunc.log_model(name="slow", python_model=str(code), pip_requirements=["mlflow"])
+    folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location
+                  .removeprefix("file://"))
+    version = register(store.tracking_uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)},
+                       name="slow")
+    server = start_scoring(store, f"models:/slow/{version}", tmp_path / "slow.log", "--request-timeout", "0.5")
+    try:
+        server.wait_ready()
+        assert httpx.get(f"{server.url}/health").json()["flavor"] == "pyfunc"
+        started = time.monotonic()
+        slow: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: slow.update(answer=post(server.url, "/invocations",
+                                                                          '{"instances": [[1.5]]}')))
+        thread.start()
+        time.sleep(0.1)
+        assert httpx.get(f"{server.url}/health", timeout=0.3).status_code == 200  # the loop is not blocked
+        thread.join()
+        assert slow["answer"].status_code == 504 and "timeout" in slow["answer"].json()["error"]
+        assert time.monotonic() - started < 1.4  # answered at the timeout, not when the predict finished
+        time.sleep(1.5)
+        answer = post(server.url, "/invocations", '{"instances": [[0.0]]}')
+        assert answer.status_code == 200 and answer.json() == {"predictions": [0.0]}
+    finally:
+        server.stop()
+
+
+def test_torchscript_model_is_served_through_its_tensor_signature(store: IrisStore, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import mlflow
+    import mlflow.pytorch
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from mlspec.runtime.serving.integrity import model_digest
+
+    class TinyNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.linear(x), dim=1)
+
+    torch.manual_seed(0)
+    net = torch.jit.script(TinyNet().eval())
+    x = np.array(store.features.to_numpy(dtype=np.float32)[:3])  # writable, as torch.from_numpy wants
+    expected = net(torch.from_numpy(x)).detach().numpy()
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
+        info = mlflow.pytorch.log_model(net, name="net", signature=infer_signature(x, expected),
+                                        serialization_format="pickle", pip_requirements=["torch"])
+    folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location
+                  .removeprefix("file://"))
+    version = register(store.tracking_uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)},
+                       name="tiny-net")
+    server = start_scoring(store, f"models:/tiny-net/{version}", tmp_path / "torch.log", "--device", "cpu")
+    try:
+        server.wait_ready()
+        assert httpx.get(f"{server.url}/health").json()["flavor"] == "torch"
+        answer = post(server.url, "/invocations", json.dumps({"inputs": x.tolist()}))
+        assert answer.status_code == 200, answer.text
+        assert np.allclose(answer.json()["predictions"], expected, atol=1e-6)
+        body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": x.ravel().tolist()}]}
+        output = post(server.url, "/v2/models/tiny-net/infer", json.dumps(body)).json()["outputs"][0]
+        assert output["shape"] == [3, 3] and output["datatype"] == "FP32"
+        assert np.allclose(np.reshape(output["data"], (3, 3)), expected, atol=1e-6)
+        wrong = post(server.url, "/invocations", json.dumps({"inputs": [[1.0, 2.0, 3.0]]}))
+        assert wrong.status_code == 422 and "shape" in wrong.json()["error"]
+    finally:
+        server.stop()
