@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import warnings
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mlspec.runtime.formats import is_torchscript
 from mlspec.runtime.jobrun import JobRun, JobRunError, OutputBinding
 from mlspec.runtime.serving.integrity import model_digest
 from mlspec.spec.job import Flavor
@@ -121,7 +121,7 @@ def _find(where: str, output: OutputBinding) -> Found:
         raise JobRunError(f"{where} holds several model files ({names}): keep one, or save an MLflow model")
     path = candidates[0]
     if path.suffix.lower() in TORCH_SUFFIXES or output.flavor == "torch":
-        if _is_torchscript(path):
+        if is_torchscript(path):
             return Found("torchscript", path, "torch")
         if not output.loader:
             raise JobRunError(
@@ -337,15 +337,6 @@ def _mlmodel_flavor(folder: Path, declared: Flavor | None, where: str) -> Flavor
         f"{where}: the MLflow model has no flavor mlspec can serve ({', '.join(sorted(flavors)) or 'none'});"
         " it needs python_function, sklearn or pytorch"
     )
-
-
-def _is_torchscript(path: Path) -> bool:
-    # torch.jit.save writes a zip holding `*/constants.pkl` and `*/code/`; torch.save of a state dict holds neither.
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def _hidden(relative: Path) -> bool:

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mlspec.runtime.formats import is_torchscript
 from mlspec.runtime.serving.integrity import IntegrityError, verify
 from mlspec.runtime.serving.protocols import Table
 from mlspec.runtime.serving.registry import ModelSource, fetch, resolve
@@ -136,7 +136,7 @@ def _torch(folder: Path, flavor: dict[str, Any], inputs: str | None, source: Mod
     target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           "cpu" if device == "auto" else device)
     path = folder / str(flavor.get("model_data", "data")) / "model.pth"
-    if _is_torchscript(path):
+    if is_torchscript(path):
         net = torch.jit.load(str(path), map_location=target)  # TorchScript: no pickled Python classes
     else:
         import mlflow.pytorch
@@ -186,12 +186,3 @@ def _pyfunc(folder: Path, inputs: str | None, source: ModelSource, digest: str,
             raise
 
     return LoadedModel(source, "pyfunc", digest, schema, prepare, predict, False, outputs, folder)
-
-
-def _is_torchscript(path: Path) -> bool:
-    # torch.jit.save writes a zip holding `*/constants.pkl` and `*/code/`; a pickled module holds neither.
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
