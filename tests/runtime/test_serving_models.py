@@ -11,7 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from test_serving_support import MODEL, IrisStore, copy_model, register, shared_store, start_scoring
+from test_serving_support import (
+    MODEL,
+    IrisStore,
+    copy_model,
+    fluent_tracking_uri,
+    register,
+    shared_store,
+    start_scoring,
+)
 
 pytestmark = pytest.mark.e2e
 ROW = "[5.1, 3.5, 1.4, 0.2]"
@@ -88,7 +96,8 @@ def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStor
 
     code = tmp_path / "slow_model.py"
     code.write_text(SLOW_MODEL)
-    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
+    with fluent_tracking_uri(store.tracking_uri), mlflow.start_run(
+            experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
         info = mlflow.pyfunc.log_model(name="slow", python_model=str(code), pip_requirements=["mlflow"])
     folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location
                   .removeprefix("file://"))
@@ -136,7 +145,8 @@ def test_torchscript_model_is_served_through_its_tensor_signature(store: IrisSto
     net = torch.jit.script(TinyNet().eval())
     x = np.array(store.features.to_numpy(dtype=np.float32)[:3])  # writable, as torch.from_numpy wants
     expected = net(torch.from_numpy(x)).detach().numpy()
-    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
+    with fluent_tracking_uri(store.tracking_uri), mlflow.start_run(
+            experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
         info = mlflow.pytorch.log_model(net, name="net", signature=infer_signature(x, expected),
                                         serialization_format="pickle", pip_requirements=["torch"])
     folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,24 @@ class IrisStore:
         return self.model.predict(rows).tolist()  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for a while through its environment variable, and restore it after.
+
+    `mlflow.set_tracking_uri` would outlive this store and override MLFLOW_TRACKING_URI for every later test of
+    the session (a model loaded by URI would then come from the wrong store).
+    """
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 def make_iris_store(root: Path) -> IrisStore:
     """Train, log (cloudpickle, as mlspec's packaging saves models) and register version 1 with its digest tag."""
     import mlflow
@@ -50,12 +69,12 @@ def make_iris_store(root: Path) -> IrisStore:
     features, target = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=500).fit(features, target)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("serving-tests", artifact_location=str(root / "artifacts"))
-    with mlflow.start_run(experiment_id=experiment) as run:
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(features, model.predict(features)),
-            serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
+    with fluent_tracking_uri(uri):
+        experiment = mlflow.create_experiment("serving-tests", artifact_location=str(root / "artifacts"))
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = mlflow.sklearn.log_model(
+                model, name="model", signature=infer_signature(features, model.predict(features)),
+                serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
     client = mlflow.MlflowClient(uri)
     folder = Path(client.get_logged_model(info.model_id).artifact_location.removeprefix("file://"))
     register(uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)})
@@ -82,7 +101,8 @@ def register(tracking_uri: str, source: Path | str, run_id: str | None, tags: di
     client = mlflow.MlflowClient(tracking_uri)
     with contextlib.suppress(MlflowException):  # already there
         client.create_registered_model(name)
-    return str(client.create_model_version(name, str(source), run_id=run_id, tags=tags).version)
+    with fluent_tracking_uri(tracking_uri):  # MLflow resolves a models:/m-... source through the fluent URI
+        return str(client.create_model_version(name, str(source), run_id=run_id, tags=tags).version)
 
 
 def copy_model(store: IrisStore, name: str) -> Path:
