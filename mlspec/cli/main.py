@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _yes(p)
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another up/down on the workspace (default: fail at once)")
-    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "up"))
+    p.set_defaults(handler=_by_target("up"))
 
     p = commands.add_parser("down", help="remove what `up` created (models and runs are kept)",
                             description="Stop endpoints and instances and forget them. Registered models, runs "
@@ -80,7 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     _yes(p)
     p.add_argument("--purge", action="store_true", help="also delete registered models, runs and data snapshots")
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
-    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "down"))
+    p.set_defaults(handler=_by_target("down"))
+
+    p = commands.add_parser("compile", help="write the Pulumi project of a spec (--target docker)",
+                            description="Compile the spec into a Pulumi project: __main__.py, stack settings "
+                                        "and Dockerfiles. Compiling the same spec twice writes the same bytes.")
+    _paths(p)
+    p.add_argument("--target", choices=["docker"], default="docker", help="what to compile for (default: docker)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="the project folder to write")
+    p.set_defaults(handler=_lazy("mlspec.cli.pulumi_commands", "compile"))
+
+    p = commands.add_parser("preview", help="what `pulumi up` would change (--target docker)",
+                            description="Compile the spec and run `pulumi preview` on its stack (needs the "
+                                        "pulumi command).")
+    _engine(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.pulumi_commands", "preview"))
 
     p = commands.add_parser("status", help="what is deployed, and whether it matches the spec")
     _engine(p)
@@ -138,6 +152,15 @@ def _engine(parser: argparse.ArgumentParser) -> None:
                         help="spec files or folders (default: the current folder)")
     parser.add_argument("--target", choices=["local", "docker", "kubernetes"],
                         help="where to deploy (default: local)")
+
+
+def _by_target(function: str) -> Handler:
+    """The local engine's command, or the Pulumi back end's with --target docker."""
+    def handler(args: argparse.Namespace) -> int:
+        module = "mlspec.cli.pulumi_commands" if args.target == "docker" else "mlspec.cli.engine_commands"
+        return _lazy(module, function)(args)
+
+    return handler
 
 
 def _yes(parser: argparse.ArgumentParser) -> None:

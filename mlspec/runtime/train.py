@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -150,6 +151,27 @@ def _note(run: JobRun, text: str, on_line: LineCallback | None) -> None:
 
 # --- command line -------------------------------------------------------------------------------------------------
 
+RESULT_PREFIX = "mlspec-result: "
+
+
+def result_line(result: TrainResult) -> str:
+    """The outcome as one line of JSON: status, exit code and each registered model's name, version and digest."""
+    return json.dumps({"job": result.job, "status": result.status, "exit_code": result.exit_code,
+                       "models": [{"name": m.name, "version": m.version, "sha256": m.sha256}
+                                  for m in result.models]}, sort_keys=True, separators=(",", ":"))
+
+
+def registered_versions(logs: str) -> dict[str, int]:
+    """Model name -> version from the last result line in a job's output; {} when it has none."""
+    for line in reversed(logs.splitlines()):
+        _, found, text = line.partition(RESULT_PREFIX)
+        if found:
+            try:
+                return {str(m["name"]): int(m["version"]) for m in json.loads(text).get("models", [])}
+            except (ValueError, TypeError, KeyError, AttributeError):
+                return {}
+    return {}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlspec.runtime.train", description=__doc__)
@@ -186,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"mlspec: cannot write the result to {result_path}: {error.strerror}", file=sys.stderr)
         return 1
+    # One machine-readable line on stdout: a container's logs are all a Docker deployment reads back.
+    print(RESULT_PREFIX + result_line(result), flush=True)
     if result.status == "succeeded":
         models = ", ".join(f"{m.name}:{m.version}" for m in result.models)
         print(f"mlspec: job '{run.job}' succeeded" + (f", registered {models}" if models else ""), file=sys.stderr)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 
 from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.runtime.keys import key_hash
 
 SLOTS = ("primary", "secondary")
 
@@ -41,7 +41,7 @@ def load_keys(paths: WorkspacePaths, endpoint: str) -> dict[str, str]:
 
 
 def key_hashes(keys: dict[str, str]) -> list[str]:
-    return [hashlib.sha256(key.encode()).hexdigest() for key in keys.values()]
+    return [key_hash(key) for key in keys.values()]
 
 
 def write_json_atomically(path: Path, value: object) -> None:

@@ -1,0 +1,69 @@
+"""`compile_project`: write the Pulumi project of a graph (program, stack settings, Dockerfiles) to a folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlspec.backends.pulumi.model import CompileError, EnvironmentModel, ProgramModel, build_program
+from mlspec.backends.pulumi.render import render
+from mlspec.graph import Graph
+
+TARGETS = ("docker",)
+USER = "mlspec"  # the non-root user of every image (mlspec.pulumi.containers.USER)
+JOB_FILES = "/opt/mlspec-job/files"  # where a job's code and data live in its image (mlspec.pulumi.job.FILES)
+
+
+def project_files(program: ProgramModel) -> dict[str, str]:
+    """Every file of the project, relative to its folder, with its text."""
+    files = {
+        "Pulumi.yaml": render("Pulumi.yaml.j2", program=program),
+        f"Pulumi.{program.stack}.yaml": render("Pulumi.stack.yaml.j2", program=program),
+        "requirements.txt": render("requirements.project.txt.j2", program=program),
+        ".gitignore": render("gitignore.j2", program=program),
+        "__main__.py": render("__main__.py.j2", program=program, imports=_imports(program)),
+    }
+    environments: list[EnvironmentModel] = [program.runtime, *program.environments]
+    for env in environments:
+        files[f"docker/{env.folder}/Dockerfile"] = render("environment.Dockerfile.j2", env=env, user=USER)
+        files[f"docker/{env.folder}/requirements.txt"] = render("requirements.txt.j2", env=env)
+    for job in program.jobs:
+        files[f"docker/{job.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=job, user=USER,
+                                                          files_dir=JOB_FILES)
+    return dict(sorted(files.items()))
+
+
+def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker") -> list[Path]:
+    """Write the project for `target` into `out_dir`, replacing what an earlier compile wrote there.
+
+    Returns the files written. Raises CompileError when the spec uses something the target cannot express.
+    """
+    if target not in TARGETS:
+        raise CompileError(f"cannot compile for target '{target}'; available: {', '.join(TARGETS)}")
+    out = Path(out_dir)
+    program = build_program(graph, out)
+    files = project_files(program)
+    generated = out / "docker"
+    if generated.is_dir():
+        shutil.rmtree(generated)  # Dockerfiles of environments and jobs that no longer exist
+    written = []
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _imports(program: ProgramModel) -> list[str]:
+    """The names of mlspec.pulumi the program uses, sorted."""
+    names = {"Environment", "EnvironmentArgs", "Workspace", "WorkspaceArgs"}
+    if program.jobs or program.endpoints or program.instances:
+        names.add("Size")
+    if program.jobs:
+        names.update({"TrainingJob", "TrainingJobArgs"})
+    if program.endpoints:
+        names.update({"OnlineEndpoint", "OnlineEndpointArgs", "DeploymentArgs"})
+    if program.instances:
+        names.update({"ComputeInstance", "ComputeInstanceArgs"})
+    return sorted(names)

@@ -1,0 +1,321 @@
+"""The Docker program model: the resource graph as plain data, ready for the templates to print."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlspec.graph import Graph, Node
+from mlspec.spec import Environment as EnvironmentSpec
+from mlspec.spec import Job, ModelRef, OnlineEndpoint
+from mlspec.spec.compute import ComputeBase, InstanceCompute, Resources
+from mlspec.spec.job import PathInput
+
+# What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
+# as pyproject.toml declares it; mlspec's source is copied into the image beside these.
+RUNTIME_REQUIREMENTS = (
+    "pydantic>=2.6,<3",
+    "PyYAML>=6.0",
+    "mlflow>=2.12,<4",
+    "uvicorn>=0.30",
+    "uvloop>=0.19",
+    "httptools>=0.6",
+    "orjson>=3.9",
+)
+NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
+PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
+
+
+class CompileError(Exception):
+    """The spec cannot be compiled for this target; the message names the resource and what to change."""
+
+
+@dataclass(frozen=True)
+class ResourceSize:
+    cpus: float
+    memory_mb: int
+    gpus: int
+
+
+@dataclass(frozen=True)
+class EnvironmentModel:
+    var: str  # the Python variable in __main__.py
+    name: str  # Pulumi resource name (the spec name)
+    content_hash: str
+    folder: str  # docker/<folder>/ holds its Dockerfile and requirements.txt
+    requirements: tuple[str, ...]  # mlspec's runtime first, then the spec's, in order
+    base_image: str | None  # None: the stack's mlspec:baseImage
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class JobModel:
+    var: str
+    name: str
+    content_hash: str
+    folder: str
+    environment: str  # var of its EnvironmentModel
+    command: str
+    experiment: str
+    code: str | None  # folder relative to the spec root
+    files: dict[str, str]  # every file baked into the image, relative to the spec root -> sha256
+    inputs: dict[str, Any]  # literal -> value (text for booleans); path -> {"path": relative to the spec root}
+    outputs: dict[str, dict[str, Any]]
+    env: dict[str, str]
+    timeout: float | None
+    retries: int
+    size: ResourceSize
+    registers: tuple[str, ...]  # model names it registers
+
+
+@dataclass(frozen=True)
+class DeploymentModel:
+    name: str
+    environment: str  # var
+    model: str
+    version: int | None  # a pinned version
+    alias: str | None  # a registry alias (not 'latest')
+    job: str | None  # var of the job in this spec that registers the model (its version is used)
+    settings: dict[str, Any]  # instance_count, workers, limits, batching, probes, env: plain values
+    size: ResourceSize
+
+
+@dataclass(frozen=True)
+class EndpointModel:
+    var: str
+    name: str
+    content_hash: str
+    auth: str
+    port: int
+    traffic: dict[str, int]
+    mirror: dict[str, int]
+    deployments: tuple[DeploymentModel, ...]
+
+
+@dataclass(frozen=True)
+class InstanceModel:
+    var: str
+    name: str
+    content_hash: str
+    environment: str  # var of the notebook environment (requirements + JupyterLab)
+    port: int
+    size: ResourceSize
+
+
+@dataclass(frozen=True)
+class ProgramModel:
+    project: str
+    description: str
+    stack: str
+    spec_root: str  # relative to the project folder, POSIX
+    runtime: EnvironmentModel
+    environments: tuple[EnvironmentModel, ...]
+    jobs: tuple[JobModel, ...]
+    endpoints: tuple[EndpointModel, ...]
+    instances: tuple[InstanceModel, ...]
+    skipped: tuple[str, ...] = field(default=())  # resources this target has no counterpart for, with why
+
+
+def identifier(prefix: str, name: str, taken: set[str]) -> str:
+    """A Python variable name for a resource, unique in the program."""
+    base = re.sub(r"\W", "_", f"{prefix}_{name}").lower()
+    var, n = base, 2
+    while var in taken:
+        var, n = f"{base}_{n}", n + 1
+    taken.add(var)
+    return var
+
+
+def stable_port(key: str) -> int:
+    """A host port derived from names only, so the URL of an endpoint never changes between updates."""
+    first, count = PORT_RANGE
+    return first + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count
+
+
+def runtime_hash(requirements: tuple[str, ...]) -> str:
+    return hashlib.sha256("\0".join(("mlspec-runtime", *requirements)).encode()).hexdigest()
+
+
+def _size(resources: Resources) -> ResourceSize:
+    return ResourceSize(cpus=resources.cpus, memory_mb=max(6, resources.memory // 2**20), gpus=resources.gpus)
+
+
+def _literal(value: Any) -> Any:
+    # Booleans become the text the command receives (JobRun prints them as true/false either way); this keeps
+    # every value in the program a JSON value that is also Python.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class _Builder:
+    def __init__(self, graph: Graph, out_dir: Path, stack: str) -> None:
+        self.graph, self.spec, self.out_dir, self.stack = graph, graph.spec, out_dir, stack
+        self.taken: set[str] = {"pulumi", "settings", "workspace"}
+        self.env_vars: dict[str, str] = {}  # environment id -> var
+        self.job_of_model: dict[str, str] = {}  # model name -> job var
+        self.environments: list[EnvironmentModel] = []
+        self.skipped: list[str] = []
+
+    def nodes(self, kind: str) -> list[Node]:
+        return [n for n in self.graph.nodes.values() if n.kind == kind]
+
+    def compute(self, source: str, path: str) -> ComputeBase | None:
+        target = self.spec.target(source, path)
+        resource = self.spec.get(target) if target else None
+        return resource if isinstance(resource, ComputeBase) else None
+
+    def size(self, source: str, path: str, own: Resources | None = None) -> ResourceSize:
+        compute = self.compute(source, path)
+        return _size(own or (compute.resources if compute else Resources()))
+
+    def environment(self, node: Node) -> EnvironmentModel:
+        env = node.resource
+        assert isinstance(env, EnvironmentSpec)
+        if env.build is not None:
+            raise CompileError(f"environment '{env.name}': 'build' (your own Dockerfile) is not supported by the "
+                               "docker target yet; declare requirements instead")
+        if env.conda_file is not None:
+            raise CompileError(f"environment '{env.name}': conda files are not supported by the docker target; "
+                               "declare requirements instead")
+        requirements: list[str] = []
+        if isinstance(env.requirements, list):
+            requirements = list(env.requirements)
+        elif isinstance(env.requirements, str):
+            path = self.spec.files.get(node.id, {}).get("requirements") or self.spec.root / env.requirements
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            requirements = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        var = identifier("env", env.name, self.taken)
+        model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
+                                 (*RUNTIME_REQUIREMENTS, *requirements), env.image,
+                                 dict(sorted(env.environment_variables.items())))
+        self.env_vars[node.id] = var
+        self.environments.append(model)
+        return model
+
+    def env_of(self, source: str, path: str) -> str:
+        target = self.spec.target(source, path)
+        if target is None and self.spec.workspace.defaults.environment:
+            target = f"environment/{self.spec.workspace.defaults.environment}"
+        if target is None or target not in self.env_vars:
+            raise CompileError(f"{source}: no environment to run in on the docker target; name one with "
+                               "'environment:' or set the workspace's defaults.environment")
+        return self.env_vars[target]
+
+    def job(self, node: Node) -> JobModel:
+        job = node.resource
+        assert isinstance(job, Job)
+        files = dict(node.files)
+        inputs: dict[str, Any] = {}
+        for name, value in sorted(job.inputs.items()):
+            target = self.spec.target(node.id, f"inputs.{name}")
+            if target and target.startswith("data/"):
+                data = self.graph.nodes[target]
+                files.update(data.files)
+                inputs[name] = {"path": Path(data.resource.path).as_posix().rstrip("/")}  # type: ignore[attr-defined]
+            elif target and target.startswith("model/"):
+                inputs[name] = f"models:/{str(value).split(':', 1)[1]}"
+            elif isinstance(value, PathInput):
+                inputs[name] = {"path": Path(value.path).as_posix().rstrip("/")}
+            else:
+                inputs[name] = _literal(value)
+        outputs: dict[str, dict[str, Any]] = {}
+        for name, output in sorted(job.outputs.items()):
+            entry: dict[str, Any] = {"type": output.type}
+            model_id = f"model/{output.register_as}" if output.register_as else None
+            model = self.graph.nodes[model_id].resource if model_id and model_id in self.graph.nodes else None
+            flavor = output.flavor or getattr(model, "flavor", None)
+            extra = {"register_as": output.register_as, "flavor": flavor, "loader": getattr(model, "loader", None),
+                     "aliases": list(getattr(model, "aliases", []) or [])}
+            entry.update({k: v for k, v in extra.items() if v not in (None, [])})
+            outputs[name] = entry
+        code = self.spec.files.get(node.id, {}).get("code")
+        var = identifier("job", job.name, self.taken)
+        registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
+        for model_name in registers:
+            self.job_of_model[model_name] = var
+        return JobModel(
+            var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}",
+            environment=self.env_of(node.id, "environment"), command=job.command,
+            experiment=job.experiment_name or self.spec.workspace.name,
+            code=code.relative_to(self.spec.root).as_posix() if code else None,
+            files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
+            env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
+            size=self.size(node.id, "compute"), registers=registers)
+
+    def endpoint(self, node: Node) -> EndpointModel | None:
+        endpoint = node.resource
+        if not isinstance(endpoint, OnlineEndpoint):
+            self.skipped.append(f"{node.id}: batch endpoints are not compiled for the docker target yet")
+            return None
+        deployments = []
+        for name, deployment in endpoint.deployments.items():
+            ref = ModelRef.parse(deployment.model)
+            model_target = self.spec.target(node.id, f"deployments.{name}.model")
+            env_var = None
+            if deployment.environment:
+                env_var = self.env_of(node.id, f"deployments.{name}.environment")
+            elif ref.name in self.job_of_model:
+                job_id = self.graph.nodes[model_target].deps[0] if model_target in self.graph.nodes else None
+                env_var = self.env_of(job_id, "environment") if job_id else None
+            env_var = env_var or self.env_of(node.id, f"deployments.{name}.environment")
+            settings = deployment.model_dump(mode="json", exclude={"model", "environment", "compute", "resources"})
+            replicas = deployment.autoscale.min_instances if deployment.autoscale else deployment.instance_count
+            settings.update(instance_count=max(1, replicas))
+            settings.pop("autoscale", None)
+            settings["batching"] = settings.get("batching") or {}  # {}: no batching (the template leaves it out)
+            pinned_latest = ref.version is None and ref.alias in (None, "latest")
+            deployments.append(DeploymentModel(
+                name=name, environment=env_var, model=ref.name, version=ref.version,
+                alias=None if pinned_latest else ref.alias,
+                job=self.job_of_model.get(ref.name) if pinned_latest else None,
+                settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources)))
+        return EndpointModel(
+            var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
+            auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
+            traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
+            deployments=tuple(deployments))
+
+    def instance(self, node: Node) -> InstanceModel:
+        compute = node.resource
+        assert isinstance(compute, InstanceCompute)
+        base = self.env_of(node.id, "environment")
+        source = next(e for e in self.environments if e.var == base)
+        env = EnvironmentModel(identifier("notebooks", compute.name, self.taken), f"notebooks-{compute.name}",
+                               hashlib.sha256(f"{node.hash}\0{source.content_hash}".encode()).hexdigest(),
+                               f"notebooks-{compute.name}", (*source.requirements, *NOTEBOOK_REQUIREMENTS),
+                               source.base_image, source.env)
+        self.environments.append(env)
+        return InstanceModel(identifier("instance", compute.name, self.taken), compute.name, node.hash, env.var,
+                             compute.port or stable_port(f"{self.spec.workspace.name}/{compute.name}/notebooks"),
+                             _size(compute.resources))
+
+
+def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramModel:
+    """The program model of a graph, for a project written to `out_dir`."""
+    builder = _Builder(graph, out_dir, stack)
+    for node in builder.nodes("Environment"):
+        builder.environment(node)
+    jobs = tuple(builder.job(n) for n in builder.nodes("Job"))
+    endpoints = tuple(e for e in (builder.endpoint(n) for n in builder.nodes("Endpoint")) if e is not None)
+    instances = tuple(builder.instance(n) for n in builder.nodes("Compute") if isinstance(n.resource, InstanceCompute))
+    for node in builder.nodes("Model"):
+        model = node.resource
+        if getattr(model, "path", None):
+            builder.skipped.append(f"{node.id}: models registered from a path are not compiled for docker yet")
+    ws = graph.spec.workspace
+    runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",
+                               RUNTIME_REQUIREMENTS, None, {})
+    spec_root = Path(_relpath(graph.spec.root, out_dir)).as_posix()
+    return ProgramModel(project=ws.name, description=ws.description or f"mlspec workspace {ws.name}", stack=stack,
+                        spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
+                        endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped))
+
+
+def _relpath(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(Path(target).resolve(), Path(start).resolve())

@@ -1,0 +1,106 @@
+"""`mlspec compile` and `mlspec preview|up|down --target docker`: the Pulumi back end, driven by the Automation API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlspec.cli.common import CommandError, confirm, load_spec
+from mlspec.cli.output import EXIT_FAILED, EXIT_OK
+
+STACK = "dev"  # the stack whose settings file `mlspec compile` writes (Pulumi.dev.yaml)
+PASSPHRASE_VAR = "PULUMI_CONFIG_PASSPHRASE"
+INSTALL_HINT = ("the docker target runs Pulumi, and no `pulumi` command is on PATH. Install the Pulumi CLI "
+                "(https://www.pulumi.com/docs/install/) and run this again; or write the project with "
+                "`mlspec compile SPEC --target docker -o DIR` and run `pulumi up` in DIR where Pulumi is installed.")
+
+
+def _compile(graph: Any, out_dir: Path, target: str) -> list[Path]:
+    from mlspec.backends.pulumi import CompileError, compile_project
+
+    try:
+        return compile_project(graph, out_dir, target)
+    except CompileError as error:
+        raise CommandError(str(error)) from None
+
+
+def compile(args: argparse.Namespace) -> int:
+    graph = load_spec(args)
+    written = _compile(graph, Path(args.output), args.target or "docker")
+    print(f"Wrote a Pulumi project for workspace '{graph.spec.workspace.name}' to {args.output} "
+          f"({len(written)} files); `pulumi up` there, or `mlspec up --target docker`.")
+    return EXIT_OK
+
+
+def pulumi_cli() -> str:
+    """The pulumi command, or a CommandError (exit 1) saying what to install; nothing is ever downloaded."""
+    found = shutil.which("pulumi")
+    if not found:
+        raise CommandError(INSTALL_HINT, EXIT_FAILED)
+    return found
+
+
+def _stack(args: argparse.Namespace) -> Any:
+    """Compile into the workspace folder and select its stack, with its state in a local file backend there."""
+    if (getattr(args, "target", None) or "local") != "docker":
+        raise CommandError("this command drives Pulumi: pass --target docker")
+    pulumi_cli()
+    passphrase = os.environ.get(PASSPHRASE_VAR)
+    if not passphrase:
+        raise CommandError(f"set {PASSPHRASE_VAR}: Pulumi encrypts the stack's secrets (endpoint keys) with it",
+                           EXIT_FAILED)
+    graph = load_spec(args)
+    folder = (graph.spec.root / graph.spec.workspace.storage.path / "docker").resolve()
+    project_dir, state_dir = folder / "project", folder / "state"
+    _compile(graph, project_dir, "docker")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    from pulumi import automation as auto
+
+    env = {"PULUMI_BACKEND_URL": state_dir.as_uri(), PASSPHRASE_VAR: passphrase,
+           "PULUMI_PYTHON_CMD": sys.executable}  # the program imports mlspec: run it with this interpreter
+    options = auto.LocalWorkspaceOptions(work_dir=str(project_dir), env_vars=env)
+    try:
+        return auto.create_or_select_stack(stack_name=STACK, work_dir=str(project_dir), opts=options)
+    except auto.CommandError as error:
+        raise CommandError(f"pulumi could not select the stack: {error}", EXIT_FAILED) from None
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _run(action: str, args: argparse.Namespace) -> int:
+    from pulumi import automation as auto
+
+    stack = _stack(args)
+    try:
+        if action == "preview":
+            stack.preview(on_output=_print)
+            return EXIT_OK
+        if not confirm("Run `pulumi up` for this stack?" if action == "up" else "Destroy this stack?", args):
+            return EXIT_OK
+        if action == "up":
+            result = stack.up(on_output=_print)
+            for name, value in sorted(result.outputs.items()):
+                print(f"{name}: {'[secret]' if value.secret else value.value}")
+        else:
+            stack.destroy(on_output=_print)
+    except auto.CommandError as error:
+        raise CommandError(f"pulumi {action} failed: {str(error).strip().splitlines()[-1]}", EXIT_FAILED) from None
+    return EXIT_OK
+
+
+def preview(args: argparse.Namespace) -> int:
+    return _run("preview", args)
+
+
+def up(args: argparse.Namespace) -> int:
+    return _run("up", args)
+
+
+def down(args: argparse.Namespace) -> int:
+    return _run("down", args)

@@ -1,0 +1,25 @@
+"""mlspec's Pulumi component resources for a Docker host: what a compiled `__main__.py` is written in."""
+
+from mlspec.pulumi.containers import Size
+from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpointArgs
+from mlspec.pulumi.environment import Environment, EnvironmentArgs
+from mlspec.pulumi.instance import ComputeInstance, ComputeInstanceArgs
+from mlspec.pulumi.job import TrainingJob, TrainingJobArgs
+from mlspec.pulumi.settings import Settings
+from mlspec.pulumi.workspace import Workspace, WorkspaceArgs
+
+__all__ = [
+    "ComputeInstance",
+    "ComputeInstanceArgs",
+    "DeploymentArgs",
+    "Environment",
+    "EnvironmentArgs",
+    "OnlineEndpoint",
+    "OnlineEndpointArgs",
+    "Settings",
+    "Size",
+    "TrainingJob",
+    "TrainingJobArgs",
+    "Workspace",
+    "WorkspaceArgs",
+]

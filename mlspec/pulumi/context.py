@@ -1,0 +1,93 @@
+"""Build contexts staged next to the program: only what an image needs, so any Docker builder sends little."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import mlspec
+
+BUILD_DIR = ".build"  # inside the project folder; regenerated on every run, never committed
+RUNTIME_SKIP = {"__pycache__", "templates", "pulumi", "cli", "backends"}  # top-level parts no container uses
+
+
+class StaleProgram(Exception):
+    """A file the program was compiled against has changed: the image tag would lie about its content."""
+
+
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)  # a wheelhouse can be large: hard links cost nothing
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def runtime_source() -> Path:
+    """The folder of the mlspec package this program runs with (a checkout or an installed wheel)."""
+    return Path(mlspec.__file__).resolve().parent
+
+
+def copy_runtime(target: Path) -> None:
+    """mlspec's own package, less what only the command line and compilers use."""
+    source = runtime_source()
+    for current, dirs, files in os.walk(source):
+        rel = Path(current).relative_to(source)
+        skip = RUNTIME_SKIP if rel == Path(".") else {"__pycache__"}
+        dirs[:] = sorted(d for d in dirs if d not in skip)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                _link_or_copy(Path(current) / name, target / "mlspec" / rel / name)
+
+
+def stage_environment(name: str, requirements: Path, wheelhouse: str | None) -> Path:
+    """`.build/NAME/`: requirements.txt, mlspec/ and wheels/ (empty unless building offline)."""
+    folder = _fresh(Path(BUILD_DIR) / name)
+    shutil.copy2(requirements, folder / "requirements.txt")
+    copy_runtime(folder)
+    wheels = folder / "wheels"
+    wheels.mkdir()
+    if wheelhouse:
+        for wheel in sorted(Path(wheelhouse).iterdir()):
+            if wheel.is_file():
+                _link_or_copy(wheel, wheels / wheel.name)
+    return folder
+
+
+def stage_job(name: str, spec_root: str, files: dict[str, str]) -> Path:
+    """`.build/NAME/files/`: the job's code and data, each checked against the digest it was compiled with."""
+    folder = _fresh(Path(BUILD_DIR) / name)
+    (folder / "files").mkdir()
+    changed: list[str] = []
+    for rel, digest in sorted(files.items()):
+        source = Path(spec_root) / rel
+        if not source.is_file() or _sha256(source) != digest:
+            changed.append(rel)
+            continue
+        _link_or_copy(source, folder / "files" / rel)
+    if changed:
+        raise StaleProgram(f"{_names(changed)} changed since this program was compiled; run `mlspec compile` again")
+    return folder
+
+
+def _names(paths: Iterable[str]) -> str:
+    listed = sorted(paths)
+    return ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")

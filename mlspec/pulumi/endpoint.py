@@ -1,0 +1,183 @@
+"""`OnlineEndpoint`: scoring-server replicas per deployment behind a gateway that checks keys and splits traffic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from mlspec.pulumi import containers as c
+from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime.keys import key_hash
+
+SERVING_PORT = 8080  # inside each replica and the gateway
+GATEWAY_CONFIG = "/etc/mlspec/gateway.json"
+KEY_SLOTS = ("primary", "secondary")
+GATEWAY_HEALTH = c.Health(interval=2, timeout=2, retries=15)
+
+
+@dataclass(frozen=True)
+class DeploymentArgs:
+    """One deployment: a model version served by identical replicas.
+
+    :param name: the deployment's name (``blue``); names its containers and its share of traffic.
+    :param environment: the Environment whose image the replicas run (it must be able to load the model).
+    :param model: the registered model's name.
+    :param version: the version to serve: a pinned number, or a TrainingJob's ``version(model)`` output so a
+        retrained model redeploys; None with no alias: ``@latest`` in the registry.
+    :param alias: a registry alias to serve (``champion``) instead of a version.
+    :param instance_count: replicas.
+    :param workers: server processes per replica.
+    :param probes: ``{"readiness": {initial_delay, period, timeout, failure_threshold, ...}, "liveness": ...}``.
+    :param request_settings: ``{request_timeout, max_body_size, max_concurrent_requests_per_instance}``.
+    :param batching: ``{max_batch_size, max_wait}`` for torch models; None: no stacking of requests.
+    :param environment_variables: extra variables for the scoring server.
+    :param size: CPU, memory and GPUs of each replica.
+    """
+
+    name: str
+    environment: Environment
+    model: str
+    version: pulumi.Input[int | None] = None
+    alias: str | None = None
+    instance_count: int = 1
+    workers: int = 1
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_settings: dict[str, Any] = field(default_factory=dict)
+    batching: dict[str, Any] | None = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    size: c.Size = field(default_factory=c.Size)
+
+
+@dataclass(frozen=True)
+class OnlineEndpointArgs:
+    """An online endpoint.
+
+    :param deployments: the deployments, each with its replicas.
+    :param traffic: percent of requests per deployment (sums to 100).
+    :param mirror: percent of requests copied to a deployment whose answers are discarded.
+    :param auth: ``key`` (every request needs a key) or ``none``.
+    :param port: the host port the gateway is published on (on the stack's ``mlspec:publishAddress``).
+    """
+
+    deployments: list[DeploymentArgs]
+    traffic: dict[str, int]
+    port: int
+    mirror: dict[str, int] = field(default_factory=dict)
+    auth: str = "key"
+
+
+class OnlineEndpoint(pulumi.ComponentResource):
+    """Replica containers (``mlspec.runtime.serving``, waited on until ``/health`` passes) and a gateway
+    container (``mlspec.runtime.gateway``) that knows only the hashes of the endpoint's keys. Keys are
+    ``RandomPassword`` results: secrets in the state, exported as secrets, never in plain text elsewhere."""
+
+    url: pulumi.Output[str]
+    keys: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, workspace: Workspace, args: OnlineEndpointArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlspec:docker:OnlineEndpoint", name, None, workspace.options(opts))
+        child = pulumi.ResourceOptions(parent=self)
+        self.passwords = {}
+        if args.auth == "key":
+            self.passwords = {slot: random.RandomPassword(f"{name}-{slot}-key", length=43, special=False,
+                                                          opts=child) for slot in KEY_SLOTS}
+        self.replicas: dict[str, list[docker.Container]] = {
+            d.name: [self._replica(name, workspace, d, i) for i in range(d.instance_count)] for d in args.deployments}
+        hashes = pulumi.Output.all(*[p.result for p in self.passwords.values()]).apply(
+            lambda keys: [key_hash(k) for k in keys])
+        config = hashes.apply(lambda found: _gateway_config(name, args, found, self._replica_urls(name, args)))
+        publish = workspace.settings.publish_address
+        gateway_alias = f"{name}-gateway"
+        self.gateway = docker.Container(
+            gateway_alias,
+            name=f"{workspace.name}-{gateway_alias}",
+            image=workspace.runtime.image_name,
+            command=[c.PYTHON, "-m", "mlspec.runtime.gateway", "--config", GATEWAY_CONFIG, "--host", "0.0.0.0",
+                     "--port", str(SERVING_PORT)],
+            user=c.USER,
+            uploads=[docker.ContainerUploadArgs(file=GATEWAY_CONFIG, content=config)],
+            ports=[docker.ContainerPortArgs(internal=SERVING_PORT, external=args.port, ip=publish)],
+            networks_advanced=c.network(workspace.network_name, gateway_alias),
+            healthcheck=GATEWAY_HEALTH.check(SERVING_PORT, "/health"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=GATEWAY_HEALTH.wait_timeout,
+            labels=c.labels(workspace.name, f"endpoint/{name}", **{"mlspec.role": "gateway"}),
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[r for rs in self.replicas.values() for r in rs]),
+        )
+        self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}")
+        self.keys = pulumi.Output.secret(pulumi.Output.all(**{s: p.result for s, p in self.passwords.items()}))
+        self.register_outputs({"url": self.url, "keys": self.keys})
+
+    @staticmethod
+    def _replica_urls(name: str, args: OnlineEndpointArgs) -> dict[str, list[str]]:
+        return {d.name: [f"http://{name}-{d.name}-{i}:{SERVING_PORT}" for i in range(d.instance_count)]
+                for d in args.deployments}
+
+    def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int) -> docker.Container:
+        alias = f"{endpoint}-{d.name}-{index}"
+        probe = {**{"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30},
+                 **d.probes.get("readiness", {})}
+        # Docker checks more often than the probe period (at most every 5 s) so replicas join sooner.
+        health = c.Health(interval=min(float(probe["period"]), 5.0), timeout=float(probe["timeout"]),
+                          retries=int(probe["failure_threshold"]), start_period=float(probe["initial_delay"]))
+        model_uri = pulumi.Output.from_input(d.version).apply(lambda v: _model_uri(d, v))
+        settings = {"request_timeout": 5, "max_body_size": 16 * 2**20, **d.request_settings}
+        command: list[pulumi.Input[str]] = [
+            c.PYTHON, "-m", "mlspec.runtime.serving", "--model-uri", model_uri, "--tracking-uri",
+            workspace.tracking_uri, "--host", "0.0.0.0", "--port", str(SERVING_PORT), "--workers", str(d.workers),
+            "--name", d.name, "--max-body-size", str(settings["max_body_size"]),
+            "--request-timeout", str(settings["request_timeout"])]
+        if d.batching:
+            command += ["--max-batch-size", str(d.batching["max_batch_size"]),
+                        "--max-wait", str(d.batching["max_wait"])]
+        return docker.Container(
+            alias,
+            name=f"{workspace.name}-{alias}",
+            image=d.environment.image_name,
+            command=command,
+            user=c.USER,
+            envs=c.envs({**d.environment.env, **d.environment_variables,
+                         "MLFLOW_TRACKING_URI": workspace.tracking_uri}),
+            networks_advanced=c.network(workspace.network_name, alias),
+            healthcheck=health.check(SERVING_PORT, "/health"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=health.wait_timeout,
+            labels=c.labels(workspace.name, f"endpoint/{endpoint}",
+                            **{"mlspec.deployment": d.name, "mlspec.model": d.model}),
+            cpu_shares=d.size.cpu_shares,
+            memory=d.size.memory_mb,
+            gpus=d.size.gpu_request,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+        )
+
+
+def _model_uri(d: DeploymentArgs, version: int | None) -> str:
+    if version is not None:
+        return f"models:/{d.model}/{version}"
+    return f"models:/{d.model}@{d.alias or 'latest'}"
+
+
+def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
+                    replicas: dict[str, list[str]]) -> str:
+    limits = [d.request_settings for d in args.deployments]
+    config = {
+        "endpoint": name,
+        "auth": args.auth,
+        "key_hashes": hashes,
+        "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name]}
+                        for d in args.deployments},
+        "mirror": dict(args.mirror),
+        "max_body_size": max(int(s.get("max_body_size", 16 * 2**20)) for s in limits),
+        "request_timeout": max(float(s.get("request_timeout", 5)) for s in limits) + 1,
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"

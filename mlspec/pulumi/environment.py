@@ -1,0 +1,60 @@
+"""`Environment`: an image with a virtualenv of the environment's requirements and mlspec's runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pulumi
+import pulumi_docker as docker
+
+from mlspec.pulumi.context import stage_environment
+
+if TYPE_CHECKING:
+    from mlspec.pulumi.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class EnvironmentArgs:
+    """How to build one environment image.
+
+    :param content_hash: the environment's content hash: the image tag, so an unchanged environment is never
+        rebuilt and a changed one always is (never ``latest``).
+    :param dockerfile: the generated Dockerfile, relative to the project folder.
+    :param requirements: the generated requirements.txt (mlspec's runtime first, then the spec's).
+    :param base_image: the image to start from; None: the stack's ``mlspec:baseImage``.
+    :param env: variables set in every container that runs in this environment.
+    """
+
+    content_hash: str
+    dockerfile: str
+    requirements: str
+    base_image: str | None = None
+    env: dict[str, str] | None = None
+
+
+class Environment(pulumi.ComponentResource):
+    """One image per environment content hash, tagged with it; built from a staged context with no network use
+    beyond the package index (or none at all with ``mlspec:wheelhouse``)."""
+
+    image_name: pulumi.Output[str]
+
+    def __init__(self, name: str, workspace: Workspace, args: EnvironmentArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlspec:docker:Environment", name, None, workspace.options(opts))
+        settings = workspace.settings
+        self.args = args
+        context = stage_environment(f"environment-{name}", Path(args.requirements), settings.wheelhouse)
+        build_args = {"BASE_IMAGE": args.base_image or settings.base_image,
+                      "PIP_OFFLINE": "1" if settings.wheelhouse else ""}
+        self.image = docker.Image(
+            name,
+            image_name=f"{workspace.name}-{name}:{args.content_hash}",
+            build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile, args=build_args),
+            skip_push=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.image_name = self.image.image_name
+        self.env = dict(args.env or {})
+        self.register_outputs({"image_name": self.image_name})

@@ -1,0 +1,77 @@
+"""`ComputeInstance`: a JupyterLab container whose notebooks live on the workspace volume."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from mlspec.pulumi import containers as c
+from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.workspace import Workspace
+
+JUPYTER_PORT = 8888
+HEALTH = c.Health(interval=2, timeout=2, retries=60)
+
+
+@dataclass(frozen=True)
+class ComputeInstanceArgs:
+    """A development box.
+
+    :param environment: the Environment the notebook kernel runs in (it includes JupyterLab).
+    :param port: the host port JupyterLab is published on (on the stack's ``mlspec:publishAddress``).
+    :param size: CPU, memory and GPUs of the container.
+    """
+
+    environment: Environment
+    port: int
+    size: c.Size = field(default_factory=c.Size)
+
+
+class ComputeInstance(pulumi.ComponentResource):
+    """JupyterLab behind a generated password (a secret output; the container holds only its salted hash),
+    with ``notebooks/<name>`` on the workspace volume as its root, so replacing the container loses nothing."""
+
+    url: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, workspace: Workspace, args: ComputeInstanceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlspec:docker:ComputeInstance", name, None, workspace.options(opts))
+        child = pulumi.ResourceOptions(parent=self)
+        secret = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        salt = hashlib.sha256(f"mlspec-notebooks:{workspace.name}/{name}".encode()).hexdigest()[:12]
+        hashed = secret.result.apply(
+            lambda p: f"sha256:{salt}:{hashlib.sha256(p.encode() + salt.encode()).hexdigest()}")
+        notebooks = f"{c.STORAGE}/notebooks/{name}"
+        lab = hashed.apply(lambda h: c.quote(
+            "jupyter", "lab", "--ip", "0.0.0.0", "--port", str(JUPYTER_PORT), "--no-browser",
+            f"--ServerApp.root_dir={notebooks}", f"--PasswordIdentityProvider.hashed_password={h}",
+            "--IdentityProvider.token="))
+        publish = workspace.settings.publish_address
+        self.container = docker.Container(
+            name,
+            name=f"{workspace.name}-{name}",
+            image=args.environment.image_name,
+            command=lab.apply(lambda cmd: c.shell(f"mkdir -p {notebooks}", f"exec {cmd}")),
+            user=c.USER,
+            envs=c.envs(args.environment.env),
+            ports=[docker.ContainerPortArgs(internal=JUPYTER_PORT, external=args.port, ip=publish)],
+            volumes=c.storage(workspace.volume.name),
+            networks_advanced=c.network(workspace.network_name, name),
+            healthcheck=HEALTH.check(JUPYTER_PORT, "/api"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=HEALTH.wait_timeout,
+            labels=c.labels(workspace.name, f"compute/{name}", **{"mlspec.role": "notebooks"}),
+            cpu_shares=args.size.cpu_shares,
+            memory=args.size.memory_mb,
+            gpus=args.size.gpu_request,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+        )
+        self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}/lab")
+        self.password = pulumi.Output.secret(secret.result)
+        self.register_outputs({"url": self.url, "password": self.password})

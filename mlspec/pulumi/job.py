@@ -1,0 +1,138 @@
+"""`TrainingJob`: a per-job image and a run-to-completion container whose logs say which model versions it made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+
+from mlspec.pulumi import containers as c
+from mlspec.pulumi.context import stage_job
+from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime.jobrun import JobRun
+from mlspec.runtime.train import registered_versions
+
+FILES = "/opt/mlspec-job/files"  # the job's code and data inside its image, at their paths in the spec
+RUN_DIR = "/tmp/mlspec-job"  # outputs and the log of the run (the model goes to MLflow, not here)
+JOBRUN = "/etc/mlspec/jobrun.json"
+LOG_LINES = 30  # of the job's log shown when it fails
+
+
+class JobFailed(Exception):
+    """The job's container exited non-zero: the update stops with the job's last log lines."""
+
+
+@dataclass(frozen=True)
+class TrainingJobArgs:
+    """One training run, fully described by the spec.
+
+    :param environment: the Environment whose image the job's image starts from.
+    :param content_hash: the job's content hash (spec, code, data, environment): tags its image and names its
+        container, so an unchanged job never runs again and a changed one always does.
+    :param dockerfile: the generated Dockerfile, relative to the project folder.
+    :param command: the spec's command, ``${{inputs.x}}`` / ``${{outputs.y}}`` left for the runner.
+    :param experiment: the MLflow experiment of the run.
+    :param code: the code folder relative to the spec root (the working directory); None: no code.
+    :param files: every file baked into the image, relative to the spec root, with the sha256 it was compiled
+        with; a file changed since then stops the update (compile again).
+    :param inputs: literals, or ``{"path": ...}`` relative to the spec root for data and path inputs.
+    :param outputs: the job's outputs as the runner takes them: type, register_as, flavor, loader, aliases.
+    :param env: extra variables for the command (the environment's come first).
+    :param timeout: seconds for the whole job, retries included; None: no limit.
+    :param retries: extra attempts after a failure.
+    :param size: the container's CPU, memory and GPUs.
+    """
+
+    environment: Environment
+    content_hash: str
+    dockerfile: str
+    command: str
+    experiment: str
+    code: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    retries: int = 0
+    size: c.Size = field(default_factory=c.Size)
+
+
+class TrainingJob(pulumi.ComponentResource):
+    """Builds the job's image, runs it once against the workspace's MLflow server and fails the update when the
+    job fails. `models` maps each registered model to the version this run created; deployments that serve
+    them take their version from it, so a retrained model redeploys exactly what serves it."""
+
+    models: pulumi.Output[dict[str, int]]
+
+    def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlspec:docker:TrainingJob", name, None, workspace.options(opts))
+        child = pulumi.ResourceOptions(parent=self)
+        context = stage_job(f"job-{name}", workspace.args.spec_root, args.files)
+        self.image = docker.Image(
+            name,
+            image_name=f"{workspace.name}-job-{name}:{args.content_hash}",
+            build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile,
+                                         args={"ENVIRONMENT_IMAGE": args.environment.image_name}),
+            skip_push=True,
+            opts=child,
+        )
+        run = job_run(name, workspace, args)
+        self.container = docker.Container(
+            name,
+            name=f"{workspace.name}-job-{name}-{args.content_hash[:12]}",
+            image=self.image.image_name,
+            command=[c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result", f"{RUN_DIR}/result.json"],
+            user=c.USER,
+            envs=c.envs({**args.environment.env, **args.env}),
+            uploads=[docker.ContainerUploadArgs(file=JOBRUN, content=run.model_dump_json(indent=2) + "\n")],
+            networks_advanced=c.network(workspace.network_name),
+            must_run=False,
+            attach=True,
+            logs=True,
+            restart="no",
+            labels=c.labels(workspace.name, f"job/{name}", **{"mlspec.hash": args.content_hash}),
+            cpu_shares=args.size.cpu_shares,
+            memory=args.size.memory_mb,
+            gpus=args.size.gpu_request,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow],
+                                        custom_timeouts=_timeouts(args.timeout)),
+        )
+        self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(
+            lambda outcome: _versions(name, outcome[0], outcome[1]))
+        self.register_outputs({"models": self.models})
+
+    def version(self, model: str) -> pulumi.Output[int | None]:
+        """The version of `model` this run registered."""
+        return self.models.apply(lambda found: found.get(model))
+
+
+def job_run(name: str, workspace: Workspace, args: TrainingJobArgs) -> JobRun:
+    """The runner's contract for this job, with every path as it is inside the container."""
+    inputs = {k: {"path": f"{FILES}/{v['path']}"} if isinstance(v, dict) else {"value": v}
+              for k, v in args.inputs.items()}
+    outputs = {k: {**v, "path": f"{RUN_DIR}/outputs/{k}"} for k, v in args.outputs.items()}
+    return JobRun(job=name, experiment=args.experiment, tracking_uri=workspace.tracking_uri,
+                  artifact_location="mlflow-artifacts:/" + args.experiment, command=args.command,
+                  code=f"{FILES}/{args.code}".rstrip("/") if args.code else None, workdir=RUN_DIR,
+                  inputs=inputs, outputs=outputs, env={**args.environment.env, **args.env},
+                  timeout=args.timeout, retries=args.retries,
+                  tags={"mlspec.job": name, "mlspec.hash": args.content_hash, "mlspec.workspace": workspace.name},
+                  content_hash=args.content_hash)
+
+
+def _versions(job: str, exit_code: int | None, logs: str | None) -> dict[str, int]:
+    if exit_code not in (None, 0):
+        tail = "\n".join(f"    {line}" for line in (logs or "").splitlines()[-LOG_LINES:])
+        raise JobFailed(f"training job '{job}' exited with code {exit_code}; last lines of its log:\n{tail}")
+    return registered_versions(logs or "")
+
+
+def _timeouts(timeout: float | None) -> pulumi.CustomTimeouts | None:
+    if timeout is None:
+        return None
+    return pulumi.CustomTimeouts(create=f"{int(timeout) + 300}s")  # the image build and MLflow calls on top

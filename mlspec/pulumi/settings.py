@@ -1,0 +1,50 @@
+"""Stack settings of a compiled program (Pulumi config in the `mlspec` namespace) and the Docker provider."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+DEFAULT_PUBLISH_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a stack decides about the Docker host, rather than the spec.
+
+    :param base_image: ``mlspec:baseImage``: the Debian-based image environments start from (it needs
+        ``python3``, ``python3 -m venv`` and pip). Default ``python:3.11-slim``.
+    :param wheelhouse: ``mlspec:wheelhouse``: an absolute folder of wheels; when set, every image installs its
+        Python packages from it alone (``pip install --no-index --find-links``), for hosts with no package index.
+    :param publish_address: ``mlspec:publishAddress``: the host address gateway and JupyterLab ports are published
+        on. Default ``127.0.0.1``: reachable from this host only.
+    :param docker_host: ``mlspec:dockerHost``: e.g. ``ssh://user@vm`` or ``unix:///run/docker.sock``; when set,
+        every resource goes through an explicit Docker provider for that host.
+    """
+
+    base_image: str = DEFAULT_BASE_IMAGE
+    wheelhouse: str | None = None
+    publish_address: str = DEFAULT_PUBLISH_ADDRESS
+    docker_host: str | None = None
+
+    @classmethod
+    def from_config(cls) -> Settings:
+        config = pulumi.Config("mlspec")
+        wheelhouse = config.get("wheelhouse") or None
+        if wheelhouse and not os.path.isabs(wheelhouse):
+            raise ValueError(f"mlspec:wheelhouse must be an absolute folder, not {wheelhouse!r}")
+        if wheelhouse and not os.path.isdir(wheelhouse):
+            raise ValueError(f"mlspec:wheelhouse {wheelhouse} is not a folder; build it with `pip wheel` or unset it")
+        return cls(base_image=config.get("baseImage") or DEFAULT_BASE_IMAGE, wheelhouse=wheelhouse,
+                   publish_address=config.get("publishAddress") or DEFAULT_PUBLISH_ADDRESS,
+                   docker_host=config.get("dockerHost") or None)
+
+    def provider(self) -> docker.Provider | None:
+        """An explicit provider when the stack names a Docker host; None: the ambient one (DOCKER_HOST)."""
+        if not self.docker_host:
+            return None
+        return docker.Provider("docker-host", host=self.docker_host)

@@ -1,0 +1,87 @@
+"""`Workspace`: the network, the storage volume and the MLflow tracking server every other resource uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from mlspec.pulumi import containers as c
+from mlspec.pulumi.environment import Environment, EnvironmentArgs
+from mlspec.pulumi.settings import Settings
+
+MLFLOW_ALIAS = "mlflow"  # the tracking server's name on the workspace network
+MLFLOW_PORT = 5000
+
+
+@dataclass(frozen=True)
+class WorkspaceArgs:
+    """The workspace's shared infrastructure.
+
+    :param spec_root: the folder of the spec, relative to the project folder (code and data are read from it).
+    :param runtime: the mlspec runtime image (MLflow server, gateway), built like an environment.
+    :param volume: name of the Docker volume holding the tracking store, artifacts and notebooks
+        (default ``<workspace>-storage``).
+    """
+
+    spec_root: str
+    runtime: EnvironmentArgs
+    volume: str | None = None
+
+
+class Workspace(pulumi.ComponentResource):
+    """A network, a volume and an MLflow tracking server (sqlite store and proxied artifacts on the volume),
+    started with a healthcheck and waited on until healthy, so jobs can log to it at once."""
+
+    tracking_uri: str
+    network_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: WorkspaceArgs, settings: Settings | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        self.name, self.args = name, args
+        self.settings = settings or Settings.from_config()
+        self.provider = self.settings.provider()
+        super().__init__("mlspec:docker:Workspace", name, None, self.options(opts))
+        child = pulumi.ResourceOptions(parent=self)
+        self.network = docker.Network(
+            name, name=name, labels=[docker.NetworkLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+        self.volume = docker.Volume(
+            f"{name}-storage", name=args.volume or f"{name}-storage",
+            labels=[docker.VolumeLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+        self.runtime = Environment("runtime", self, args.runtime, opts=child)
+        self.network_name = self.network.name
+        self.tracking_uri = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}"
+        host = f"{name}-mlflow"
+        allowed = ",".join([f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
+                            f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"])
+        store = f"{c.STORAGE}/tracking"
+        server = c.quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(MLFLOW_PORT),
+                         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
+                         "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
+                         "--allowed-hosts", allowed)
+        health = c.Health(interval=2, timeout=3, retries=60, start_period=5)
+        self.mlflow = docker.Container(
+            f"{name}-mlflow",
+            name=host,
+            image=self.runtime.image_name,
+            command=c.shell(f"mkdir -p {store}/artifacts", f"exec {server}"),
+            user=c.USER,
+            networks_advanced=c.network(self.network.name, MLFLOW_ALIAS),
+            volumes=c.storage(self.volume.name),
+            healthcheck=health.check(MLFLOW_PORT, "/health"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=health.wait_timeout,
+            labels=c.labels(name, "workspace/" + name, **{"mlspec.role": "tracking"}),
+            opts=child,
+        )
+        self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
+                               "volume": self.volume.name})
+
+
+    def options(self, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions | None:
+        """`opts` plus the stack's Docker host provider, for every component of this workspace."""
+        if self.provider is None:
+            return opts
+        return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[self.provider]))

@@ -1,0 +1,101 @@
+"""Workspace iris-demo on a Docker host: compiled by mlspec from ../../examples/iris.
+
+Regenerate with `mlspec compile ../../examples/iris --target docker -o <this folder>`; do not edit by hand.
+The components (mlspec.pulumi) document what each argument does.
+"""
+
+import pulumi
+
+from mlspec.pulumi import (
+    DeploymentArgs,
+    Environment,
+    EnvironmentArgs,
+    OnlineEndpoint,
+    OnlineEndpointArgs,
+    Size,
+    TrainingJob,
+    TrainingJobArgs,
+    Workspace,
+    WorkspaceArgs,
+)
+
+workspace = Workspace("iris-demo", WorkspaceArgs(
+    spec_root="../../examples/iris",
+    runtime=EnvironmentArgs(
+        content_hash="289407bfa06fb6e74eb3db2ae3abb9b2f49d4d06dd2e92c63bf3538b7f82d5ba",
+        dockerfile="docker/runtime/Dockerfile",
+        requirements="docker/runtime/requirements.txt",
+    ),
+))
+
+env_sklearn = Environment("sklearn", workspace, EnvironmentArgs(
+    content_hash="32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b",
+    dockerfile="docker/environment-sklearn/Dockerfile",
+    requirements="docker/environment-sklearn/requirements.txt",
+))
+
+job_train = TrainingJob("train", workspace, TrainingJobArgs(
+    environment=env_sklearn,
+    content_hash="9da96282230508f7ae9d13b37c6ddb4abc07c47da194c8f525f966cf1503ec97",
+    dockerfile="docker/job-train/Dockerfile",
+    command="python train.py --data ${{inputs.data}} --algo logistic --C ${{inputs.C}} --model-dir ${{outputs.model}}",
+    experiment="iris",
+    code="src",
+    files={
+        "data/iris.csv": "403ce7582d1f16b244cf2f379b3f92e34a54a91e142524e8d2efe53872d1357b",
+        "src/train.py": "f35ac477fb56c72882a34fe84fe792acc0e427d3c47276a1c786f14be673360f",
+    },
+    inputs={"C": 1.0, "data": {"path": "data/iris.csv"}},
+    outputs={"model": {"flavor": "sklearn", "register_as": "iris-clf", "type": "model"}},
+    size=Size(cpus=1.0, memory_mb=2048, gpus=0),
+))
+pulumi.export("train.models", job_train.models)
+
+job_train_forest = TrainingJob("train-forest", workspace, TrainingJobArgs(
+    environment=env_sklearn,
+    content_hash="4b1cad0f3d2420c87fc55313ee9f3f7253d1a168e5cd98f385b0094f4a1c80e4",
+    dockerfile="docker/job-train-forest/Dockerfile",
+    command="python train.py --data ${{inputs.data}} --algo forest --model-dir ${{outputs.model}}",
+    experiment="iris",
+    code="src",
+    files={
+        "data/iris.csv": "403ce7582d1f16b244cf2f379b3f92e34a54a91e142524e8d2efe53872d1357b",
+        "src/train.py": "f35ac477fb56c72882a34fe84fe792acc0e427d3c47276a1c786f14be673360f",
+    },
+    inputs={"data": {"path": "data/iris.csv"}},
+    outputs={"model": {"flavor": "sklearn", "register_as": "iris-forest", "type": "model"}},
+    size=Size(cpus=1.0, memory_mb=2048, gpus=0),
+))
+pulumi.export("train-forest.models", job_train_forest.models)
+
+endpoint_iris = OnlineEndpoint("iris", workspace, OnlineEndpointArgs(
+    auth="key",
+    port=25232,
+    traffic={"blue": 90, "green": 10},
+    deployments=[
+        DeploymentArgs(
+            name="blue",
+            environment=env_sklearn,
+            model="iris-clf",
+            version=job_train.version("iris-clf"),
+            instance_count=1,
+            workers=1,
+            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
+            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
+            size=Size(cpus=1.0, memory_mb=2048, gpus=0),
+        ),
+        DeploymentArgs(
+            name="green",
+            environment=env_sklearn,
+            model="iris-forest",
+            version=job_train_forest.version("iris-forest"),
+            instance_count=1,
+            workers=1,
+            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
+            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
+            size=Size(cpus=1.0, memory_mb=2048, gpus=0),
+        ),
+    ],
+))
+pulumi.export("iris.url", endpoint_iris.url)
+pulumi.export("iris.keys", endpoint_iris.keys)

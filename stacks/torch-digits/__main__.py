@@ -1,0 +1,74 @@
+"""Workspace digits on a Docker host: compiled by mlspec from ../../examples/torch-digits.
+
+Regenerate with `mlspec compile ../../examples/torch-digits --target docker -o <this folder>`; do not edit by hand.
+The components (mlspec.pulumi) document what each argument does.
+"""
+
+import pulumi
+
+from mlspec.pulumi import (
+    DeploymentArgs,
+    Environment,
+    EnvironmentArgs,
+    OnlineEndpoint,
+    OnlineEndpointArgs,
+    Size,
+    TrainingJob,
+    TrainingJobArgs,
+    Workspace,
+    WorkspaceArgs,
+)
+
+workspace = Workspace("digits", WorkspaceArgs(
+    spec_root="../../examples/torch-digits",
+    runtime=EnvironmentArgs(
+        content_hash="289407bfa06fb6e74eb3db2ae3abb9b2f49d4d06dd2e92c63bf3538b7f82d5ba",
+        dockerfile="docker/runtime/Dockerfile",
+        requirements="docker/runtime/requirements.txt",
+    ),
+))
+
+env_torch = Environment("torch", workspace, EnvironmentArgs(
+    content_hash="204a2d00f4d0723236d4998739f31a48709bd70a3b7d6a28b5bf90412c35a8cc",
+    dockerfile="docker/environment-torch/Dockerfile",
+    requirements="docker/environment-torch/requirements.txt",
+))
+
+job_train = TrainingJob("train", workspace, TrainingJobArgs(
+    environment=env_torch,
+    content_hash="6221c31318d28e8678d4725eae1a0e4021317a13f2ec3c4456f690b9bf5fed23",
+    dockerfile="docker/job-train/Dockerfile",
+    command="python train.py --data ${{inputs.data}} --epochs ${{inputs.epochs}} --model-dir ${{outputs.model}}",
+    experiment="digits",
+    code="src",
+    files={
+        "data/digits.csv": "4a95dc7a26f5f7ae99959cd46bf9d4c11fb082ffed0b9f8f68043de44069eae5",
+        "src/train.py": "8bab306e12fa5a6dc71acf91880a99eb3766d62b8252f41b23dd8bf788c84a5c",
+    },
+    inputs={"data": {"path": "data/digits.csv"}, "epochs": 30},
+    outputs={"model": {"flavor": "torch", "register_as": "digits-mlp", "type": "model"}},
+    size=Size(cpus=2.0, memory_mb=4096, gpus=0),
+))
+pulumi.export("train.models", job_train.models)
+
+endpoint_digits = OnlineEndpoint("digits", workspace, OnlineEndpointArgs(
+    auth="key",
+    port=24157,
+    traffic={"blue": 100},
+    deployments=[
+        DeploymentArgs(
+            name="blue",
+            environment=env_torch,
+            model="digits-mlp",
+            version=job_train.version("digits-mlp"),
+            instance_count=1,
+            workers=1,
+            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
+            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
+            batching={"max_batch_size": 32, "max_wait": 0.002},
+            size=Size(cpus=2.0, memory_mb=4096, gpus=0),
+        ),
+    ],
+))
+pulumi.export("digits.url", endpoint_digits.url)
+pulumi.export("digits.keys", endpoint_digits.keys)

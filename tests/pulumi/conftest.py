@@ -1,0 +1,65 @@
+"""Fixtures for the Docker target: compiled example projects laid out like `stacks/` beside `examples/`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from mlspec.backends.pulumi import compile_project
+from mlspec.graph import load_graph
+from mlspec.runtime.train import RESULT_PREFIX
+from tests.pulumi.harness import EchoMocks
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTAINER = "docker:index/container:Container"
+
+
+def compile_copy(base: Path, example: str, edit: Callable[[Path], None] | None = None) -> Path:
+    """Copy examples/EXAMPLE under BASE, optionally edit it, compile it to BASE/stacks/EXAMPLE (the repo layout)."""
+    spec = base / "examples" / example
+    shutil.copytree(ROOT / "examples" / example, spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    if edit:
+        edit(spec)
+    out = base / "stacks" / example
+    compile_project(load_graph([spec]), out)
+    return out
+
+
+@pytest.fixture
+def iris_project(tmp_path: Path) -> Path:
+    return compile_copy(tmp_path, "iris")
+
+
+class RegistryMocks(EchoMocks):
+    """Echo mocks whose training containers succeed and register a model version, as MLflow would number it:
+    a job with a new content hash gets the next version of each model it registers; the same hash, the same."""
+
+    def __init__(self, exit_code: int = 0) -> None:
+        self.versions: dict[str, list[str]] = {}
+        self.exit_code = exit_code
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        id_, state = super().new_resource(args)
+        if args.typ == CONTAINER and args.inputs.get("attach"):
+            run = json.loads(args.inputs["uploads"][0]["content"])
+            models = []
+            for output in run["outputs"].values():
+                if output.get("register_as"):
+                    hashes = self.versions.setdefault(output["register_as"], [])
+                    if run["content_hash"] not in hashes:
+                        hashes.append(run["content_hash"])
+                    models.append({"name": output["register_as"], "sha256": "0" * 64,
+                                   "version": hashes.index(run["content_hash"]) + 1})
+            ok = self.exit_code == 0
+            result = {"job": run["job"], "status": "succeeded" if ok else "failed", "exit_code": self.exit_code,
+                      "models": models if ok else []}
+            state["exitCode"] = self.exit_code
+            state["containerLogs"] = "\n".join(["epoch 1 loss 0.5", "Traceback: boom" if not ok else "done",
+                                                RESULT_PREFIX + json.dumps(result)])
+        return id_, state

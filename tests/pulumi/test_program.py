@@ -1,0 +1,197 @@
+"""The compiled iris program run under Pulumi's mocks: every resource it registers, with its key inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlspec.runtime.keys import key_hash
+from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy
+from tests.pulumi.harness import Captured, CapturedResource, run_program
+
+IMAGE = "docker:index/image:Image"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ENV_HASH = "32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b"  # environment/sklearn
+
+
+@pytest.fixture(scope="module")
+def iris_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_copy(tmp_path_factory.mktemp("iris"), "iris")  # what stacks/iris holds (test_compile checks)
+
+
+@pytest.fixture(scope="module")
+def iris(iris_stack: Path) -> Captured:
+    return run_program(iris_stack, {}, mocks=RegistryMocks())
+
+
+def _short(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _deps(resource: CapturedResource) -> set[str]:
+    return {_short(u) for u in resource.dependencies}
+
+
+def test_every_resource_and_its_parent(iris: Captured) -> None:
+    found = {(r.type, r.name, _short(r.parent) if r.parent else None) for r in iris.resources}
+    assert found == {
+        ("mlspec:docker:Workspace", "iris-demo", "iris-demo-dev"),
+        ("docker:index/network:Network", "iris-demo", "iris-demo"),
+        ("docker:index/volume:Volume", "iris-demo-storage", "iris-demo"),
+        ("mlspec:docker:Environment", "runtime", "iris-demo"),
+        (IMAGE, "runtime", "runtime"),
+        (CONTAINER, "iris-demo-mlflow", "iris-demo"),
+        ("mlspec:docker:Environment", "sklearn", "iris-demo-dev"),
+        (IMAGE, "sklearn", "sklearn"),
+        ("mlspec:docker:TrainingJob", "train", "iris-demo-dev"),
+        (IMAGE, "train", "train"),
+        (CONTAINER, "train", "train"),
+        ("mlspec:docker:TrainingJob", "train-forest", "iris-demo-dev"),
+        (IMAGE, "train-forest", "train-forest"),
+        (CONTAINER, "train-forest", "train-forest"),
+        ("mlspec:docker:OnlineEndpoint", "iris", "iris-demo-dev"),
+        (PASSWORD, "iris-primary-key", "iris"),
+        (PASSWORD, "iris-secondary-key", "iris"),
+        (CONTAINER, "iris-blue-0", "iris"),
+        (CONTAINER, "iris-green-0", "iris"),
+        (CONTAINER, "iris-gateway", "iris"),
+    }
+
+
+def test_images_are_tagged_by_content_hash(iris: Captured, iris_stack: Path) -> None:
+    main = (iris_stack / "__main__.py").read_text()
+    for image in iris.of_type(IMAGE):
+        name, tag = image.inputs["imageName"].rsplit(":", 1)
+        assert len(tag) == 64 and tag in main, image.name
+        assert image.inputs["skipPush"] is True
+        build = image.inputs["build"]
+        assert build["context"] == f".build/{'job' if 'job' in name else 'environment'}-{image.name}"
+        assert build["dockerfile"].startswith("docker/") and build["dockerfile"].endswith("/Dockerfile")
+    sklearn = iris.get(IMAGE, "sklearn")
+    assert sklearn.inputs["imageName"] == "iris-demo-sklearn:" + ENV_HASH
+    assert sklearn.inputs["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim", "PIP_OFFLINE": ""}
+    job = iris.get(IMAGE, "train")
+    assert job.inputs["build"]["args"] == {"ENVIRONMENT_IMAGE": sklearn.inputs["imageName"]}
+    assert "iris-demo-sklearn" in _deps(job) or "sklearn" in _deps(job)
+
+
+def test_mlflow_server(iris: Captured) -> None:
+    mlflow = iris.get(CONTAINER, "iris-demo-mlflow")
+    inputs = mlflow.inputs
+    assert inputs["name"] == "iris-demo-mlflow" and inputs["user"] == "mlspec"
+    assert inputs["image"] == iris.get(IMAGE, "runtime").inputs["imageName"]
+    script = inputs["command"][-1]
+    assert "mlflow server" in script and "--serve-artifacts" in script
+    assert "--backend-store-uri sqlite:////mlspec/tracking/mlflow.db" in script
+    assert "--allowed-hosts mlflow:5000,mlflow," in script
+    assert inputs["networksAdvanced"] == [{"name": "iris-demo", "aliases": ["mlflow"]}]
+    assert inputs["volumes"] == [{"volumeName": "iris-demo-storage", "containerPath": "/mlspec", "readOnly": False}]
+    assert inputs["healthcheck"]["tests"][:2] == ["CMD", "python"] and "/health" in inputs["healthcheck"]["tests"][-1]
+    assert inputs["wait"] is True and inputs["restart"] == "unless-stopped"
+
+
+def test_training_job_container(iris: Captured) -> None:
+    job = iris.get(CONTAINER, "train")
+    inputs = job.inputs
+    assert inputs["name"] == "iris-demo-job-train-9da962822305"
+    assert inputs["image"] == iris.get(IMAGE, "train").inputs["imageName"]
+    assert inputs["command"] == ["python", "-m", "mlspec.runtime.train", "/etc/mlspec/jobrun.json",
+                                 "--result", "/tmp/mlspec-job/result.json"]
+    assert (inputs["mustRun"], inputs["attach"], inputs["logs"]) == (False, True, True)
+    run = json.loads(inputs["uploads"][0]["content"])
+    assert inputs["uploads"][0]["file"] == "/etc/mlspec/jobrun.json"
+    assert run["tracking_uri"] == "http://mlflow:5000" and run["experiment"] == "iris"
+    assert run["code"] == "/opt/mlspec-job/files/src"
+    assert run["inputs"] == {"C": {"value": 1.0, "path": None},
+                             "data": {"value": None, "path": "/opt/mlspec-job/files/data/iris.csv"}}
+    assert run["outputs"]["model"]["register_as"] == "iris-clf"
+    assert inputs["memory"] == 2048 and inputs["cpuShares"] == 1024
+    assert "iris-demo-mlflow" in _deps(job)  # the job runs only once the tracking server is healthy
+    assert iris.exports["train.models"] == {"iris-clf": 1}
+
+
+def test_deployments_and_gateway(iris: Captured) -> None:
+    blue = iris.get(CONTAINER, "iris-blue-0")
+    command = blue.inputs["command"]
+    assert command[:3] == ["python", "-m", "mlspec.runtime.serving"]
+    assert command[command.index("--model-uri") + 1] == "models:/iris-clf/1"
+    assert command[command.index("--tracking-uri") + 1] == "http://mlflow:5000"
+    assert "MLFLOW_TRACKING_URI=http://mlflow:5000" in blue.inputs["envs"]
+    assert blue.inputs["image"] == iris.get(IMAGE, "sklearn").inputs["imageName"]
+    assert blue.inputs["wait"] is True and "/health" in blue.inputs["healthcheck"]["tests"][-1]
+    assert blue.inputs["healthcheck"]["retries"] == 30 and blue.inputs["restart"] == "unless-stopped"
+    assert "ports" not in blue.inputs  # replicas are reached through the gateway only
+    assert {"train", "iris-demo-mlflow"} <= _deps(blue)  # after the job that registered its model
+    green = iris.get(CONTAINER, "iris-green-0")
+    assert "train-forest" in _deps(green) and "train" not in _deps(green)
+
+    gateway = iris.get(CONTAINER, "iris-gateway")
+    assert gateway.inputs["command"][:3] == ["python", "-m", "mlspec.runtime.gateway"]
+    assert gateway.inputs["ports"] == [{"internal": 8080, "external": 25232, "ip": "127.0.0.1"}]
+    assert {"iris-blue-0", "iris-green-0"} <= _deps(gateway)
+    assert "uploads" in gateway.secret_inputs  # derived from the keys: kept secret in the state
+    config = json.loads(gateway.inputs["uploads"][0]["content"])
+    assert config["deployments"] == {"blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"]},
+                                     "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"]}}
+    keys = iris.exports["iris.keys"]
+    assert config["key_hashes"] == [key_hash(keys["primary"]), key_hash(keys["secondary"])]
+    assert iris.exports["iris.url"] == "http://127.0.0.1:25232"
+    assert "iris.keys" in iris.secret_exports
+
+
+def test_no_key_in_plain_text(iris: Captured, iris_stack: Path) -> None:
+    keys = list(iris.exports["iris.keys"].values())
+    assert len(keys) == 2 and all(len(k) == 43 for k in keys)
+    for resource in iris.resources:
+        text = json.dumps(resource.inputs)
+        assert not any(k in text for k in keys), f"{resource.type} {resource.name} holds a key"
+    for path in [*(ROOT / "stacks" / "iris").rglob("*"), *iris_stack.rglob("*")]:
+        if path.is_file() and ".build" not in path.parts:
+            assert not any(k in path.read_text() for k in keys), path
+    for password in iris.of_type(PASSWORD):
+        assert password.inputs["length"] == 43 and password.inputs["special"] is False
+
+
+def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    captured = run_program(iris_project, {"baseImage": "mlspec-base:bookworm",
+                                                       "wheelhouse": str(wheels), "publishAddress": "0.0.0.0"})
+    sklearn = captured.get(IMAGE, "sklearn")
+    assert sklearn.inputs["build"]["args"] == {"BASE_IMAGE": "mlspec-base:bookworm", "PIP_OFFLINE": "1"}
+    staged = iris_project / ".build" / "environment-sklearn"
+    assert (staged / "wheels" / "demo-1.0-py3-none-any.whl").is_file()
+    assert (staged / "mlspec" / "runtime" / "train.py").is_file() and not (staged / "mlspec" / "cli").exists()
+    assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["ip"] == "0.0.0.0"
+    # Default mocks: no job output is known, so replicas fall back to the registry's latest version.
+    command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
+    assert command[command.index("--model-uri") + 1] == "models:/iris-clf@latest"
+
+
+def test_docker_host_setting_adds_a_provider(iris_project: Path) -> None:
+    captured = run_program(iris_project, {"dockerHost": "ssh://ops@vm"})
+    provider = captured.get("pulumi:providers:docker", "docker-host")
+    assert provider.inputs["host"] == "ssh://ops@vm"
+    assert captured.get(CONTAINER, "iris-blue-0").provider.startswith(provider.urn)
+
+
+def test_a_failed_job_fails_the_update_with_its_log(iris_project: Path) -> None:
+    with pytest.raises(Exception, match=r"(?s)training job 'train(-forest)?' exited with code 1.*Traceback: boom"):
+        run_program(iris_project, {}, mocks=RegistryMocks(exit_code=1))
+
+
+def test_a_stale_program_is_refused(iris_project: Path) -> None:
+    train = iris_project.parent.parent / "examples" / "iris" / "src" / "train.py"
+    train.write_text(train.read_text() + "\n# changed after compiling\n")
+    with pytest.raises(Exception, match=r"src/train.py changed since this program was compiled"):
+        run_program(iris_project, {})
+
+
+def test_preview_leaves_job_outputs_unknown(iris_project: Path) -> None:
+    captured = run_program(iris_project, {}, preview=True)
+    command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
+    assert command[command.index("--model-uri") + 1] == "<unknown>"
+    assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["external"] == 25232
