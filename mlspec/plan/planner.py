@@ -34,6 +34,8 @@ def plan(graph: Graph, state: dict[str, Record]) -> Plan:
 
 def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record]) -> Change:
     verb = VERBS.get(node.kind, "update")
+    if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
+        verb = "rescore"  # a batch endpoint is a scoring run, not a server
     if record is None:
         return Change(node.id, node.kind, "create", _create_reasons(node), verb)
     if record.hash == node.hash and record.status == "ready":
@@ -58,6 +60,8 @@ def _create_reasons(node: Node) -> tuple[str, ...]:
         return (f"register from job/{resource.job}",)
     if node.kind == "Job":
         return ("train",)
+    if node.kind == "Endpoint" and getattr(resource, "type", None) == "batch":
+        return (f"score {resource.input} with {resource.model}",)
     return ()
 
 

@@ -76,7 +76,9 @@ def _probe_deadline(deployment: Deployment) -> float:
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
     endpoint = node.resource
     if not isinstance(endpoint, OnlineEndpoint):
-        raise StepFailed(f"endpoint '{endpoint.name}': batch endpoints run with `mlspec batch` (not yet local)")
+        from mlspec.backends.local.handlers import batch
+
+        return batch.apply(ctx, node)
     previous = ctx.outputs(node.id)
     old_deployments: dict[str, Any] = previous.get("deployments", {})
     deployments: dict[str, Any] = {}
@@ -144,5 +146,10 @@ def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, de
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
+    if record.spec.get("type") == "batch":
+        from mlspec.backends.local.handlers import batch
+
+        batch.delete(ctx, record, purge)
+        return
     ctx.store.release_processes(record.id)
     ensure_running(ctx.paths)

@@ -1,0 +1,125 @@
+"""Batch endpoints locally: score the Data input with the model in a process, each time the endpoint's hash changes."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
+from mlspec.graph import Node
+from mlspec.plan import Record
+from mlspec.spec import BatchEndpoint, ModelRef
+from mlspec.spec.compute import ClusterCompute
+
+
+def _version(ctx: Context, node: Node, endpoint: BatchEndpoint) -> int:
+    ref = ModelRef.parse(endpoint.model)
+    if ref.version is not None:
+        return ref.version
+    if ref.alias in (None, "latest"):
+        version = ctx.outputs(f"model/{ref.name}").get("version")
+        if version is None:
+            raise StepFailed(f"batch endpoint '{node.name}': model '{ref.name}' has no version yet")
+        return int(version)
+    from mlspec.runtime.tracking import client
+
+    try:
+        return int(client(ctx.tracking_uri).get_model_version_by_alias(ref.name, ref.alias).version)
+    except Exception as exc:
+        raise StepFailed(f"batch endpoint '{node.name}': no version of '{ref.name}' has alias '{ref.alias}' "
+                         f"({exc})") from exc
+
+
+def output_folder(ctx: Context, endpoint: BatchEndpoint) -> Path:
+    """`output.path` as the field says: relative to the spec's folder (an absolute path is taken as it is)."""
+    path = Path(endpoint.output.path).expanduser()
+    return (path if path.is_absolute() else ctx.graph.spec.root / path).resolve()
+
+
+def _nodes(ctx: Context, node: Node) -> int:
+    compute_id = ctx.target(node.id, "compute")
+    compute = ctx.node(compute_id).resource if compute_id and compute_id in ctx.graph.nodes else None
+    return compute.max_nodes if isinstance(compute, ClusterCompute) else 1
+
+
+def _work_dir(ctx: Context, node: Node) -> Path:
+    return (ctx.paths.root / "batch" / node.name).resolve()
+
+
+def apply(ctx: Context, node: Node) -> dict[str, Any]:
+    from mlspec.runtime.batch.contract import BatchResult, BatchRun
+    from mlspec.runtime.execute import run_command
+    from mlspec.runtime.jobrun import JobRun
+
+    endpoint = node.resource
+    assert isinstance(endpoint, BatchEndpoint)
+    data_id = ctx.target(node.id, "input")
+    data_path = ctx.outputs(data_id).get("path") if data_id else None
+    if not data_path:
+        raise StepFailed(f"batch endpoint '{node.name}': input {endpoint.input} has not been materialised")
+    output = output_folder(ctx, endpoint)
+    source = ctx.graph.spec.files.get(data_id, {}).get("path") if data_id else None
+    for inside in (Path(data_path), *([source.resolve()] if source else [])):
+        if output == inside or output.is_relative_to(inside) or inside.is_relative_to(output):
+            # Predictions inside the data would change its version, and so re-score on every `up`.
+            raise StepFailed(f"batch endpoint '{node.name}': output.path {endpoint.output.path} overlaps its "
+                             f"input {endpoint.input} ({inside}); choose a folder outside the data")
+    version = _version(ctx, node, endpoint)
+    ref = ModelRef.parse(endpoint.model)
+    env_id = ctx.target(node.id, "environment")
+    python = str(ctx.outputs(env_id).get("python") or sys.executable) if env_id else sys.executable
+    work = _work_dir(ctx, node)
+    work.mkdir(parents=True, exist_ok=True)
+    run = BatchRun(endpoint=node.name, model_uri=f"models:/{ref.name}/{version}", tracking_uri=ctx.tracking_uri,
+                   input=str(Path(data_path).resolve()), output=str(output), mode=endpoint.output.mode,
+                   mini_batch_size=endpoint.mini_batch_size, error_threshold=endpoint.error_threshold,
+                   max_retries=endpoint.retry_settings.max_retries, timeout=endpoint.retry_settings.timeout,
+                   max_concurrency=endpoint.max_concurrency, nodes=_nodes(ctx, node))
+    spec_file, result_file = work / "batchrun.json", work / "result.json"
+    run.dump(spec_file)
+    result_file.unlink(missing_ok=True)
+    env: dict[str, str] = {}
+    if env_id:
+        env.update(ctx.node(env_id).resource.environment_variables)  # type: ignore[attr-defined]
+    env.update({WORKSPACE_VAR: str(ctx.paths.root.resolve()), ID_VAR: node.id})  # `up` can find it if interrupted
+    # The job runner's process handling: own process group, line-by-line log, stopped with whatever it started.
+    process = JobRun(
+        job=node.name, experiment="batch", tracking_uri=ctx.tracking_uri, artifact_location=str(work),
+        command=" ".join(shlex.quote(a) for a in [python, "-m", "mlspec.runtime.batch", str(spec_file),
+                                                     "--result", str(result_file)]),
+        workdir=str(work), env=env, log_file=str(work / "batch.log"))
+    ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
+    execution = run_command(process, None, on_line=lambda line: ctx.say(line if line.startswith("[") else
+                                                                         f"[{node.name}] {line}"))
+    result = BatchResult.model_validate_json(result_file.read_text()) if result_file.exists() else None
+    if result is None or result.status != "succeeded":
+        reason = result.error if result else f"the batch scorer exited with code {execution.exit_code}"
+        tail = "\n".join(f"    {line}" for line in execution.log_tail[-10:])
+        raise StepFailed(f"batch endpoint '{node.name}': {reason}; last lines:\n{tail}\n  full log: "
+                         f"{process.log_path}")
+    return {"output": str(output), "files": result.outputs, "rows_scored": result.rows_scored,
+            "rows_failed": result.rows_failed, "duration_s": result.duration_s, "model": ref.name,
+            "version": version, "model_sha256": result.model_sha256, "log": process.log_path}
+
+
+def delete(ctx: Context, record: Record, purge: bool) -> None:
+    """The run's working files always go; the predictions stay unless purged, like a job's runs."""
+    shutil.rmtree(ctx.paths.root / "batch" / record.id.split("/", 1)[1], ignore_errors=True)
+    if not purge:
+        return
+    from mlspec.runtime.batch.journal import STAGING
+    from mlspec.runtime.batch.output import MANIFEST
+
+    output = record.outputs.get("output")
+    for name in record.outputs.get("files", []):
+        Path(name).unlink(missing_ok=True)
+    if output:
+        shutil.rmtree(Path(output) / STAGING, ignore_errors=True)
+        Path(output, MANIFEST).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(output).rmdir()  # only when nothing else lives there

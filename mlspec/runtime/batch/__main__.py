@@ -1,0 +1,64 @@
+"""`python -m mlspec.runtime.batch BATCHRUN.json [--result RESULT.json]`: one batch endpoint run, exit 0 or 1."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlspec.runtime.batch", description=__doc__)
+    parser.add_argument("batchrun", help="the BatchRun JSON the engine wrote")
+    parser.add_argument("--result", help="where to write the result JSON (default: none, only the exit code)")
+    args = parser.parse_args(argv)
+    try:
+        run = BatchRun.load(args.batchrun)
+    except BatchRunError as error:
+        print(f"mlspec: {error}", file=sys.stderr)
+        return 2
+
+    # The engine and `docker stop` send SIGTERM: stop between mini-batches, the journal ready for a resume.
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def echo(line: str) -> None:
+        sys.stdout.write(f"[{run.endpoint}] {line}\n")
+        sys.stdout.flush()
+
+    from mlspec.runtime.batch.runner import run_batch
+
+    try:
+        result = run_batch(run, echo, stop)
+    except Exception as error:  # a bug in mlspec: keep the traceback for its report, still write a result
+        traceback.print_exc()
+        result = BatchResult(status="failed", endpoint=run.endpoint, model_uri=run.model_uri,
+                             error=f"internal error: {type(error).__name__}: {error}")
+    if args.result:
+        try:
+            Path(args.result).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.result).write_text(result.model_dump_json(indent=2), encoding="utf-8")
+        except OSError as error:
+            print(f"mlspec: cannot write the result to {args.result}: {error.strerror}", file=sys.stderr)
+            return 1
+    if result.status == "succeeded":
+        print(f"mlspec: batch endpoint '{run.endpoint}' scored {result.rows_scored} rows "
+              f"({result.rows_failed} failed) into {run.output}", file=sys.stderr)
+        return 0
+    print(f"mlspec: {result.error or f'batch endpoint {run.endpoint!r} failed'}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The BatchRun contract: one batch scoring run as the engine writes it in JSON, and the result it reads back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mlspec.runtime.jobrun import AbsPath
+from mlspec.spec.base import Strict
+
+
+class BatchRunError(Exception):
+    """A problem the user can fix (unreadable input, unknown format, missing column): a message, not a traceback."""
+
+
+class BatchRun(Strict):
+    """What the engine hands the batch scorer: one endpoint's run, resolved to absolute paths and a model URI."""
+
+    endpoint: str = Field(description="The batch endpoint's name, for progress lines.")
+    model_uri: str = Field(description="models:/NAME/VERSION (or an MLflow model folder).")
+    tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI.")
+    sha256: str | None = Field(None, description="Expected model digest (default: the version's mlspec.sha256 tag).")
+    input: AbsPath = Field(description="Absolute file, or folder of .csv / .parquet / .jsonl files, to score.")
+    output: AbsPath = Field(description="Absolute folder the predictions are written to.")
+    mode: Literal["append", "per_file"] = Field("append", description="predictions.csv, or one CSV per input file.")
+    mini_batch_size: int = Field(1024, ge=1, description="Rows per model call.")
+    error_threshold: int = Field(-1, ge=-1, description="Failed rows tolerated before the run fails (-1: any).")
+    max_retries: int = Field(3, ge=0, description="Attempts per mini-batch after the first.")
+    timeout: float = Field(30.0, gt=0, description="Seconds one attempt at a mini-batch may take.")
+    max_concurrency: int = Field(1, ge=1, description="Mini-batches scored at once per node.")
+    nodes: int = Field(1, ge=1, description="Nodes of the compute; locally each adds max_concurrency workers.")
+    device: str = Field("auto", description="torch models: auto, cpu or cuda:N.")
+
+    @property
+    def workers(self) -> int:
+        return self.max_concurrency * self.nodes
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BatchRun:
+        """Read a BatchRun JSON file; a missing or malformed file is a BatchRunError with the reasons."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise BatchRunError(f"cannot read batch run file {path}: {error.strerror}") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in error.errors()
+            )
+            raise BatchRunError(f"{path} is not a valid batch run: {problems}") from None
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
+
+
+class FailedBatch(BaseModel):
+    """A mini-batch that still failed after its retries: its rows are absent from the predictions."""
+
+    source: str
+    first_row: int
+    rows: int
+    error: str
+
+
+class BatchResult(BaseModel):
+    """What a batch run came to: the result JSON the engine reads back."""
+
+    status: Literal["succeeded", "failed", "cancelled"]
+    endpoint: str
+    model_uri: str
+    model_version: str | None = None
+    model_sha256: str | None = None
+    outputs: list[str] = Field(default_factory=list, description="Absolute paths of the prediction files.")
+    rows_scored: int = 0
+    rows_failed: int = 0
+    batches: int = 0
+    resumed_batches: int = Field(0, description="Mini-batches an earlier, interrupted run had already done.")
+    failures: list[FailedBatch] = Field(default_factory=list, description="The first failed mini-batches.")
+    duration_s: float = 0.0
+    scoring_s: float = Field(0.0, description="Of the duration, the time spent reading, scoring and writing.")
+    error: str | None = Field(None, description="Why it failed, in words; None when it succeeded.")
