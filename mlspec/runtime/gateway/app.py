@@ -76,9 +76,10 @@ class GatewayApp:
 
     async def handle(self, request: Request) -> Answer:
         config = self.watcher.config
-        refused = self.precheck(request.path, request.headers)  # again: a pipelined request skipped the early one
-        if refused is not None:
-            return refused
+        if not request.prechecked:  # a pipelined request skipped the early check
+            refused = self.precheck(request.path, request.headers)
+            if refused is not None:
+                return refused
         if request.path == b"/health":
             return _json(200, self._health(config))
         if request.path == b"/metrics":

@@ -31,6 +31,7 @@ class Request:
     path: bytes  # without the query
     headers: Headers  # names lower-cased
     body: bytes
+    prechecked: bool = False  # the precheck passed it when its headers came in: the handler need not repeat it
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -44,12 +45,14 @@ Handler = Callable[[Request], Awaitable[Answer]]
 Precheck = Callable[[bytes, Headers], Answer | None]  # an answer from the path and headers alone, or None
 
 
-def render(status: int, headers: Headers, body: bytes, close: bool = False) -> bytes:
+def render(status: int, headers: Headers, body: bytes, close: bool = False, head: bool = False) -> bytes:
+    """The response's bytes; to a HEAD request, the headers alone (a body there would be read as the next
+    response on the connection)."""
     lines = [b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\n" % (status, _REASONS.get(status, b""), len(body))]
     lines += [b"%s: %s\r\n" % pair for pair in headers]
     if close:
         lines.append(b"connection: close\r\n")
-    lines += [b"\r\n", body]
+    lines += [b"\r\n", b"" if head else body]
     return b"".join(lines)
 
 
@@ -62,6 +65,8 @@ class _Connection(asyncio.Protocol):
         self._queue: deque[tuple[Request, bool]] = deque()  # pipelined requests wait their turn
         self._busy = False
         self._idle: asyncio.TimerHandle | None = None
+        self._last_active = 0.0
+        self._prechecked = False
         self._url, self._headers, self._body, self._size = b"", [], [], 0  # type: ignore[var-annotated]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,7 +90,8 @@ class _Connection(asyncio.Protocol):
             # An exception raised in a callback comes back wrapped, with the original as its context.
             if isinstance(error.__context__, _Answered):
                 assert self._transport is not None
-                self._transport.write(render(*error.__context__.answer, close=True))
+                self._transport.write(render(*error.__context__.answer, close=True,
+                                             head=self._parser.get_method() == b"HEAD"))
                 self._transport.close()  # the body was not read: the connection cannot carry another request
             elif isinstance(error.__context__, _TooLarge):
                 self._refuse(413, b"the request body is over the limit of %d bytes" % self._max_body())
@@ -95,6 +101,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks ---------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._url, self._headers, self._body, self._size = b"", [], [], 0
+        self._prechecked = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -107,6 +114,7 @@ class _Connection(asyncio.Protocol):
             early = self._precheck(self._url.partition(b"?")[0], self._headers)
             if early is not None:
                 raise _Answered(early)
+            self._prechecked = True
         length = next((v for k, v in self._headers if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self._max_body():
             raise _TooLarge()  # answered 413 at once: the body is not read
@@ -122,7 +130,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         path = self._url.partition(b"?")[0]
-        request = Request(self._parser.get_method(), self._url, path, self._headers, b"".join(self._body))
+        request = Request(self._parser.get_method(), self._url, path, self._headers, b"".join(self._body),
+                          self._prechecked)
         self._queue.append((request, self._parser.should_keep_alive()))
         if not self._busy:
             self._next()
@@ -147,7 +156,7 @@ class _Connection(asyncio.Protocol):
             status, headers, body = 500, [(b"content-type", b"application/json")], \
                 b'{"error": "internal gateway error: %s"}' % type(error).__name__.encode()
         assert self._transport is not None
-        self._transport.write(render(status, headers, body, close=not keep_alive))
+        self._transport.write(render(status, headers, body, close=not keep_alive, head=request.method == b"HEAD"))
         if not keep_alive:
             self._transport.close()
         self._next()
@@ -159,10 +168,24 @@ class _Connection(asyncio.Protocol):
         self._transport.close()
 
     def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        assert self._transport is not None
-        self._idle = asyncio.get_running_loop().call_later(KEEP_ALIVE_S, self._transport.close)
+        """Note the connection idle from now. One timer per connection, re-armed only when it fires: a timer
+        cancelled and made anew for every request costs as much as the rest of the request's bookkeeping."""
+        loop = asyncio.get_running_loop()
+        self._last_active = loop.time()
+        if self._idle is None:
+            self._idle = loop.call_later(KEEP_ALIVE_S, self._close_if_idle_too_long)
+
+    def _close_if_idle_too_long(self) -> None:
+        self._idle = None
+        if self._transport is None or self._transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        idle_for = loop.time() - self._last_active
+        if self._busy or idle_for < KEEP_ALIVE_S:  # a request in flight, however long, keeps its connection
+            self._idle = loop.call_later(KEEP_ALIVE_S if self._busy else KEEP_ALIVE_S - idle_for,
+                                         self._close_if_idle_too_long)
+        else:
+            self._transport.close()
 
     @property
     def busy(self) -> bool:

@@ -53,6 +53,7 @@ class _Connection(asyncio.Protocol):
     _body: list[bytes] = field(default_factory=list)
     _received: bool = False
     _keep_alive: bool = True
+    _head: bool = False  # the request in flight is a HEAD: its response has headers only
 
     def __post_init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -81,6 +82,10 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
+    def on_headers_complete(self) -> None:
+        if self._head:  # a HEAD response's content-length describes a body that is never sent: it is complete
+            self.on_message_complete()
+
     def on_message_complete(self) -> None:
         self._keep_alive = self._parser.should_keep_alive()
         if self._waiter is not None and not self._waiter.done():
@@ -92,6 +97,12 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes, timeout: float) -> Response:
         self._headers, self._body, self._received = [], [], False
+        head = request.startswith(b"HEAD ")
+        if head or self._head:
+            # The parser cannot be told a response has no body, so after a HEAD it waits for one: a fresh parser
+            # for each exchange around a HEAD keeps the connection reusable.
+            self._parser = httptools.HttpResponseParser(self)
+        self._head = head
         self._waiter = waiter = self.loop.create_future()
         assert self.transport is not None
         self.transport.write(request)

@@ -9,12 +9,13 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from mlspec.runtime.serving import probes
+from mlspec.runtime.serving import binary, probes
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope, Send, TooLarge, header, lifespan, read_body, reply
 from mlspec.runtime.serving.loading import LoadedModel, PyfuncInput
 from mlspec.runtime.serving.metrics import ServingMetrics
@@ -58,6 +59,7 @@ class ServingApp:
             "/v2/health/live": ("health", ("GET", "HEAD"), probes.live),
             "/v2": ("v2_metadata", ("GET",), probes.server_metadata),
             "/metrics": ("metrics", ("GET",), self.render_metrics),
+            "/openapi.json": ("openapi", ("GET", "HEAD"), _openapi),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,7 +114,8 @@ class ServingApp:
     async def infer(self, scope: Scope, receive: Receive, name: str) -> Reply:
         model = self.ready_model()
         body = await read_body(scope, receive, self.settings.max_body_size)
-        table, request_id, parameters = parse_v2(body)
+        document, binary_tail = binary.split(body, header(scope, binary.HEADER))
+        table, request_id, parameters = parse_v2(document, binary.Tail(binary_tail) if binary_tail else None)
         x = await self._off_loop_if_large(body, lambda: self._prepare(model, table, parameters))
         predictions = await self._score(x)
         answer: dict[str, Any] = {"model_name": name, "model_version": model.source.version or "",
@@ -169,6 +172,13 @@ class ServingApp:
         self.exit_code = 1
         print(f"mlspec-serve: error: {message}", file=sys.stderr, flush=True)
         self._on_fatal()
+
+
+async def _openapi(scope: Scope, receive: Receive) -> Reply:
+    return 200, _OPENAPI.read_bytes(), JSON, []
+
+
+_OPENAPI = Path(__file__).with_name("openapi.json")  # the routes above, described for clients and API tools
 
 
 class _Failed(Exception):

@@ -6,10 +6,13 @@ import csv
 import io
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+
+if TYPE_CHECKING:
+    from mlspec.runtime.serving.binary import Tail
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _JSON_TYPES = ("application/json", "")  # no content type: MLflow's scoring server assumes JSON too
@@ -136,15 +139,24 @@ def parse_csv(body: bytes) -> Table:
     return Table(data, header, text=True)
 
 
-def parse_v2(body: bytes) -> tuple[Table, Any, dict[str, Any] | None]:
-    """An Open Inference Protocol v2 infer body: a table, the request id and the parameters."""
+# Request parameters that steer the protocol itself (Triton's clients set them), never passed on to a model.
+_PROTOCOL_PARAMETERS = ("binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout")
+
+
+def parse_v2(body: bytes, tail: Tail | None = None) -> tuple[Table, Any, dict[str, Any] | None]:
+    """An Open Inference Protocol v2 infer body (its JSON part, with the binary `tail` of the binary tensor
+    extension when there is one): a table, the request id and the parameters."""
     payload = loads(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise InputError('expected {"inputs": [{"name", "shape", "datatype", "data"}, ...]}', 400)
-    tensors = [_v2_tensor(spec, index) for index, spec in enumerate(payload["inputs"])]
+    tensors = [_v2_tensor(spec, index, tail) for index, spec in enumerate(payload["inputs"])]
+    if tail is not None:
+        tail.finish()
     parameters = payload.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InputError("parameters must be a JSON object", 400)
+    if parameters:
+        parameters = {k: v for k, v in parameters.items() if k not in _PROTOCOL_PARAMETERS} or None
     if len(tensors) == 1:
         name, array = tensors[0]
         # [N] is one column of N rows (the batch dimension comes first); [N, F] and beyond are rows as they are.
@@ -168,22 +180,32 @@ def parse_v2(body: bytes) -> tuple[Table, Any, dict[str, Any] | None]:
     return Table(rows, [name for name, _ in columns]), payload.get("id"), parameters
 
 
-def _v2_tensor(spec: Any, index: int) -> tuple[str, np.ndarray]:
+def _v2_tensor(spec: Any, index: int, tail: Tail | None) -> tuple[str, np.ndarray]:
     if not isinstance(spec, dict):
         raise InputError(f"inputs[{index}] must be an object with name, shape, datatype and data", 400)
     name, shape, datatype = spec.get("name"), spec.get("shape"), spec.get("datatype")
     label = f"input '{name}'" if isinstance(name, str) else f"inputs[{index}]"
-    if not isinstance(name, str) or "data" not in spec:
+    parameters = spec.get("parameters")
+    binary = isinstance(parameters, dict) and "binary_data_size" in parameters
+    if not isinstance(name, str) or ("data" not in spec and not binary):
         raise InputError(f"{label} needs a name and data", 400)
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):
         raise InputError(f"{label}: shape must be a list of non-negative integers", 400)
-    if datatype not in V2_DTYPES:
+    if not isinstance(datatype, str) or datatype not in V2_DTYPES:  # a list or object is no datatype (nor hashable)
         raise InputError(f"{label}: datatype must be one of {', '.join(V2_DTYPES)}; got {datatype!r}", 400)
-    try:
-        data = np.array(spec["data"], dtype=object if datatype == "BYTES" else None)
-    except ValueError:
-        raise InputError(f"{label}: data is ragged (nested lists of different lengths)", 400) from None
+    if binary:
+        if tail is None:
+            raise InputError(f"{label} has binary_data_size but the request has no Inference-Header-Content-Length "
+                             "header", 400)
+        data = tail.take(label, parameters["binary_data_size"], datatype, shape)  # type: ignore[index]
+    else:
+        try:
+            data = np.array(spec["data"], dtype=object if datatype == "BYTES" else None)
+        except ValueError:
+            raise InputError(f"{label}: data is ragged (nested lists of different lengths)", 400) from None
+        except (TypeError, OverflowError) as error:
+            raise InputError(f"{label}: data is not an array of values: {error}", 400) from None
     if data.size != math.prod(shape):
         raise InputError(f"{label}: shape {shape} holds {math.prod(shape)} values but data has {data.size}")
     if datatype != "BYTES" and data.size and data.dtype.kind not in "biuf":
