@@ -1,0 +1,294 @@
+"""A Pulumi `Mocks` that performs pulumi-docker resources on a real Docker engine: programs are provisioned for real."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pulumi
+
+from tests.docker.container_config import plan_container
+from tests.docker.passwords import random_password
+
+LABEL = "mlspec.test"
+_STEP = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
+
+
+class EngineError(Exception):
+    """A resource the engine could not create as declared; the message says which and why."""
+
+
+@dataclass
+class Created:
+    """One resource this engine created on the engine (or generated), with what it returned to the program."""
+
+    typ: str
+    name: str
+    id: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    seconds: float = 0.0
+
+
+@dataclass
+class DockerEngine(pulumi.runtime.Mocks):
+    """Each `new_resource` creates the declared object on the engine; `cleanup()` removes all of it.
+
+    Resources are registered from Pulumi's thread pool, so independent images build in parallel; every
+    bookkeeping change takes the lock.
+    """
+
+    client: docker.DockerClient = field(default_factory=lambda: docker.from_env(version="auto", timeout=600))
+    session: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    host: str = field(default_factory=lambda: os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+    cwd: Path | None = None  # relative build contexts and upload sources resolve here (default: the process cwd)
+    keep_images: bool = False  # leave built images (and their layer cache) for a faster next run
+    run_timeout_s: float = 900.0  # the longest a run-to-completion container may take
+    created: list[Created] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    build_steps: list[str] = field(default_factory=list)  # image ids of build steps, removed with the images
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- the Mocks interface -------------------------------------------------------------------------------
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        if not args.custom:  # component resources (mlspec's own) only group their children
+            return "", inputs
+        if args.typ == "pulumi:providers:docker" and inputs.get("host") not in (None, self.host):
+            # Honest over convenient: resources meant for another host are not quietly made on this one.
+            return self._fail(args.typ, args.name, f"the program targets Docker host {inputs['host']}; the test "
+                              f"engine works on {self.host} only (set mlspec:dockerHost to it, or unset it)")
+        if args.typ.startswith("pulumi:providers:"):
+            return f"{args.name}-provider", inputs
+        handler = self._handlers().get(args.typ)
+        if handler is None:
+            return self._fail(args.typ, args.name, "this resource type is not performed by the test engine")
+        started = time.monotonic()
+        try:
+            resource_id, state = handler(args.name, inputs)
+        except Exception as error:  # any failure is reported with the resource it belongs to
+            why = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
+            return self._fail(args.typ, args.name, why)
+        with self._lock:
+            self.created.append(Created(args.typ, args.name, resource_id, inputs, state, time.monotonic() - started))
+        return resource_id, state
+
+    # A plain dict, not the annotated tuple: the mock monitor crashes on `(dict, None)`.
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        return self._fail(args.token, "(invoke)", "provider functions are not performed by the test engine")
+
+    # --- bookkeeping ---------------------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL: self.session}
+
+    def find(self, typ: str, name: str | None = None) -> list[Created]:
+        with self._lock:
+            return [c for c in self.created if c.typ == typ and (name is None or c.name == name)]
+
+    def cleanup(self) -> list[str]:
+        """Remove everything created by this session (containers, networks, volumes, images); return what failed."""
+        problems: list[str] = []
+        selector = {"label": f"{LABEL}={self.session}"}
+        steps: list[tuple[str, Any]] = [
+            ("container", lambda: [c.remove(force=True, v=True)
+                                   for c in self.client.containers.list(all=True, filters=selector)]),
+            ("network", lambda: [n.remove() for n in self.client.networks.list(filters=selector)]),
+            ("volume", lambda: [v.remove(force=True) for v in self.client.volumes.list(filters=selector)]),
+        ]
+        if not self.keep_images:
+            steps.append(("image", lambda: [self.client.images.remove(i.id, force=True)
+                                            for i in self.client.images.list(filters=selector)]))
+            steps.append(("build step", self._remove_build_steps))
+        for what, step in steps:
+            try:
+                step()
+            except docker.errors.DockerException as error:
+                problems.append(f"removing {what}s of session {self.session}: {error}")
+        return problems
+
+    def _remove_build_steps(self) -> None:
+        """Step images no tag holds any more (a build stage's last step, and its parents with it); a tagged
+        image (the base image) or one with children is left alone."""
+        for step in reversed(self.build_steps):
+            try:
+                if not self.client.images.get(step).tags:
+                    self.client.images.remove(step)
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
+
+    def _fail(self, typ: str, name: str, why: str) -> Any:
+        message = f"{typ} {name!r}: {why}"
+        with self._lock:
+            self.errors.append(message)
+        raise EngineError(message)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "docker:index/network:Network": self._network,
+            "docker:index/volume:Volume": self._volume,
+            "docker:index/image:Image": self._image,
+            "docker:index/remoteImage:RemoteImage": self._remote_image,
+            "docker:index/container:Container": self._container,
+            "random:index/randomPassword:RandomPassword": self._random_password,
+        }
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else (self.cwd or Path(os.getcwd())) / path
+
+    def _free_name(self, kind: str, name: str) -> None:
+        """A leftover of an earlier, interrupted test session may hold the name: remove it; never anything else."""
+        getter = {"container": self.client.containers, "network": self.client.networks,
+                  "volume": self.client.volumes}[kind]
+        try:
+            existing = getter.get(name)
+        except docker.errors.NotFound:
+            return
+        found = existing.attrs.get("Labels") or existing.attrs.get("Config", {}).get("Labels") or {}
+        if LABEL not in found:
+            raise EngineError(f"a {kind} named {name!r} already exists and was not made by a test; remove it first")
+        if kind == "container":
+            existing.remove(force=True, v=True)
+        else:
+            existing.remove()
+
+    # --- resources -----------------------------------------------------------------------------------------
+
+    def _network(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        network_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
+        self._free_name("network", network_name)
+        declared = {item["label"]: item["value"] for item in inputs.get("labels", [])}
+        network = self.client.networks.create(
+            network_name, driver=inputs.get("driver", "bridge"), internal=bool(inputs.get("internal", False)),
+            attachable=bool(inputs.get("attachable", False)), options=inputs.get("options"),
+            labels={**declared, **self.labels})
+        return network.id, {**inputs, "name": network_name, "driver": inputs.get("driver", "bridge"),
+                            "scope": network.attrs.get("Scope", "local")}
+
+    def _volume(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        volume_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
+        self._free_name("volume", volume_name)
+        declared = {item["label"]: item["value"] for item in inputs.get("labels", [])}
+        volume = self.client.volumes.create(volume_name, driver=inputs.get("driver", "local"),
+                                            driver_opts=inputs.get("driverOpts"), labels={**declared, **self.labels})
+        return volume.name, {**inputs, "name": volume.name, "driver": inputs.get("driver", "local"),
+                             "mountpoint": volume.attrs.get("Mountpoint", "")}
+
+    def _image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if not inputs.get("skipPush"):
+            raise EngineError("only local images (skipPush: true) can be built: no registry can be reached")
+        tag = inputs["imageName"]
+        build = inputs.get("build") or {}
+        context = self._path(build.get("context", "."))
+        dockerfile = self._path(build["dockerfile"]) if build.get("dockerfile") else context / "Dockerfile"
+        if not dockerfile.is_file():
+            raise EngineError(f"Dockerfile {dockerfile} does not exist")
+        log: list[str] = []
+        # The SDK speaks the classic builder; Dockerfiles that need BuildKit-only syntax fail here, loudly.
+        # Its step images (" ---> ID") include earlier stages of a multi-stage build, which no tag keeps.
+        for chunk in self.client.api.build(
+                path=str(context), dockerfile=str(dockerfile.resolve()), tag=tag, buildargs=build.get("args"),
+                target=build.get("target"), platform=build.get("platform"), labels=self.labels,
+                rm=True, forcerm=True, decode=True):
+            if "stream" in chunk:
+                log.append(chunk["stream"])
+                with self._lock:
+                    self.build_steps += _STEP.findall(chunk["stream"])
+            if "error" in chunk:
+                tail = "".join(log)[-4000:]
+                raise EngineError(f"docker build of {tag} failed: {chunk['error'].strip()}\n{tail}")
+        image = self.client.images.get(tag)
+        # A local image has no registry digest; its id is the immutable reference a container can run.
+        return image.id, {**inputs, "imageName": tag, "baseImageName": tag, "repoDigest": image.id,
+                          "context": str(context), "dockerfile": str(dockerfile), "platform": build.get("platform"),
+                          "registryServer": ""}
+
+    def _remote_image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        try:
+            image = self.client.images.get(inputs["name"])
+        except docker.errors.ImageNotFound as error:
+            raise EngineError(f"image {inputs['name']!r} is not on the engine and no registry can be reached; "
+                              "build or import it first (scripts/docker-base-image)") from error
+        digests = image.attrs.get("RepoDigests") or []
+        return f"{image.id}{inputs['name']}", {**inputs, "imageId": image.id,
+                                               "repoDigest": digests[0] if digests else image.id}
+
+    def _container(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        container_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
+        plan = plan_container(inputs, container_name, self.labels, self.cwd or Path(os.getcwd()))
+        self._free_name("container", container_name)
+        container = self.client.containers.create(**plan.create)
+        for network, aliases in plan.networks[1:]:
+            self.client.api.connect_container_to_network(container.id, network, aliases=aliases)
+        if plan.uploads is not None:
+            container.put_archive("/", plan.uploads)
+        state: dict[str, Any] = {**inputs, "name": container_name}
+        if inputs.get("start", True):
+            container.start()
+            self._after_start(container, inputs, state)
+        container.reload()
+        state["networkDatas"] = [
+            {"networkName": net, "ipAddress": data.get("IPAddress", ""), "gateway": data.get("Gateway", "")}
+            for net, data in (container.attrs["NetworkSettings"].get("Networks") or {}).items()]
+        state["ports"] = [{**port, "external": self._published(container, port)} for port in inputs.get("ports", [])]
+        return container.id, state
+
+    def _after_start(self, container: Any, inputs: dict[str, Any], state: dict[str, Any]) -> None:
+        must_run = inputs.get("mustRun", True)
+        if inputs.get("attach"):
+            result = container.wait(timeout=self.run_timeout_s)
+            state["exitCode"] = int(result["StatusCode"])
+            if inputs.get("logs"):
+                state["containerLogs"] = container.logs(stdout=True, stderr=True).decode(errors="replace")
+            if must_run:
+                raise EngineError(f"container exited ({state['exitCode']}) and mustRun is true; "
+                                  "a run-to-completion container needs mustRun: false")
+        elif inputs.get("wait"):
+            if "healthcheck" not in inputs and not container.attrs["Config"].get("Healthcheck"):
+                raise EngineError("wait: true needs a healthcheck")
+            self._wait_healthy(container, float(inputs.get("waitTimeout", 60)))
+        elif must_run:
+            time.sleep(0.5)  # a container that dies on start is reported here, as the provider does
+            container.reload()
+            if not container.attrs["State"]["Running"]:
+                raise EngineError(f"container exited right after start: {self._tail(container)}")
+
+    def _wait_healthy(self, container: Any, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        status = "starting"
+        while time.monotonic() < deadline:
+            container.reload()
+            state = container.attrs["State"]
+            status = (state.get("Health") or {}).get("Status", "none")
+            if status == "healthy":
+                return
+            if status == "unhealthy" or not state["Running"]:
+                break
+            time.sleep(0.5)
+        raise EngineError(f"container not healthy after {timeout_s:.0f}s (health: {status}): {self._tail(container)}")
+
+    @staticmethod
+    def _tail(container: Any) -> str:
+        logs = container.logs(stdout=True, stderr=True, tail=30).decode(errors="replace")
+        return f"last logs:\n{logs}" if logs else "no logs"
+
+    @staticmethod
+    def _published(container: Any, port: dict[str, Any]) -> int | None:
+        key = f"{int(port['internal'])}/{port.get('protocol', 'tcp')}"
+        bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(key) or []
+        return int(bindings[0]["HostPort"]) if bindings else None
+
+    def _random_password(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return "none", {**inputs, "result": random_password(inputs)}

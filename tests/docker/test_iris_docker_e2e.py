@@ -1,0 +1,155 @@
+"""The compiled iris stack on a real Docker engine: its images are built, its containers run exactly as declared,
+the jobs train and register models in the workspace's MLflow server, and the endpoint answers with its key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.docker.engine import DockerEngine
+from tests.pulumi.harness import Captured, CapturedResource, run_program
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "stacks" / "iris"
+REQUEST = ROOT / "examples" / "iris" / "request.json"
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/image:Image"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+MIB = 1024 * 1024
+
+# Image builds dominate: about two minutes here, more on a slower or busier machine (setup may debootstrap too).
+pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def assert_runs_as_declared(client: docker.DockerClient, resource: CapturedResource) -> dict[str, Any]:
+    """`docker inspect` of the container matches every input the program declared for it."""
+    declared = resource.inputs
+    info = client.api.inspect_container(resource.outputs["name"])
+    where = f"container {resource.name}"
+    assert info["Image"] == client.images.get(declared["image"]).id, where
+    assert info["Config"]["Cmd"] == declared["command"], where
+    if "entrypoints" in declared:
+        assert info["Config"]["Entrypoint"] == declared["entrypoints"], where
+    assert set(declared.get("envs", [])) <= set(info["Config"]["Env"]), where
+    assert info["Config"]["User"] == declared["user"] and declared["user"] not in ("", "0", "root"), where
+    for port in declared.get("ports", []):
+        binding = info["NetworkSettings"]["Ports"][f"{int(port['internal'])}/tcp"][0]
+        assert (binding["HostIp"], int(binding["HostPort"])) == (port["ip"], int(port["external"])), where
+    mounts = {(m["Name"], m["Destination"], m["RW"]) for m in info["Mounts"] if m["Type"] == "volume"}
+    assert mounts == {(v["volumeName"], v["containerPath"], not v.get("readOnly", False))
+                      for v in declared.get("volumes", [])}, where
+    networks = info["NetworkSettings"]["Networks"]
+    assert set(networks) == {n["name"] for n in declared["networksAdvanced"]}, where
+    for network in declared["networksAdvanced"]:
+        assert set(network.get("aliases", [])) <= set(networks[network["name"]]["Aliases"] or []), where
+    if "healthcheck" in declared:
+        assert info["Config"]["Healthcheck"]["Test"] == declared["healthcheck"]["tests"], where
+    if "memory" in declared:
+        assert info["HostConfig"]["Memory"] == int(declared["memory"]) * MIB, where
+    if "cpuShares" in declared:
+        assert info["HostConfig"]["CpuShares"] == int(declared["cpuShares"]), where
+    assert (info["HostConfig"]["RestartPolicy"]["Name"] or "no") == declared.get("restart", "no"), where
+    labels = {item["label"]: item["value"] for item in declared.get("labels", [])}
+    assert labels.items() <= info["Config"]["Labels"].items(), where
+    return info
+
+
+def tracking_query(client: docker.DockerClient, mlflow: str, path: str) -> dict[str, Any]:
+    """GET on the MLflow server's REST API from inside its own container (it is published nowhere)."""
+    probe = ("import urllib.request; "
+             f"print(urllib.request.urlopen('http://127.0.0.1:5000{path}', timeout=10).read().decode())")
+    exit_code, output = client.containers.get(mlflow).exec_run(["python", "-c", probe], user="mlspec")
+    assert exit_code == 0, output.decode(errors="replace")
+    return json.loads(output)
+
+
+def report(pytestconfig: pytest.Config, lines: list[str]) -> None:
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\n" + "\n".join(lines))
+
+
+def test_iris_stack_on_docker_trains_registers_and_serves(
+        docker_engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: Path,
+        pytestconfig: pytest.Config, record_property: Any) -> None:
+    assert (STACK / "__main__.py").is_file(), "no stacks/iris: run `mlspec compile examples/iris --target docker`"
+    client = docker_engine.client
+    started = time.monotonic()
+    # A private copy: the program stages build contexts in its folder, and others may run the same stack.
+    for part in ("stacks/iris", "examples/iris"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns(".build", ".mlspec", "__pycache__"))
+    config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
+              "mlspec:publishAddress": "127.0.0.1"}
+    captured: Captured = run_program(tmp_path / "stacks" / "iris", config, mocks=docker_engine)
+    provisioned_s = time.monotonic() - started
+    assert not docker_engine.errors
+
+    # Every image the program declares was built on the engine, under the tag it declared.
+    images = captured.of_type(IMAGE)
+    assert images, "the program declares no image"
+    built = {c.name for c in docker_engine.find(IMAGE)}
+    assert built == {i.name for i in images}
+    sizes = {i.inputs["imageName"]: int(client.images.get(i.inputs["imageName"]).attrs["Size"]) for i in images}
+
+    # Every container runs (or ran) exactly as declared, as a non-root user.
+    containers = captured.of_type(CONTAINER)
+    jobs = [r for r in containers if r.inputs.get("attach")]
+    servers = [r for r in containers if not r.inputs.get("attach")]
+    assert len(jobs) == 2 and servers
+    for resource in containers:
+        info = assert_runs_as_declared(client, resource)
+        if resource in servers:
+            assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy", resource.name
+            uid = client.containers.get(info["Id"]).exec_run(["id", "-u"]).output.decode().strip()
+            assert uid != "0", resource.name
+    for job in jobs:
+        assert job.outputs["exitCode"] == 0, job.outputs.get("containerLogs")
+
+    # The jobs registered their models in the workspace's MLflow server.
+    mlflow = next(r for r in servers if {"label": "mlspec.role", "value": "tracking"} in r.inputs["labels"])
+    registered = tracking_query(client, mlflow.outputs["name"], "/api/2.0/mlflow/registered-models/search")
+    versions = {m["name"]: [v["version"] for v in m.get("latest_versions", [])]
+                for m in registered.get("registered_models", [])}
+    assert versions.keys() == {"iris-clf", "iris-forest"} and all(versions.values()), versions
+
+    # The endpoint answers through the gateway's published port with a key, and refuses without one.
+    gateway = next(r for r in servers if {"label": "mlspec.role", "value": "gateway"} in r.inputs["labels"])
+    port = gateway.inputs["ports"][0]
+    url = f"http://{port['ip']}:{int(port['external'])}/invocations"
+    keys = [r.outputs["result"] for r in captured.of_type(PASSWORD)]
+    assert keys and all(keys)
+    body, json_type = REQUEST.read_bytes(), {"Content-Type": "application/json"}
+    status, answer = post(url, body, {**json_type, "Authorization": f"Bearer {keys[0]}"})
+    assert status == 200, answer
+    assert json.loads(answer)["predictions"] == [0, 2]  # a setosa and a virginica
+    status, _ = post(url, body, json_type)
+    assert status == 401
+    status, _ = post(url, body, {**json_type, "Authorization": "Bearer not-the-key"})
+    assert status == 401
+
+    total_s = time.monotonic() - started
+    record_property("provision_seconds", round(provisioned_s, 1))
+    record_property("image_sizes", sizes)
+    slowest = sorted(docker_engine.created, key=lambda c: -c.seconds)[:6]
+    report(pytestconfig, [
+        f"iris on Docker: provisioned in {provisioned_s:.0f} s, test {total_s:.0f} s",
+        *[f"  image {name}: {size / 1e6:.0f} MB" for name, size in sorted(sizes.items())],
+        *[f"  {c.typ.split(':')[-1]} {c.name}: {c.seconds:.1f} s" for c in slowest],
+    ])
