@@ -62,6 +62,19 @@ class Validated:
     broken: dict[str, Document]  # ids of documents that failed validation: references to them are not errors too
 
 
+def _would_declare(data: dict[str, Any]) -> list[str]:
+    """Ids an invalid document would have declared: its own, and a job's models to register, so references to
+    them are not reported a second time as undeclared."""
+    if not isinstance(data.get("name"), str):
+        return []
+    ids = [f"{str(data['kind']).lower()}/{data['name']}"]
+    outputs = data.get("outputs") if data.get("kind") == "Job" else None
+    if isinstance(outputs, dict):
+        ids += [f"model/{out['register_as']}" for out in outputs.values()
+                if isinstance(out, dict) and isinstance(out.get("register_as"), str)]
+    return ids
+
+
 def validate_documents(documents: list[Document], diagnostics: Diagnostics) -> Validated:
     """Validate every document; collect all errors; reject names declared twice within a kind."""
     declared: list[Declared] = []
@@ -74,15 +87,14 @@ def validate_documents(documents: list[Document], diagnostics: Diagnostics) -> V
             continue
         model = model_for(doc, diagnostics)
         if model is None:
-            if doc.data.get("kind") in KINDS and isinstance(doc.data.get("name"), str):
-                broken[f"{doc.data['kind'].lower()}/{doc.data['name']}"] = doc
+            if doc.data.get("kind") in KINDS:
+                broken.update(dict.fromkeys(_would_declare(doc.data), doc))
             continue
         try:
             resource = model.model_validate(doc.data)
         except ValidationError as exc:
             diagnostics.extend(to_diagnostics(exc, model, doc))
-            if isinstance(doc.data.get("name"), str):
-                broken[f"{doc.data['kind'].lower()}/{doc.data['name']}"] = doc
+            broken.update(dict.fromkeys(_would_declare(doc.data), doc))
             continue
         item = Declared(resource, doc)
         if item.id in first:

@@ -91,8 +91,11 @@ def to_diagnostics(exc: ValidationError, model: type[BaseModel], doc: Document) 
     for error in exc.errors(include_url=False):
         names_field = error["type"] in ("missing", "extra_forbidden")
         grouped.setdefault(_doc_path(data, tuple(error["loc"]), names_field), []).append(dict(error))
+    misspelt = _misspelt_required(grouped, model)
     out: list[Diagnostic] = []
     for path, errors in grouped.items():
+        if path in misspelt and all(e["type"] == "missing" for e in errors):
+            continue  # `comand:` for `command:` is one mistake: the unknown field's did-you-mean says it
         deeper = any(other[: len(path)] == path and len(other) > len(path) for other in grouped)
         if deeper and all(e["type"].endswith("_type") or e["type"].endswith("_parsing") for e in errors):
             continue  # a union's scalar branches failed because the value is a mapping: the deeper error says why
@@ -101,6 +104,18 @@ def to_diagnostics(exc: ValidationError, model: type[BaseModel], doc: Document) 
         else:
             out.append(_one(_pick(errors), path, model, doc, label))
     return out
+
+
+def _misspelt_required(grouped: dict[Path, list[dict[str, Any]]], model: type[BaseModel]) -> set[Path]:
+    """Paths of missing fields that an unknown field beside them is a misspelling of."""
+    found: set[Path] = set()
+    for path, errors in grouped.items():
+        if path and any(e["type"] == "extra_forbidden" for e in errors):
+            owner = _model_at(model, path[:-1])
+            guess = did_you_mean(str(path[-1]), owner.model_fields) if owner else None
+            if guess:
+                found.add((*path[:-1], guess))
+    return found
 
 
 _TYPE_NAMES = {"bool": "a boolean", "int": "an integer", "float": "a number", "str": "text"}
