@@ -58,6 +58,25 @@ def copy_runtime(target: Path) -> None:
                 _link_or_copy(Path(current) / name, target / "mlspec" / rel / name)
 
 
+def image_tag(content_hash: str, *build_inputs: str) -> str:
+    """The tag of an image: the resource's content hash together with everything else its build reads (base
+    image, mlspec's runtime, the wheels), so a tag never names two different images and a container wired to it
+    is replaced whenever what it runs changes."""
+    return hashlib.sha256("\0".join((content_hash, *build_inputs)).encode()).hexdigest()
+
+
+def context_digest(folder: Path) -> str:
+    """What a staged environment context holds: every file's path and bytes, except wheels, whose file names
+    already carry their version (hashing hundreds of megabytes on every run would cost seconds)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        digest.update(rel.encode() + b"\0")
+        if not rel.startswith("wheels/"):
+            digest.update(_sha256(path).encode())
+    return digest.hexdigest()
+
+
 def stage_environment(name: str, requirements: Path, wheelhouse: str | None) -> Path:
     """`.build/NAME/`: requirements.txt, mlspec/ and wheels/ (empty unless building offline)."""
     folder = _fresh(Path(BUILD_DIR) / name)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_docker as docker
 
-from mlspec.pulumi.context import stage_environment
+from mlspec.pulumi.context import context_digest, image_tag, stage_environment
 
 if TYPE_CHECKING:
     from mlspec.pulumi.workspace import Workspace
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 class EnvironmentArgs:
     """How to build one environment image.
 
-    :param content_hash: the environment's content hash: the image tag, so an unchanged environment is never
-        rebuilt and a changed one always is (never ``latest``).
+    :param content_hash: the environment's content hash; the image tag is made of it and of what else the build
+        reads (base image, mlspec's runtime, offline wheels), so an unchanged environment is never rebuilt and a
+        changed one always is (never ``latest``).
     :param dockerfile: the generated Dockerfile, relative to the project folder.
     :param requirements: the generated requirements.txt (mlspec's runtime first, then the spec's).
     :param base_image: the image to start from; None: the stack's ``mlspec:baseImage``.
@@ -35,8 +36,8 @@ class EnvironmentArgs:
 
 
 class Environment(pulumi.ComponentResource):
-    """One image per environment content hash, tagged with it; built from a staged context with no network use
-    beyond the package index (or none at all with ``mlspec:wheelhouse``)."""
+    """One image per environment content hash and build inputs, tagged with both; built from a staged context
+    with no network use beyond the package index (or none at all with ``mlspec:wheelhouse``)."""
 
     image_name: pulumi.Output[str]
 
@@ -48,9 +49,11 @@ class Environment(pulumi.ComponentResource):
         context = stage_environment(f"environment-{name}", Path(args.requirements), settings.wheelhouse)
         build_args = {"BASE_IMAGE": args.base_image or settings.base_image,
                       "PIP_OFFLINE": "1" if settings.wheelhouse else ""}
+        self.tag = image_tag(args.content_hash, build_args["BASE_IMAGE"], build_args["PIP_OFFLINE"],
+                             context_digest(context))
         self.image = docker.Image(
             name,
-            image_name=f"{workspace.name}-{name}:{args.content_hash}",
+            image_name=f"{workspace.name}-{name}:{self.tag}",
             build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile, args=build_args),
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),

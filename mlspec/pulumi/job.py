@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from mlspec.pulumi import containers as c
-from mlspec.pulumi.context import stage_job
+from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime.jobrun import JobRun
@@ -30,8 +30,9 @@ class TrainingJobArgs:
     """One training run, fully described by the spec.
 
     :param environment: the Environment whose image the job's image starts from.
-    :param content_hash: the job's content hash (spec, code, data, environment): tags its image and names its
-        container, so an unchanged job never runs again and a changed one always does.
+    :param content_hash: the job's content hash (spec, code, data, environment): with the environment image's
+        tag it tags the job's image, and it names its container, so an unchanged job never runs again and a
+        changed one always does.
     :param dockerfile: the generated Dockerfile, relative to the project folder.
     :param command: the spec's command, ``${{inputs.x}}`` / ``${{outputs.y}}`` left for the runner.
     :param experiment: the MLflow experiment of the run.
@@ -75,7 +76,7 @@ class TrainingJob(pulumi.ComponentResource):
         context = stage_job(f"job-{name}", workspace.args.spec_root, args.files)
         self.image = docker.Image(
             name,
-            image_name=f"{workspace.name}-job-{name}:{args.content_hash}",
+            image_name=f"{workspace.name}-job-{name}:{image_tag(args.content_hash, args.environment.tag)}",
             build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile,
                                          args={"ENVIRONMENT_IMAGE": args.environment.image_name}),
             skip_push=True,

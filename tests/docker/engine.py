@@ -108,8 +108,7 @@ class DockerEngine(pulumi.runtime.Mocks):
             ("volume", lambda: [v.remove(force=True) for v in self.client.volumes.list(filters=selector)]),
         ]
         if not self.keep_images:
-            steps.append(("image", lambda: [self.client.images.remove(i.id, force=True)
-                                            for i in self.client.images.list(filters=selector)]))
+            steps.append(("image", lambda: self._remove_images(selector)))
             steps.append(("build step", self._remove_build_steps))
         for what, step in steps:
             try:
@@ -117,6 +116,25 @@ class DockerEngine(pulumi.runtime.Mocks):
             except docker.errors.DockerException as error:
                 problems.append(f"removing {what}s of session {self.session}: {error}")
         return problems
+
+    def _remove_images(self, selector: dict[str, str]) -> None:
+        """The session's images, children before parents (a job's image is built on its environment's): an image
+        with children cannot be removed, even by force, so each pass removes what it can until none is left."""
+        remaining = [image.id for image in self.client.images.list(filters=selector)]
+        while remaining:
+            blocked: list[str] = []
+            for image_id in remaining:
+                try:
+                    self.client.images.remove(image_id, force=True)
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError as error:
+                    if error.status_code != 409:
+                        raise
+                    blocked.append(image_id)
+            if len(blocked) == len(remaining):
+                raise docker.errors.APIError(f"images {', '.join(i[7:19] for i in blocked)} still have children")
+            remaining = blocked
 
     def _remove_build_steps(self) -> None:
         """Step images no tag holds any more (a build stage's last step, and its parents with it); a tagged

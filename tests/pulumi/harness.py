@@ -184,7 +184,16 @@ def _reset_runtime() -> None:
     settings.ROOT.set(None)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    asyncio.set_event_loop(asyncio.new_event_loop())  # a closed loop from an earlier run breaks the next one
+    loop = asyncio.new_event_loop()  # a closed loop from an earlier run breaks the next one
+    loop.set_exception_handler(_unretrieved_is_the_raised_failure)
+    asyncio.set_event_loop(loop)
+
+
+def _unretrieved_is_the_raised_failure(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # A failed run leaves every output that depended on the failure unretrieved or pending; the failure itself is
+    # raised to the caller, so printing each of them again at garbage collection is noise.
+    if context.get("message") not in ("Future exception was never retrieved", "Task was destroyed but it is pending!"):
+        loop.default_exception_handler(context)
 
 
 def _resolve_exports(stack: Any) -> tuple[dict[str, Any], frozenset[str]]:

@@ -60,17 +60,20 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
     }
 
 
-def test_images_are_tagged_by_content_hash(iris: Captured, iris_stack: Path) -> None:
+def test_images_are_tagged_by_content_hash_and_build_inputs(iris: Captured, iris_stack: Path) -> None:
     main = (iris_stack / "__main__.py").read_text()
+    tags = set()
     for image in iris.of_type(IMAGE):
         name, tag = image.inputs["imageName"].rsplit(":", 1)
-        assert len(tag) == 64 and tag in main, image.name
+        assert len(tag) == 64 and tag not in main, image.name  # the content hash alone would ignore the build
+        tags.add(tag)
         assert image.inputs["skipPush"] is True
         build = image.inputs["build"]
         assert build["context"] == f".build/{'job' if 'job' in name else 'environment'}-{image.name}"
         assert build["dockerfile"].startswith("docker/") and build["dockerfile"].endswith("/Dockerfile")
+    assert len(tags) == len(iris.of_type(IMAGE))
     sklearn = iris.get(IMAGE, "sklearn")
-    assert sklearn.inputs["imageName"] == "iris-demo-sklearn:" + ENV_HASH
+    assert sklearn.inputs["imageName"].startswith("iris-demo-sklearn:") and ENV_HASH in main
     assert sklearn.inputs["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim", "PIP_OFFLINE": ""}
     job = iris.get(IMAGE, "train")
     assert job.inputs["build"]["args"] == {"ENVIRONMENT_IMAGE": sklearn.inputs["imageName"]}
@@ -169,6 +172,18 @@ def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path
     # Default mocks: no job output is known, so replicas fall back to the registry's latest version.
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
     assert command[command.index("--model-uri") + 1] == "models:/iris-clf@latest"
+
+
+def test_a_new_base_image_rebuilds_every_image_and_replaces_the_containers_on_them(iris: Captured,
+                                                                                   iris_stack: Path) -> None:
+    rebased = run_program(iris_stack, {"baseImage": "python:3.11-bookworm"}, mocks=RegistryMocks())
+    for image in iris.of_type(IMAGE):
+        assert rebased.get(IMAGE, image.name).inputs["imageName"] != image.inputs["imageName"], image.name
+    for container in iris.of_type(CONTAINER):
+        assert rebased.get(CONTAINER, container.name).inputs["image"] != container.inputs["image"], container.name
+    again = run_program(iris_stack, {}, mocks=RegistryMocks())
+    assert {i.name: i.inputs["imageName"] for i in again.of_type(IMAGE)} == \
+        {i.name: i.inputs["imageName"] for i in iris.of_type(IMAGE)}
 
 
 def test_docker_host_setting_adds_a_provider(iris_project: Path) -> None:
