@@ -116,6 +116,9 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _summary(outputs: dict[str, Any]) -> str:
+    if "rows_scored" in outputs:  # a batch endpoint
+        return (f"{outputs['rows_scored']} rows scored, {outputs.get('rows_failed', 0)} failed, into "
+                f"{outputs.get('output', '?')}  ({outputs.get('model', 'model')} v{outputs.get('version', '?')})")
     if "url" in outputs:
         deployments = ", ".join(f"{n}: v{d['version']}" for n, d in outputs.get("deployments", {}).items())
         return f"{outputs['url']}  ({deployments})"
@@ -127,6 +130,7 @@ def _summary(outputs: dict[str, Any]) -> str:
 
 
 def logs(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.handlers.batch import log_file
     from mlspec.backends.local.state import StateStore
 
     engine = local_engine(args)
@@ -142,6 +146,9 @@ def logs(args: argparse.Namespace) -> int:
         if kind == "job" and record.outputs.get("log"):
             files.append(record.outputs["log"])
         files += [p.log for p in store.processes(record.id)]
+    batch_log = log_file(engine.paths, args.name)  # a batch endpoint's, there from its first run on
+    if batch_log.exists() and batch_log not in {Path(f).resolve() for f in files}:
+        files.append(str(batch_log))
     store.close()
     if not files:
         raise CommandError(f"no logs for '{args.name}': name a job, an endpoint or a compute instance", EXIT_FAILED)

@@ -96,3 +96,47 @@ def test_up_scores_is_a_no_op_the_second_time_and_rescores_new_data(project: Pat
     mlspec("up", str(project), "--yes")
     mlspec("down", str(project), "--yes", "--purge")
     assert not (project / "predictions").exists()
+
+
+def test_status_shows_what_was_scored_and_logs_show_and_follow_the_run(project: Path) -> None:
+    import contextlib
+    import os
+    import queue
+    import subprocess
+    import threading
+    import time
+
+    mlspec("up", str(project), "--yes")
+    output = (project / "predictions").resolve()
+    text = mlspec("status", str(project)).stdout
+    line = next(line for line in text.splitlines() if line.startswith("endpoint/nightly"))
+    assert f"150 rows scored, 0 failed, into {output}" in line and "iris-clf v1" in line
+
+    log = (project / ".mlspec" / "batch" / "nightly" / "batch.log").resolve()
+    shown = mlspec("logs", "nightly", str(project)).stdout
+    assert shown.splitlines()[0] == f"==> {log} <=="
+    assert "[nightly] done: 150 rows scored, 0 failed" in shown
+    assert mlspec("logs", "nightly", str(project), "-n", "1").stdout.count("\n") == 2  # the name, one line
+
+    follow = subprocess.Popen([sys.executable, "-m", "mlspec.cli.main", "logs", "nightly", str(project), "-f"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout or ()], daemon=True).start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                if text in lines.get(timeout=1):
+                    return
+        raise AssertionError(f"`mlspec logs -f` never printed {text!r}")
+
+    try:
+        wait_for("done: 150 rows scored")
+        with log.open("a") as handle:
+            handle.write("[nightly] a line written while following\n")
+        wait_for("written while following")
+        assert follow.poll() is None  # still following
+    finally:
+        follow.kill()
+        follow.wait(10)

@@ -54,6 +54,47 @@ def csv_rows(source: str, first_row: int, predictions: dict[str, np.ndarray]) ->
     return header.encode(), buffer.getvalue()
 
 
+def groupable(predictions: dict[str, np.ndarray]) -> tuple[tuple[str, str], ...] | None:
+    """What mini-batches written as one CSV block must share (column names, dtypes), or None: write it alone.
+
+    Equal dtypes make a block's text exactly the text of its mini-batches written one by one; object arrays are
+    converted value by value, so they are never joined.
+    """
+    if any(values.dtype.kind == "O" for values in predictions.values()):
+        return None
+    return tuple((name, values.dtype.str) for name, values in predictions.items())
+
+
+def csv_block(parts: list[tuple[str, int, dict[str, np.ndarray]]]) -> tuple[bytes, pa.Buffer, list[int]] | None:
+    """(header, rows, end of each part in rows) for consecutive mini-batches `(source, first_row, predictions)`.
+
+    One table and one `write_csv` (C++, the GIL released) for them all; each part's end is found from the line
+    ends. None when a value holds a line break (the line ends would not be row ends): write those parts alone.
+    """
+    counts = np.array([len(next(iter(p.values()))) for _, _, p in parts], dtype=np.int64)
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    sources = list(dict.fromkeys(source for source, _, _ in parts))
+    codes = np.array([sources.index(source) for source, _, _ in parts], dtype=np.int32)
+    first_rows = np.array([first for _, first, _ in parts], dtype=np.int64)
+    columns: dict[str, Any] = {
+        "source": pa.DictionaryArray.from_arrays(pa.array(np.repeat(codes, counts)), pa.array(sources)),
+        "row": pa.array(np.arange(total, dtype=np.int64) + np.repeat(first_rows - starts, counts)),
+    }
+    for name in parts[0][2]:
+        values = np.concatenate([p[name] for _, _, p in parts]) if len(parts) > 1 else parts[0][2][name]
+        columns[name if name not in ("source", "row") else f"prediction_{name}"] = _arrow(values)
+    sink = pa.BufferOutputStream()
+    # The writer's own batches are 1024 rows by default: one batch for the block costs a fifth less.
+    pacsv.write_csv(pa.table(columns), sink, pacsv.WriteOptions(include_header=False, batch_size=max(total, 1024)))
+    body = sink.getvalue()
+    line_ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+    if len(line_ends) != total:
+        return None
+    header = ",".join('"' + name.replace('"', '""') + '"' for name in columns) + "\n"
+    return header.encode(), body, (line_ends[np.cumsum(counts) - 1] + 1).tolist()
+
+
 def _arrow(values: np.ndarray) -> pa.Array:
     try:
         return pa.array(values)

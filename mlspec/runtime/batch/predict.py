@@ -36,12 +36,30 @@ def wanted_columns(model: LoadedModel) -> dict[str, pa.DataType] | None:
     return dict(zip(schema.names, kinds, strict=True))
 
 
-def model_input(model: LoadedModel, table: pa.Table) -> Any:
+def block_features(model: LoadedModel, table: pa.Table) -> np.ndarray | None:
+    """A whole block's rows as the one numeric array `model_input` would stack per mini-batch, or None.
+
+    Made once per block on the reading thread, so a mini-batch's input is a view of it; only where slicing it gives
+    exactly what stacking the mini-batch alone gives (numbers without nulls, or floats: nulls are NaN either way).
+    """
+    if model.flavor == "pyfunc" or not table.num_columns or not table.num_rows:
+        return None
+    for column in table.columns:
+        kind = column.type
+        if not (pa.types.is_floating(kind) or ((pa.types.is_integer(kind) or pa.types.is_boolean(kind))
+                                                and column.null_count == 0)):
+            return None
+    return np.column_stack([column.to_numpy() for column in table.columns])
+
+
+def model_input(model: LoadedModel, table: pa.Table, features: np.ndarray | None = None) -> Any:
     """What `model.predict` takes for these rows, through the model's own `prepare` (as the server does)."""
     if model.flavor == "pyfunc":
         # Arrow already typed the columns; the server's object rows would lose that, so the frame is built here.
         return PyfuncInput(table.to_pandas(), None)
     names = [str(n) for n in table.column_names]
+    if features is not None:
+        return model.prepare(Table(features, names), None)
     columns = [table.column(i).to_numpy() for i in range(table.num_columns)]
     if all(c.dtype.kind in "biuf" for c in columns):
         rows = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
@@ -77,5 +95,5 @@ def prediction_columns(output: Any, rows: int) -> dict[str, np.ndarray]:
     return named
 
 
-def score(model: LoadedModel, table: pa.Table) -> dict[str, np.ndarray]:
-    return prediction_columns(model.predict(model_input(model, table)), table.num_rows)
+def score(model: LoadedModel, table: pa.Table, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    return prediction_columns(model.predict(model_input(model, table, features)), table.num_rows)

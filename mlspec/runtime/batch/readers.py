@@ -1,14 +1,14 @@
-"""Streaming readers: CSV, Parquet and JSON Lines, a file or a folder, in mini-batches of exactly N rows.
+"""Streaming readers: CSV, Parquet and JSON Lines, a file or a folder, in blocks cut into mini-batches of N rows.
 
-Memory stays bounded whatever the input size: CSV and Parquet are read block by block by pyarrow, JSON Lines N
-lines at a time, and no reader ever holds more than one mini-batch plus one block.
+I/O granularity is not the mini-batch: pyarrow parses large blocks (with the GIL released), each block is cut to a
+whole number of mini-batches (the rest carried into the next) and mini-batches are zero-copy slices of it. Memory
+stays bounded whatever the input size: no reader holds more than a block and the rest carried over.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,8 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "js
 # Bytes pyarrow parses at a time, on the reading thread alone (parsing threads would compete with the scoring
 # threads, for no gain measured); with 1 MiB blocks the memory held grew with the file.
 _CSV_BLOCK = 1 << 18
+_JSONL_BLOCK = 1 << 20  # bytes of JSON Lines parsed at once
+_PARQUET_ROWS = 1 << 16  # rows decoded at once (or the mini-batch size, when larger)
 
 
 class InputFormatError(Exception):
@@ -39,10 +41,30 @@ class MiniBatch:
     batch_index: int  # within its file
     first_row: int  # index of its first row within its file
     table: pa.Table
+    features: Any = None  # the model's input for these rows when it was made for the whole block (a view)
 
     @property
     def rows(self) -> int:
         return int(self.table.num_rows)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive rows of one file: whole mini-batches, but for the file's last block whose last may be short."""
+
+    file_index: int
+    batch_index: int  # of its first mini-batch, within its file
+    first_row: int
+    table: pa.Table
+
+    def batch_count(self, size: int) -> int:
+        return -(-int(self.table.num_rows) // size)
+
+    def mini_batches(self, size: int, features: Any = None) -> list[MiniBatch]:
+        """Its mini-batches as slices (no copy) of its table, and of `features`, the block's model input if any."""
+        return [MiniBatch(self.file_index, self.batch_index + index, self.first_row + start,
+                          self.table.slice(start, size), None if features is None else features[start:start + size])
+                for index, start in enumerate(range(0, int(self.table.num_rows), size))]
 
 
 def input_files(root: Path) -> list[InputFile]:
@@ -72,10 +94,16 @@ def mini_batches(files: list[InputFile], size: int, columns: dict[str, pa.DataTy
 
     `columns`: the columns the model takes and their types; only those are read (None: every column, as inferred).
     """
+    for block in blocks(files, size, columns):
+        yield from block.mini_batches(size)
+
+
+def blocks(files: list[InputFile], size: int, columns: dict[str, pa.DataType] | None) -> Iterator[Block]:
+    """Every file's rows in blocks of whole mini-batches of `size`, as large as the reader parsed them."""
     for file_index, item in enumerate(files):
         first_row = 0
-        for batch_index, table in enumerate(_rechunk(_read(item, size, columns), size)):
-            yield MiniBatch(file_index, batch_index, first_row, table)
+        for table in _whole_batches(_read(item, size, columns), size):
+            yield Block(file_index, first_row // size, first_row, table)
             first_row += table.num_rows
 
 
@@ -121,7 +149,8 @@ def _parquet(path: Path, size: int, columns: dict[str, pa.DataType] | None) -> I
     handle = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     if columns is not None:
         _missing(path, handle.schema_arrow.names, columns)
-    for batch in handle.iter_batches(batch_size=size, columns=list(columns) if columns is not None else None):
+    for batch in handle.iter_batches(batch_size=max(size, _PARQUET_ROWS),
+                                     columns=list(columns) if columns is not None else None):
         yield batch if columns is None else _cast(batch, columns)
 
 
@@ -131,15 +160,17 @@ def _jsonl(path: Path, size: int, columns: dict[str, pa.DataType] | None) -> Ite
     parse: Any = pajson.ParseOptions()
     if columns is not None:
         parse = pajson.ParseOptions(explicit_schema=pa.schema(columns.items()), unexpected_field_behavior="ignore")
+    checked = columns is None
     with path.open("rb") as handle:
-        lines = (line for line in handle if line.strip())
-        checked = False
-        while chunk := list(itertools.islice(lines, size)):
-            data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in chunk)
-            options = pajson.ReadOptions(block_size=max(len(data), 1 << 16), use_threads=False)
+        # Whole lines, about a block at a time: pyarrow skips blank lines, so no line is looked at in Python.
+        while data := handle.read(_JSONL_BLOCK):
+            data += handle.readline()
+            if not data.strip():
+                continue
+            options = pajson.ReadOptions(block_size=len(data) + 1, use_threads=False)
             table = pajson.read_json(io.BytesIO(data), read_options=options, parse_options=parse)
-            if columns is not None and not checked:
-                _present(path, chunk[0], columns)
+            if not checked and columns is not None:
+                _present(path, data.lstrip().split(b"\n", 1)[0], columns)
                 checked = True
             yield from table.to_batches()
 
@@ -163,18 +194,20 @@ def _cast(batch: pa.RecordBatch, columns: dict[str, pa.DataType]) -> pa.RecordBa
                                       names=list(columns))
 
 
-def _rechunk(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
-    """Record batches of whatever sizes the reader chose, cut and joined into tables of exactly `size` rows."""
+def _whole_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """Record batches of whatever sizes the reader chose, joined and cut into tables of whole mini-batches."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
-        while batch.num_rows:
-            take = min(size - count, batch.num_rows)
-            pending.append(batch.slice(0, take))
-            count += take
-            batch = batch.slice(take)
-            if count == size:
-                yield pa.Table.from_batches(pending)
-                pending, count = [], 0
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= size:
+            table = pa.Table.from_batches(pending)
+            whole = count - count % size
+            yield table.slice(0, whole)
+            rest = table.slice(whole)
+            pending, count = [b for b in rest.to_batches() if b.num_rows], rest.num_rows
     if count:
         yield pa.Table.from_batches(pending)

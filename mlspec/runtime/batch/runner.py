@@ -1,10 +1,14 @@
-"""A batch run's whole life: load and verify the model, stream mini-batches through workers, write, journal, finish."""
+"""A batch run's whole life: load and verify the model, stream mini-batches through workers, write, journal, finish.
+
+Three stages overlap, with bounded queues between them: a reading thread parses blocks and cuts them into
+mini-batches, scoring threads predict them, a writing thread appends their predictions in input order. This
+thread hands mini-batches from one stage to the next and owns the retries, timeouts and error accounting.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections import deque
@@ -12,20 +16,32 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError, FailedBatch
 from mlspec.runtime.batch.journal import Entry, Journal
-from mlspec.runtime.batch.output import csv_rows, finish, output_names
-from mlspec.runtime.batch.predict import score, wanted_columns
-from mlspec.runtime.batch.readers import InputFile, InputFormatError, MiniBatch, input_files, mini_batches
+from mlspec.runtime.batch.output import finish, output_names
+from mlspec.runtime.batch.predict import block_features, score, wanted_columns
+from mlspec.runtime.batch.prefetch import Prefetch
+from mlspec.runtime.batch.readers import InputFile, InputFormatError, MiniBatch, blocks, input_files
 from mlspec.runtime.batch.workers import Attempt, Workers
+from mlspec.runtime.batch.writer import PredictionWriter, Scored
 
 LineCallback = Callable[[str], None]
 PROGRESS_EVERY_S = 2.0
 MAX_FAILURES_LISTED = 20
+IN_FLIGHT_BATCHES = 64
+IN_FLIGHT_ROWS = 1 << 16
+HAND_OVER_ROWS = 1 << 14  # rows of finished mini-batches handed to the writer at once
+WAKE_EVERY = 8  # mini-batches finished per wake-up of this thread, when it waits for the scoring threads
 
 
 class Cancelled(Exception):
     pass
+
+
+class ThresholdExceeded(BatchRunError):
+    """More rows failed than the endpoint tolerates: the run starts afresh next time."""
 
 
 @dataclass
@@ -83,8 +99,7 @@ class _Run:
         self.names = output_names(files, run.mode)
         self.output.mkdir(parents=True, exist_ok=True)
         self.journal = Journal.resume(self.output, fingerprint(run, files, model.digest))
-        self.ends: dict[str, int] = {}  # output name -> bytes written to its partial file
-        self.fds: dict[str, int] = {}
+        self.ends: dict[str, int] = {}  # output name -> bytes of its partial file the journal accounts for
         self.last_progress = time.monotonic()
         self.started = time.monotonic()
         self.resumed_rows = 0
@@ -104,7 +119,6 @@ class _Run:
             if not journal.complete:
                 self._score(len(journal.entries))
                 self._check_threshold()
-                self._close_partials()
                 for name in set(self.names.values()):
                     journal.partial(name).touch()  # an input file with no rows still gets its (empty) file
                 journal.mark_complete()
@@ -112,9 +126,10 @@ class _Run:
                        "rows_scored": self.result.rows_scored, "rows_failed": self.result.rows_failed}
             partials = {name: journal.partial(name) for name in set(self.names.values())}
             self.result.outputs = finish(self.output, partials, summary)
-        except BaseException:
-            self._close_partials()
+        except BaseException as error:
             journal.close()
+            if isinstance(error, ThresholdExceeded):
+                journal.remove()  # a failed run starts afresh next time: its failures may have been passing
             raise
         journal.remove()  # done: nothing left to resume
         self.result.status = "succeeded"
@@ -122,38 +137,68 @@ class _Run:
         self._progress(final=True)
 
     def _score(self, skip: int) -> None:
-        columns = wanted_columns(self.model)
-        window = max(2, self.run.workers * 2)  # mini-batches in flight: bounds memory and keeps workers busy
+        size = self.run.mini_batch_size
+        # Mini-batches in flight: enough queued that a scoring thread never waits for this one to wake up
+        # (each hand-over between threads costs a GIL switch), few enough rows to bound memory.
+        window = max(2 * self.run.workers, min(IN_FLIGHT_BATCHES, -(-IN_FLIGHT_ROWS // size)))
+        reader = Prefetch(self._read(skip), depth=2)
         workers = Workers(self.run.workers)
-        batches: Iterator[MiniBatch] = mini_batches(self.files, self.run.mini_batch_size, columns)
+        writer = PredictionWriter(self.journal, self.names, [f.source for f in self.files], self.ends)
+        self.scored: list[Scored] = []  # finished, in order, not yet handed to the writer
+        self.scored_rows = 0
         pending: deque[_InFlight] = deque()
         try:
-            for index, batch in enumerate(batches):
-                if index < skip:
-                    continue  # scored before the interruption: read past it
-                pending.append(_InFlight(batch, self._submit(workers, batch)))
-                while len(pending) >= window:
-                    self._finish_head(workers, pending)
+            for block in reader:
+                for batch in block:
+                    pending.append(_InFlight(batch, self._submit(workers, batch)))
+                    while len(pending) >= window:
+                        self._finish_head(workers, writer, pending)
             while pending:
-                self._finish_head(workers, pending)
+                self._finish_head(workers, writer, pending)
+            self._hand_over(writer)
         finally:
+            reader.close()
             workers.close()
+            writer.close()  # what was handed over is written and journalled: a stopped run resumes after it
+
+    def _hand_over(self, writer: PredictionWriter) -> None:
+        writer.put(self.scored)
+        self.scored, self.scored_rows = [], 0
+
+    def _read(self, skip: int) -> Iterator[list[MiniBatch]]:
+        """On the reading thread: each block's mini-batches, with the model's input made once for the block."""
+        size = self.run.mini_batch_size
+        for block in blocks(self.files, size, wanted_columns(self.model)):
+            count = block.batch_count(size)
+            if skip >= count:
+                skip -= count  # scored before the interruption: read past it
+                continue
+            batches = block.mini_batches(size, block_features(self.model, block.table))
+            yield batches[skip:]
+            skip = 0
 
     def _submit(self, workers: Workers, batch: MiniBatch) -> Attempt:
-        model, table = self.model, batch.table
-        source = self.files[batch.file_index].source
-        # Formatting the CSV on the worker too: the main thread only reads input and appends bytes.
-        return workers.submit(lambda: csv_rows(source, batch.first_row, score(model, table)))
+        model = self.model
+        return workers.submit(lambda: score(model, batch.table, batch.features))
 
-    def _finish_head(self, workers: Workers, pending: deque[_InFlight]) -> None:
+    def _finish_head(self, workers: Workers, writer: PredictionWriter, pending: deque[_InFlight]) -> None:
         """Wait for the oldest mini-batch (retrying it as allowed) and write it: output stays in input order."""
         item = pending[0]
+        if not item.attempt.done.is_set():
+            if self.scored:
+                self._hand_over(writer)  # before waiting: the writer is never idle while this thread sleeps
+            if len(pending) > WAKE_EVERY and item.tries == 1:
+                # Caught up with the scoring threads: sleep until several are done rather than wake for each
+                # (every wake-up takes the GIL from a scoring thread); the head's own timeout is checked below.
+                pending[WAKE_EVERY].attempt.done.wait(0.05)
+        elif self.scored_rows >= HAND_OVER_ROWS:
+            self._hand_over(writer)
         while True:
             if self.stop.is_set():
                 raise Cancelled()
             finished = item.attempt.wait(self.run.timeout)
             if finished and item.attempt.error is None:
-                self._write(item.batch, item.attempt.value, None)
+                self._done(item.batch, item.attempt.value, None)
                 break
             if not finished:
                 workers.abandon(item.attempt)
@@ -162,7 +207,7 @@ class _Run:
                 error = f"{type(item.attempt.error).__name__}: {_first_line(item.attempt.error)}"
             if item.tries > self.run.max_retries:
                 tries = f" (after {item.tries} attempts)" if item.tries > 1 else ""
-                self._write(item.batch, None, error + tries)
+                self._done(item.batch, None, error + tries)
                 break
             self.say(f"{self._where(item.batch)}: attempt {item.tries} failed ({error}); retrying")
             item.attempt = self._submit(workers, item.batch)
@@ -171,31 +216,12 @@ class _Run:
         self._check_threshold()
         self._progress()
 
-    def _write(self, batch: MiniBatch, csv: tuple[bytes, bytes] | None, error: str | None) -> None:
-        name = self.names[batch.file_index]
-        end = self.ends.get(name, 0)
-        if csv is not None:
-            header, rows = csv
-            data = rows if end else header + rows
-            _write_all(self._fd(name), data)
-            end += len(data)
-            self.ends[name] = end
-        entry = Entry(batch.file_index, batch.batch_index, batch.first_row, batch.rows, end, error)
-        self.journal.record(entry)  # after the predictions: a kill in between only costs re-scoring this one
-        self._count(entry)
+    def _done(self, batch: MiniBatch, predictions: dict[str, np.ndarray] | None, error: str | None) -> None:
+        self.scored.append(Scored(batch, predictions, error))
+        self.scored_rows += batch.rows
+        self._count(Entry(batch.file_index, batch.batch_index, batch.first_row, batch.rows, 0, error))
         if error is not None:
             self.say(f"{self._where(batch)}: failed: {error}")
-
-    def _fd(self, name: str) -> int:
-        if name not in self.fds:
-            for other in list(self.fds):  # per_file: files are written one after another, so one stays open
-                os.close(self.fds.pop(other))
-            self.fds[name] = os.open(self.journal.partial(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        return self.fds[name]
-
-    def _close_partials(self) -> None:
-        for name in list(self.fds):
-            os.close(self.fds.pop(name))
 
     def _count(self, entry: Entry) -> None:
         self.result.batches += 1
@@ -213,8 +239,7 @@ class _Run:
             first = self.result.failures[0] if self.result.failures else None
             example = f"; first: {first.source} rows {first.first_row}-{first.first_row + first.rows - 1}: " \
                       f"{first.error}" if first else ""
-            self.journal.remove()  # a failed run starts afresh next time: its failures may have been passing
-            raise BatchRunError(f"{self.result.rows_failed} row(s) failed, more than error_threshold "
+            raise ThresholdExceeded(f"{self.result.rows_failed} row(s) failed, more than error_threshold "
                                 f"{threshold}{example}")
 
     def _where(self, batch: MiniBatch) -> str:
@@ -230,12 +255,6 @@ class _Run:
         fresh = self.result.rows_scored + self.result.rows_failed - self.resumed_rows
         self.say(f"{'done: ' if final else ''}{self.result.rows_scored} rows scored, {self.result.rows_failed} "
                  f"failed, {fresh / elapsed:,.0f} rows/s")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _first_line(error: BaseException | None) -> str:

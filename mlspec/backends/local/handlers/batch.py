@@ -10,29 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.handlers.model_versions import resolve_version
+from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import BatchEndpoint, ModelRef
 from mlspec.spec.compute import ClusterCompute
-
-
-def _version(ctx: Context, node: Node, endpoint: BatchEndpoint) -> int:
-    ref = ModelRef.parse(endpoint.model)
-    if ref.version is not None:
-        return ref.version
-    if ref.alias in (None, "latest"):
-        version = ctx.outputs(f"model/{ref.name}").get("version")
-        if version is None:
-            raise StepFailed(f"batch endpoint '{node.name}': model '{ref.name}' has no version yet")
-        return int(version)
-    from mlspec.runtime.tracking import client
-
-    try:
-        return int(client(ctx.tracking_uri).get_model_version_by_alias(ref.name, ref.alias).version)
-    except Exception as exc:
-        raise StepFailed(f"batch endpoint '{node.name}': no version of '{ref.name}' has alias '{ref.alias}' "
-                         f"({exc})") from exc
 
 
 def output_folder(ctx: Context, endpoint: BatchEndpoint) -> Path:
@@ -47,8 +31,13 @@ def _nodes(ctx: Context, node: Node) -> int:
     return compute.max_nodes if isinstance(compute, ClusterCompute) else 1
 
 
-def _work_dir(ctx: Context, node: Node) -> Path:
-    return (ctx.paths.root / "batch" / node.name).resolve()
+def work_dir(paths: WorkspacePaths, name: str) -> Path:
+    """A batch endpoint's run files: its BatchRun, result and log (`batch.log`, which `mlspec logs` shows)."""
+    return (paths.root / "batch" / name).resolve()
+
+
+def log_file(paths: WorkspacePaths, name: str) -> Path:
+    return work_dir(paths, name) / "batch.log"
 
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
@@ -69,11 +58,11 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
             # Predictions inside the data would change its version, and so re-score on every `up`.
             raise StepFailed(f"batch endpoint '{node.name}': output.path {endpoint.output.path} overlaps its "
                              f"input {endpoint.input} ({inside}); choose a folder outside the data")
-    version = _version(ctx, node, endpoint)
+    version = resolve_version(ctx, endpoint.model, f"batch endpoint '{node.name}'")
     ref = ModelRef.parse(endpoint.model)
     env_id = ctx.target(node.id, "environment")
     python = str(ctx.outputs(env_id).get("python") or sys.executable) if env_id else sys.executable
-    work = _work_dir(ctx, node)
+    work = work_dir(ctx.paths, node.name)
     work.mkdir(parents=True, exist_ok=True)
     run = BatchRun(endpoint=node.name, model_uri=f"models:/{ref.name}/{version}", tracking_uri=ctx.tracking_uri,
                    input=str(Path(data_path).resolve()), output=str(output), mode=endpoint.output.mode,
@@ -92,7 +81,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         job=node.name, experiment="batch", tracking_uri=ctx.tracking_uri, artifact_location=str(work),
         command=" ".join(shlex.quote(a) for a in [python, "-m", "mlspec.runtime.batch", str(spec_file),
                                                      "--result", str(result_file)]),
-        workdir=str(work), env=env, log_file=str(work / "batch.log"))
+        workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)))
     ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
     execution = run_command(process, None, on_line=lambda line: ctx.say(line if line.startswith("[") else
                                                                          f"[{node.name}] {line}"))
@@ -109,7 +98,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
     """The run's working files always go; the predictions stay unless purged, like a job's runs."""
-    shutil.rmtree(ctx.paths.root / "batch" / record.id.split("/", 1)[1], ignore_errors=True)
+    shutil.rmtree(work_dir(ctx.paths, record.id.split("/", 1)[1]), ignore_errors=True)
     if not purge:
         return
     from mlspec.runtime.batch.journal import STAGING

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
 from mlspec.backends.local.processes import free_port, port_in_use
@@ -16,24 +17,6 @@ from mlspec.backends.local.supervisor import ensure_running
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
-
-
-def _version(ctx: Context, node: Node, name: str, deployment: Deployment) -> int:
-    ref = ModelRef.parse(deployment.model)
-    if ref.version is not None:
-        return ref.version
-    if ref.alias in (None, "latest"):
-        version = ctx.outputs(f"model/{ref.name}").get("version")
-        if version is None:
-            raise StepFailed(f"endpoint '{node.name}' deployment '{name}': model '{ref.name}' has no version yet")
-        return int(version)
-    from mlspec.runtime.tracking import client
-
-    try:
-        return int(client(ctx.tracking_uri).get_model_version_by_alias(ref.name, ref.alias).version)
-    except Exception as exc:
-        raise StepFailed(f"endpoint '{node.name}' deployment '{name}': no version of '{ref.name}' has alias "
-                         f"'{ref.alias}' ({exc})") from exc
 
 
 def _python(ctx: Context, node: Node, name: str) -> str:
@@ -85,7 +68,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     keep: set[str] = set()
     started: list[str] = []
     for name, deployment in endpoint.deployments.items():
-        version = _version(ctx, node, name, deployment)
+        version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
         generation = _generation(deployment, version, _python(ctx, node, name))
         old = old_deployments.get(name, {})
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
