@@ -7,10 +7,11 @@ import re
 import shlex
 import shutil
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from mlspec.runtime.contract import ContractFile
 from mlspec.spec.base import Strict
 from mlspec.spec.job import PLACEHOLDER, Flavor
 
@@ -72,8 +73,11 @@ class OutputBinding(Strict):
         return value
 
 
-class JobRun(Strict):
+class JobRun(ContractFile):
     """What the engine hands a training runner: one job, fully resolved to absolute paths and literals."""
+
+    noun: ClassVar[str] = "job run"
+    error: ClassVar[type[Exception]] = JobRunError
 
     job: str = Field(description="The job's name (mlspec.job tag, registered version tags).")
     experiment: str = Field(description="MLflow experiment name.")
@@ -111,24 +115,6 @@ class JobRun(Strict):
     def literal_params(self) -> dict[str, str]:
         """The literal inputs, as the text the command received: the run's params."""
         return {name: b.text() for name, b in self.inputs.items() if b.path is None}
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> JobRun:
-        """Read a JobRun JSON file; a missing or malformed file is a JobRunError with the reasons."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise JobRunError(f"cannot read job run file {path}: {error.strerror}") from None
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in error.errors()
-            )
-            raise JobRunError(f"{path} is not a valid job run: {problems}") from None
-
-    def dump(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
 
 
 def literal_text(value: LiteralValue) -> str:

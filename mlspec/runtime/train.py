@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from mlspec.runtime import tracking
+from mlspec.runtime.contract import stop_on_sigterm, write_result
 from mlspec.runtime.execute import ExecResult, LineCallback, run_command
 from mlspec.runtime.jobrun import JobRun, JobRunError
 from mlspec.runtime.packaging import RegisteredModel, prewarm, register_outputs
@@ -184,13 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlspec: {error}", file=sys.stderr)
         return 2
 
-    # `docker stop` and the engine send SIGTERM: stop the job's processes and end the run as KILLED.
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = stop_on_sigterm()  # the job's processes are stopped and the run ends as KILLED
 
     def echo(line: str) -> None:  # container logs show the job's output as it happens
         sys.stdout.write(line + "\n")
@@ -201,12 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug in mlspec: keep the traceback for its report, still write a result
         traceback.print_exc()
         result = TrainResult(status="failed", job=run.job, error=f"internal error: {type(error).__name__}: {error}")
-    result_path = Path(args.result) if args.result else Path(run.workdir) / "result.json"
-    try:
-        result_path.parent.mkdir(parents=True, exist_ok=True)
-        result_path.write_text(result.model_dump_json(indent=2), encoding="utf-8")
-    except OSError as error:
-        print(f"mlspec: cannot write the result to {result_path}: {error.strerror}", file=sys.stderr)
+    problem = write_result(result, Path(args.result) if args.result else Path(run.workdir) / "result.json")
+    if problem:
+        print(f"mlspec: {problem}", file=sys.stderr)
         return 1
     # One machine-readable line on stdout: a container's logs are all a Docker deployment reads back.
     print(RESULT_PREFIX + result_line(result), flush=True)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError
+from mlspec.runtime.contract import stop_on_sigterm, write_result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,13 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlspec: {error}", file=sys.stderr)
         return 2
 
-    # The engine and `docker stop` send SIGTERM: stop between mini-batches, the journal ready for a resume.
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = stop_on_sigterm()  # checked between mini-batches: the journal is then ready for a resume
 
     def echo(line: str) -> None:
         sys.stdout.write(f"[{run.endpoint}] {line}\n")
@@ -45,13 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         result = BatchResult(status="failed", endpoint=run.endpoint, model_uri=run.model_uri,
                              error=f"internal error: {type(error).__name__}: {error}")
-    if args.result:
-        try:
-            Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.result).write_text(result.model_dump_json(indent=2), encoding="utf-8")
-        except OSError as error:
-            print(f"mlspec: cannot write the result to {args.result}: {error.strerror}", file=sys.stderr)
-            return 1
+    problem = write_result(result, Path(args.result)) if args.result else None
+    if problem:
+        print(f"mlspec: {problem}", file=sys.stderr)
+        return 1
     if result.status == "succeeded":
         print(f"mlspec: batch endpoint '{run.endpoint}' scored {result.rows_scored} rows "
               f"({result.rows_failed} failed) into {run.output}", file=sys.stderr)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from mlspec.runtime.contract import ContractFile
 from mlspec.runtime.jobrun import AbsPath
-from mlspec.spec.base import Strict
 
 
 class BatchRunError(Exception):
     """A problem the user can fix (unreadable input, unknown format, missing column): a message, not a traceback."""
 
 
-class BatchRun(Strict):
+class BatchRun(ContractFile):
     """What the engine hands the batch scorer: one endpoint's run, resolved to absolute paths and a model URI."""
+
+    noun: ClassVar[str] = "batch run"
+    error: ClassVar[type[Exception]] = BatchRunError
 
     endpoint: str = Field(description="The batch endpoint's name, for progress lines.")
     model_uri: str = Field(description="models:/NAME/VERSION (or an MLflow model folder).")
@@ -37,24 +38,6 @@ class BatchRun(Strict):
     @property
     def workers(self) -> int:
         return self.max_concurrency * self.nodes
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> BatchRun:
-        """Read a BatchRun JSON file; a missing or malformed file is a BatchRunError with the reasons."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise BatchRunError(f"cannot read batch run file {path}: {error.strerror}") from None
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in error.errors()
-            )
-            raise BatchRunError(f"{path} is not a valid batch run: {problems}") from None
-
-    def dump(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
 
 
 class FailedBatch(BaseModel):
