@@ -19,7 +19,7 @@ class Size:
 
     :param cpus: CPU cores; becomes Docker CPU shares (1 core = 1024), a relative weight under contention.
     :param memory_mb: hard memory limit in MiB.
-    :param gpus: GPUs to expose; any number above zero requests the host's GPUs (``--gpus all``).
+    :param gpus: GPUs to expose: that many NVIDIA GPUs through a device request (``--gpus N``); 0: none.
     """
 
     cpus: float = 1.0
@@ -31,8 +31,10 @@ class Size:
         return max(2, round(self.cpus * 1024))
 
     @property
-    def gpu_request(self) -> str | None:
-        return "all" if self.gpus > 0 else None
+    def device_requests(self) -> list[docker.ContainerDeviceRequestArgs] | None:
+        if self.gpus <= 0:
+            return None
+        return [docker.ContainerDeviceRequestArgs(driver="nvidia", count=self.gpus, capabilities=["gpu"])]
 
 
 @dataclass(frozen=True)

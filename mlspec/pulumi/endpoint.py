@@ -156,7 +156,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
                             **{"mlspec.deployment": d.name, "mlspec.model": d.model}),
             cpu_shares=d.size.cpu_shares,
             memory=d.size.memory_mb,
-            gpus=d.size.gpu_request,
+            device_requests=d.size.device_requests,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
         )
 

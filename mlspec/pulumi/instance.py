@@ -69,7 +69,7 @@ class ComputeInstance(pulumi.ComponentResource):
             labels=c.labels(workspace.name, f"compute/{name}", **{"mlspec.role": "notebooks"}),
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
-            gpus=args.size.gpu_request,
+            device_requests=args.size.device_requests,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
         )
         self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}/lab")

@@ -99,7 +99,7 @@ class TrainingJob(pulumi.ComponentResource):
             labels=c.labels(workspace.name, f"job/{name}", **{"mlspec.hash": args.content_hash}),
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
-            gpus=args.size.gpu_request,
+            device_requests=args.size.device_requests,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow],
                                         custom_timeouts=_timeouts(args.timeout)),
         )

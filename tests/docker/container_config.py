@@ -22,7 +22,8 @@ ENGINE_INPUTS = {"attach", "logs", "mustRun", "wait", "waitTimeout", "start", "r
                  "containerReadRefreshTimeoutMilliseconds", "uploads", "networksAdvanced", "name", "image"}
 MAPPED_INPUTS = {"command", "entrypoints", "envs", "ports", "volumes", "mounts", "healthcheck", "restart",
                  "maxRetryCount", "user", "labels", "memory", "memorySwap", "memoryReservation", "cpuShares", "cpus",
-                 "cpuSet", "gpus", "workingDir", "hostname", "init", "readOnly", "shmSize", "tmpfs", "stopSignal",
+                 "cpuSet", "gpus", "deviceRequests", "workingDir", "hostname", "init", "readOnly", "shmSize", "tmpfs",
+                 "stopSignal",
                  "stopTimeout", "privileged", "capabilities", "hosts", "securityOpts", "sysctls", "dns", "groupAdds",
                  "networkMode", "ulimits", "logDriver", "logOpts", "rm", "tty", "stdinOpen", "publishAllPorts",
                  "ipcMode", "pidMode", "runtime"}
@@ -130,6 +131,11 @@ def _resources(inputs: dict[str, Any], kwargs: dict[str, Any]) -> None:
         ids = None if gpus == "all" else gpus.removeprefix("device=").split(",")
         kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1 if ids is None else 0, device_ids=ids,
                                                                 capabilities=[["gpu"]])]
+    for request in inputs.get("deviceRequests", []):
+        kwargs.setdefault("device_requests", []).append(docker.types.DeviceRequest(
+            driver=request.get("driver", ""), count=int(request.get("count", 0)),
+            device_ids=request.get("deviceIds"), capabilities=[request["capabilities"]] if request.get("capabilities")
+            else None, options=request.get("options")))
 
 
 def _ports(inputs: dict[str, Any], kwargs: dict[str, Any]) -> None:

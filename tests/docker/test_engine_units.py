@@ -53,6 +53,12 @@ def test_declared_inputs_map_onto_the_sdk(tmp_path: Path) -> None:
     assert modes == {"etc/app/config.json": 0o644, "bin/go": 0o744}
 
 
+def test_gpu_device_requests_reach_the_sdk(tmp_path: Path) -> None:
+    inputs = {"image": "app:1", "deviceRequests": [{"driver": "nvidia", "count": 2.0, "capabilities": ["gpu"]}]}
+    (request,) = plan_container(inputs, "gpu", {}, tmp_path).create["device_requests"]
+    assert (request["Driver"], request["Count"], request["Capabilities"]) == ("nvidia", 2, [["gpu"]])
+
+
 def test_inputs_the_engine_cannot_honour_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedInput, match=r"inputs \['devices'\] are not reproduced"):
         plan_container({"image": "x", "devices": [{"hostPath": "/dev/kvm"}]}, "c", {}, tmp_path)

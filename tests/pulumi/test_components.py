@@ -64,3 +64,18 @@ def test_torch_digits_program_serves_with_batching(tmp_path: Path) -> None:
     job = captured.get(CONTAINER, "train").inputs
     assert job["memory"] == 4096 and job["cpuShares"] == 2048
     assert captured.exports["digits.url"].startswith("http://127.0.0.1:")
+
+
+def test_gpus_are_requested_by_count_on_the_jobs_and_replicas_that_ask(tmp_path: Path) -> None:
+    def two_gpus(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        (spec / "mlspec.yaml").write_text(text.replace("resources: {cpus: 2, memory: 4Gi}",
+                                                       "resources: {cpus: 2, memory: 4Gi, gpus: 2}"))
+
+    plain = run_program(compile_copy(tmp_path / "cpu", "torch-digits"), {}, mocks=RegistryMocks())
+    gpu = run_program(compile_copy(tmp_path / "gpu", "torch-digits", two_gpus), {}, mocks=RegistryMocks())
+    for name in ("train", "digits-blue-0"):
+        assert not {"deviceRequests", "gpus"} & plain.get(CONTAINER, name).inputs.keys(), name
+        assert gpu.get(CONTAINER, name).inputs["deviceRequests"] == [
+            {"driver": "nvidia", "count": 2, "capabilities": ["gpu"]}], name
+    assert "deviceRequests" not in gpu.get(CONTAINER, "digits-gateway").inputs  # the gateway needs no GPU
