@@ -20,6 +20,8 @@ Start with:
   mlspec up examples/iris              train, register and serve on this machine
   mlspec endpoint invoke iris --data examples/iris/request.json
   mlspec schema -o mlspec.schema.json  JSON Schema for your editor
+  mlspec compile examples/iris --target docker -o stacks/iris
+                                       the same spec as a Pulumi program for a Docker host
 """
 
 
