@@ -77,11 +77,13 @@ def context_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def stage_environment(name: str, requirements: Path, wheelhouse: str | None) -> Path:
-    """`.build/NAME/`: requirements.txt, mlspec/ and wheels/ (empty unless building offline)."""
+def stage_environment(name: str, requirements: Path, wheelhouse: str | None, with_runtime: bool = True) -> Path:
+    """`.build/NAME/`: requirements.txt, mlspec/ (unless the image is built on the runtime image, which has it) and
+    wheels/ (empty unless building offline)."""
     folder = _fresh(Path(BUILD_DIR) / name)
     shutil.copy2(requirements, folder / "requirements.txt")
-    copy_runtime(folder)
+    if with_runtime:
+        copy_runtime(folder)
     wheels = folder / "wheels"
     wheels.mkdir()
     if wheelhouse:

@@ -26,6 +26,8 @@ class EnvironmentArgs:
     :param requirements: the generated requirements.txt (mlspec's runtime first, then the spec's).
     :param base_image: the image to start from; None: the stack's ``mlspec:baseImage``.
     :param env: variables set in every container that runs in this environment.
+    :param on_runtime: build on the workspace's runtime image, installing only what it lacks, so environments
+        share its layers (an environment without a base image of its own); False: a whole image from the base.
     """
 
     content_hash: str
@@ -33,6 +35,7 @@ class EnvironmentArgs:
     requirements: str
     base_image: str | None = None
     env: dict[str, str] | None = None
+    on_runtime: bool = False
 
 
 class Environment(pulumi.ComponentResource):
@@ -40,17 +43,25 @@ class Environment(pulumi.ComponentResource):
     with no network use beyond the package index (or none at all with ``mlspec:wheelhouse``)."""
 
     image_name: pulumi.Output[str]
+    tag: str  # known while the program runs, so images built on this one derive their tags from it
 
     def __init__(self, name: str, workspace: Workspace, args: EnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlspec:docker:Environment", name, None, workspace.options(opts))
         settings = workspace.settings
         self.args = args
-        context = stage_environment(f"environment-{name}", Path(args.requirements), settings.wheelhouse)
-        build_args = {"BASE_IMAGE": args.base_image or settings.base_image,
-                      "PIP_OFFLINE": "1" if settings.wheelhouse else ""}
-        self.tag = image_tag(args.content_hash, build_args["BASE_IMAGE"], build_args["PIP_OFFLINE"],
-                             context_digest(context))
+        context = stage_environment(f"environment-{name}", Path(args.requirements), settings.wheelhouse,
+                                    with_runtime=not args.on_runtime)
+        offline = "1" if settings.wheelhouse else ""
+        build_args: dict[str, pulumi.Input[str]]
+        if args.on_runtime:
+            runtime = workspace.runtime
+            build_args = {"RUNTIME_IMAGE": runtime.image_name, "PIP_OFFLINE": offline}
+            self.tag = image_tag(args.content_hash, runtime.tag, offline, context_digest(context))
+        else:
+            base = args.base_image or settings.base_image
+            build_args = {"BASE_IMAGE": base, "PIP_OFFLINE": offline}
+            self.tag = image_tag(args.content_hash, base, offline, context_digest(context))
         self.image = docker.Image(
             name,
             image_name=f"{workspace.name}-{name}:{self.tag}",

@@ -32,6 +32,7 @@ env_sklearn = Environment("sklearn", workspace, EnvironmentArgs(
     content_hash="32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b",
     dockerfile="docker/environment-sklearn/Dockerfile",
     requirements="docker/environment-sklearn/requirements.txt",
+    on_runtime=True,
 ))
 
 job_train = TrainingJob("train", workspace, TrainingJobArgs(

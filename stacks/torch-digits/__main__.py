@@ -32,6 +32,7 @@ env_torch = Environment("torch", workspace, EnvironmentArgs(
     content_hash="204a2d00f4d0723236d4998739f31a48709bd70a3b7d6a28b5bf90412c35a8cc",
     dockerfile="docker/environment-torch/Dockerfile",
     requirements="docker/environment-torch/requirements.txt",
+    on_runtime=True,
 ))
 
 job_train = TrainingJob("train", workspace, TrainingJobArgs(

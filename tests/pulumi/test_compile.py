@@ -62,11 +62,17 @@ def test_project_layout_and_contract_files(iris_project: Path) -> None:
     assert yaml.safe_load((iris_project / "Pulumi.yaml").read_text())["runtime"] == {"name": "python"}
     stack = (iris_project / "Pulumi.dev.yaml").read_text()
     assert "mlspec:baseImage: python:3.11-slim" in stack and "mlspec:publishAddress: 127.0.0.1" in stack
+    runtime = (iris_project / "docker/runtime/Dockerfile").read_text()
+    assert "python3 -m venv /opt/mlspec" in runtime and "--no-index --find-links /tmp/wheels" in runtime
+    assert "USER mlspec" in runtime and "latest" not in runtime
+    assert (iris_project / "docker/runtime/requirements.txt").read_text().splitlines()[1:] == [*RUNTIME_REQUIREMENTS]
+    # An environment without a base image of its own is built on the runtime image: only what it lacks is added.
     dockerfile = (iris_project / "docker/environment-sklearn/Dockerfile").read_text()
-    assert "python3 -m venv /opt/mlspec" in dockerfile and "--no-index --find-links /tmp/wheels" in dockerfile
-    assert "USER mlspec" in dockerfile and "latest" not in dockerfile
+    assert "FROM ${RUNTIME_IMAGE}" in dockerfile and "--prefix /opt/environment" in dockerfile
+    assert "--no-index --find-links /tmp/wheels" in dockerfile and "latest" not in dockerfile
+    assert "USER mlspec" not in dockerfile.split("FROM ${RUNTIME_IMAGE}\n")[-1]  # the runtime image's user stays
     requirements = (iris_project / "docker/environment-sklearn/requirements.txt").read_text().splitlines()
-    assert requirements[1:] == [*RUNTIME_REQUIREMENTS, "scikit-learn>=1.4", "mlflow>=2.12"]
+    assert requirements[1:] == ["scikit-learn>=1.4", "mlflow>=2.12"]
     compile((iris_project / "__main__.py").read_text(), "__main__.py", "exec")  # valid Python
 
 

@@ -74,7 +74,10 @@ def test_images_are_tagged_by_content_hash_and_build_inputs(iris: Captured, iris
     assert len(tags) == len(iris.of_type(IMAGE))
     sklearn = iris.get(IMAGE, "sklearn")
     assert sklearn.inputs["imageName"].startswith("iris-demo-sklearn:") and ENV_HASH in main
-    assert sklearn.inputs["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim", "PIP_OFFLINE": ""}
+    runtime = iris.get(IMAGE, "runtime")
+    assert runtime.inputs["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim", "PIP_OFFLINE": ""}
+    assert sklearn.inputs["build"]["args"] == {"RUNTIME_IMAGE": runtime.inputs["imageName"], "PIP_OFFLINE": ""}
+    assert "runtime" in _deps(sklearn)  # built on the runtime image, after it
     job = iris.get(IMAGE, "train")
     assert job.inputs["build"]["args"] == {"ENVIRONMENT_IMAGE": sklearn.inputs["imageName"]}
     assert "iris-demo-sklearn" in _deps(job) or "sklearn" in _deps(job)
@@ -163,11 +166,14 @@ def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path
     (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
     captured = run_program(iris_project, {"baseImage": "mlspec-base:bookworm",
                                                        "wheelhouse": str(wheels), "publishAddress": "0.0.0.0"})
-    sklearn = captured.get(IMAGE, "sklearn")
-    assert sklearn.inputs["build"]["args"] == {"BASE_IMAGE": "mlspec-base:bookworm", "PIP_OFFLINE": "1"}
-    staged = iris_project / ".build" / "environment-sklearn"
+    runtime = captured.get(IMAGE, "runtime")
+    assert runtime.inputs["build"]["args"] == {"BASE_IMAGE": "mlspec-base:bookworm", "PIP_OFFLINE": "1"}
+    assert captured.get(IMAGE, "sklearn").inputs["build"]["args"]["PIP_OFFLINE"] == "1"
+    staged = iris_project / ".build" / "environment-runtime"
     assert (staged / "wheels" / "demo-1.0-py3-none-any.whl").is_file()
     assert (staged / "mlspec" / "runtime" / "train.py").is_file() and not (staged / "mlspec" / "cli").exists()
+    layered = iris_project / ".build" / "environment-sklearn"
+    assert (layered / "wheels" / "demo-1.0-py3-none-any.whl").is_file() and not (layered / "mlspec").exists()
     assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["ip"] == "0.0.0.0"
     # Default mocks: no job output is known, so replicas fall back to the registry's latest version.
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]

@@ -25,7 +25,8 @@ def project_files(program: ProgramModel) -> dict[str, str]:
     }
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
-        files[f"docker/{env.folder}/Dockerfile"] = render("environment.Dockerfile.j2", env=env, user=USER)
+        template = "environment.Dockerfile.j2" if env.on_runtime else "runtime.Dockerfile.j2"
+        files[f"docker/{env.folder}/Dockerfile"] = render(template, env=env, user=USER)
         files[f"docker/{env.folder}/requirements.txt"] = render("requirements.txt.j2", env=env)
     for job in program.jobs:
         files[f"docker/{job.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=job, user=USER,

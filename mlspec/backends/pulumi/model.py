@@ -46,9 +46,12 @@ class EnvironmentModel:
     name: str  # Pulumi resource name (the spec name)
     content_hash: str
     folder: str  # docker/<folder>/ holds its Dockerfile and requirements.txt
-    requirements: tuple[str, ...]  # mlspec's runtime first, then the spec's, in order
+    requirements: tuple[str, ...]  # the spec's, in order (after mlspec's runtime for an image of its own)
     base_image: str | None  # None: the stack's mlspec:baseImage
     env: dict[str, str]
+    # Built on the workspace's runtime image, installing only what it lacks (an environment without a base image
+    # of its own): environments then share the runtime's layers instead of each holding a copy of MLflow.
+    on_runtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,9 +192,10 @@ class _Builder:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
             requirements = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
         var = identifier("env", env.name, self.taken)
+        on_runtime = env.image is None
         model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
-                                 (*RUNTIME_REQUIREMENTS, *requirements), env.image,
-                                 dict(sorted(env.environment_variables.items())))
+                                 tuple(requirements) if on_runtime else (*RUNTIME_REQUIREMENTS, *requirements),
+                                 env.image, dict(sorted(env.environment_variables.items())), on_runtime)
         self.env_vars[node.id] = var
         self.environments.append(model)
         return model
@@ -287,7 +291,7 @@ class _Builder:
         env = EnvironmentModel(identifier("notebooks", compute.name, self.taken), f"notebooks-{compute.name}",
                                hashlib.sha256(f"{node.hash}\0{source.content_hash}".encode()).hexdigest(),
                                f"notebooks-{compute.name}", (*source.requirements, *NOTEBOOK_REQUIREMENTS),
-                               source.base_image, source.env)
+                               source.base_image, source.env, source.on_runtime)
         self.environments.append(env)
         return InstanceModel(identifier("instance", compute.name, self.taken), compute.name, node.hash, env.var,
                              compute.port or stable_port(f"{self.spec.workspace.name}/{compute.name}/notebooks"),
