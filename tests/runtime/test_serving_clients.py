@@ -3,14 +3,13 @@ as MLflow's own scoring server answers them) and Triton's Open Inference Protoco
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from test_serving_support import MODEL, IrisStore, Server, rows, shared_store, start, start_scoring
+from test_serving_support import MODEL, IrisStore, Server, rows, shared_store, start_gateway, start_scoring
 
 pytestmark = pytest.mark.e2e
 KEY = "clients-key-0123456789"
@@ -209,11 +208,7 @@ def test_triton_client_gets_the_servers_error_message(triton: Any) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(server: Server, store: IrisStore) -> Iterator[Server]:
-    path = store.root / "clients-gateway.json"
-    path.write_text(json.dumps({"endpoint": "iris", "auth": "key",
-                                "key_hashes": [hashlib.sha256(KEY.encode()).hexdigest()],
-                                "deployments": {"blue": {"weight": 100, "replicas": [server.url]}}}))
-    served = start("mlspec.runtime.gateway", ["--config", str(path)], store.root / "clients-gateway.log")
+    served = start_gateway(server, KEY, store.root / "clients-gateway.json")
     try:
         served.wait_ready(30)
         yield served

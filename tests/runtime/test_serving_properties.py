@@ -3,7 +3,6 @@ server's OpenAPI document and by hypothesis with raw HTTP (any method, path, hea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from test_serving_support import MODEL, IrisStore, Server, shared_store, start, start_scoring
+from test_serving_support import MODEL, IrisStore, Server, shared_store, start_gateway, start_scoring
 
 from mlspec.runtime import serving
 
@@ -50,11 +49,7 @@ def server(store: IrisStore) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def gateway(server: Server, store: IrisStore) -> Iterator[Server]:
-    path = store.root / "properties-gateway.json"
-    path.write_text(json.dumps({"endpoint": "iris", "auth": "key",
-                                "key_hashes": [hashlib.sha256(KEY.encode()).hexdigest()],
-                                "deployments": {"blue": {"weight": 100, "replicas": [server.url]}}}))
-    served = start("mlspec.runtime.gateway", ["--config", str(path)], store.root / "properties-gateway.log")
+    served = start_gateway(server, KEY, store.root / "properties-gateway.json")
     try:
         served.wait_ready(30)
         yield served

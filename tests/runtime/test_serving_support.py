@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -165,6 +166,15 @@ def start(module: str, args: list[str], log: Path) -> Server:
         process = subprocess.Popen([sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)],
                                    stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
     return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+def start_gateway(replica: Server, key: str, config: Path) -> Server:
+    """mlspec's gateway with key auth in front of one replica (deployment 'blue'), its config written to `config`."""
+    from mlspec.runtime.keys import key_hash
+
+    config.write_text(json.dumps({"endpoint": "iris", "auth": "key", "key_hashes": [key_hash(key)],
+                                  "deployments": {"blue": {"weight": 100, "replicas": [replica.url]}}}))
+    return start("mlspec.runtime.gateway", ["--config", str(config)], config.with_suffix(".log"))
 
 
 def start_scoring(store: IrisStore, model_uri: str, log: Path, *extra: str) -> Server:
