@@ -107,6 +107,8 @@ def commands(registered: Registered, ports: dict[str, int], gateway_config: Path
                    registered.tracking_uri, "--port", str(ports.get("mlspec", 0))],
         "gateway": [PYTHON, "-m", "mlspec.runtime.gateway", "--config", str(gateway_config), "--port",
                     str(ports.get("gateway", 0))],
+        "forwarder": [PYTHON, str(Path(__file__).resolve()), "forwarder", str(ports.get("forwarder", 0)),
+                      str(ports.get("mlspec", 0))],
         # The version's folder rather than its models:/ URI: for a models:/ URI of a local store MLflow writes a
         # registered_model_meta file into that folder, which mlspec's server (rightly) refuses as changed files.
         "mlflow": [PYTHON, "-m", "mlflow", "models", "serve", "-m", str(registered.folder), "-h", "127.0.0.1",
@@ -191,7 +193,60 @@ def floor_server(port: int, folder: str) -> None:
                 access_log=False, lifespan="off")
 
 
+def forwarder_server(port: int, upstream: int) -> None:
+    """The floor of any proxy hop: bytes copied between client and replica by uvloop, with no HTTP parsing at all.
+    What it adds over calling the replica directly is the cost of the extra hop itself on this machine."""
+    import asyncio
+
+    import uvloop
+
+    class Upstream(asyncio.Protocol):
+        def __init__(self, client: asyncio.Transport) -> None:
+            self.client = client
+
+        def data_received(self, data: bytes) -> None:
+            self.client.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.client.close()
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.early: list[bytes] = []
+            self.upstream: asyncio.Transport | None = None
+            asyncio.get_running_loop().create_task(self.connect())
+
+        async def connect(self) -> None:
+            upstream, _ = await asyncio.get_running_loop().create_connection(
+                lambda: Upstream(self.transport), "127.0.0.1", upstream_port)
+            self.upstream = upstream
+            for data in self.early:
+                upstream.write(data)
+
+        def data_received(self, data: bytes) -> None:
+            if self.upstream is None:
+                self.early.append(data)
+            else:
+                self.upstream.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.upstream is not None:
+                self.upstream.close()
+
+    upstream_port = upstream
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(Client, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(serve())
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "floor":
-        sys.exit("usage: _serving_common.py floor PORT MODEL_FOLDER")
-    floor_server(int(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) == 4 and sys.argv[1] == "floor":
+        floor_server(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "forwarder":
+        forwarder_server(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit("usage: _serving_common.py floor PORT MODEL_FOLDER | forwarder PORT UPSTREAM_PORT")

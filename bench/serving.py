@@ -8,6 +8,7 @@ by mlspec's packaging, as a training job's output is:
   mlflow   `mlflow models serve --env-manager local` of the same registered model
   floor    a bare ASGI app (uvicorn, orjson) that only parses the JSON and calls predict on a numpy array
   gateway  mlspec's gateway (key auth) in front of the mlspec server
+  forwarder  a raw uvloop byte copy in front of the mlspec server: the least any proxy hop adds on this machine
 Load: wrk (Debian's `apt-get install -y wrk`) with a Lua POST script, one thread, 1 and 16 keep-alive connections,
 a warm-up run then a fixed-duration run per target. The servers run on --server-cpus and wrk on --wrk-cpus
 (taskset), so the load generator does not compete with what it measures; the gateway shares the servers' cores
@@ -39,7 +40,7 @@ from _serving_common import (
     write_gateway_config,
 )
 
-TARGETS = ("mlspec", "mlflow", "floor", "gateway")
+TARGETS = ("mlspec", "mlflow", "floor", "gateway", "forwarder")
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -114,7 +115,8 @@ def main() -> None:
         argv = commands(registered, ports, root / "gateway.json")
         script = lua_script(root / "post.lua", IRIS_BODY, {"Content-Type": "application/json",
                                                             "Authorization": f"Bearer {KEY}"})
-        cpus = {name: args.gateway_cpus if name == "gateway" and args.gateway_cpus else args.server_cpus
+        hops = ("gateway", "forwarder")
+        cpus = {name: args.gateway_cpus if name in hops and args.gateway_cpus else args.server_cpus
                 for name in targets}
         processes = {name: launch(argv[name], root / f"{name}.log", registered.tracking_uri, cpus[name])
                      for name in targets}
@@ -157,6 +159,10 @@ def report(results: dict[str, Figures], connections: int) -> None:
         p50, p99 = gateway.p50_ms / ours.p50_ms - 1, gateway.p99_ms / ours.p99_ms - 1
         print(f"gateway latency overhead:                p50 {p50:+.0%}, p99 {p99:+.0%}, throughput "
               f"{gateway.rps / ours.rps - 1:+.0%}  (target p50 <= +15%: {verdict[p50 <= 0.15]})")
+    if "forwarder" in results:
+        forwarder = results["forwarder"]
+        print(f"forwarder latency overhead:              p50 {forwarder.p50_ms / ours.p50_ms - 1:+.0%}, p99 "
+              f"{forwarder.p99_ms / ours.p99_ms - 1:+.0%}  (a raw byte copy: the least any proxy hop adds here)")
     if any(f.errors for f in results.values()):
         print("some requests failed (see errors): the figures above are not valid")
 
