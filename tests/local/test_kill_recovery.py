@@ -46,11 +46,18 @@ def test_killed_up_converges(iris: Path, marker: str) -> None:
     assert state["in_sync"]
     assert all(r["status"] == "ready" for r in state["resources"].values())
     desired = {p["id"] for p in state["processes"] if p["desired"]}
-    running = set(workspace_processes(str((iris / ".mlspec").resolve())).values())
+    live = list(workspace_processes(str((iris / ".mlspec").resolve())).values())
+    running = set(live)
     assert running == desired, f"orphans: {running - desired}, missing: {desired - running}"
+    assert len(live) == len(running), f"two processes under one id: {sorted(live)}"  # the older one is an orphan
     models = {m["name"]: m["versions"] for m in json.loads(mlspec("models", str(iris), "--json").stdout)}
     # No model lost and none registered twice for the same training: exactly one version each.
     assert [v["version"] for v in models["iris-clf"]] == [1]
     assert [v["version"] for v in models["iris-forest"]] == [1]
     invoked = mlspec("endpoint", "invoke", "iris", "--data", str(iris / "request.json"), str(iris))
     assert json.loads(invoked.stdout)["predictions"] == [0, 2]
+    mlspec("down", str(iris), "--yes")
+    deadline = time.monotonic() + 30
+    while (left := workspace_processes(str((iris / ".mlspec").resolve()))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes outlived `down`: {left}"

@@ -42,6 +42,7 @@ class Supervisor:
                 stop_group(pid)
 
     def start(self, row: ProcessRow) -> None:
+        self.stop_running(row.id)
         env = {**os.environ, **row.env, ID_VAR: row.id, WORKSPACE_VAR: self.workspace}
         Path(row.log).parent.mkdir(parents=True, exist_ok=True)
         with open(row.log, "ab") as log:
@@ -50,6 +51,17 @@ class Supervisor:
         self.children[row.id] = proc
         self.store.observe(row.id, pid=proc.pid, started=time.time(), state="running")
         self.log(f"started {row.id} (pid {proc.pid})")
+
+    def stop_running(self, process_id: str) -> None:
+        """At most one live process per id: one still running under this id (a row re-declared after `up` was
+        killed mid-step forgets its pid) is stopped before another starts, or it would be an orphan nobody tracks."""
+        child = self.children.pop(process_id, None)
+        if child is not None and child.poll() is None:
+            stop_group(child.pid)
+        for pid, found in workspace_processes(self.workspace).items():
+            if found == process_id:
+                self.log(f"stopping the earlier {process_id} (pid {pid})")
+                stop_group(pid)
 
     def exited(self, row: ProcessRow) -> int | None:
         """The exit code if the process is gone, None while it runs."""

@@ -29,7 +29,7 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
     ref = ModelRef.parse(deployment.model)
     settings = deployment.request_settings
     rows = []
-    for index in range(deployment.autoscale.min_instances if deployment.autoscale else deployment.instance_count):
+    for index in range(_replica_count(deployment)):
         port = free_port()
         argv = [_python(ctx, node, name), "-m", "mlspec.runtime.serving", "--model-uri",
                 f"models:/{ref.name}/{version}", "--tracking-uri", ctx.tracking_uri, "--host", "127.0.0.1",
@@ -38,11 +38,19 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
         if deployment.batching:
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]
-        rows.append(ProcessRow(id=f"{node.id}/{name}/{generation}/{index}", owner=node.id, argv=argv,
+        rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
                                env=dict(deployment.environment_variables), cwd=str(ctx.paths.root.resolve()),
                                log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
                                health=f"http://127.0.0.1:{port}/health"))
     return rows
+
+
+def _replica_count(deployment: Deployment) -> int:
+    return deployment.autoscale.min_instances if deployment.autoscale else deployment.instance_count
+
+
+def _replica_id(node: Node, name: str, generation: str, index: int) -> str:
+    return f"{node.id}/{name}/{generation}/{index}"
 
 
 def _generation(deployment: Deployment, version: int, python: str) -> str:
@@ -63,22 +71,21 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
 
         return batch.apply(ctx, node)
     previous = ctx.outputs(node.id)
-    old_deployments: dict[str, Any] = previous.get("deployments", {})
     deployments: dict[str, Any] = {}
     keep: set[str] = set()
-    started: list[str] = []
     for name, deployment in endpoint.deployments.items():
         version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
         generation = _generation(deployment, version, _python(ctx, node, name))
-        old = old_deployments.get(name, {})
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
-        if old.get("generation") == generation and all(pid in current for pid in old.get("processes", [])):
-            rows = [current[pid] for pid in old["processes"]]
+        # Replica ids carry their generation, so replicas already declared for it are kept, whether the last `up`
+        # completed or was killed after declaring them.
+        expected = [_replica_id(node, name, generation, index) for index in range(_replica_count(deployment))]
+        if all(pid in current for pid in expected):
+            rows = [current[pid] for pid in expected]
         else:
             rows = _replicas(ctx, node, name, deployment, version, generation)
             for row in rows:
                 ctx.store.want_process(row)
-            started += [r.id for r in rows]
             model_name = ModelRef.parse(deployment.model).name
             ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {model_name} version {version})")
         keep.update(r.id for r in rows)
@@ -86,8 +93,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                              "replicas": [r.health.rsplit("/", 1)[0] for r in rows if r.health],
                              "deadline": _probe_deadline(deployment)}
     ensure_running(ctx.paths)
-    if started:
-        wait_healthy(ctx, started, max(d["deadline"] for d in deployments.values()))
+    # Every replica the gateway will route to, kept ones too: after an interrupted `up` they may still be starting.
+    wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()))
     port = _gateway_port(endpoint, previous)
     _write_gateway_config(ctx, node, endpoint, deployments)
     gateway_id = f"{node.id}/gateway"
