@@ -106,7 +106,7 @@ def _peak_bytes(path: Path, rows: int) -> int:
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_memory_stays_flat_as_the_input_grows(tmp_path: Path, suffix: str) -> None:
     peaks = []
-    for rows in (200_000, 1_000_000):
+    for rows in (200_000, 2_000_000):
         data = pd.DataFrame({"a": np.random.default_rng(0).random(rows), "b": np.arange(rows, dtype=float),
                              "label": ["some text that is not read"] * rows})
         path = write(data, tmp_path / f"big-{rows}{suffix}")
@@ -115,5 +115,7 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path: Path, suffix: str) -> No
         peaks.append(_peak_bytes(path, rows))
         path.unlink()
     small, large = peaks
-    assert large < small * 1.5 + (2 << 20), f"peak {small} bytes for 200k rows but {large} for 1M"
-    assert large < 1_000_000 * 2 * 8  # under the two model columns of the large input, fully loaded
+    # pyarrow reads a bounded number of blocks ahead, more when the consumer is slow (a loaded CI machine): that
+    # bound, not the input, sets the peak; growing with the input would be ~10x here.
+    assert large < small * 1.5 + (8 << 20), f"peak {small} bytes for 200k rows but {large} for 2M"
+    assert large < 2_000_000 * 2 * 8 / 2  # under half the two model columns of the large input, fully loaded
