@@ -14,6 +14,7 @@ from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime.keys import key_hash
+from mlspec.spec.endpoint import Probes, RequestSettings
 
 SERVING_PORT = 8080  # inside each replica and the gateway
 GATEWAY_CONFIG = "/etc/mlspec/gateway.json"
@@ -33,8 +34,10 @@ class DeploymentArgs:
     :param alias: a registry alias to serve (``champion``) instead of a version.
     :param instance_count: replicas.
     :param workers: server processes per replica.
-    :param probes: ``{"readiness": {initial_delay, period, timeout, failure_threshold, ...}, "liveness": ...}``.
-    :param request_settings: ``{request_timeout, max_body_size, max_concurrent_requests_per_instance}``.
+    :param probes: ``{"readiness": {initial_delay, period, timeout, failure_threshold, ...}, "liveness": ...}``;
+        what is left out takes the spec's defaults (``mlspec.spec.Probes``).
+    :param request_settings: ``{request_timeout, max_body_size, max_concurrent_requests_per_instance}``; what is
+        left out takes the spec's defaults (``mlspec.spec.RequestSettings``).
     :param batching: ``{max_batch_size, max_wait}`` for torch models; None: no stacking of requests.
     :param environment_variables: extra variables for the scoring server.
     :param size: CPU, memory and GPUs of each replica.
@@ -124,18 +127,17 @@ class OnlineEndpoint(pulumi.ComponentResource):
 
     def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int) -> docker.Container:
         alias = f"{endpoint}-{d.name}-{index}"
-        probe = {**{"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30},
-                 **d.probes.get("readiness", {})}
+        probe = Probes.model_validate(d.probes).readiness
         # Docker checks more often than the probe period (at most every 5 s) so replicas join sooner.
-        health = c.Health(interval=min(float(probe["period"]), 5.0), timeout=float(probe["timeout"]),
-                          retries=int(probe["failure_threshold"]), start_period=float(probe["initial_delay"]))
+        health = c.Health(interval=min(probe.period, 5.0), timeout=probe.timeout,
+                          retries=probe.failure_threshold, start_period=probe.initial_delay)
         model_uri = pulumi.Output.from_input(d.version).apply(lambda v: _model_uri(d, v))
-        settings = {"request_timeout": 5, "max_body_size": 16 * 2**20, **d.request_settings}
+        settings = RequestSettings.model_validate(d.request_settings)
         command: list[pulumi.Input[str]] = [
             c.PYTHON, "-m", "mlspec.runtime.serving", "--model-uri", model_uri, "--tracking-uri",
             workspace.tracking_uri, "--host", "0.0.0.0", "--port", str(SERVING_PORT), "--workers", str(d.workers),
-            "--name", d.name, "--max-body-size", str(settings["max_body_size"]),
-            "--request-timeout", str(settings["request_timeout"])]
+            "--name", d.name, "--max-body-size", str(settings.max_body_size),
+            "--request-timeout", str(settings.request_timeout)]
         if d.batching:
             command += ["--max-batch-size", str(d.batching["max_batch_size"]),
                         "--max-wait", str(d.batching["max_wait"])]
@@ -169,7 +171,7 @@ def _model_uri(d: DeploymentArgs, version: int | None) -> str:
 
 def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
                     replicas: dict[str, list[str]]) -> str:
-    limits = [d.request_settings for d in args.deployments]
+    limits = [RequestSettings.model_validate(d.request_settings) for d in args.deployments]
     config = {
         "endpoint": name,
         "auth": args.auth,
@@ -177,7 +179,7 @@ def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
         "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name]}
                         for d in args.deployments},
         "mirror": dict(args.mirror),
-        "max_body_size": max(int(s.get("max_body_size", 16 * 2**20)) for s in limits),
-        "request_timeout": max(float(s.get("request_timeout", 5)) for s in limits) + 1,
+        "max_body_size": max(s.max_body_size for s in limits),
+        "request_timeout": max(s.request_timeout for s in limits) + 1,
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -81,8 +81,6 @@ endpoint_iris = OnlineEndpoint("iris", workspace, OnlineEndpointArgs(
             version=job_train.version("iris-clf"),
             instance_count=1,
             workers=1,
-            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
-            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
             size=Size(cpus=1.0, memory_mb=2048, gpus=0),
         ),
         DeploymentArgs(
@@ -92,8 +90,6 @@ endpoint_iris = OnlineEndpoint("iris", workspace, OnlineEndpointArgs(
             version=job_train_forest.version("iris-forest"),
             instance_count=1,
             workers=1,
-            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
-            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
             size=Size(cpus=1.0, memory_mb=2048, gpus=0),
         ),
     ],

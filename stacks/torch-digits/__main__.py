@@ -64,8 +64,6 @@ endpoint_digits = OnlineEndpoint("digits", workspace, OnlineEndpointArgs(
             version=job_train.version("digits-mlp"),
             instance_count=1,
             workers=1,
-            probes={"liveness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}, "readiness": {"failure_threshold": 30, "initial_delay": 10.0, "period": 10.0, "success_threshold": 1, "timeout": 2.0}},
-            request_settings={"max_body_size": 16777216, "max_concurrent_requests_per_instance": 64, "request_timeout": 5.0},
             batching={"max_batch_size": 32, "max_wait": 0.002},
             size=Size(cpus=2.0, memory_mb=4096, gpus=0),
         ),

@@ -267,6 +267,9 @@ class _Builder:
                 env_var = self.env_of(job_id, "environment") if job_id else None
             env_var = env_var or self.env_of(node.id, f"deployments.{name}.environment")
             settings = deployment.model_dump(mode="json", exclude={"model", "environment", "compute", "resources"})
+            # Only what the spec changes: the components take the rest from the same spec models' defaults.
+            for group in ("probes", "request_settings"):
+                settings[group] = getattr(deployment, group).model_dump(mode="json", exclude_defaults=True)
             replicas = deployment.autoscale.min_instances if deployment.autoscale else deployment.instance_count
             settings.update(instance_count=max(1, replicas))
             settings.pop("autoscale", None)
