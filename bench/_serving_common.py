@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -99,6 +100,23 @@ def write_gateway_config(path: Path, replica_port: int) -> None:
         "deployments": {"blue": {"weight": 100, "replicas": [f"http://127.0.0.1:{replica_port}"]}}}))
 
 
+def caddy_binary() -> str | None:
+    """Caddy from this interpreter's environment (`pip install -e '.[bench]'`) or from PATH."""
+    return shutil.which("caddy", path=os.pathsep.join([str(Path(PYTHON).parent), os.environ.get("PATH", "")]))
+
+
+def write_caddy_config(path: Path, port: int, replica_port: int) -> None:
+    """Caddy doing the gateway's core job: a key check on the Authorization header, then a keep-alive proxy."""
+    path.write_text(json.dumps({"admin": {"disabled": True}, "apps": {"http": {"servers": {"bench": {
+        "listen": [f"127.0.0.1:{port}"], "automatic_https": {"disable": True},
+        "routes": [{"match": [{"header": {"Authorization": [f"Bearer {KEY}"]}}],
+                    "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": f"127.0.0.1:{replica_port}"}]}],
+                    "terminal": True},
+                   {"match": [{"path": ["/health"]}], "handle": [{"handler": "static_response", "status_code": 200}],
+                    "terminal": True},
+                   {"handle": [{"handler": "static_response", "status_code": 401}]}]}}}}}))
+
+
 def commands(registered: Registered, ports: dict[str, int], gateway_config: Path) -> dict[str, list[str]]:
     """How each target is started: mlspec's server, its gateway, the floor, and MLflow's own server."""
     return {
@@ -107,6 +125,7 @@ def commands(registered: Registered, ports: dict[str, int], gateway_config: Path
                    registered.tracking_uri, "--port", str(ports.get("mlspec", 0))],
         "gateway": [PYTHON, "-m", "mlspec.runtime.gateway", "--config", str(gateway_config), "--port",
                     str(ports.get("gateway", 0))],
+        "caddy": [caddy_binary() or "caddy", "run", "--config", str(gateway_config.with_name("caddy.json"))],
         "forwarder": [PYTHON, str(Path(__file__).resolve()), "forwarder", str(ports.get("forwarder", 0)),
                       str(ports.get("mlspec", 0))],
         # The version's folder rather than its models:/ URI: for a models:/ URI of a local store MLflow writes a

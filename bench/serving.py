@@ -9,6 +9,8 @@ by mlspec's packaging, as a training job's output is:
   floor    a bare ASGI app (uvicorn, orjson) that only parses the JSON and calls predict on a numpy array
   gateway  mlspec's gateway (key auth) in front of the mlspec server
   forwarder  a raw uvloop byte copy in front of the mlspec server: the least any proxy hop adds on this machine
+  caddy    Caddy (`pip install -e '.[bench]'`) checking the key and proxying to the mlspec server, as a compiled
+           proxy would do the gateway's job; measured when installed
 Load: wrk (Debian's `apt-get install -y wrk`) with a Lua POST script, one thread, 1 and 16 keep-alive connections,
 a warm-up run then a fixed-duration run per target. The servers run on --server-cpus and wrk on --wrk-cpus
 (taskset), so the load generator does not compete with what it measures; the gateway shares the servers' cores
@@ -30,6 +32,7 @@ from pathlib import Path
 from _serving_common import (
     IRIS_BODY,
     KEY,
+    caddy_binary,
     commands,
     free_port,
     health_path,
@@ -37,10 +40,11 @@ from _serving_common import (
     register_iris,
     stop,
     wait_ready,
+    write_caddy_config,
     write_gateway_config,
 )
 
-TARGETS = ("mlspec", "mlflow", "floor", "gateway", "forwarder")
+TARGETS = ("mlspec", "mlflow", "floor", "gateway", "forwarder", "caddy")
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -106,16 +110,23 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     targets = list(dict.fromkeys(["mlspec", *args.targets]))  # the gateway forwards to mlspec; ratios need it
+    if "caddy" in targets and caddy_binary() is None:
+        if "--targets" in sys.argv:
+            sys.exit("caddy is not installed: pip install -e '.[bench]'")
+        targets.remove("caddy")
+        print("(caddy is not installed, so it is not measured: pip install -e '.[bench]')")
 
     with tempfile.TemporaryDirectory(prefix="mlspec-bench-") as tmp:
         root = Path(tmp)
         registered = register_iris(root)
         ports = {name: free_port() for name in targets}
         write_gateway_config(root / "gateway.json", ports["mlspec"])
+        if "caddy" in ports:
+            write_caddy_config(root / "caddy.json", ports["caddy"], ports["mlspec"])
         argv = commands(registered, ports, root / "gateway.json")
         script = lua_script(root / "post.lua", IRIS_BODY, {"Content-Type": "application/json",
                                                             "Authorization": f"Bearer {KEY}"})
-        hops = ("gateway", "forwarder")
+        hops = ("gateway", "forwarder", "caddy")
         cpus = {name: args.gateway_cpus if name in hops and args.gateway_cpus else args.server_cpus
                 for name in targets}
         processes = {name: launch(argv[name], root / f"{name}.log", registered.tracking_uri, cpus[name])
@@ -159,6 +170,10 @@ def report(results: dict[str, Figures], connections: int) -> None:
         p50, p99 = gateway.p50_ms / ours.p50_ms - 1, gateway.p99_ms / ours.p99_ms - 1
         print(f"gateway latency overhead:                p50 {p50:+.0%}, p99 {p99:+.0%}, throughput "
               f"{gateway.rps / ours.rps - 1:+.0%}  (target p50 <= +15%: {verdict[p50 <= 0.15]})")
+    if "caddy" in results:
+        caddy = results["caddy"]
+        print(f"caddy latency overhead:                  p50 {caddy.p50_ms / ours.p50_ms - 1:+.0%}, p99 "
+              f"{caddy.p99_ms / ours.p99_ms - 1:+.0%}, throughput {caddy.rps / ours.rps - 1:+.0%}")
     if "forwarder" in results:
         forwarder = results["forwarder"]
         print(f"forwarder latency overhead:              p50 {forwarder.p50_ms / ours.p50_ms - 1:+.0%}, p99 "

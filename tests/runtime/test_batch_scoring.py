@@ -49,6 +49,53 @@ def test_append_writes_one_file_of_predictions_with_row_identity(store: IrisStor
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_manifest.json", "predictions.csv"]
 
 
+def test_a_batchable_models_mini_batches_are_scored_in_groups_with_the_same_output(
+        store: IrisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlspec.runtime.batch.groups as groups
+    import mlspec.runtime.batch.runner as runner
+
+    write(iris_frame(store, 1000), tmp_path / "in.csv")
+    calls: list[int] = []
+    real_score = runner.score
+
+    def counted(model: object, table: object, features: object = None) -> object:
+        calls.append(table.num_rows)  # type: ignore[attr-defined]
+        return real_score(model, table, features)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "score", counted)
+    grouped = run_batch(make_run(store.tracking_uri, f"models:/{MODEL}/1", tmp_path / "in.csv", tmp_path / "grouped",
+                                 mini_batch_size=10))
+    assert (grouped.status, grouped.batches, grouped.rows_scored) == ("succeeded", 100, 1000)
+    assert len(calls) < 10 and sum(calls) == 1000  # 100 mini-batches, a handful of calls
+    calls.clear()
+    monkeypatch.setattr(groups, "GROUP_ROWS", 1)
+    alone = run_batch(make_run(store.tracking_uri, f"models:/{MODEL}/1", tmp_path / "in.csv", tmp_path / "alone",
+                               mini_batch_size=10))
+    assert calls == [10] * 100
+    assert (tmp_path / "grouped" / "predictions.csv").read_bytes() == \
+        (tmp_path / "alone" / "predictions.csv").read_bytes()
+    assert alone.batches == 100
+
+
+def test_a_group_that_fails_is_scored_one_mini_batch_at_a_time(store: IrisStore, tmp_path: Path) -> None:
+    data = iris_frame(store, 100)
+    data.iloc[37, 0] = None  # a missing value: the model refuses the mini-batch holding row 37
+    write(data, tmp_path / "in.csv")
+    lines: list[str] = []
+    run = make_run(store.tracking_uri, f"models:/{MODEL}/1", tmp_path / "in.csv", tmp_path / "out",
+                   mini_batch_size=10, error_threshold=10)
+    result = run_batch(run, lines.append)
+    assert (result.status, result.rows_scored, result.rows_failed) == ("succeeded", 90, 10), result.error
+    assert [(f.first_row, f.rows) for f in result.failures] == [(30, 10)]
+    assert "NaN" in result.failures[0].error
+    assert any("scoring 10 mini-batches in one call failed" in line and "one by one" in line for line in lines)
+    rows = read(tmp_path / "out" / "predictions.csv")
+    kept = [i for i in range(100) if not 30 <= i < 40]
+    assert [int(r["row"]) for r in rows] == kept
+    expected = store.expected(data.iloc[kept][list(store.features.columns)])
+    assert [int(r["prediction"]) for r in rows] == expected
+
+
 def test_per_file_writes_one_file_per_input_and_drops_stale_ones(store: IrisStore, tmp_path: Path) -> None:
     data = iris_frame(store, 200)
     inputs = tmp_path / "in"

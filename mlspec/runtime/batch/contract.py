@@ -27,7 +27,8 @@ class BatchRun(ContractFile):
     input: AbsPath = Field(description="Absolute file, or folder of .csv / .parquet / .jsonl files, to score.")
     output: AbsPath = Field(description="Absolute folder the predictions are written to.")
     mode: Literal["append", "per_file"] = Field("append", description="predictions.csv, or one CSV per input file.")
-    mini_batch_size: int = Field(1024, ge=1, description="Rows per model call.")
+    mini_batch_size: int = Field(1024, ge=1, description="Rows per mini-batch: the unit of retries, failures and "
+                                 "resumption (a batchable model scores several in one call).")
     error_threshold: int = Field(-1, ge=-1, description="Failed rows tolerated before the run fails (-1: any).")
     max_retries: int = Field(3, ge=0, description="Attempts per mini-batch after the first.")
     timeout: float = Field(30.0, gt=0, description="Seconds one attempt at a mini-batch may take.")

@@ -3,6 +3,11 @@
 Three stages overlap, with bounded queues between them: a reading thread parses blocks and cuts them into
 mini-batches, scoring threads predict them, a writing thread appends their predictions in input order. This
 thread hands mini-batches from one stage to the next and owns the retries, timeouts and error accounting.
+
+A model whose rows are scored independently (scikit-learn, torch: what the server stacks) gets a block's
+consecutive mini-batches in one call (groups.py): a cheap model's per-call overhead is then paid once
+per group, not per mini-batch. Mini-batches stay the unit of everything else; when a group's call fails or runs
+too long, its mini-batches are scored one by one, each with its own attempts and timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError, FailedBatch
+from mlspec.runtime.batch.groups import Group, batches_per_call, in_groups
 from mlspec.runtime.batch.journal import Entry, Journal
 from mlspec.runtime.batch.output import finish, output_names
 from mlspec.runtime.batch.predict import block_features, score, wanted_columns
@@ -49,6 +55,8 @@ class _InFlight:
     batch: MiniBatch
     attempt: Attempt
     tries: int = 1
+    rows: slice | None = None  # where its predictions are in its attempt's, when the attempt scores a group
+    group: int = 1  # mini-batches its attempt scores
 
 
 def run_batch(run: BatchRun, on_line: LineCallback | None = None,
@@ -149,8 +157,8 @@ class _Run:
         pending: deque[_InFlight] = deque()
         try:
             for block in reader:
-                for batch in block:
-                    pending.append(_InFlight(batch, self._submit(workers, batch)))
+                for group in block:
+                    pending.extend(self._submit_group(workers, group))
                     while len(pending) >= window:
                         self._finish_head(workers, writer, pending)
             while pending:
@@ -165,21 +173,44 @@ class _Run:
         writer.put(self.scored)
         self.scored, self.scored_rows = [], 0
 
-    def _read(self, skip: int) -> Iterator[list[MiniBatch]]:
-        """On the reading thread: each block's mini-batches, with the model's input made once for the block."""
+    def _read(self, skip: int) -> Iterator[list[Group]]:
+        """On the reading thread: each block's mini-batches in groups, the model's input made once for the block."""
         size = self.run.mini_batch_size
+        per_group = batches_per_call(size, self.model.batchable)
         for block in blocks(self.files, size, wanted_columns(self.model)):
             count = block.batch_count(size)
             if skip >= count:
                 skip -= count  # scored before the interruption: read past it
                 continue
-            batches = block.mini_batches(size, block_features(self.model, block.table))
-            yield batches[skip:]
+            features = block_features(self.model, block.table)
+            yield in_groups(block, block.mini_batches(size, features)[skip:], features, per_group)
             skip = 0
+
+    def _submit_group(self, workers: Workers, group: Group) -> list[_InFlight]:
+        """One attempt for the group's mini-batches; each knows its rows of the attempt's predictions."""
+        if len(group.batches) == 1:
+            return [_InFlight(group.batches[0], self._submit(workers, group.batches[0]))]
+        model, table, features = self.model, group.table, group.features
+        attempt = workers.submit(lambda: score(model, table, features))
+        items, start = [], 0
+        for batch in group.batches:
+            items.append(_InFlight(batch, attempt, rows=slice(start, start + batch.rows), group=len(group.batches)))
+            start += batch.rows
+        return items
 
     def _submit(self, workers: Workers, batch: MiniBatch) -> Attempt:
         model = self.model
         return workers.submit(lambda: score(model, batch.table, batch.features))
+
+    def _ungroup(self, workers: Workers, pending: deque[_InFlight], error: str) -> None:
+        """The head's group failed as a whole: score its mini-batches one by one (the failure counts for none)."""
+        failed = pending[0].attempt
+        members = [item for item in pending if item.attempt is failed]
+        first, last = members[0].batch, members[-1].batch
+        self.say(f"{self.files[first.file_index].source} rows {first.first_row}-{last.first_row + last.rows - 1}: "
+                 f"scoring {len(members)} mini-batches in one call failed ({error}); scoring them one by one")
+        for item in members:
+            item.attempt, item.rows, item.group = self._submit(workers, item.batch), None, 1
 
     def _finish_head(self, workers: Workers, writer: PredictionWriter, pending: deque[_InFlight]) -> None:
         """Wait for the oldest mini-batch (retrying it as allowed) and write it: output stays in input order."""
@@ -196,15 +227,22 @@ class _Run:
         while True:
             if self.stop.is_set():
                 raise Cancelled()
-            finished = item.attempt.wait(self.run.timeout)
+            # A group's call may take as long as its mini-batches each may.
+            timeout = self.run.timeout * item.group
+            finished = item.attempt.wait(timeout)
             if finished and item.attempt.error is None:
-                self._done(item.batch, item.attempt.value, None)
+                value = item.attempt.value
+                self._done(item.batch, value if item.rows is None else {k: v[item.rows] for k, v in value.items()},
+                           None)
                 break
             if not finished:
                 workers.abandon(item.attempt)
-                error = f"timed out after {self.run.timeout:g}s"
+                error = f"timed out after {timeout:g}s"
             else:
                 error = f"{type(item.attempt.error).__name__}: {_first_line(item.attempt.error)}"
+            if item.rows is not None:
+                self._ungroup(workers, pending, error)
+                continue
             if item.tries > self.run.max_retries:
                 tries = f" (after {item.tries} attempts)" if item.tries > 1 else ""
                 self._done(item.batch, None, error + tries)
