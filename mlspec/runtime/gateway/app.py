@@ -13,8 +13,8 @@ import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
 from mlspec.runtime.gateway.routing import Router
-from mlspec.runtime.gateway.server import Answer, Headers, Request
-from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
+from mlspec.runtime.gateway.server import Answer, Headers, Reply, Request
+from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
@@ -33,7 +33,8 @@ class GatewayApp:
         self.watcher = ConfigWatcher(config_path)  # raises ConfigError: the gateway does not start on a bad file
         self.router = Router()
         self.pool = Pool()
-        self._mirrors: set[asyncio.Task[None]] = set()
+        self._mirrors_in_flight = 0
+        self._origins: dict[str, tuple[str, int]] = {}  # replica URL -> (host, port), parsed once
         self._watch: asyncio.Task[None] | None = None
         self.registry = registry = Registry()
         self.requests = registry.add(Counter("mlspec_gateway_requests_total", "Requests by deployment and status.",
@@ -74,82 +75,119 @@ class GatewayApp:
             return status, [*sent, *_UNAUTHORISED], body
         return None
 
-    async def handle(self, request: Request) -> Answer:
+    def handle(self, request: Request, reply: Reply) -> None:
         config = self.watcher.config
         if not request.prechecked:  # a pipelined request skipped the early check
             refused = self.precheck(request.path, request.headers)
             if refused is not None:
-                return refused
+                reply(refused)
+                return
         if request.path == b"/health":
-            return _json(200, self._health(config))
-        if request.path == b"/metrics":
-            return 200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], self.registry.render()
-        started = time.perf_counter()
-        deployment, (status, headers, body) = await self._route(request, config)
-        self.requests.inc((deployment, str(status)))
-        self.latency.observe(time.perf_counter() - started, (deployment,))
-        passed = [h for h in headers if h[0] not in _DROP_RESPONSE]
-        return status, [*passed, (b"x-mlspec-deployment", deployment.encode())], body
+            reply(_json(200, self._health(config)))
+        elif request.path == b"/metrics":
+            reply((200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], self.registry.render()))
+        else:
+            self._route(request, config, reply)
 
-    async def _route(self, request: Request, config: GatewayConfig) -> tuple[str, Answer]:
+    def _route(self, request: Request, config: GatewayConfig, reply: Reply) -> None:
         pinned = next((value for name in PIN_HEADERS if (value := request.header(name)) is not None), None)
         if pinned is not None:
             deployment = config.deployments.get(pinned.decode("latin-1").strip())
             if deployment is None:
                 known = ", ".join(config.deployments)
-                return "", _error(404, f"no deployment {pinned.decode('latin-1')!r}; this endpoint has {known}")
+                self._refuse(reply, _error(404, f"no deployment {pinned.decode('latin-1')!r}; this endpoint has "
+                                                f"{known}"))
+                return
         else:
             deployment = config.choose()
             if deployment is None:
-                return "", _error(503, "no deployment takes traffic (every weight is 0 or has no replicas)")
+                self._refuse(reply, _error(503, "no deployment takes traffic (every weight is 0 or has no "
+                                                "replicas)"))
+                return
         mirror = config.mirror_to(deployment.name) if config.mirror else None
         if mirror is not None:
             self._mirror(mirror, request, config.request_timeout)
-        return deployment.name, await self._forward(deployment, request, config.request_timeout)
+        _Forward(self, deployment, request, config.request_timeout, reply).attempt()
 
-    async def _forward(self, deployment: Deployment, request: Request, timeout: float) -> Answer:
-        failures = []
-        for url in self.router.candidates(deployment):
-            host, port = _origin(url)
-            try:
-                answer = await self.pool.send(host, port, _upstream_request(request, url), timeout)
-            except UpstreamTimeout:  # alive but slow: retrying elsewhere would only double the load
-                return _error(504, f"deployment '{deployment.name}' did not answer within {timeout:g}s")
-            except UpstreamError as error:
-                self.router.failed(url)
-                self.upstream_errors.inc((deployment.name, url))
-                failures.append(f"{url}: {error}")
-                continue  # predictions change nothing, so the request is retried once on another replica
-            self.router.succeeded(url)
-            return answer.status, answer.headers, answer.body
-        if not failures:
-            return _error(503, f"deployment '{deployment.name}' has no replicas")
-        return _error(502, f"no replica of deployment '{deployment.name}' answered: {'; '.join(failures)}")
+    def _refuse(self, reply: Reply, answer: Answer) -> None:
+        """An answer no deployment gave: counted under deployment ""."""
+        self.requests.inc(("", str(answer[0])))
+        reply(answer)
+
+    def origin(self, url: str) -> tuple[str, int]:
+        found = self._origins.get(url)
+        if found is None:
+            if len(self._origins) > 4096:  # replicas come and go across reloads: forget the old ones
+                self._origins.clear()
+            found = self._origins[url] = _origin(url)
+        return found
 
     def _mirror(self, deployment: Deployment, request: Request, timeout: float) -> None:
-        if len(self._mirrors) >= MAX_MIRRORS_IN_FLIGHT:
+        if self._mirrors_in_flight >= MAX_MIRRORS_IN_FLIGHT:
             self.mirrored.inc((deployment.name, "dropped"))
             return
         url = self.router.candidates(deployment)[0]
-        copy = _upstream_request(request, url)
-        task = asyncio.get_running_loop().create_task(self._send_copy(deployment.name, url, copy, timeout))
-        self._mirrors.add(task)
-        task.add_done_callback(self._mirrors.discard)
+        name = deployment.name
 
-    async def _send_copy(self, name: str, url: str, request: bytes, timeout: float) -> None:
-        host, port = _origin(url)
-        try:
-            answer: Response = await self.pool.send(host, port, request, timeout)
-        except (UpstreamError, UpstreamTimeout):
-            self.mirrored.inc((name, "failed"))
-            return
-        self.mirrored.inc((name, "sent" if answer.status < 500 else "failed"))  # the answer itself is discarded
+        def answered(response: Response | None, error: Exception | None) -> None:
+            self._mirrors_in_flight -= 1
+            sent = response is not None and response.status < 500
+            self.mirrored.inc((name, "sent" if sent else "failed"))  # the answer itself is discarded
+
+        self._mirrors_in_flight += 1
+        self.pool.send(*self.origin(url), _upstream_request(request, url), timeout, answered)
 
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
         return {"status": "ok", "endpoint": config.endpoint, "auth": config.auth,
                 "deployments": {d.name: {"weight": d.weight, "replicas": len(d.replicas),
                                          "down": self.router.down(d)} for d in config.deployments.values()},
                 "mirror": config.mirror}
+
+
+class _Forward:
+    """One request on its way to a deployment: a replica, then (if that one cannot be reached) another."""
+
+    __slots__ = ("app", "candidates", "deployment", "failures", "reply", "request", "started", "timeout", "tried")
+
+    def __init__(self, app: GatewayApp, deployment: Deployment, request: Request, timeout: float,
+                 reply: Reply) -> None:
+        self.app, self.deployment, self.request, self.timeout, self.reply = app, deployment, request, timeout, reply
+        self.candidates = app.router.candidates(deployment)
+        self.tried = 0
+        self.failures: list[str] = []
+        self.started = time.perf_counter()
+
+    def attempt(self) -> None:
+        if self.tried == len(self.candidates):
+            name = self.deployment.name
+            if not self.failures:
+                self.finish(_error(503, f"deployment '{name}' has no replicas"))
+            else:
+                self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
+            return
+        url = self.candidates[self.tried]
+        self.tried += 1
+        self.app.pool.send(*self.app.origin(url), _upstream_request(self.request, url), self.timeout, self.answered)
+
+    def answered(self, response: Response | None, error: Exception | None) -> None:
+        url, name = self.candidates[self.tried - 1], self.deployment.name
+        if response is not None:
+            self.app.router.succeeded(url)
+            self.finish((response.status, [h for h in response.headers if h[0] not in _DROP_RESPONSE], response.body))
+        elif isinstance(error, UpstreamTimeout):  # alive but slow: retrying elsewhere would only double the load
+            self.finish(_error(504, f"deployment '{name}' did not answer within {self.timeout:g}s"))
+        else:
+            self.app.router.failed(url)
+            self.app.upstream_errors.inc((name, url))
+            self.failures.append(f"{url}: {error}")
+            self.attempt()  # predictions change nothing, so the request is retried once on another replica
+
+    def finish(self, answer: Answer) -> None:
+        status, headers, body = answer
+        name = self.deployment.name
+        self.app.requests.inc((name, str(status)))
+        self.app.latency.observe(time.perf_counter() - self.started, (name,))
+        self.reply((status, [*headers, (b"x-mlspec-deployment", name.encode())], body))
 
 
 def _key(headers: Headers) -> bytes | None:

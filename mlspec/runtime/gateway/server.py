@@ -2,7 +2,8 @@
 
 Why not uvicorn here (the scoring server uses it): a proxy only moves bytes, and uvicorn's ASGI layer (a task,
 scope and message dicts per request) doubled the gateway's added latency in measurement; this keeps the same C
-parser and drops the rest.
+parser and drops the rest. The handler is a plain call with a reply callback, not a coroutine, for the same
+reason: no task is made per request.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -41,7 +43,8 @@ class Request:
 
 
 Answer = tuple[int, Headers, bytes]
-Handler = Callable[[Request], Awaitable[Answer]]
+Reply = Callable[[Answer], None]
+Handler = Callable[[Request, Reply], None]  # answers through the reply, once: at once or later on the loop
 Precheck = Callable[[bytes, Headers], Answer | None]  # an answer from the path and headers alone, or None
 
 
@@ -64,6 +67,8 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._queue: deque[tuple[Request, bool]] = deque()  # pipelined requests wait their turn
         self._busy = False
+        self._current: tuple[Request, bool] | None = None  # the request being answered, and its keep-alive
+        self._in_handler = False
         self._idle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._prechecked = False
@@ -138,28 +143,38 @@ class _Connection(asyncio.Protocol):
 
     # responding ------------------------------------------------------------------------------------------------
     def _next(self) -> None:
-        if self._queue and self._transport is not None and not self._transport.is_closing():
+        """Hand queued requests to the handler in order; a loop, not recursion, where answers come at once."""
+        while self._queue and self._transport is not None and not self._transport.is_closing():
             self._busy = True
-            request, keep_alive = self._queue.popleft()
-            asyncio.get_running_loop().create_task(self._respond(request, keep_alive))
-        else:
-            self._busy = False
-            self._arm_idle()
+            self._current = request, _ = self._queue.popleft()
+            self._in_handler = True
+            try:
+                self._handler(request, self._reply)
+            except Exception as error:  # a bug of ours: the client gets a 500, never a traceback
+                traceback.print_exc()
+                if self._busy:
+                    self._reply((500, [(b"content-type", b"application/json")],
+                                 b'{"error": "internal gateway error: %s"}' % type(error).__name__.encode()))
+            finally:
+                self._in_handler = False
+            if self._busy:
+                return  # answered later: the reply goes on from there
+        self._busy = False
+        self._arm_idle()
 
-    async def _respond(self, request: Request, keep_alive: bool) -> None:
-        try:
-            status, headers, body = await self._handler(request)
-        except Exception as error:  # a bug of ours: the client gets a 500, never a traceback
-            import traceback
-
-            traceback.print_exc()
-            status, headers, body = 500, [(b"content-type", b"application/json")], \
-                b'{"error": "internal gateway error: %s"}' % type(error).__name__.encode()
-        assert self._transport is not None
+    def _reply(self, answer: Answer) -> None:
+        if not self._busy or self._current is None:
+            return  # answered already (a reply must come once)
+        (request, keep_alive), self._current = self._current, None
+        self._busy = False
+        if self._transport is None or self._transport.is_closing():
+            return  # the client went away while its answer was being made
+        status, headers, body = answer
         self._transport.write(render(status, headers, body, close=not keep_alive, head=request.method == b"HEAD"))
         if not keep_alive:
             self._transport.close()
-        self._next()
+        elif not self._in_handler:
+            self._next()
 
     def _refuse(self, status: int, message: bytes) -> None:
         assert self._transport is not None

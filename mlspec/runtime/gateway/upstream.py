@@ -1,7 +1,9 @@
 """A small HTTP/1.1 client for the replicas: pooled keep-alive connections, responses parsed by httptools.
 
 Why not httpx: it costs several hundred microseconds of Python per request, more than the scoring server spends
-answering one; this client writes one buffer and parses with the same C parser uvicorn uses.
+answering one; this client writes one buffer and parses with the same C parser uvicorn uses. Why callbacks
+rather than coroutines: an exchange on a pooled connection is a write and, later, a parsed response; a future
+and the task awaiting it cost as much again as that, per request. Only connecting (rare) is a coroutine.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httptools
 
@@ -41,21 +44,22 @@ class _Stale(Exception):
     """A pooled connection the server had closed while idle: try a fresh one (the replica itself is fine)."""
 
 
-@dataclass(eq=False)
-class _Connection(asyncio.Protocol):
-    loop: asyncio.AbstractEventLoop
-    transport: asyncio.Transport | None = None
-    closed: bool = False
-    used: bool = False
-    idle_since: float = 0.0
-    _waiter: asyncio.Future[Response] | None = None
-    _headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    _body: list[bytes] = field(default_factory=list)
-    _received: bool = False
-    _keep_alive: bool = True
-    _head: bool = False  # the request in flight is a HEAD: its response has headers only
+Done = Callable[[Response | None, Exception | None], None]  # called once: the response, or why there is none
 
-    def __post_init__(self) -> None:
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.used = False  # it carried an exchange before: a close with no answer means the server let it go
+        self.idle_since = 0.0
+        self._done: Done | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._received = False
+        self._head = False  # the request in flight is a HEAD: its response has headers only
         self._parser = httptools.HttpResponseParser(self)
 
     # asyncio.Protocol
@@ -67,13 +71,13 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
-            self._fail(UpstreamError(f"malformed response: {error}", connect=False))
             self.close()
+            self._finish(None, UpstreamError(f"malformed response: {error}", connect=False))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         stale = self.used and not self._received
-        self._fail(_Stale() if stale else UpstreamError("the replica closed the connection", connect=False))
+        self._finish(None, _Stale() if stale else UpstreamError("the replica closed the connection", connect=False))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -87,15 +91,15 @@ class _Connection(asyncio.Protocol):
             self.on_message_complete()
 
     def on_message_complete(self) -> None:
-        self._keep_alive = self._parser.should_keep_alive()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(Response(self._parser.get_status_code(), self._headers, b"".join(self._body)))
+        if self._done is None:
+            return
+        response = Response(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        if not self._parser.should_keep_alive():
+            self.close()
+        self._finish(response, None)
 
-    def _fail(self, error: Exception) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(error)
-
-    async def exchange(self, request: bytes, timeout: float) -> Response:
+    def exchange(self, request: bytes, timeout: float, done: Done) -> None:
+        """Send `request`; `done` gets the response, or the error, within `timeout` seconds."""
         self._headers, self._body, self._received = [], [], False
         head = request.startswith(b"HEAD ")
         if head or self._head:
@@ -103,22 +107,24 @@ class _Connection(asyncio.Protocol):
             # for each exchange around a HEAD keeps the connection reusable.
             self._parser = httptools.HttpResponseParser(self)
         self._head = head
-        self._waiter = waiter = self.loop.create_future()
+        self._done = done
         assert self.transport is not None
         self.transport.write(request)
-        expiry = self.loop.call_later(timeout, self._fail, UpstreamTimeout())
-        try:
-            response = await waiter
-        except UpstreamTimeout:
-            self.close()  # the answer may still come: this connection cannot carry another request
-            raise
-        finally:
-            expiry.cancel()
-            self._waiter = None
-            self.used = True
-        if not self._keep_alive:
-            self.close()
-        return response
+        self._expiry = self.loop.call_later(timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.close()  # the answer may still come: this connection cannot carry another request
+        self._finish(None, UpstreamTimeout())
+
+    def _finish(self, response: Response | None, error: Exception | None) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.used = True
+        done(response, error)
 
     def close(self) -> None:
         self.closed = True
@@ -129,21 +135,54 @@ class _Connection(asyncio.Protocol):
 class Pool:
     def __init__(self) -> None:
         self._idle: defaultdict[tuple[str, int], list[_Connection]] = defaultdict(list)
+        self._connecting: set[asyncio.Task[None]] = set()
 
-    async def send(self, host: str, port: int, request: bytes, timeout: float) -> Response:
-        """One request/response on a pooled connection, or on a new one if the pooled one turns out closed."""
+    def send(self, host: str, port: int, request: bytes, timeout: float, done: Done) -> None:
+        """One request/response on a pooled connection, or on a new one if none is idle or the pooled one turns
+        out closed; `done` gets the response or an UpstreamError/UpstreamTimeout."""
         origin = (host, port)
         connection = self._pooled(origin)
-        if connection is not None:
-            try:
-                return await self._exchange(origin, connection, request, timeout)
-            except _Stale:
-                pass
-        connection = await self._connect(origin)
+        if connection is None:
+            self._connect_then_send(origin, request, timeout, done)
+            return
+
+        def answered(response: Response | None, error: Exception | None) -> None:
+            if isinstance(error, _Stale):
+                self._connect_then_send(origin, request, timeout, done)
+            else:
+                self._after(origin, connection, response, error, done)
+
+        connection.exchange(request, timeout, answered)
+
+    def _connect_then_send(self, origin: tuple[str, int], request: bytes, timeout: float, done: Done) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(origin, request, timeout, done))
+        self._connecting.add(task)  # held until done: the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(self, origin: tuple[str, int], request: bytes, timeout: float, done: Done) -> None:
         try:
-            return await self._exchange(origin, connection, request, timeout)
-        except _Stale:
-            raise UpstreamError("the replica closed the connection without answering", connect=False) from None
+            connection = await self._connect(origin)
+        except UpstreamError as error:
+            done(None, error)
+            return
+
+        def answered(response: Response | None, error: Exception | None) -> None:
+            if isinstance(error, _Stale):
+                error = UpstreamError("the replica closed the connection without answering", connect=False)
+            self._after(origin, connection, response, error, done)
+
+        connection.exchange(request, timeout, answered)
+
+    def _after(self, origin: tuple[str, int], connection: _Connection, response: Response | None,
+               error: Exception | None, done: Done) -> None:
+        if not connection.closed:
+            idle = self._idle[origin]
+            if len(idle) < MAX_IDLE:
+                connection.idle_since = time.monotonic()
+                idle.append(connection)
+            else:
+                connection.close()
+        done(response, error)
 
     def _pooled(self, origin: tuple[str, int]) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -165,18 +204,9 @@ class Pool:
             raise UpstreamError(f"cannot connect to {origin[0]}:{origin[1]}: {reason}", connect=True) from None
         return protocol
 
-    async def _exchange(self, origin: tuple[str, int], connection: _Connection, request: bytes,
-                        timeout: float) -> Response:
-        response = await connection.exchange(request, timeout)
-        idle = self._idle[origin]
-        if not connection.closed and len(idle) < MAX_IDLE:
-            connection.idle_since = time.monotonic()
-            idle.append(connection)
-        elif not connection.closed:
-            connection.close()
-        return response
-
     def close(self) -> None:
+        for task in self._connecting:
+            task.cancel()
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
