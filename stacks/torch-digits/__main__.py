@@ -22,7 +22,7 @@ from mlspec.pulumi import (
 workspace = Workspace("digits", WorkspaceArgs(
     spec_root="../../examples/torch-digits",
     runtime=EnvironmentArgs(
-        content_hash="289407bfa06fb6e74eb3db2ae3abb9b2f49d4d06dd2e92c63bf3538b7f82d5ba",
+        content_hash="e3d9d914f4ea698a33b3e3adaa497deb85ca3112749b9bcd30da3dea52a3420d",
         dockerfile="docker/runtime/Dockerfile",
         requirements="docker/runtime/requirements.txt",
     ),

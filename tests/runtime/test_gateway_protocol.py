@@ -30,7 +30,7 @@ class _Replica(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+    def do_POST(self) -> None:
         query = parse_qs(urlsplit(self.path).query)
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         time.sleep(float(query.get("sleep", ["0"])[0]))
@@ -45,7 +45,7 @@ class _Replica(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the signature http.server calls)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

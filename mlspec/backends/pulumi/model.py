@@ -20,7 +20,6 @@ RUNTIME_REQUIREMENTS = (
     "pydantic>=2.6,<3",
     "PyYAML>=6.0",
     "mlflow>=2.12,<4",
-    "uvicorn>=0.30",
     "uvloop>=0.19",
     "httptools>=0.6",
     "orjson>=3.9",

@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlspec.runtime.gateway.app import GatewayApp
     from mlspec.runtime.gateway.config import ConfigError
-    from mlspec.runtime.gateway.server import serve
-    from mlspec.runtime.serving.asgi import bind
+    from mlspec.runtime.httpserver import bind, serve
 
     try:
         app = GatewayApp(args.config)

@@ -13,8 +13,8 @@ import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
 from mlspec.runtime.gateway.routing import Router
-from mlspec.runtime.gateway.server import Answer, Headers, Reply, Request
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
+from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import contextlib
 import os
@@ -10,7 +11,7 @@ import signal
 import socket
 import sys
 
-from mlspec.runtime.serving.asgi import bind
+from mlspec.runtime.httpserver import bind
 
 PROG = "mlspec-serve"
 
@@ -46,20 +47,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def serve(sock: socket.socket, args: argparse.Namespace) -> int:
     """Run one server process on the listening socket until it is stopped; 1 when the model was refused."""
+    import uvloop
+
     from mlspec.runtime.serving.app import ServingApp, Settings
-    from mlspec.runtime.serving.asgi import uvicorn_server
+    from mlspec.runtime.serving.asgi import run_asgi
 
     settings = Settings(args.model_uri, args.tracking_uri, args.name, args.max_body_size, args.request_timeout,
                         args.max_batch_size, args.max_wait, args.allow_unverified, args.sha256, args.device)
-    server: object = None
-    app = ServingApp(settings, on_fatal=lambda: setattr(server, "should_exit", True))
-    server = uvicorn_server(app)
-    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; handled here, the process then exits normally
-    # (running atexit, which removes the model's private copy) instead of dying by the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    server.run(sockets=[sock])  # type: ignore[attr-defined]
-    return app.exit_code
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        app = ServingApp(settings, on_fatal=stop.set)
+        await run_asgi(sock, app, settings.max_body_size, stop)
+        return app.exit_code
+
+    return uvloop.run(run())
 
 
 def supervise(sock: socket.socket, args: argparse.Namespace) -> int:

@@ -1,13 +1,16 @@
-"""What the scoring server and the gateway share: raw ASGI replies, bounded bodies, uvicorn on a pre-bound socket."""
+"""The scoring server's ASGI side: raw replies, bounded bodies, and its app run on mlspec's HTTP/1.1 server."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-import sys
-from collections.abc import Awaitable, Callable, Iterable
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
+
+from mlspec.runtime.httpserver import Handler, Reply, Request, serve
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -74,25 +77,69 @@ async def lifespan(receive: Receive, send: Send, startup: Callable[[], None], sh
             return
 
 
-def bind(host: str, port: int, program: str) -> socket.socket:
-    """Listen at once, before anything slow is imported: the port is taken (or the clash reported) immediately."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+App = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
+
+
+def asgi_handler(app: App) -> Handler:
+    """An ASGI app as a handler of mlspec's HTTP server: a task per request, the body whole (the server has read
+    it, within its limit), the response collected and written once."""
+    tasks: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
+
+    def handle(request: Request, reply: Reply) -> None:
+        task = asyncio.get_running_loop().create_task(_exchange(app, request, reply))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return handle
+
+
+async def _exchange(app: App, request: Request, reply: Reply) -> None:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+             "method": request.method.decode("latin-1"), "path": request.path.decode("latin-1"),
+             "raw_path": request.path, "query_string": request.target.partition(b"?")[2],
+             "headers": request.headers, "server": None, "client": None}
+    delivered = False
+    status, headers, parts = 500, [], []
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}  # the response is all that is left to happen
+        delivered = True
+        return {"type": "http.request", "body": request.body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [h for h in message.get("headers", ()) if h[0].lower() != b"content-length"]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body"):
+                reply((status, headers, b"".join(parts)))
+
     try:
-        sock.bind((host, port))
-    except OSError as error:
-        sys.exit(f"{program}: error: cannot listen on {host}:{port}: {error.strerror}")
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+        await app(scope, receive, send)
+    except Exception as error:  # the app's own bug: a 500 (the server keeps serving), the traceback in the log
+        traceback.print_exc()
+        reply((500, [(b"content-type", JSON)], orjson.dumps({"error": f"internal error: {type(error).__name__}"})))
 
 
-def uvicorn_server(app: Any) -> Any:
-    """A uvicorn server for a raw ASGI app: uvloop and httptools, no access log, no per-response extras."""
-    import uvicorn
+async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.Event) -> None:
+    """Serve `app` on the listening socket: its lifespan startup, requests until SIGTERM/SIGINT or `stop`, a drain
+    of those in flight, its lifespan shutdown."""
+    events: asyncio.Queue[Message] = asyncio.Queue()
+    done: asyncio.Queue[Message] = asyncio.Queue()
 
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                            log_level="warning", server_header=False, date_header=False,
-                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=10, proxy_headers=False)
-    return uvicorn.Server(config)
+    async def send(message: Message) -> None:
+        await done.put(message)
+
+    lifespan_task = asyncio.get_running_loop().create_task(app({"type": "lifespan"}, events.get, send))
+    await events.put({"type": "lifespan.startup"})
+    await done.get()
+    try:
+        await serve(sock, asgi_handler(app), lambda path, headers: None, lambda: max_body, stop)
+    finally:
+        await events.put({"type": "lifespan.shutdown"})
+        await done.get()
+        await lifespan_task

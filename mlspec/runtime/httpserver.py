@@ -1,9 +1,11 @@
-"""The gateway's HTTP/1.1 server: an asyncio protocol over httptools, keep-alive, one request at a time per connection.
+"""mlspec's HTTP/1.1 server, under the gateway and the scoring server: an asyncio protocol over httptools,
+keep-alive, pipelining, one request at a time per connection, each response in one write.
 
-Why not uvicorn here (the scoring server uses it): a proxy only moves bytes, and uvicorn's ASGI layer (a task,
-scope and message dicts per request) doubled the gateway's added latency in measurement; this keeps the same C
-parser and drops the rest. The handler is a plain call with a reply callback, not a coroutine, for the same
-reason: no task is made per request.
+Why not uvicorn: in front of a replica, uvicorn's ASGI layer (a task, scope and message dicts per request)
+doubled the gateway's added latency, and under the scoring server it writes each response in two (headers, then
+body); this keeps the same C parser and drops the rest. The handler is a plain call with a reply callback, not a
+coroutine, so that the gateway makes no task per request; the scoring server's ASGI app runs on it through
+`serving.asgi.asgi_handler`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -221,12 +224,14 @@ class _Answered(Exception):
         self.answer = answer
 
 
-async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_body: Callable[[], int]) -> None:
-    """Serve on the listening socket until SIGTERM or SIGINT, then drain requests in flight (up to DRAIN_S)."""
+async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_body: Callable[[], int],
+                stop: asyncio.Event | None = None) -> None:
+    """Serve on the listening socket until SIGTERM or SIGINT (or `stop` is set), then drain requests in flight
+    (up to DRAIN_S)."""
     loop = asyncio.get_running_loop()
     live: set[_Connection] = set()
     server = await loop.create_server(lambda: _Connection(handler, precheck, max_body, live), sock=sock, backlog=2048)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -238,3 +243,17 @@ async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_b
         await asyncio.sleep(0.05)
     for connection in list(live):
         connection.close_if_idle()
+
+
+def bind(host: str, port: int, program: str) -> socket.socket:
+    """Listen at once, before anything slow is imported: the port is taken (or the clash reported) immediately."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sys.exit(f"{program}: error: cannot listen on {host}:{port}: {error.strerror}")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
