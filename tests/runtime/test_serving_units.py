@@ -72,6 +72,31 @@ def test_concurrent_requests_are_stacked_into_one_call_and_split_back(estimate: 
     assert max(calls) >= 6 and calls[-3:] == [2, 3, 1]
 
 
+def test_an_inline_call_waits_one_loop_turn_for_requests_that_come_with_it() -> None:
+    calls: list[int] = []
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return x.sum(axis=1)
+
+    scorer = Scorer(predict, batchable=True, estimate=0.0001)  # cheap: scored inline on the loop
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        scorer.start(loop)
+        try:
+            first = loop.create_task(scorer.score(np.ones((1, 2)), 1, 5.0))
+            await asyncio.sleep(0)  # the first request is queued; the second comes in the next loop turn
+            second = loop.create_task(scorer.score(np.ones((2, 2)), 2, 5.0))
+            return list(await asyncio.gather(first, second))
+        finally:
+            scorer.close()
+
+    results = asyncio.run(main())
+    assert [r.tolist() for r in results] == [[2.0], [2.0, 2.0]]
+    assert calls == [3]  # one call for both
+
+
 def test_a_predict_slower_than_the_timeout_is_a_timeout_error() -> None:
     release = threading.Event()
 

