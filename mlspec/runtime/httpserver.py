@@ -123,12 +123,13 @@ class _Connection(asyncio.Protocol):
             if early is not None:
                 raise _Answered(early)
             self._prechecked = True
-        length = next((v for k, v in self._headers if k == b"content-length"), None)
-        if length is not None and length.isdigit() and int(length) > self._max_body():
-            raise _TooLarge()  # answered 413 at once: the body is not read
-        if any(k == b"expect" and v.lower() == b"100-continue" for k, v in self._headers):
-            assert self._transport is not None
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        for name, value in self._headers:  # one pass: this runs for every request
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self._max_body():
+                    raise _TooLarge()  # answered 413 at once: the body is not read
+            elif name == b"expect" and value.lower() == b"100-continue":
+                assert self._transport is not None
+                self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)

@@ -26,6 +26,7 @@ _DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-ali
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date",
                             b"server"})
 _UNAUTHORISED = [(b"www-authenticate", b'Bearer realm="mlspec"')]
+_STATUS_TEXT = {status: str(status) for status in range(100, 600)}  # a metric label per request, made once
 
 
 class GatewayApp:
@@ -185,9 +186,9 @@ class _Forward:
     def finish(self, answer: Answer) -> None:
         status, headers, body = answer
         name = self.deployment.name
-        self.app.requests.inc((name, str(status)))
+        self.app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
         self.app.latency.observe(time.perf_counter() - self.started, (name,))
-        self.reply((status, [*headers, (b"x-mlspec-deployment", name.encode())], body))
+        self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
 
 
 def _key(headers: Headers) -> bytes | None:

@@ -11,6 +11,7 @@ import random
 import sys
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ class Deployment:
     name: str
     weight: int
     replicas: tuple[str, ...]  # http://HOST:PORT, no trailing slash
+
+    @cached_property
+    def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
+        return self.name.encode()
 
 
 @dataclass(frozen=True)
