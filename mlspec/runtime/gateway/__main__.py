@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlspec.runtime.gateway.app import GatewayApp
     from mlspec.runtime.gateway.config import ConfigError
+    from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.httpserver import bind, serve
 
     try:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         app.start()
+        settle_heap()
         try:
             await serve(sock, app.handle, app.precheck, app.max_body)
         finally:

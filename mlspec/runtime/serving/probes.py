@@ -92,6 +92,7 @@ def _v2_type(kind: str) -> str:
 
 def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None:
     """Runs on its own thread: resolve, verify, load and warm up, then hand the model to the event loop."""
+    from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.serving.integrity import IntegrityError
     from mlspec.runtime.serving.loading import LoadError, load
     from mlspec.runtime.serving.registry import ModelNotFound
@@ -102,6 +103,7 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
         model = load(settings.model_uri, settings.tracking_uri, settings.sha256, settings.allow_unverified,
                      settings.device)
         estimate = _warm_up(model)
+        settle_heap()
         if model.flavor != "pyfunc":  # the model is in memory: the private copy is not needed (pyfunc may read it)
             shutil.rmtree(model.folder.parent, ignore_errors=True)
         # A pyfunc runs arbitrary code (I/O, sleeps): always on the thread, never on the loop.
