@@ -151,3 +151,35 @@ def test_settle_heap_exempts_what_is_alive_from_later_collections() -> None:
         assert not any(id(o) in collected for o in survivors)
     finally:
         gc.unfreeze()
+
+
+def test_the_asgi_adapter_answers_each_request_exactly_once() -> None:
+    from mlspec.runtime.httpserver import Request
+    from mlspec.runtime.serving.asgi import asgi_handler
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = (await receive())["body"]
+        if body == b"raise":
+            raise RuntimeError("a bug")
+        if body == b"silent":
+            return
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-length", b"2"), (b"x-path", scope["path"].encode())]})
+        await send({"type": "http.response.body", "body": b"o", "more_body": True})
+        await send({"type": "http.response.body", "body": b"k"})
+        if body == b"late":
+            raise RuntimeError("after answering")
+
+    answers: dict[bytes, list[Any]] = {}
+
+    async def main() -> None:
+        handle = asgi_handler(app)
+        for body in (b"ok", b"raise", b"silent", b"late"):
+            handle(Request(b"POST", b"/p?q=1", b"/p", [], body), answers.setdefault(body, []).append)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert answers[b"ok"] == [(201, [(b"x-path", b"/p")], b"ok")]  # one write; the server sets content-length
+    assert [a[0] for a in answers[b"raise"]] == [500] and b"RuntimeError" in answers[b"raise"][0][2]
+    assert [a[0] for a in answers[b"silent"]] == [500] and b"sent no response" in answers[b"silent"][0][2]
+    assert answers[b"late"] == [(201, [(b"x-path", b"/p")], b"ok")]  # never a second answer

@@ -98,7 +98,7 @@ async def _exchange(app: App, request: Request, reply: Reply) -> None:
              "method": request.method.decode("latin-1"), "path": request.path.decode("latin-1"),
              "raw_path": request.path, "query_string": request.target.partition(b"?")[2],
              "headers": request.headers, "server": None, "client": None}
-    delivered = False
+    delivered = answered = False
     status, headers, parts = 500, [], []
 
     async def receive() -> Message:
@@ -109,20 +109,24 @@ async def _exchange(app: App, request: Request, reply: Reply) -> None:
         return {"type": "http.request", "body": request.body, "more_body": False}
 
     async def send(message: Message) -> None:
-        nonlocal status, headers
+        nonlocal status, headers, answered
         if message["type"] == "http.response.start":
             status = message["status"]
             headers = [h for h in message.get("headers", ()) if h[0].lower() != b"content-length"]
-        elif message["type"] == "http.response.body":
+        elif message["type"] == "http.response.body" and not answered:
             parts.append(message.get("body", b""))
             if not message.get("more_body"):
+                answered = True
                 reply((status, headers, b"".join(parts)))
 
+    problem = "sent no response"
     try:
         await app(scope, receive, send)
     except Exception as error:  # the app's own bug: a 500 (the server keeps serving), the traceback in the log
         traceback.print_exc()
-        reply((500, [(b"content-type", JSON)], orjson.dumps({"error": f"internal error: {type(error).__name__}"})))
+        problem = type(error).__name__
+    if not answered:  # (a reply after the app's own would answer the connection's next request)
+        reply((500, [(b"content-type", JSON)], orjson.dumps({"error": f"internal error: {problem}"})))
 
 
 async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.Event) -> None:
