@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 import threading
 import time
@@ -88,13 +89,15 @@ SLOW_MODEL = textwrap.dedent('''
 ''')
 
 
-def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStore, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def slow_model(store: IrisStore, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The slow pyfunc, registered with its digest: its models:/ URI."""
     import mlflow
     import mlflow.pyfunc
 
     from mlspec.runtime.serving.integrity import model_digest
 
-    code = tmp_path / "slow_model.py"
+    code = tmp_path_factory.mktemp("slow") / "slow_model.py"
     code.write_text(SLOW_MODEL)
     with fluent_tracking_uri(store.tracking_uri), mlflow.start_run(
             experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
@@ -103,7 +106,33 @@ def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStor
                   .removeprefix("file://"))
     version = register(store.tracking_uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)},
                        name="slow")
-    server = start_scoring(store, f"models:/slow/{version}", tmp_path / "slow.log", "--request-timeout", "0.5")
+    return f"models:/slow/{version}"
+
+
+def test_sigterm_lets_requests_in_flight_finish_in_every_worker(store: IrisStore, slow_model: str,
+                                                                tmp_path: Path) -> None:
+    server = start_scoring(store, slow_model, tmp_path / "drain.log", "--workers", "2")
+    try:
+        server.wait_ready()
+        answers: list[httpx.Response] = []
+        threads = [threading.Thread(target=lambda: answers.append(post(server.url, "/invocations",
+                                                                       '{"instances": [[1.0]]}')))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.4)  # both requests are being scored
+        server.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(10)
+        assert server.process.wait(15) == 0
+        assert [(a.status_code, a.json()) for a in answers] == [(200, {"predictions": [1.0]})] * 2
+    finally:
+        server.stop()
+
+
+def test_slow_pyfunc_predict_is_504_while_health_keeps_answering(store: IrisStore, slow_model: str,
+                                                                 tmp_path: Path) -> None:
+    server = start_scoring(store, slow_model, tmp_path / "slow.log", "--request-timeout", "0.5")
     try:
         server.wait_ready()
         assert httpx.get(f"{server.url}/health").json()["flavor"] == "pyfunc"
