@@ -264,13 +264,34 @@ def _log_and_register(tracking_uri: str, run_id: str, built: _Built, artifact_pa
     aliases = [alias for alias in built.binding.aliases if alias.lower() != "latest"]  # 'latest' is always implied
     for alias in aliases:
         try:
-            mlflow_client.set_registered_model_alias(name, alias, str(version))
+            set_alias(mlflow_client, name, alias, version)
         except Exception as error:
             raise JobRunError(f"registered {name} version {version} but cannot set alias '{alias}': {error}") from None
     return RegisteredModel(
         name=name, version=version, source_uri=source, sha256=digest, flavor=built.flavor,
         output=output, aliases=aliases, warnings=built.warnings,
     )
+
+
+def set_alias(mlflow_client: Any, name: str, alias: str, version: int, attempts: int = 5) -> None:
+    """Point `alias` at `version`, unless a job running beside this one already pointed it at a newer version.
+
+    Jobs registering the same model at once race here: MLflow's store inserts a new alias after looking for it,
+    so two first settings collide on its unique key. The loser looks again and updates (or leaves the newer)."""
+    for attempt in range(attempts):
+        try:
+            current = int(mlflow_client.get_model_version_by_alias(name, alias).version)
+        except Exception:
+            current = None  # no such alias yet
+        if current is not None and current >= version:
+            return
+        try:
+            mlflow_client.set_registered_model_alias(name, alias, str(version))
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _create_version(tracking_uri: str, name: str, source: str, run_id: str, tags: dict[str, str]) -> int:

@@ -123,6 +123,20 @@ def test_jobs_in_threads_share_the_store_and_number_versions_without_gaps(store,
     assert versions == [("threads-0", v) for v in (1, 2, 3)] + [("threads-1", v) for v in (1, 2, 3)]
 
 
+def test_an_alias_never_moves_back_to_an_older_version(store, tmp_path: Path) -> None:
+    from mlspec.runtime.packaging import set_alias
+
+    mlflow_client = tracking.client(store.tracking_uri)
+    mlflow_client.create_registered_model("alias-order")
+    for _ in range(3):
+        mlflow_client.create_model_version("alias-order", str(tmp_path), await_creation_for=0)
+    set_alias(mlflow_client, "alias-order", "champion", 2)
+    set_alias(mlflow_client, "alias-order", "champion", 1)  # a slower job of the same model, finishing later
+    assert int(mlflow_client.get_model_version_by_alias("alias-order", "champion").version) == 2
+    set_alias(mlflow_client, "alias-order", "champion", 3)
+    assert int(mlflow_client.get_model_version_by_alias("alias-order", "champion").version) == 3
+
+
 def test_a_missing_model_file_fails_the_run_with_the_folder_named(store, make_run, tmp_path: Path) -> None:
     out = tmp_path / "work" / "outputs" / "model"
     result = run_job(make_run("echo trained but saved nothing", job="forgetful", outputs={"model": {
