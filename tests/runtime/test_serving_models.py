@@ -109,6 +109,24 @@ def slow_model(store: IrisStore, tmp_path_factory: pytest.TempPathFactory) -> st
     return f"models:/slow/{version}"
 
 
+def test_a_request_sent_while_the_model_loads_waits_for_it(store: IrisStore, tmp_path: Path) -> None:
+    server = start_scoring(store, f"models:/{MODEL}/1", tmp_path / "early.log", "--request-timeout", "60")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the port answers at once, before the model is loaded
+            try:
+                first = httpx.get(f"{server.url}/health", timeout=2).status_code
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.05)
+        answer = httpx.post(f"{server.url}/invocations", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=60)
+        assert first == 503  # it was still loading when the request was sent
+        assert answer.status_code == 200 and answer.json() == {"predictions": [0]}
+    finally:
+        server.stop()
+
+
 def test_sigterm_lets_requests_in_flight_finish_in_every_worker(store: IrisStore, slow_model: str,
                                                                 tmp_path: Path) -> None:
     server = start_scoring(store, slow_model, tmp_path / "drain.log", "--workers", "2")

@@ -45,8 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def serve(sock: socket.socket, args: argparse.Namespace) -> int:
-    """Run one server process on the listening socket until it is stopped; 1 when the model was refused."""
+def serve(sock: socket.socket, args: argparse.Namespace, first: bool = True) -> int:
+    """Run one server process on the listening socket until it is stopped; 1 when the model was refused.
+
+    Only the first worker takes connections while its model loads (answering 503, with the reason, until it is
+    ready); the others start taking them once their own model is ready, so a worker that is still loading never
+    answers while one that is ready could."""
     import uvloop
 
     from mlspec.runtime.serving.app import ServingApp, Settings
@@ -58,7 +62,7 @@ def serve(sock: socket.socket, args: argparse.Namespace) -> int:
     async def run() -> int:
         stop = asyncio.Event()
         app = ServingApp(settings, on_fatal=stop.set)
-        await run_asgi(sock, app, settings.max_body_size, stop)
+        await run_asgi(sock, app, settings.max_body_size, stop, accept_after=None if first else app.settled)
         return app.exit_code
 
     return uvloop.run(run())
@@ -67,10 +71,10 @@ def serve(sock: socket.socket, args: argparse.Namespace) -> int:
 def supervise(sock: socket.socket, args: argparse.Namespace) -> int:
     """Fork `--workers` servers onto the one socket; when one fails (the model refused), stop all with its code."""
     children: set[int] = set()
-    for _ in range(args.workers):
+    for index in range(args.workers):
         pid = os.fork()  # before anything starts threads or loops: numpy and uvloop are imported by the child
         if pid == 0:
-            _exit(serve(sock, args))
+            _exit(serve(sock, args, first=index == 0))
         children.add(pid)
     stopping = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ class ServingApp:
         self.exit_code = 0
         self.metrics = ServingMetrics(self)
         self._on_fatal = on_fatal
+        self.settled = asyncio.Event()  # set once loading is over: the model is scoring, or `error` says why not
         health = probes.health(self)
         self._fixed: dict[str, tuple[str, tuple[str, ...], Callable[[Scope, Receive], Any]]] = {
             "/invocations": ("invocations", ("POST",), self.invocations),
@@ -103,8 +105,16 @@ class ServingApp:
             raise _Failed(503, self.error or "the model is still loading; retry shortly")
         return self.model
 
+    async def model_when_ready(self) -> LoadedModel:
+        """The model; a request that comes while it loads waits for it, up to the request timeout, rather than
+        fail (health still says 503 until it is ready: the probes decide when traffic comes)."""
+        if self.model is None and self.error is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settled.wait(), self.settings.request_timeout)
+        return self.ready_model()
+
     async def invocations(self, scope: Scope, receive: Receive) -> Reply:
-        model = self.ready_model()
+        model = await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         content_type = (header(scope, b"content-type") or b"").decode("latin-1")
         x = await self._off_loop_if_large(body, lambda: self._prepare(model, *parse_invocations(body, content_type)))
@@ -112,7 +122,7 @@ class ServingApp:
         return 200, orjson.dumps({"predictions": predictions}, default=_jsonable, option=_NUMPY), JSON, []
 
     async def infer(self, scope: Scope, receive: Receive, name: str) -> Reply:
-        model = self.ready_model()
+        model = await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         document, binary_tail = binary.split(body, header(scope, binary.HEADER))
         table, request_id, parameters = parse_v2(document, binary.Tail(binary_tail) if binary_tail else None)
@@ -163,12 +173,14 @@ class ServingApp:
     def became_ready(self, model: LoadedModel, scorer: Scorer) -> None:
         scorer.start(asyncio.get_running_loop())
         self.model, self.scorer = model, scorer
+        self.settled.set()
         source = model.source
         print(f"mlspec-serve: {self.settings.name}: serving {source.label} ({model.flavor}, sha256 "
               f"{model.digest[:12]}) after {model.load_seconds:.1f}s", file=sys.stderr, flush=True)
 
     def failed(self, message: str) -> None:
         self.error = message
+        self.settled.set()
         self.exit_code = 1
         print(f"mlspec-serve: error: {message}", file=sys.stderr, flush=True)
         self._on_fatal()

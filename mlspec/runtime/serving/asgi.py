@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -129,9 +130,11 @@ async def _exchange(app: App, request: Request, reply: Reply) -> None:
         reply((500, [(b"content-type", JSON)], orjson.dumps({"error": f"internal error: {problem}"})))
 
 
-async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.Event) -> None:
+async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.Event,
+                   accept_after: asyncio.Event | None = None) -> None:
     """Serve `app` on the listening socket: its lifespan startup, requests until SIGTERM/SIGINT or `stop`, a drain
-    of those in flight, its lifespan shutdown."""
+    of those in flight, its lifespan shutdown. With `accept_after`, connections are taken only once it is set (or
+    not at all if `stop` comes first)."""
     events: asyncio.Queue[Message] = asyncio.Queue()
     done: asyncio.Queue[Message] = asyncio.Queue()
 
@@ -142,7 +145,15 @@ async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.E
     await events.put({"type": "lifespan.startup"})
     await done.get()
     try:
-        await serve(sock, asgi_handler(app), lambda path, headers: None, lambda: max_body, stop)
+        if accept_after is not None:
+            for sig in (signal.SIGTERM, signal.SIGINT):  # a stop while waiting ends the process cleanly too
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            waits = [asyncio.ensure_future(accept_after.wait()), asyncio.ensure_future(stop.wait())]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in pending:
+                waiting.cancel()
+        if not stop.is_set():
+            await serve(sock, asgi_handler(app), lambda path, headers: None, lambda: max_body, stop)
     finally:
         await events.put({"type": "lifespan.shutdown"})
         await done.get()
