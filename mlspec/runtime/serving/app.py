@@ -114,7 +114,7 @@ class ServingApp:
         return self.ready_model()
 
     async def invocations(self, scope: Scope, receive: Receive) -> Reply:
-        model = await self.model_when_ready()
+        model = self.model or await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         content_type = (header(scope, b"content-type") or b"").decode("latin-1")
         x = await self._off_loop_if_large(body, lambda: self._prepare(model, *parse_invocations(body, content_type)))
@@ -122,7 +122,7 @@ class ServingApp:
         return 200, orjson.dumps({"predictions": predictions}, default=_jsonable, option=_NUMPY), JSON, []
 
     async def infer(self, scope: Scope, receive: Receive, name: str) -> Reply:
-        model = await self.model_when_ready()
+        model = self.model or await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         document, binary_tail = binary.split(body, header(scope, binary.HEADER))
         table, request_id, parameters = parse_v2(document, binary.Tail(binary_tail) if binary_tail else None)
