@@ -29,7 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"[{run.endpoint}] {line}\n")
         sys.stdout.flush()
 
+    import mlflow  # noqa: F401 (imported for the run anyway; here so that the freeze below covers it)
+    import pyarrow  # noqa: F401
+
     from mlspec.runtime.batch.runner import run_batch
+    from mlspec.runtime.heap import settle_heap
+
+    settle_heap()  # this process's start-up heap: the run's own collections need not walk it again
 
     try:
         result = run_batch(run, echo, stop)

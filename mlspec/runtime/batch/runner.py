@@ -62,7 +62,6 @@ class _InFlight:
 def run_batch(run: BatchRun, on_line: LineCallback | None = None,
               stop: threading.Event | None = None) -> BatchResult:
     """Score the whole input; user errors end as a failed result with a message, never an exception."""
-    from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.serving.integrity import IntegrityError
     from mlspec.runtime.serving.loading import LoadError, load
     from mlspec.runtime.serving.registry import ModelNotFound
@@ -73,7 +72,6 @@ def run_batch(run: BatchRun, on_line: LineCallback | None = None,
     try:
         files = input_files(Path(run.input))
         model = load(run.model_uri, run.tracking_uri, run.sha256, device=run.device)
-        settle_heap()
         result.model_version, result.model_sha256 = model.source.version, model.digest
         say(f"{model.source.label} ({model.flavor}, sha256 {model.digest[:12]}) loaded in "
             f"{model.load_seconds:.1f}s; {len(files)} input file(s), {run.workers} worker(s)")

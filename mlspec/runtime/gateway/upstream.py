@@ -144,13 +144,18 @@ class Pool:
         connection = self._pooled(origin)
         if connection is None:
             self._connect_then_send(origin, request, timeout, done)
-            return
+        else:
+            self._exchange(origin, connection, request, timeout, done, fresh=False)
 
+    def _exchange(self, origin: tuple[str, int], connection: _Connection, request: bytes, timeout: float,
+                  done: Done, fresh: bool) -> None:
         def answered(response: Response | None, error: Exception | None) -> None:
             if isinstance(error, _Stale):
-                self._connect_then_send(origin, request, timeout, done)
-            else:
-                self._after(origin, connection, response, error, done)
+                if not fresh:  # the pooled connection had been let go: the replica itself is fine
+                    self._connect_then_send(origin, request, timeout, done)
+                    return
+                error = UpstreamError("the replica closed the connection without answering", connect=False)
+            self._after(origin, connection, response, error, done)
 
         connection.exchange(request, timeout, answered)
 
@@ -165,13 +170,7 @@ class Pool:
         except UpstreamError as error:
             done(None, error)
             return
-
-        def answered(response: Response | None, error: Exception | None) -> None:
-            if isinstance(error, _Stale):
-                error = UpstreamError("the replica closed the connection without answering", connect=False)
-            self._after(origin, connection, response, error, done)
-
-        connection.exchange(request, timeout, answered)
+        self._exchange(origin, connection, request, timeout, done, fresh=True)
 
     def _after(self, origin: tuple[str, int], connection: _Connection, response: Response | None,
                error: Exception | None, done: Done) -> None:
