@@ -21,7 +21,7 @@ def _style() -> Any:
 def plan(args: argparse.Namespace) -> int:
     from mlspec.render.plan import plan_markdown, plan_text
 
-    the_plan = local_engine(args).plan()
+    the_plan = local_engine(args, check_target=True).plan()
     if args.json:
         print_json(the_plan.as_dict())
     elif args.markdown:
@@ -37,7 +37,7 @@ def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError
     from mlspec.render.plan import plan_text
 
-    engine = local_engine(args)
+    engine = local_engine(args, check_target=True)
     started = time.monotonic()
     try:
         _, outcome = engine.up(
