@@ -84,8 +84,7 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "Storage": {
         "path": Row(docker=na("the docker target keeps the workspace in a volume (storage.volume)")),
-        "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)"),
-                      docker=no("the volume is always named '<workspace>-storage' for now")),
+        "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)")),
         "size": Row(local=na("a folder has no size"), docker=na("a Docker volume has no size")),
     },
     "Tracking": {

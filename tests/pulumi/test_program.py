@@ -216,3 +216,18 @@ def test_preview_leaves_job_outputs_unknown(iris_project: Path) -> None:
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
     assert command[command.index("--model-uri") + 1] == "<unknown>"
     assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["external"] == 25232
+
+
+def test_the_workspace_volume_is_the_one_the_spec_names(tmp_path: Path) -> None:
+    def name_volume(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        named = text.replace("name: iris-demo\n", "name: iris-demo\nstorage: {volume: team-ml}\n", 1)
+        (spec / "mlspec.yaml").write_text(named)
+
+    project = compile_copy(tmp_path, "iris", name_volume)
+    assert 'volume="team-ml"' in (project / "__main__.py").read_text()
+    captured = run_program(project, {})
+    volume = captured.get("docker:index/volume:Volume", "iris-demo-storage")
+    assert volume.inputs["name"] == "team-ml"
+    mounts = captured.get(CONTAINER, "iris-demo-mlflow").inputs["volumes"]
+    assert [m["volumeName"] for m in mounts] == ["team-ml"]

@@ -119,6 +119,7 @@ class ProgramModel:
     endpoints: tuple[EndpointModel, ...]
     instances: tuple[InstanceModel, ...]
     skipped: tuple[str, ...] = field(default=())  # resources this target has no counterpart for, with why
+    volume: str | None = None  # the workspace's storage volume, when the spec names it
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -318,7 +319,8 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     spec_root = Path(_relpath(graph.spec.root, out_dir)).as_posix()
     return ProgramModel(project=ws.name, description=ws.description or f"mlspec workspace {ws.name}", stack=stack,
                         spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
-                        endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped))
+                        endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
+                        volume=ws.storage.volume)
 
 
 def _relpath(target: Path, start: Path) -> str:
