@@ -159,7 +159,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             cpu_shares=d.size.cpu_shares,
             memory=d.size.memory_mb,
             device_requests=d.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
 
 

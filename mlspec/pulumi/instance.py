@@ -70,7 +70,7 @@ class ComputeInstance(pulumi.ComponentResource):
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
         self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}/lab")
         self.password = pulumi.Output.secret(secret.result)

@@ -100,7 +100,7 @@ class TrainingJob(pulumi.ComponentResource):
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking,
                                         custom_timeouts=_timeouts(args.timeout)),
         )
         self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(

@@ -89,7 +89,7 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "Tracking": {
         "backend": ALL,
-        "uri": Row(docker=no("the docker target always runs its own MLflow server in the workspace")),
+        "uri": ALL,
     },
     "Defaults": {"compute": ALL, "environment": ALL},
     "ComputeBase": {

@@ -231,3 +231,18 @@ def test_the_workspace_volume_is_the_one_the_spec_names(tmp_path: Path) -> None:
     assert volume.inputs["name"] == "team-ml"
     mounts = captured.get(CONTAINER, "iris-demo-mlflow").inputs["volumes"]
     assert [m["volumeName"] for m in mounts] == ["team-ml"]
+
+
+def test_an_existing_tracking_server_replaces_the_workspace_one(tmp_path: Path) -> None:
+    def own_server(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        owned = text.replace("name: iris-demo\n", "name: iris-demo\ntracking: {uri: 'http://mlflow.team:5000'}\n", 1)
+        (spec / "mlspec.yaml").write_text(owned)
+
+    captured = run_program(compile_copy(tmp_path, "iris", own_server), {}, mocks=RegistryMocks())
+    assert not [c for c in captured.of_type(CONTAINER) if c.name.endswith("-mlflow")]
+    job = captured.get(CONTAINER, "train")
+    assert json.loads(job.inputs["uploads"][0]["content"])["tracking_uri"] == "http://mlflow.team:5000"
+    assert "iris-demo-mlflow" not in _deps(job)
+    replica = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
+    assert replica[replica.index("--tracking-uri") + 1] == "http://mlflow.team:5000"

@@ -120,6 +120,7 @@ class ProgramModel:
     instances: tuple[InstanceModel, ...]
     skipped: tuple[str, ...] = field(default=())  # resources this target has no counterpart for, with why
     volume: str | None = None  # the workspace's storage volume, when the spec names it
+    tracking_uri: str | None = None  # the team's own MLflow server, when the spec names one
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -320,7 +321,7 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     return ProgramModel(project=ws.name, description=ws.description or f"mlspec workspace {ws.name}", stack=stack,
                         spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
                         endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
-                        volume=ws.storage.volume)
+                        volume=ws.storage.volume, tracking_uri=ws.tracking.uri)
 
 
 def _relpath(target: Path, start: Path) -> str:
