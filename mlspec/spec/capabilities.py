@@ -183,11 +183,11 @@ TABLE: dict[str, dict[str, Row]] = {
         "path": Row(docker=no("models registered from a path are not compiled for docker yet")),
         "flavor": ALL,
         "loader": ALL,
-        "signature": Row(local=no("the signature is the one inferred when the model is logged"),
-                         docker=no("the signature is the one inferred when the model is logged")),
+        "signature": ALL,
         "aliases": Row(docker=approx("moved when the job registers a new version")),
     },
     "Signature": {"inputs": ALL, "outputs": ALL},
+    "Column": {"name": ALL, "type": ALL},
     "OnlineEndpoint": {
         "": ALL,
         "type": ALL,

@@ -233,8 +233,10 @@ class _Builder:
             model_id = f"model/{output.register_as}" if output.register_as else None
             model = self.graph.nodes[model_id].resource if model_id and model_id in self.graph.nodes else None
             flavor = output.flavor or getattr(model, "flavor", None)
+            signature = getattr(model, "signature", None)
             extra = {"register_as": output.register_as, "flavor": flavor, "loader": getattr(model, "loader", None),
-                     "aliases": list(getattr(model, "aliases", []) or [])}
+                     "aliases": list(getattr(model, "aliases", []) or []),
+                     "signature": signature.model_dump() if signature else None}
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
         code = self.spec.files.get(node.id, {}).get("code")

@@ -39,7 +39,8 @@ def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict
         if model_id and model_id in ctx.graph.nodes:
             model = ctx.graph.nodes[model_id].resource
             assert isinstance(model, Model)
-            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases))
+            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases),
+                         signature=model.signature.model_dump() if model.signature else None)
         out[name] = entry
     return out
 
