@@ -45,6 +45,8 @@ class TrainingJobArgs:
     :param timeout: seconds for the whole job, retries included; None: no limit.
     :param retries: extra attempts after a failure.
     :param size: the container's CPU, memory and GPUs.
+    :param after: jobs whose containers finish before this one starts: a cluster's ``max_nodes`` puts its jobs in
+        that many lanes, each job after the one ahead of it in its lane.
     """
 
     environment: Environment
@@ -60,6 +62,7 @@ class TrainingJobArgs:
     timeout: float | None = None
     retries: int = 0
     size: c.Size = field(default_factory=c.Size)
+    after: list[TrainingJob] = field(default_factory=list)
 
 
 class TrainingJob(pulumi.ComponentResource):
@@ -100,7 +103,8 @@ class TrainingJob(pulumi.ComponentResource):
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking,
+                                                                 *(job.container for job in args.after)],
                                         custom_timeouts=_timeouts(args.timeout)),
         )
         self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(

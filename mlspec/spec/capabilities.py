@@ -111,7 +111,8 @@ TABLE: dict[str, dict[str, Row]] = {
                 docker=approx("jobs run as containers on the Docker host")),
         "min_nodes": Row(local=ignored("processes start at once; there are no nodes to keep warm"),
                          docker=ignored("containers start at once; there are no nodes to keep warm")),
-        "max_nodes": Row(docker=ignored("Pulumi runs independent job containers in parallel without this bound")),
+        "max_nodes": Row(docker=approx("the cluster's jobs take turns in max_nodes lanes: each waits for the one "
+                                       "ahead of it in its lane, not for any free node")),
         "idle_time_before_scale_down": Row(local=ignored("no node is held after a job ends"),
                                            docker=ignored("no node is held after a job ends")),
         "low_priority": Row(local=ignored("this machine has no preemptible capacity"),

@@ -246,3 +246,14 @@ def test_an_existing_tracking_server_replaces_the_workspace_one(tmp_path: Path) 
     assert "iris-demo-mlflow" not in _deps(job)
     replica = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
     assert replica[replica.index("--tracking-uri") + 1] == "http://mlflow.team:5000"
+
+
+def test_a_cluster_runs_at_most_max_nodes_jobs_at_once(tmp_path: Path) -> None:
+    def one_node(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        (spec / "mlspec.yaml").write_text(text.replace("max_nodes: 2", "max_nodes: 1", 1))
+
+    serial = run_program(compile_copy(tmp_path / "one", "iris", one_node), {}, mocks=RegistryMocks())
+    assert "train" in _deps(serial.get(CONTAINER, "train-forest"))
+    parallel = run_program(compile_copy(tmp_path / "two", "iris"), {}, mocks=RegistryMocks())
+    assert "train" not in _deps(parallel.get(CONTAINER, "train-forest"))

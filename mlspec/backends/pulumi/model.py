@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlspec.graph import Graph, Node
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Job, ModelRef, OnlineEndpoint
-from mlspec.spec.compute import ComputeBase, InstanceCompute, Resources
+from mlspec.spec.compute import ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.job import PathInput
 
 # What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
@@ -71,6 +71,7 @@ class JobModel:
     retries: int
     size: ResourceSize
     registers: tuple[str, ...]  # model names it registers
+    after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
 
 
 @dataclass(frozen=True)
@@ -304,12 +305,27 @@ class _Builder:
                              _size(compute.resources))
 
 
+def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
+    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes."""
+    lanes: dict[str, list[str]] = {}
+    placed = []
+    for job in jobs:
+        compute = builder.compute(f"job/{job.name}", "compute")
+        after = None
+        if isinstance(compute, ClusterCompute):
+            lane = lanes.setdefault(compute.name, [])
+            after = lane[-compute.max_nodes] if len(lane) >= compute.max_nodes else None
+            lane.append(job.var)
+        placed.append(replace(job, after=after))
+    return tuple(placed)
+
+
 def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramModel:
     """The program model of a graph, for a project written to `out_dir`."""
     builder = _Builder(graph, out_dir, stack)
     for node in builder.nodes("Environment"):
         builder.environment(node)
-    jobs = tuple(builder.job(n) for n in builder.nodes("Job"))
+    jobs = _in_lanes(builder, [builder.job(n) for n in builder.nodes("Job")])
     endpoints = tuple(e for e in (builder.endpoint(n) for n in builder.nodes("Endpoint")) if e is not None)
     instances = tuple(builder.instance(n) for n in builder.nodes("Compute") if isinstance(n.resource, InstanceCompute))
     for node in builder.nodes("Model"):
