@@ -71,6 +71,7 @@ class TrainingJob(pulumi.ComponentResource):
     them take their version from it, so a retrained model redeploys exactly what serves it."""
 
     models: pulumi.Output[dict[str, int]]
+    container: docker.Container
 
     def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:

@@ -133,7 +133,7 @@ def test_refused_fields_are_errors_at_their_line_naming_the_targets_that_honour_
     batch = by_path[""]
     assert batch.span and batch.span.line == 30  # the batch endpoint's `type: batch`
     assert "batch" in batch.summary and batch.hint and "local" in batch.hint
-    assert {d.path for d in docker.items if d.severity == "warning"} == {"max_nodes", "low_priority"}
+    assert {d.path for d in docker.items if d.severity == "warning"} == {"low_priority"}
     assert analyze([spec]).graph is not None  # no target: the spec itself is valid
 
 
