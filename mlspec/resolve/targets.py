@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from mlspec.diagnostics import Diagnostic, Diagnostics
 from mlspec.resolve.spec import ResolvedSpec
-from mlspec.spec.capabilities import Support, Target, honouring, row_for
+from mlspec.spec.capabilities import UNAVAILABLE, Support, Target, honouring, row_for
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.environment import Environment
 from mlspec.validate import Declared
@@ -131,6 +131,9 @@ def _dotted(path: Path) -> str:
 
 def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, diagnostics: Diagnostics) -> None:
     """Refuse, at their lines, the fields `target` does not honour; warn where ignoring one is harmless."""
+    if target in UNAVAILABLE:
+        diagnostics.error(f"cannot deploy to {target}: {UNAVAILABLE[target]}", hint="use --target local or docker")
+        return
     checker = _Checker(target, diagnostics)
     for item in declared:
         checker.resource(item)

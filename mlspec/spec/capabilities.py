@@ -50,6 +50,8 @@ def no(note: str) -> Support:
 
 
 KUBERNETES_LATER = no("the kubernetes target is not available yet")
+# Targets no spec can deploy to yet, with why: a check against one is a single error, not one per field.
+UNAVAILABLE: dict[Target, str] = {"kubernetes": KUBERNETES_LATER.note}
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,3 +203,8 @@ def test_docs_page_is_the_current_table() -> None:
     result = _mlspec("targets", "--markdown")
     page = ROOT / "docs" / "targets.md"
     assert page.read_text() == result.stdout, "docs/targets.md is stale: mlspec targets --markdown > docs/targets.md"
+
+
+def test_a_target_that_is_not_available_is_one_error() -> None:
+    [error] = analyze([ROOT / "examples" / "iris"], "kubernetes").diagnostics.items
+    assert error.severity == "error" and "kubernetes target is not available" in error.summary
