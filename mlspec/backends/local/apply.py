@@ -11,7 +11,10 @@ from typing import Any
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.labels import apply_labels
+from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
+from mlspec.plan.labels import RELABEL
 
 MAX_PARALLEL = 8
 
@@ -48,6 +51,13 @@ class _Capacity:
 
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:
     node = ctx.node(change.id)
+    # A relabel changes labels only: nothing is retrained, rebuilt or restarted.
+    outputs = ctx.outputs(node.id) if change.verb == RELABEL else _apply(ctx, node, slots)
+    applied = ctx.outputs(node.id).get("labels") or {}  # what the last apply labelled: what is gone is cleared
+    return {**outputs, "labels": apply_labels(ctx, node, outputs, applied)}
+
+
+def _apply(ctx: Context, node: Node, slots: _Capacity) -> dict[str, Any]:
     handler = handler_for(node.kind)
     semaphore = slots.for_job(node.id) if node.kind == "Job" else None
     if semaphore is None:
