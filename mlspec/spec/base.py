@@ -59,7 +59,7 @@ Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), WithJso
 
 
 # A tag key must be valid as an MLflow tag, a Docker label and a Kubernetes label name alike.
-TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")]
+TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 TagValue = Annotated[str, Field(max_length=5000)]  # MLflow's limit on a tag value
 RESERVED_TAG_PREFIXES = ("mlspec.", "mlflow.")
 
@@ -75,14 +75,19 @@ class Resource(Strict):
 
     name: Name = Field(description="The resource's name, unique within its kind in the workspace.")
     description: str = Field("", description="Free text shown in `mlspec status` and the tracking UI.")
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict,
-                                         description="Key/value labels copied onto what mlspec creates.")
+    tags: dict[str, TagValue] = Field(default_factory=dict,
+                                      description="Key/value labels copied onto what mlspec creates.",
+                                      json_schema_extra={"propertyNames": {"pattern": TAG_KEY.pattern}})
 
     @field_validator("tags")
     @classmethod
-    def _own_keys(cls, tags: dict[str, str]) -> dict[str, str]:
-        reserved = sorted(k for k in tags if k.lower().startswith(RESERVED_TAG_PREFIXES))
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in tags if not TAG_KEY.match(k)]
+        if bad:
+            raise ValueError(f"tag key {', '.join(repr(k) for k in bad)}: use letters, digits, '-', '_' and '.', "
+                             "starting and ending with a letter or digit, at most 63 characters")
+        reserved = [k for k in tags if k.lower().startswith(RESERVED_TAG_PREFIXES)]
         if reserved:
-            raise ValueError(f"tag {', '.join(repr(k) for k in reserved)}: keys starting with "
+            raise ValueError(f"tag key {', '.join(repr(k) for k in reserved)}: keys starting with "
                              f"{' or '.join(RESERVED_TAG_PREFIXES)} are mlspec's and MLflow's own; choose another key")
         return tags
