@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -60,6 +60,18 @@ def _changes(current: Mapping[str, str], wanted: Mapping[str, str],
     return delete, {k: v for k, v in full.items() if current.get(k) != v}
 
 
+def _forget(delete: Callable[..., Any], *args: str) -> None:
+    """Delete a tag, which a step labelling the same object at the same time (two jobs of one experiment) may
+    have deleted first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        delete(*args)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+
+
 def _plain(tags: Mapping[str, str], description: str = "") -> dict[str, str]:
     return {k: v for k, v in label_tags(tags, description).items() if k != OWNED}
 
@@ -68,7 +80,7 @@ def label_run(tracking_uri: str, run_id: str, tags: Mapping[str, str], descripti
     mlflow_client = tracking.client(tracking_uri)
     delete, changed = _changes(mlflow_client.get_run(run_id).data.tags, _plain(tags, description))
     for key in delete:
-        mlflow_client.delete_tag(run_id, key)
+        _forget(mlflow_client.delete_tag, run_id, key)
     tracking.set_tags(tracking_uri, run_id, changed)
 
 
@@ -94,7 +106,7 @@ def label_experiment(tracking_uri: str, name: str, tags: Mapping[str, str], desc
         return False
     delete, changed = _changes(experiment.tags, _plain(tags, description))
     for key in delete:
-        mlflow_client.delete_experiment_tag(experiment.experiment_id, key)
+        _forget(mlflow_client.delete_experiment_tag, experiment.experiment_id, key)
     for key, value in changed.items():
         mlflow_client.set_experiment_tag(experiment.experiment_id, key, value)
     return True
@@ -119,7 +131,7 @@ def label_model(tracking_uri: str, name: str, tags: Mapping[str, str], descripti
         mlflow_client.update_registered_model(name, description=description)
     delete, changed = _changes(current, dict(tags), [DESCRIPTION] if description else [])
     for key in delete:
-        mlflow_client.delete_registered_model_tag(name, key)
+        _forget(mlflow_client.delete_registered_model_tag, name, key)
     for key, value in changed.items():
         mlflow_client.set_registered_model_tag(name, key, value)
     numbers = set(versions)
@@ -130,7 +142,7 @@ def label_model(tracking_uri: str, name: str, tags: Mapping[str, str], descripti
         version = mlflow_client.get_model_version(name, str(number))
         delete, changed = _changes(dict(version.tags or {}), dict(tags))
         for key in delete:
-            mlflow_client.delete_model_version_tag(name, str(number), key)
+            _forget(mlflow_client.delete_model_version_tag, name, str(number), key)
         for key, value in changed.items():
             mlflow_client.set_model_version_tag(name, str(number), key, value)
     return True

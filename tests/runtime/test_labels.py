@@ -112,3 +112,16 @@ def test_the_labeller_command_applies_a_labels_file(store: Store, tmp_path: Path
     broken = subprocess.run([sys.executable, "-m", "mlspec.runtime.labels", str(file)], capture_output=True,
                             text=True, timeout=60)
     assert broken.returncode == 1 and "tracking_uri" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_a_tag_another_step_already_removed_is_not_an_error(store: Store) -> None:
+    """Two jobs of one experiment relabel it at once: both may remove the same tag; the second finds it gone."""
+    experiment = tracking.ensure_experiment(store.tracking_uri, "shared-exp", store.artifacts)
+    labels.label_experiment(store.tracking_uri, "shared-exp", {"cost": "a1"})
+    stale = tracking.client(store.tracking_uri).get_experiment(experiment)  # what the slower step read
+    tracking.client(store.tracking_uri).delete_experiment_tag(experiment, "cost")  # the faster step's removal
+    delete, _ = labels._changes(stale.tags, {})
+    assert delete == ["cost"]
+    for key in delete:
+        labels._forget(tracking.client(store.tracking_uri).delete_experiment_tag, experiment, key)
+    assert "cost" not in tracking.client(store.tracking_uri).get_experiment(experiment).tags

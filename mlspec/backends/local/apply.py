@@ -115,7 +115,8 @@ def apply_plan(ctx: Context, plan: Plan) -> Outcome:
                     continue
                 _record(ctx, steps[rid], outputs, "ready")
                 outcome.done.append(rid)
-                ctx.say(f"  ✓ {rid} {elapsed:.1f}s{_detail(outputs)}")
+                detail = "  relabelled" if steps[rid].verb == RELABEL else _detail(outputs)
+                ctx.say(f"  ✓ {rid} {elapsed:.1f}s{detail}")
     for change in plan.changes:
         if change.action == "delete":
             _delete(ctx, change, outcome)
