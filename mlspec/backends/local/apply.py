@@ -75,6 +75,13 @@ def _record(ctx: Context, change: Change, outputs: dict[str, Any], status: str) 
         ctx.records[node.id] = record
 
 
+def _record_failure(ctx: Context, change: Change) -> None:
+    # A failed relabel leaves the resource as it was (ready, with the labels it had), so the next plan relabels
+    # again instead of redoing the whole step.
+    if change.verb != RELABEL:
+        _record(ctx, change, ctx.outputs(change.id), "failed")
+
+
 def apply_plan(ctx: Context, plan: Plan) -> Outcome:
     outcome = Outcome()
     steps = {c.id: c for c in plan.changes if c.action in ("create", "update", "replace")}
@@ -105,12 +112,12 @@ def apply_plan(ctx: Context, plan: Plan) -> Outcome:
                     outputs = future.result()
                 except StepFailed as exc:
                     outcome.failed[rid] = str(exc)
-                    _record(ctx, steps[rid], ctx.outputs(rid), "failed")
+                    _record_failure(ctx, steps[rid])
                     ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {exc}")
                     continue
                 except Exception as exc:  # a bug or an environment problem: still finish the rest
                     outcome.failed[rid] = f"{type(exc).__name__}: {exc}"
-                    _record(ctx, steps[rid], ctx.outputs(rid), "failed")
+                    _record_failure(ctx, steps[rid])
                     ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {type(exc).__name__}: {exc}")
                     continue
                 _record(ctx, steps[rid], outputs, "ready")
