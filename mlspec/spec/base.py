@@ -74,7 +74,8 @@ class Resource(Strict):
     """Fields every resource has, whatever its kind."""
 
     name: Name = Field(description="The resource's name, unique within its kind in the workspace.")
-    description: str = Field("", description="Free text shown in `mlspec status` and the tracking UI.")
+    description: str = Field("", max_length=5000,  # it becomes an MLflow note, a tag value
+                             description="Free text shown in `mlspec status` and the tracking UI.")
     tags: dict[str, TagValue] = Field(default_factory=dict,
                                       description="Key/value labels copied onto what mlspec creates.",
                                       json_schema_extra={"propertyNames": {"pattern": TAG_KEY.pattern}})
