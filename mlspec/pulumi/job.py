@@ -100,7 +100,7 @@ class TrainingJob(pulumi.ComponentResource):
             attach=True,
             logs=True,
             restart="no",
-            labels=c.labels(workspace.name, f"job/{name}", **{"mlspec.hash": args.content_hash}),
+            labels=c.labels(workspace.name, f"job/{name}", {"mlspec.hash": args.content_hash}),
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,

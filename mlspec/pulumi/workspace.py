@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -25,12 +25,16 @@ class WorkspaceArgs:
         (default ``<workspace>-storage``).
     :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
         the workspace runs; it must be reachable from the containers (and serve artifacts itself).
+    :param tags: the workspace's tags, as ``mlspec.tag.KEY`` labels of its network, volume and tracking server.
+        Docker cannot relabel a network or a volume, and recreating the volume would lose the tracking store, so
+        theirs are the tags when they were created; the tracking server's container is recreated with new ones.
     """
 
     spec_root: str
     runtime: EnvironmentArgs
     volume: str | None = None
     tracking_uri: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Workspace(pulumi.ComponentResource):
@@ -49,11 +53,15 @@ class Workspace(pulumi.ComponentResource):
         self.provider = self.settings.provider()
         super().__init__("mlspec:docker:Workspace", name, None, self.options(opts))
         child = pulumi.ResourceOptions(parent=self)
+        tagged = {**c.tag_labels(args.tags), "mlspec.workspace": name}
+        # Labels fixed at creation (see WorkspaceArgs.tags): a tag change must not replace the store.
+        created = pulumi.ResourceOptions(parent=self, ignore_changes=["labels"])
         self.network = docker.Network(
-            name, name=name, labels=[docker.NetworkLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+            name, name=name, labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())],
+            opts=created)
         self.volume = docker.Volume(
             f"{name}-storage", name=args.volume or f"{name}-storage",
-            labels=[docker.VolumeLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())], opts=created)
         self.runtime = Environment("runtime", self, args.runtime, opts=child)
         self.network_name = self.network.name
         if args.tracking_uri:
@@ -93,6 +101,6 @@ class Workspace(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=health.wait_timeout,
-            labels=c.labels(name, "workspace/" + name, **{"mlspec.role": "tracking"}),
+            labels=c.labels(name, "workspace/" + name, {"mlspec.role": "tracking"}, self.args.tags),
             opts=child,
         )

@@ -57,6 +57,8 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
         (CONTAINER, "iris-blue-0", "iris"),
         (CONTAINER, "iris-green-0", "iris"),
         (CONTAINER, "iris-gateway", "iris"),
+        ("mlspec:docker:MlflowLabels", "labels", "iris-demo-dev"),  # the workspace's description on its experiment
+        (CONTAINER, "labels", "labels"),
     }
 
 
@@ -101,7 +103,7 @@ def test_mlflow_server(iris: Captured) -> None:
 def test_training_job_container(iris: Captured) -> None:
     job = iris.get(CONTAINER, "train")
     inputs = job.inputs
-    assert inputs["name"] == "iris-demo-job-train-9da962822305"
+    assert inputs["name"] == "iris-demo-job-train-f8c8c55c0ff6"
     assert inputs["image"] == iris.get(IMAGE, "train").inputs["imageName"]
     assert inputs["command"] == ["python", "-m", "mlspec.runtime.train", "/etc/mlspec/jobrun.json",
                                  "--result", "/tmp/mlspec-job/result.json"]
