@@ -70,6 +70,7 @@ _NO_AUTOSCALER = "no autoscaler yet: give instance_count instead"
 _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
 _NO_SUCCESS_THRESHOLD = "a replica counts as healthy after one success"
 _ONE_HOST = "every node is this one host"
+_UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -107,7 +108,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "gpu_type": Row(local=no("this machine's GPUs are what they are"),
                         docker=no("a Docker host's GPUs are what they are")),
     },
-    "LocalCompute": {"": Row(docker=approx("containers on the Docker host"))},
+    "LocalCompute": {"": Row(docker=approx("containers on the Docker host")), "tags": _UNLABELLED,
+                     "description": _UNLABELLED},
     "ClusterCompute": {
         "": Row(local=approx("jobs run as processes on this machine"),
                 docker=approx("jobs run as containers on the Docker host")),
@@ -119,6 +121,8 @@ TABLE: dict[str, dict[str, Row]] = {
                                            docker=ignored("no node is held after a job ends")),
         "low_priority": Row(local=ignored("this machine has no preemptible capacity"),
                             docker=ignored("a Docker host has no preemptible capacity")),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
     },
     "InstanceCompute": {
         "": Row(local=approx("JupyterLab as a process on this machine")),
@@ -130,15 +134,21 @@ TABLE: dict[str, dict[str, Row]] = {
         "": Row(local=approx("deployments run as processes on this machine"),
                 docker=approx("deployments run as containers on the Docker host")),
         "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST)),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
     },
     "AttachedCompute": {
         "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here")),
         "host": Row(docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost")),
         "kube_context": Row(docker=na("a Kubernetes setting")),
         "namespace": Row(docker=na("a Kubernetes setting")),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
     },
     "Environment": {
         "": ALL,
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
         "image": Row(local=na("local environments are virtualenvs on this machine")),
         "python": Row(docker=no("the image's Python is its base image's: set image (or the stack's "
                                 "mlspec:baseImage)")),
@@ -154,6 +164,8 @@ TABLE: dict[str, dict[str, Row]] = {
     "Build": {"context": ALL, "dockerfile": ALL},
     "Data": {
         "": ALL,
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
         "type": ALL,
         "path": ALL,
         "datastore": Row(local=no("only the workspace's own datastore exists"),
