@@ -47,7 +47,9 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float) -> Non
             row = rows.get(process_id)
             if row is None:
                 raise _step_failed(f"{process_id} is no longer wanted; another apply changed it")
-            if row.health and healthy(row.health):
+            # Only once the supervisor runs this row's process: before that, whatever answers on the port is the
+            # process it replaces (stopped just before this one starts).
+            if row.health and row.pid is not None and row.state == "running" and healthy(row.health):
                 pending.discard(process_id)
             elif row.restarts > 0:
                 raise _step_failed(f"{process_id} exited with {row.last_exit} before becoming healthy; its log:\n"
