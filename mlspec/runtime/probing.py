@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-TICK_S = 0.05  # the runner's resolution: probe times are rounded up to it
+TICK_S = 0.02  # the runner's resolution: probe times are rounded up to it
+IDLE_TICK_S = 0.5  # the longest the runner sleeps: how soon it notices new targets
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,9 @@ class ProbeRunner:
                     task = asyncio.get_running_loop().create_task(self._one(key, url, settings))
                     self._tasks.add(task)  # held until done: the loop keeps only weak references
                     task.add_done_callback(self._tasks.discard)
-            await asyncio.sleep(TICK_S)
+            # Asleep until the next probe is due (new targets are seen within IDLE_TICK_S): no busy polling.
+            due = min(self._due.values(), default=now + IDLE_TICK_S)
+            await asyncio.sleep(min(max(due - time.monotonic(), TICK_S), IDLE_TICK_S))
 
     async def _one(self, key: str, url: str, settings: ProbeSettings) -> None:
         try:
