@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -100,3 +102,23 @@ def test_without_a_liveness_policy_a_hung_process_is_left_alone(workspace: tuple
     os.kill(first, signal.SIGSTOP)
     time.sleep(2)
     assert row_of(store).pid == first and row_of(store).restarts == 0
+
+
+def test_start_up_waits_for_success_threshold_passes_in_a_row(workspace: tuple[WorkspacePaths, StateStore]) -> None:
+    from types import SimpleNamespace
+
+    from mlspec.backends.local.health import wait_healthy
+
+    paths, store = workspace
+    row, _ = replica(paths, failure_threshold=100)
+    (paths.root / "unready").touch()  # /health answers 503 until the file goes
+    store.want_process(row)
+    ensure_running(paths)
+    wait_for(lambda: row_of(store).state == "running")
+    ctx: Any = SimpleNamespace(store=store)
+    timer = threading.Timer(1.0, (paths.root / "unready").unlink)
+    timer.start()
+    started = time.monotonic()
+    wait_healthy(ctx, ["t/replica"], 20, successes=6)
+    assert time.monotonic() - started >= 1.0 + 0.5  # ready at 1 s, then six passes 0.1 s apart
+    timer.join()

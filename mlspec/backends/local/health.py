@@ -37,9 +37,11 @@ def log_tail(path: str, lines: int = 12) -> str:
     return "\n".join(f"    {line}" for line in text[-lines:])
 
 
-def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float) -> None:
-    """Block until every process answers its health URL with 200; a crash or the deadline is a StepFailed."""
+def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float, successes: int = 1) -> None:
+    """Block until every process answers its health URL with 200 `successes` times in a row (polled every 0.1 s);
+    a crash or the deadline is a StepFailed."""
     pending = set(process_ids)
+    streak = dict.fromkeys(process_ids, 0)
     deadline = time.monotonic() + deadline_s
     while pending:
         rows = {row.id: row for row in ctx.store.processes() if row.id in pending}
@@ -50,8 +52,12 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float) -> Non
             # Only once the supervisor runs this row's process: before that, whatever answers on the port is the
             # process it replaces (stopped just before this one starts).
             if row.health and row.pid is not None and row.state == "running" and healthy(row.health):
-                pending.discard(process_id)
-            elif row.restarts > 0:
+                streak[process_id] += 1
+                if streak[process_id] >= successes:
+                    pending.discard(process_id)
+                continue
+            streak[process_id] = 0
+            if row.restarts > 0:
                 raise _step_failed(f"{process_id} exited with {row.last_exit} before becoming healthy; its log:\n"
                                  f"{log_tail(row.log)}\n  full log: {row.log}")
         if pending and time.monotonic() > deadline:

@@ -101,7 +101,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                              "deadline": _probe_deadline(deployment)}
     ensure_running(ctx.paths)
     # Every replica the gateway will route to, kept ones too: after an interrupted `up` they may still be starting.
-    wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()))
+    wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()),
+                 max(d.probes.readiness.success_threshold for d in endpoint.deployments.values()))
     port = _gateway_port(endpoint, previous)
     _write_gateway_config(ctx, node, endpoint, deployments)
     gateway_id = f"{node.id}/gateway"
