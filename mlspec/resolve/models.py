@@ -1,0 +1,120 @@
+"""Models at resolve time: which job output registers which model, and model references the spec cannot deliver."""
+
+from __future__ import annotations
+
+from mlspec.diagnostics import Diagnostic, Diagnostics, Span
+from mlspec.load.yaml_source import Document
+from mlspec.resolve.spec import ResolvedSpec
+from mlspec.spec import Job, Model, ModelRef
+from mlspec.validate import Declared
+
+
+def model_output(model: Model, job: Job) -> str | None:
+    """The job output a Model registers: the one it names, else the job's only model output."""
+    if model.output is not None:
+        return model.output
+    outputs = [name for name, output in job.outputs.items() if output.type == "model"]
+    return outputs[0] if len(outputs) == 1 else None
+
+
+def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
+    """A `kind: Model` with `job:` registers that job's output: the resolved job says so with `register_as`.
+
+    One fact then feeds every back end (the local runner and the compiled program both register what
+    `register_as` names), and the job's content hash covers it: declaring the Model retrains the job once.
+    """
+    claimed: dict[tuple[str, str], Declared] = {}
+    for item in list(spec.resources.values()):
+        model = item.resource
+        if not isinstance(model, Model) or model.job is None or item.id in spec.implicit:
+            continue
+        job_id = spec.target(item.id, "job")
+        job = spec.get(job_id) if job_id else None
+        if not isinstance(job, Job) or job_id is None:
+            continue
+        output_name = model_output(model, job)
+        output = job.outputs.get(output_name) if output_name else None
+        if output_name is None or output is None or output.type != "model":
+            continue  # reported by the resolver
+        field = "output" if model.output else "job"
+        first = claimed.get((job_id, output_name))
+        if first is not None:
+            _error(diagnostics, item.doc, field,
+                   f"model '{model.name}': output '{output_name}' of job '{job.name}' is already registered as "
+                   f"'{first.resource.name}' ({_at(first.doc)})", "one output registers one model")
+            continue
+        if output.register_as not in (None, model.name):
+            _error(diagnostics, item.doc, field,
+                   f"model '{model.name}': output '{output_name}' of job '{job.name}' is already registered as "
+                   f"'{output.register_as}' (its register_as)",
+                   f"one output registers one model: remove register_as, or name this Model '{output.register_as}'")
+            continue
+        claimed[(job_id, output_name)] = item
+        if output.register_as == model.name:
+            continue
+        other = next((n for n, o in job.outputs.items() if o.register_as == model.name), None)
+        if other is not None:
+            _error(diagnostics, item.doc, field,
+                   f"model '{model.name}': job '{job.name}' already registers it from output '{other}'",
+                   f"set output: {other}, or remove register_as from output '{other}'")
+            continue
+        outputs = {**job.outputs, output_name: output.model_copy(update={"register_as": model.name})}
+        job_item = spec.resources[job_id]
+        spec.resources[job_id] = Declared(job.model_copy(update={"outputs": outputs}), job_item.doc)
+
+
+def check_aliases(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
+    """`NAME@ALIAS` where the spec declares model NAME but no Model gives it that alias: a warning, since the alias
+    may have been set in the registry outside mlspec (plan and up check the registry and stop if it is not)."""
+    for source, path, name, alias in undeclared_aliases(spec):
+        model_id = f"model/{name}"
+        where = spec.resources[model_id].doc.span(("name",))
+        declared = f" ({where.file}:{where.line})" if where and model_id not in spec.implicit else ""
+        diagnostics.add(Diagnostic(
+            f"no Model in the spec gives '{name}' the alias '{alias}'; it must already be set in the registry "
+            "(plan and up check, and stop if it is not)", _span(spec.resources[source].doc, path), path,
+            f"add aliases: [{alias}] to model '{name}'{declared}, or refer to {name}@latest", severity="warning"))
+
+
+def undeclared_aliases(spec: ResolvedSpec) -> list[tuple[str, str, str, str]]:
+    """Every (source id, field path, model name, alias) that no Model of the spec declares: the registry must hold
+    it already."""
+    found = []
+    for ref in spec.references:
+        item = spec.resources.get(ref.source)
+        model = spec.resources.get(ref.target)
+        if item is None or model is None or not isinstance(model.resource, Model):
+            continue
+        text = _reference_text(item, ref.path)
+        if text is None:
+            continue
+        parsed = ModelRef.parse(text)
+        if parsed.alias not in (None, "latest") and parsed.alias not in model.resource.aliases:
+            found.append((ref.source, ref.path, parsed.name, str(parsed.alias)))
+    return found
+
+
+def _reference_text(item: Declared, path: str) -> str | None:
+    """The model reference a field holds (`model:` prefix of a job input removed), or None if it holds none."""
+    value: object = item.resource
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+    if not isinstance(value, str):
+        return None
+    if path.startswith("inputs."):
+        scheme, _, rest = value.partition(":")
+        return rest if scheme == "model" else None
+    return value
+
+
+def _at(doc: Document) -> str:
+    span = doc.span(("name",))
+    return f"{span.file}:{span.line}" if span else doc.file
+
+
+def _span(doc: Document, dotted: str) -> Span | None:
+    return doc.span(tuple(int(p) if p.isdigit() else p for p in dotted.split(".")))
+
+
+def _error(diagnostics: Diagnostics, doc: Document, field: str, summary: str, hint: str) -> None:
+    diagnostics.add(Diagnostic(summary, _span(doc, field), field, hint))
