@@ -6,6 +6,7 @@ from mlspec.diagnostics import Diagnostic, Diagnostics, Span
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec import Job, Model, ModelRef
+from mlspec.spec.job import placeholders
 from mlspec.validate import Declared
 
 
@@ -61,6 +62,24 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
         outputs = {**job.outputs, output_name: output.model_copy(update={"register_as": model.name})}
         job_item = spec.resources[job_id]
         spec.resources[job_id] = Declared(job.model_copy(update={"outputs": outputs}), job_item.doc)
+
+
+def check_outputs_passed(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
+    """A registered output the command never receives cannot be written: the script has no way to know its path."""
+    for item in spec.resources.values():
+        job = item.resource
+        if not isinstance(job, Job):
+            continue
+        found = placeholders(job.command)
+        if any(p.problem or (p.scope == "outputs" and p.name not in job.outputs) for p in found):
+            continue  # a misspelt placeholder is reported as such; this would say the same twice
+        passed = {p.name for p in found if p.scope == "outputs"}
+        for name, output in job.outputs.items():
+            if output.register_as and name not in passed:
+                diagnostics.add(Diagnostic(
+                    f"job '{job.name}' registers outputs.{name} as model '{output.register_as}', but its command "
+                    f"never receives ${{{{outputs.{name}}}}}, so the script cannot know where to save the model",
+                    _span(item.doc, "command"), "command", f"pass it, e.g. --model-dir ${{{{outputs.{name}}}}}"))
 
 
 def check_aliases(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:

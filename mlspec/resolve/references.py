@@ -10,7 +10,7 @@ from typing import Any
 
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
-from mlspec.resolve.models import check_aliases, register_declared_models
+from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
 from mlspec.resolve.placeholders import check_command
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.spec import BatchEndpoint, Job, Model, ModelRef, OnlineEndpoint, Workspace
@@ -122,6 +122,7 @@ class _Resolver:
             elif resource.kind == "Data":  # type: ignore[attr-defined]
                 self._data(item)
         register_declared_models(self.spec, self.diagnostics)
+        check_outputs_passed(self.spec, self.diagnostics)
         check_aliases(self.spec, self.diagnostics)
         ws_doc = next((d.doc for d in self.by_id.values() if d.kind == "Workspace"), None)
         for field_name in ("compute", "environment"):

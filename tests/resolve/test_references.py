@@ -106,7 +106,8 @@ def test_register_as_must_not_clash_with_a_declared_model(tmp_path: Path) -> Non
 
 
 def test_an_explicit_model_of_a_job_with_several_outputs_names_one(tmp_path: Path) -> None:
-    jobs = "kind: Job\nname: t\ncommand: x\noutputs: {a: {type: model}, b: {type: model}}\n---\n"
+    jobs = ("kind: Job\nname: t\ncommand: x ${{outputs.a}} ${{outputs.b}}\n"
+            "outputs: {a: {type: model}, b: {type: model}}\n---\n")
     _, diagnostics = resolved(write(tmp_path, jobs + "kind: Model\nname: m\njob: t\n"))
     assert [d.summary for d in diagnostics.items] == ["model 'm': job 't' has 2 model outputs; say which with 'output'"]
     spec, diagnostics = resolved(write(tmp_path, jobs + "kind: Model\nname: m\njob: t\noutput: b\n"))
