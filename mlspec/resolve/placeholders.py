@@ -22,6 +22,18 @@ def check_command(job: Job, doc: Document, diagnostics: Diagnostics) -> None:
             diagnostics.add(Diagnostic(summary, span, "command", hint))
 
 
+def check_unsubstituted(job: Job, doc: Document, diagnostics: Diagnostics) -> None:
+    """Placeholders are substituted in the command only: one anywhere else would reach the job as literal text."""
+    for name, value in job.environment_variables.items():
+        found = placeholders(value)
+        if found:
+            path = f"environment_variables.{name}"
+            diagnostics.add(Diagnostic(
+                f"job '{job.name}': {path} holds '{found[0].text}', but placeholders are substituted only in the "
+                "command", _Locator(doc.span(("environment_variables", name))).find(found[0].text), path,
+                f"pass it on the command line instead, e.g. {name}={found[0].fix or found[0].text} python ..."))
+
+
 def _problem(job: Job, item: Placeholder) -> tuple[str, str] | None:
     """What is wrong with one placeholder (summary, hint), or None."""
     declared: dict[str, list[str]] = {"inputs": list(job.inputs), "outputs": list(job.outputs)}

@@ -11,7 +11,7 @@ from typing import Any
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
-from mlspec.resolve.placeholders import check_command
+from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.spec import BatchEndpoint, Job, Model, ModelRef, OnlineEndpoint, Workspace
 from mlspec.spec.compute import InstanceCompute, LocalCompute
@@ -166,6 +166,7 @@ class _Resolver:
             elif isinstance(value, str) and _REF.match(value):
                 self._data_ref(item, path, value)
         check_command(job, item.doc, self.diagnostics)
+        check_unsubstituted(job, item.doc, self.diagnostics)
 
     def _data_ref(self, item: Declared, path: str, text: str) -> None:
         match = _REF.match(text)
