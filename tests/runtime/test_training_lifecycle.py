@@ -103,10 +103,10 @@ def test_jobs_in_threads_share_the_store_and_number_versions_without_gaps(store,
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    code = tmp_path / "code"
-    code.mkdir()
-    joblib.dump(LogisticRegression().fit(np.eye(4), [0, 1, 0, 1]), code / "m.joblib")
-    runs = [make_run("sleep 0.2; cp m.joblib ${{outputs.model}}/", job=f"t{i}", code=str(code),
+    for i in range(6):  # distinct models: identical files would reuse one version
+        (tmp_path / f"code{i}").mkdir()
+        joblib.dump(LogisticRegression(C=1.0 + i).fit(np.eye(4), [0, 1, 0, 1]), tmp_path / f"code{i}" / "m.joblib")
+    runs = [make_run("sleep 0.2; cp m.joblib ${{outputs.model}}/", job=f"t{i}", code=str(tmp_path / f"code{i}"),
                      workdir=str(tmp_path / f"w{i}"),
                      outputs={"model": {"path": str(tmp_path / f"w{i}" / "model"), "type": "model",
                                         "register_as": f"threads-{i % 2}", "aliases": ["champion"]}})
