@@ -8,7 +8,7 @@ from pathlib import Path
 from mlspec.graph import Graph, Node
 from mlspec.plan.model import Blocker, Change, Record
 from mlspec.plan.registry import RegistryView, source_digest
-from mlspec.resolve.models import undeclared_aliases
+from mlspec.resolve.models import model_references, undeclared_aliases
 from mlspec.spec import Model
 
 
@@ -66,11 +66,24 @@ def _source(graph: Graph, node: Node) -> str | None:
         return Path(located).as_posix()
 
 
-def alias_blockers(graph: Graph, registry: RegistryView | None) -> list[Blocker]:
-    """References to `NAME@ALIAS` that no Model of the spec declares and the registry does not have."""
+def reference_blockers(graph: Graph, registry: RegistryView | None, planned: dict[str, Change]) -> list[Blocker]:
+    """References the registry cannot satisfy after `up`: `NAME@ALIAS` that neither the spec declares nor the
+    registry has, and `NAME:VERSION` that the registry lacks and `up` will not register."""
     if registry is None:
-        return []  # the registry could not be read: the step that needs the alias reports it
-    return [Blocker(source, f"{path}: no version of model '{name}' has alias '{alias}' in the registry, and no "
-                            f"Model in the spec declares it; add aliases: [{alias}] to model '{name}', or set the "
-                            "alias in MLflow")
-            for source, path, name, alias in undeclared_aliases(graph.spec) if not registry.has_alias(name, alias)]
+        return []  # the registry could not be read: the step that needs the model reports it
+    blockers = [Blocker(source, f"{path}: no version of model '{name}' has alias '{alias}' in the registry, and no "
+                                f"Model in the spec declares it; add aliases: [{alias}] to model '{name}', or set "
+                                "the alias in MLflow")
+                for source, path, name, alias in undeclared_aliases(graph.spec) if not registry.has_alias(name, alias)]
+    for source, path, ref in model_references(graph.spec):
+        if ref.version is None or ref.version in registry.versions.get(ref.name, set()):
+            continue
+        change = planned.get(f"model/{ref.name}")
+        if change is not None and change.registers and change.version == ref.version:
+            continue  # this very `up` registers it
+        have = sorted(registry.versions.get(ref.name, set()))
+        known = f"it has {', '.join(map(str, have))}" if have else "it has none"
+        blockers.append(Blocker(source, f"{path}: the registry has no version {ref.version} of model '{ref.name}' "
+                                        f"({known}), and up will not register it; refer to {ref.name}@latest or "
+                                        "to a version that exists"))
+    return blockers

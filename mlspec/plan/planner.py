@@ -8,7 +8,7 @@ from typing import Any
 from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.model import Action, Change, Plan, Record
-from mlspec.plan.models import alias_blockers, model_change
+from mlspec.plan.models import model_change, reference_blockers
 from mlspec.plan.registry import RegistryView
 
 # The kind's word for an update, as users say it.
@@ -35,7 +35,7 @@ def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None =
     gone = [rid for rid in state if rid not in graph.nodes]
     deletes = [Change(rid, state[rid].kind, "delete", ("no longer in the spec",))
                for rid in _dependants_first(gone, state)]
-    return Plan([*changes.values(), *deletes], alias_blockers(graph, registry))
+    return Plan([*changes.values(), *deletes], reference_blockers(graph, registry, changes))
 
 
 def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record],

@@ -17,6 +17,7 @@ class RegistryView:
     latest: dict[str, int] = field(default_factory=dict)  # model name -> highest version
     aliases: dict[str, dict[str, int]] = field(default_factory=dict)  # model name -> alias -> version
     sources: dict[str, dict[str, int]] = field(default_factory=dict)  # model name -> source digest -> version
+    versions: dict[str, set[int]] = field(default_factory=dict)  # model name -> every version it has
 
     def next_version(self, name: str) -> int:
         """The number the registry gives the next version of `name` (one more than its highest)."""

@@ -95,9 +95,8 @@ def check_aliases(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
             f"add aliases: [{alias}] to model '{name}'{declared}, or refer to {name}@latest", severity="warning"))
 
 
-def undeclared_aliases(spec: ResolvedSpec) -> list[tuple[str, str, str, str]]:
-    """Every (source id, field path, model name, alias) that no Model of the spec declares: the registry must hold
-    it already."""
+def model_references(spec: ResolvedSpec) -> list[tuple[str, str, ModelRef]]:
+    """Every (source id, field path, parsed reference) naming a Model of the spec."""
     found = []
     for ref in spec.references:
         item = spec.resources.get(ref.source)
@@ -105,11 +104,20 @@ def undeclared_aliases(spec: ResolvedSpec) -> list[tuple[str, str, str, str]]:
         if item is None or model is None or not isinstance(model.resource, Model):
             continue
         text = _reference_text(item, ref.path)
-        if text is None:
-            continue
-        parsed = ModelRef.parse(text)
-        if parsed.alias not in (None, "latest") and parsed.alias not in model.resource.aliases:
-            found.append((ref.source, ref.path, parsed.name, str(parsed.alias)))
+        if text is not None:
+            found.append((ref.source, ref.path, ModelRef.parse(text)))
+    return found
+
+
+def undeclared_aliases(spec: ResolvedSpec) -> list[tuple[str, str, str, str]]:
+    """Every (source id, field path, model name, alias) that no Model of the spec declares: the registry must hold
+    it already."""
+    found = []
+    for source, path, parsed in model_references(spec):
+        model = spec.get(f"model/{parsed.name}")
+        assert isinstance(model, Model)
+        if parsed.alias not in (None, "latest") and parsed.alias not in model.aliases:
+            found.append((source, path, parsed.name, str(parsed.alias)))
     return found
 
 

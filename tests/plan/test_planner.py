@@ -206,3 +206,18 @@ def test_an_alias_neither_the_spec_nor_the_registry_has_blocks_the_plan(tmp_path
     text = plan_text(result, Style(False))
     assert "error: endpoint/api: deployments.a.model" in text
     assert text.splitlines()[-1] == "Plan cannot be applied: 1 error above."
+
+
+def test_a_pinned_version_the_registry_lacks_and_up_does_not_register_blocks_the_plan(tmp_path: Path) -> None:
+    from mlspec.plan import RegistryView
+
+    (tmp_path / "ext.pkl").write_bytes(b"model")
+    (tmp_path / "mlspec.yaml").write_text(SPEC + (
+        "---\nkind: Endpoint\nname: api\ndeployments:\n  a: {model: 'clf:3'}\n  b: {model: 'clf:2'}\n"
+        "  c: {model: 'ext:5'}\ntraffic: {a: 50, b: 25, c: 25}\n"))
+    graph = load_graph([tmp_path])
+    # clf has versions 1 and 2 and this up registers clf:3; ext has 1 and this up registers ext:2, not ext:5.
+    result = plan(graph, {}, RegistryView(latest={"clf": 2, "ext": 1}, versions={"clf": {1, 2}, "ext": {1}}))
+    assert [(b.id, b.message) for b in result.blockers] == [
+        ("endpoint/api", "deployments.c.model: the registry has no version 5 of model 'ext' (it has 1), and up "
+                         "will not register it; refer to ext@latest or to a version that exists")]

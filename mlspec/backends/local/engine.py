@@ -16,7 +16,7 @@ from mlspec.backends.local.state import StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
 from mlspec.graph import Graph
 from mlspec.plan import Change, Plan, Record, plan
-from mlspec.resolve.models import undeclared_aliases
+from mlspec.resolve.models import model_references
 
 
 def workspace_paths(graph: Graph) -> WorkspacePaths:
@@ -57,7 +57,8 @@ class LocalEngine:
         it; the registry is read only when a model changes or the spec relies on an alias it does not declare."""
         first = plan(self.graph, records)
         names = [c.id.split("/", 1)[1] for c in first.changes if c.kind == "Model" and c.action != "noop"]
-        names += [name for _, _, name, _ in undeclared_aliases(self.graph.spec)]
+        names += [ref.name for _, _, ref in model_references(self.graph.spec)
+                  if ref.version is not None or ref.alias not in (None, "latest")]
         if not names:
             return first
         workspace_uri = self.graph.spec.workspace.tracking.uri

@@ -27,7 +27,8 @@ def read_registry(tracking_uri: str, names: list[str], local_db: Path | None) ->
             versions = [v for v in registry.search_model_versions(f"name='{name}'") if v.status == "READY"]
             if not versions:
                 continue
-            view.latest[name] = max(int(v.version) for v in versions)
+            view.versions[name] = {int(v.version) for v in versions}
+            view.latest[name] = max(view.versions[name])
             for version in sorted(versions, key=lambda v: int(v.version)):  # the newest version with those files
                 if version.tags.get(SOURCE_TAG):
                     view.sources.setdefault(name, {})[version.tags[SOURCE_TAG]] = int(version.version)
