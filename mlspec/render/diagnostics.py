@@ -40,5 +40,9 @@ def render(diagnostics: list[Diagnostic], style: Style, files: int) -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     body = "\n".join(render_one(d, style) for d in diagnostics)
     in_files = len({d.span.file for d in diagnostics if d.span}) or files
-    summary = f"{errors} error{'s' if errors != 1 else ''} in {in_files} file{'s' if in_files != 1 else ''}"
+    warnings = len(diagnostics) - errors
+    counted = f"{errors} error{'s' if errors != 1 else ''}"
+    if warnings:
+        counted += f" and {warnings} warning{'s' if warnings != 1 else ''}"
+    summary = f"{counted} in {in_files} file{'s' if in_files != 1 else ''}"
     return f"{body}\n{style(summary, 'red', 'bold')}" if body else summary

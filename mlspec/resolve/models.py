@@ -87,12 +87,17 @@ def check_aliases(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
     may have been set in the registry outside mlspec (plan and up check the registry and stop if it is not)."""
     for source, path, name, alias in undeclared_aliases(spec):
         model_id = f"model/{name}"
-        where = spec.resources[model_id].doc.span(("name",))
-        declared = f" ({where.file}:{where.line})" if where and model_id not in spec.implicit else ""
+        model = spec.resources[model_id]
+        where = model.doc.span(("name",))
+        if model_id in spec.implicit:  # registered by `register_as`: a Model document gives it aliases
+            job = model.resource.job  # type: ignore[attr-defined]
+            fix = f"declare kind: Model, name: {name}, job: {job}, aliases: [{alias}]"
+        else:
+            fix = f"add aliases: [{alias}] to model '{name}'" + (f" ({where.file}:{where.line})" if where else "")
         diagnostics.add(Diagnostic(
             f"no Model in the spec gives '{name}' the alias '{alias}'; it must already be set in the registry "
             "(plan and up check, and stop if it is not)", _span(spec.resources[source].doc, path), path,
-            f"add aliases: [{alias}] to model '{name}'{declared}, or refer to {name}@latest", severity="warning"))
+            f"{fix}, or refer to {name}@latest", severity="warning"))
 
 
 def model_references(spec: ResolvedSpec) -> list[tuple[str, str, ModelRef]]:

@@ -181,3 +181,12 @@ def test_the_compiled_program_registers_what_a_declared_model_names(tmp_path: Pa
     assert job.registers == ("m",)
     assert job.outputs["out"] == {"type": "model", "register_as": "m", "flavor": "sklearn", "aliases": ["champion"]}
     assert program.endpoints[0].deployments[0].job == job.var  # the endpoint waits for the job's version
+
+
+def test_an_alias_on_a_model_only_register_as_declares_says_how_to_declare_it(tmp_path: Path) -> None:
+    _, diagnostics = resolved(write(tmp_path, (
+        "kind: Job\nname: t\ncommand: x ${{outputs.m}}\noutputs: {m: {type: model, register_as: clf}}\n---\n"
+        "kind: Job\nname: use\ncommand: x ${{inputs.m}}\ninputs: {m: model:clf@champion}\n")))
+    (warning,) = diagnostics.items
+    assert (warning.severity, warning.path) == ("warning", "inputs.m")
+    assert warning.hint == "declare kind: Model, name: clf, job: t, aliases: [champion], or refer to clf@latest"
