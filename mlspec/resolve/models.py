@@ -51,6 +51,11 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
                    f"one output registers one model: remove register_as, or name this Model '{output.register_as}'")
             continue
         claimed[(job_id, output_name)] = item
+        if model.flavor and output.flavor and model.flavor != output.flavor:
+            _error(diagnostics, item.doc, "flavor",
+                   f"model '{model.name}' declares flavor {model.flavor}, but output '{output_name}' of job "
+                   f"'{job.name}' declares flavor {output.flavor}", "declare the flavor in one place")
+            continue
         if output.register_as == model.name:
             continue
         other = next((n for n, o in job.outputs.items() if o.register_as == model.name), None)
@@ -59,7 +64,8 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
                    f"model '{model.name}': job '{job.name}' already registers it from output '{other}'",
                    f"set output: {other}, or remove register_as from output '{other}'")
             continue
-        outputs = {**job.outputs, output_name: output.model_copy(update={"register_as": model.name})}
+        registered = output.model_copy(update={"register_as": model.name, "flavor": output.flavor or model.flavor})
+        outputs = {**job.outputs, output_name: registered}
         job_item = spec.resources[job_id]
         spec.resources[job_id] = Declared(job.model_copy(update={"outputs": outputs}), job_item.doc)
 
