@@ -98,3 +98,19 @@ def test_an_alias_no_one_provides_stops_plan_and_up_before_anything_runs(workspa
     assert applied.returncode == 1 and "job/use: inputs.m: no version of model 'clf'" in applied.stderr
     assert "[train]" not in applied.stdout  # nothing ran
     assert not (workspace / ".mlspec" / "runs").exists()
+
+
+def test_a_state_dict_model_finds_its_loader_beside_the_spec(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    (tmp_path / "net.py").write_text("import torch\n\n\ndef build():\n    return torch.nn.Linear(2, 1)\n")
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "mlspec.yaml").write_text(
+        "kind: Model\nname: linear\npath: weights.pt\nflavor: torch\nloader: 'net:build'\n")
+    try:
+        done = mlspec("up", str(tmp_path), "--yes")
+        assert "version 1" in done.stdout
+        registry = client(f"sqlite:///{tmp_path / '.mlspec' / 'mlflow.db'}")
+        (version,) = registry.search_model_versions("name='linear'")
+        assert version.tags["mlspec.torch_format"] == "torchscript"
+    finally:
+        mlspec("down", str(tmp_path), "--yes", check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
@@ -25,8 +26,10 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         from mlspec.runtime import packaging
 
         source = ctx.graph.spec.files[node.id]["path"]
+        # A loader's module is looked up beside the spec file that declares the model, as its path is.
+        code = str(Path(ctx.graph.spec.resources[node.id].doc.file).resolve().parent) if model.loader else None
         registered = packaging.register_path(ctx.tracking_uri, model.name, source, flavor=model.flavor,
-                                             loader=model.loader, tags={"mlspec.hash": node.hash})
+                                             loader=model.loader, code=code, tags={"mlspec.hash": node.hash})
         number = int(registered.version)
         outputs = {"version": number, "uri": f"models:/{model.name}/{number}"}
     previous = ctx.outputs(node.id).get("aliases", [])
