@@ -28,6 +28,8 @@ def plan(args: argparse.Namespace) -> int:
         print(plan_markdown(the_plan))
     else:
         print(plan_text(the_plan, _style()))
+    if the_plan.blockers:
+        return EXIT_FAILED
     if args.detailed_exitcode:
         return 2 if the_plan.has_changes else 0
     return EXIT_OK

@@ -29,14 +29,27 @@ class Change:
     action: Action
     reasons: tuple[str, ...] = ()
     verb: str = ""  # the kind's word for the action: retrain, register, redeploy, rebuild
+    version: int | None = None  # a model's version once applied (a new one, or the one it keeps or reuses)
+    registers: bool = False  # a model: applying creates a new version in the registry
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """Why a plan cannot be applied: the resource and what is wrong, in the user's terms."""
+
+    id: str
+    message: str
+
+
 @dataclass
 class Plan:
     changes: list[Change]  # creates/updates in dependency order, then deletes dependants-first
+    # Why it cannot be applied as it stands (a model alias neither the registry nor the spec has): `up` stops
+    # before anything runs.
+    blockers: list[Blocker] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -48,8 +61,15 @@ class Plan:
     def get(self, resource_id: str) -> Change | None:
         return next((c for c in self.changes if c.id == resource_id), None)
 
+    @property
+    def registrations(self) -> int:
+        """How many new model versions applying registers."""
+        return sum(c.registers for c in self.changes)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "changes": [c.as_dict() for c in self.changes],
             "summary": {a: self.count(a) for a in ("create", "update", "replace", "delete", "noop")},
+            "registrations": self.registrations,
+            "blockers": [asdict(b) for b in self.blockers],
         }

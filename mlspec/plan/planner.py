@@ -9,6 +9,8 @@ from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.labels import RELABEL, desired_labels, label_changes
 from mlspec.plan.model import Action, Change, Plan, Record
+from mlspec.plan.models import model_change, reference_blockers
+from mlspec.plan.registry import RegistryView
 
 # The kind's word for an update, as users say it.
 VERBS = {"Job": "retrain", "Model": "register", "Endpoint": "redeploy", "Environment": "rebuild",
@@ -22,18 +24,23 @@ def spec_of(node: Node) -> dict[str, Any]:
     return value
 
 
-def plan(graph: Graph, state: dict[str, Record]) -> Plan:
-    changes: list[Change] = []
-    for node in graph.nodes.values():
-        changes.append(_change(node, state.get(node.id), graph, state))
+def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None = None) -> Plan:
+    """The changes applying `graph` makes to `state`; with a read of the `registry`, model versions are numbered
+    as the registry will number them, and references to aliases it lacks block the plan."""
+    changes: dict[str, Change] = {}
+    for node in graph.nodes.values():  # topological: a model's job is planned before the model
+        change = _change(node, state.get(node.id), graph, state, changes)
+        if node.kind == "Model":
+            change = model_change(node, change, state.get(node.id), changes, graph, registry)
+        changes[node.id] = change
     gone = [rid for rid in state if rid not in graph.nodes]
-    for rid in _dependants_first(gone, state):
-        record = state[rid]
-        changes.append(Change(rid, record.kind, "delete", ("no longer in the spec",)))
-    return Plan(changes)
+    deletes = [Change(rid, state[rid].kind, "delete", ("no longer in the spec",))
+               for rid in _dependants_first(gone, state)]
+    return Plan([*changes.values(), *deletes], reference_blockers(graph, registry, changes))
 
 
-def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record]) -> Change:
+def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record],
+            planned: dict[str, Change]) -> Change:
     verb = VERBS.get(node.kind, "update")
     if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
         verb = "rescore"  # a batch endpoint is a scoring run, not a server
@@ -50,7 +57,7 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
     for upstream in node.deps:
         before = record.upstream.get(upstream)
         if before is not None and before != graph.nodes[upstream].hash:
-            reasons.append(_upstream_reason(upstream, graph, state))
+            reasons.append(_upstream_reason(upstream, graph, state, planned))
     action: Action = "update"
     if any(record.spec.get(f) != spec.get(f) for f in REPLACE_FIELDS.get(node.kind, ())):
         action = "replace"
@@ -68,13 +75,19 @@ def _create_reasons(node: Node) -> tuple[str, ...]:
     return ()
 
 
-def _upstream_reason(upstream: str, graph: Graph, state: dict[str, Record]) -> str:
+def _upstream_reason(upstream: str, graph: Graph, state: dict[str, Record], planned: dict[str, Change]) -> str:
     kind = graph.nodes[upstream].kind
     if kind == "Model":
         current = state.get(upstream)
         version = current.outputs.get("version") if current else None
         name = upstream.split("/", 1)[1]
-        return f"{name} {version} → {version + 1}" if isinstance(version, int) else f"new version of {name}"
+        change = planned.get(upstream)
+        after = change.version if change and change.version is not None else None
+        if isinstance(version, int) and after is None:
+            after = version + 1
+        if isinstance(version, int) and after is not None:
+            return f"{name} {version} → {after}" if after != version else f"{name} {version} (unchanged version)"
+        return f"new version of {name}"
     if kind == "Job":
         return f"{upstream} retrains"
     return f"{upstream} changed"

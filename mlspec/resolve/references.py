@@ -10,11 +10,13 @@ from typing import Any
 
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
+from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
+from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.spec import BatchEndpoint, Job, Model, ModelRef, OnlineEndpoint, Workspace
 from mlspec.spec.compute import InstanceCompute, LocalCompute
 from mlspec.spec.environment import Environment
-from mlspec.spec.job import PLACEHOLDER, PathInput
+from mlspec.spec.job import PathInput
 from mlspec.validate import Declared, Validated
 
 DEFAULT_COMPUTE = "local"
@@ -119,6 +121,9 @@ class _Resolver:
                 self._environment_files(item, resource)
             elif resource.kind == "Data":  # type: ignore[attr-defined]
                 self._data(item)
+        register_declared_models(self.spec, self.diagnostics)
+        check_outputs_passed(self.spec, self.diagnostics)
+        check_aliases(self.spec, self.diagnostics)
         ws_doc = next((d.doc for d in self.by_id.values() if d.kind == "Workspace"), None)
         for field_name in ("compute", "environment"):
             name = getattr(self.spec.workspace.defaults, field_name)
@@ -160,7 +165,8 @@ class _Resolver:
                 self.locate(item, path, value.path, want_dir=value.type == "uri_folder")
             elif isinstance(value, str) and _REF.match(value):
                 self._data_ref(item, path, value)
-        self._placeholders(item, job)
+        check_command(job, item.doc, self.diagnostics)
+        check_unsubstituted(job, item.doc, self.diagnostics)
 
     def _data_ref(self, item: Declared, path: str, text: str) -> None:
         match = _REF.match(text)
@@ -177,20 +183,6 @@ class _Resolver:
             except ValueError as exc:
                 self.diagnostics.error(f"{item.kind} '{item.resource.name}': {path}: {exc}",
                                        _span(item.doc, path), path)
-
-    def _placeholders(self, item: Declared, job: Job) -> None:
-        declared: dict[str, list[str]] = {"inputs": list(job.inputs), "outputs": list(job.outputs)}
-        for match in PLACEHOLDER.finditer(job.command):
-            scope, name = match.groups()
-            span = _sub_span(item.doc.span(("command",)), match.start(), match.end())
-            if scope not in declared:
-                self.diagnostics.error(f"job '{job.name}': unknown placeholder scope '{scope}' in command", span,
-                                       "command", "use ${{inputs.NAME}} or ${{outputs.NAME}}")
-            elif name not in declared[scope]:
-                guess = did_you_mean(name, declared[scope])
-                self.diagnostics.add(Diagnostic(
-                    f"job '{job.name}': command uses {scope}.{name}, which is not declared in {scope}", span,
-                    "command", f"did you mean '{guess}'?" if guess else f"declare it under {scope}:"))
 
     def _model(self, item: Declared, model: Model) -> None:
         if model.path is not None:
@@ -234,13 +226,6 @@ def _folder_of(file: str) -> Path:
 
 def _span(doc: Document, dotted: str) -> Span | None:
     return doc.span(tuple(int(p) if p.isdigit() else p for p in dotted.split(".")))
-
-
-def _sub_span(span: Span | None, start: int, end: int) -> Span | None:
-    """The span of characters [start, end) inside a one-line scalar."""
-    if span is None or span.line != span.end_line:
-        return span
-    return Span(span.file, span.line, span.column + start, span.line, span.column + end)
 
 
 def _folder_name(root: Path) -> str:

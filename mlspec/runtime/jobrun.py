@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mlspec.runtime.contract import ContractFile
 from mlspec.spec.base import Strict
-from mlspec.spec.job import PLACEHOLDER, Flavor
+from mlspec.spec.job import Flavor, Placeholder, placeholders
 from mlspec.spec.model import Signature
 
 LiteralValue = bool | int | float | str
@@ -146,32 +145,39 @@ def prepare_output(output: OutputBinding) -> None:
 def substitute(command: str, run: JobRun) -> str:
     """Replace ${{inputs.x}} / ${{outputs.y}} with shell-quoted values; creates the referenced output places.
 
-    Every unknown reference is reported at once, with the names that do exist.
+    The same strict parser as `mlspec validate`: a malformed or unknown placeholder is an error, never text left
+    for the shell. Every problem is reported at once, with the names that do exist.
     """
+    found = placeholders(command)
     unknown: list[str] = []
-    for match in PLACEHOLDER.finditer(command):
-        group, name = match.group(1), match.group(2)
+    malformed: list[str] = []
+    for item in found:
         table: dict[str, InputBinding] | dict[str, OutputBinding] | None = (
-            run.inputs if group == "inputs" else run.outputs if group == "outputs" else None
+            run.inputs if item.scope == "inputs" else run.outputs if item.scope == "outputs" else None
         )
-        if table is None or name not in table:
-            unknown.append(match.group(0))
-    if unknown:
+        if item.problem:
+            malformed.append(f"{item.text} {item.problem} (write {item.fix})")
+        elif table is None or item.name not in table:
+            unknown.append(item.text)
+    if unknown or malformed:
         known = [f"inputs.{n}" for n in run.inputs] + [f"outputs.{n}" for n in run.outputs]
-        raise JobRunError(
-            f"job '{run.job}': the command refers to {', '.join(unknown)}, which the job does not declare"
-            f" (declared: {', '.join(known) or 'nothing'})"
-        )
+        parts = [f"the command's placeholder {m}" for m in malformed]
+        if unknown:
+            parts.append(f"the command refers to {', '.join(unknown)}, which the job does not declare")
+        raise JobRunError(f"job '{run.job}': {'; '.join(parts)} (declared: {', '.join(known) or 'nothing'})")
 
-    def replace(match: re.Match[str]) -> str:
-        group, name = match.group(1), match.group(2)
-        if group == "inputs":
-            return shlex.quote(run.inputs[name].text())
-        output = run.outputs[name]
+    def replace(item: Placeholder) -> str:
+        if item.scope == "inputs":
+            return shlex.quote(run.inputs[item.name].text())
+        output = run.outputs[item.name]
         if output.type == "uri_file":
             Path(output.path).parent.mkdir(parents=True, exist_ok=True)
         else:
             Path(output.path).mkdir(parents=True, exist_ok=True)
         return shlex.quote(output.path)
 
-    return PLACEHOLDER.sub(replace, command)
+    pieces, position = [], 0
+    for item in found:
+        pieces += [command[position:item.start], replace(item)]
+        position = item.end
+    return "".join(pieces) + command[position:]

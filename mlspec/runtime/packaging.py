@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from mlspec.runtime.formats import is_torchscript
 from mlspec.runtime.jobrun import JobRun, JobRunError, OutputBinding
-from mlspec.runtime.serving.integrity import model_digest
+from mlspec.runtime.serving.integrity import SOURCE_TAG, TAG, file_sha256, listing_digest, model_digest
 from mlspec.spec.job import Flavor
 from mlspec.spec.model import Signature
 
@@ -180,18 +180,76 @@ def register_outputs(tracking_uri: str, run_id: str, run: JobRun) -> list[Regist
         return []
     metadata = {"mlspec_job": run.job, "mlspec_hash": run.content_hash}
     os.makedirs(run.workdir, exist_ok=True)
+    digests = {name: source_digest(output.path) for name, output in wanted.items()}
+    known = {name: _known_version(tracking_uri, output, digests[name]) for name, output in wanted.items()}
     with tempfile.TemporaryDirectory(dir=run.workdir, prefix=".package-") as staging:
-        # Build everything first: a bad second output must not leave the first one registered.
+        # Build everything first: a bad second output must not leave the first one registered. Files identical to
+        # a registered version's need no build: that version is reused.
         with _BUILD_LOCK:
             built = {
                 name: _build(f"output '{name}' ({output.path})", output, run.code, metadata, Path(staging) / name)
-                for name, output in wanted.items()
+                for name, output in wanted.items() if known[name] is None
             }
         tags = {"mlspec.job": run.job, "mlspec.hash": run.content_hash}
-        return [
-            _log_and_register(tracking_uri, run_id, item, f"models/{name}", {**tags, "mlspec.output": name}, name)
-            for name, item in built.items()
-        ]
+        registered = []
+        for name, output in wanted.items():
+            existing = known[name]
+            if existing is not None:
+                registered.append(_reuse(tracking_uri, run_id, output, existing, name))
+                continue
+            registered.append(_log_and_register(
+                tracking_uri, run_id, built[name], f"models/{name}",
+                {**tags, "mlspec.output": name, SOURCE_TAG: digests[name]}, name))
+        return registered
+
+
+def source_digest(path: str | os.PathLike[str]) -> str:
+    """What a model was registered from, by content: `model_digest` of a folder; a file as a one-entry listing."""
+    source = Path(path)
+    if source.is_dir():
+        return model_digest(source)
+    if not source.is_file():
+        return ""  # nothing there: building the model says so, naming the place
+    return listing_digest([(source.name, file_sha256(source))])
+
+
+def _known_version(tracking_uri: str, output: OutputBinding, digest: str) -> Any | None:
+    """A ready version of the output's model registered from identical files (and of the declared flavor)."""
+    from mlspec.runtime.tracking import client
+
+    name = output.register_as
+    if not digest:
+        return None
+    try:
+        versions = client(tracking_uri).search_model_versions(f"name='{name}' and tag.`{SOURCE_TAG}`='{digest}'")
+    except Exception:  # no such model yet
+        return None
+    usable = [v for v in versions if v.status == "READY" and v.tags.get(TAG)
+              and (output.flavor is None or v.tags.get("mlspec.flavor") == output.flavor)]
+    return max(usable, key=lambda v: int(v.version)) if usable else None
+
+
+def _reuse(tracking_uri: str, run_id: str, binding: OutputBinding, existing: Any,
+           output: str | None) -> RegisteredModel:
+    """The registered version with these very files stands for this registration too: no new version."""
+    from mlspec.runtime.tracking import client, set_tags
+
+    name = binding.register_as
+    assert name is not None
+    version = int(existing.version)
+    set_tags(tracking_uri, run_id, {f"mlspec.reused.{name}": str(version)})
+    aliases = [alias for alias in binding.aliases if alias.lower() != "latest"]
+    for alias in aliases:
+        try:
+            set_alias(client(tracking_uri), name, alias, version)
+        except Exception as error:
+            raise JobRunError(f"cannot set alias '{alias}' on {name} version {version}: {error}") from None
+    flavor = existing.tags.get("mlspec.flavor")
+    return RegisteredModel(
+        name=name, version=version, source_uri=str(existing.source), sha256=existing.tags[TAG],
+        flavor=flavor if flavor in ("sklearn", "torch", "pyfunc") else "pyfunc", output=output, aliases=aliases,
+        warnings=[f"the files are identical to {name} version {version}'s: reused it, registered nothing new"],
+    )
 
 
 def register_path(
@@ -223,9 +281,16 @@ def register_path(
                                 run_name=f"register-{name}")
     status: tracking.RunStatus = "FAILED"
     try:
+        digest = source_digest(source)
+        existing = _known_version(tracking_uri, binding, digest)
+        if existing is not None:
+            registered = _reuse(tracking_uri, run_id, binding, existing, None)
+            status = "FINISHED"
+            return registered
         with tempfile.TemporaryDirectory(prefix="mlspec-package-") as staging, _BUILD_LOCK:
             built = _build(f"model '{name}' ({source})", binding, code, {"mlspec_model": name}, Path(staging) / "m")
-            registered = _log_and_register(tracking_uri, run_id, built, "model", dict(tags or {}), None)
+            registered = _log_and_register(tracking_uri, run_id, built, "model",
+                                           {**(tags or {}), SOURCE_TAG: digest}, None)
         status = "FINISHED"
         return registered
     finally:

@@ -72,6 +72,7 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
         # After the command: a param the script logged itself keeps the script's text (see tracking.start_run).
         tracking.log_params(run.tracking_uri, result.run_id, run.literal_params())
         if execution.ok:
+            check_outputs_written(run)
             result.models = register_outputs(run.tracking_uri, result.run_id, run)
             result.status = "succeeded"
         else:
@@ -87,6 +88,17 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
         raise
     _finish(run, result, execution, started, on_line)
     return result
+
+
+def check_outputs_written(run: JobRun) -> None:
+    """A model output the job must register but left empty fails the job in its own words, naming the place."""
+    for name, output in run.outputs.items():
+        place = Path(output.path)
+        if output.register_as and (not place.exists() or (place.is_dir() and not any(place.iterdir()))):
+            raise JobRunError(
+                f"job '{run.job}' wrote nothing to outputs.{name} ({place}); save the model there (an MLflow model, "
+                "or a joblib/pickle/TorchScript file) - the command receives that path as ${{outputs." + name + "}}"
+            )
 
 
 def _finish(

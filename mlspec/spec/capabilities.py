@@ -202,7 +202,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "flavor": ALL,
         "loader": ALL,
         "signature": ALL,
-        "aliases": Row(docker=approx("moved when the job registers a new version")),
+        "aliases": Row(docker=approx("set when the job's container registers; an alias change re-runs it, and "
+                                     "identical model files reuse their version")),
     },
     "Signature": {"inputs": ALL, "outputs": ALL},
     "Column": {"name": ALL, "type": ALL},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -13,6 +14,79 @@ Flavor = Literal["sklearn", "torch", "pyfunc"]
 
 # ${{inputs.x}} / ${{outputs.y}}: the Azure ML CLI v2 placeholder syntax users already write.
 PLACEHOLDER = re.compile(r"\$\{\{\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\s*\}\}")
+PLACEHOLDER_SCOPES = ("inputs", "outputs")
+# Where a placeholder was meant: `${{`, or `${inputs.` / `${outputs.` (one brace, which bash rejects).
+_OPENING = re.compile(r"\$\{\{|\$\{\s*(?=(?:inputs|outputs)\.)")
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """One `${{...}}` in a text: [start, end) offsets, and either scope and name or why it is malformed."""
+
+    start: int
+    end: int
+    text: str
+    scope: str = ""
+    name: str = ""
+    problem: str = ""  # empty: well formed
+    fix: str = ""  # the text it should probably be
+
+
+def placeholders(text: str) -> list[Placeholder]:
+    """Every placeholder in `text`, parsed strictly; validation and substitution both read this one parser."""
+    found: list[Placeholder] = []
+    position = 0
+    while match := _OPENING.search(text, position):
+        start = match.start()
+        if match.group(0) != "${{":  # `${inputs.x}`: one opening brace
+            close = text.find("}", match.end())
+            end = close + 1 if close >= 0 else len(text)
+            body = text[match.end():close if close >= 0 else end].strip()
+            found.append(Placeholder(start, end, text[start:end], problem="opens with one brace",
+                                     fix=f"${{{{{body}}}}}"))
+            position = end
+            continue
+        following = text.find("${{", match.end())
+        limit = following if following >= 0 else len(text)
+        close = text.find("}}", match.end(), limit)
+        if close < 0:  # no `}}` before the next placeholder or the end
+            single = text.find("}", match.end(), limit)
+            if single >= 0:
+                body = text[match.end():single].strip()
+                found.append(Placeholder(start, single + 1, text[start:single + 1], problem="closes with one brace",
+                                         fix=f"${{{{{body}}}}}"))
+                position = single + 1
+                continue
+            end = _word_end(text, match.end(), limit)
+            body = text[match.end():end].strip()
+            found.append(Placeholder(start, end, text[start:end], problem="is not closed", fix=f"${{{{{body}}}}}"))
+            position = end
+            continue
+        end = close + 2
+        while end < len(text) and text[end] == "}":  # `}}}`: the extra brace would reach the shell
+            end += 1
+        body = text[match.end():close].strip()
+        parsed = PLACEHOLDER.fullmatch(f"${{{{{body}}}}}")
+        if end > close + 2:
+            found.append(Placeholder(start, end, text[start:end], problem="closes with too many braces",
+                                     fix=f"${{{{{body}}}}}"))
+        elif parsed is None:
+            found.append(Placeholder(start, end, text[start:end], problem="is malformed",
+                                     fix="${{inputs.NAME}} or ${{outputs.NAME}}"))
+        else:
+            found.append(Placeholder(start, end, text[start:end], parsed.group(1), parsed.group(2)))
+        position = end
+    return found
+
+
+def _word_end(text: str, start: int, limit: int) -> int:
+    """Where an unclosed placeholder's name ends: at the first character a name cannot hold (beyond `.`)."""
+    end = start
+    while end < limit and (text[end].isalnum() or text[end] in "_. "):
+        if text[end] == " " and text[start:end].strip():
+            break
+        end += 1
+    return end
 
 
 class PathInput(Strict):

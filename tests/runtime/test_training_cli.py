@@ -17,7 +17,9 @@ IRIS_CSV = Path(__file__).resolve().parents[2] / "examples" / "iris" / "data" / 
 
 def test_iris_registers_a_new_version_per_run(store, make_iris_run, train_cli, tmp_path, monkeypatch) -> None:
     first = train_cli(make_iris_run(tmp_path / "run1"))
-    second = train_cli(make_iris_run(tmp_path / "run2"))
+    # Another C: another model (identical files would reuse version 1).
+    second = train_cli(make_iris_run(tmp_path / "run2", inputs={"data": {"path": str(IRIS_CSV)},
+                                                                "C": {"value": 0.5}}))
 
     for outcome in (first, second):
         assert outcome.returncode == 0, outcome.stderr
@@ -37,7 +39,7 @@ def test_iris_registers_a_new_version_per_run(store, make_iris_run, train_cli, t
 
     run = client.get_run(second.result["run_id"])
     assert run.info.status == "FINISHED"
-    assert run.data.params == {"algo": "logistic", "C": "1.0"}  # logged by the script itself
+    assert run.data.params == {"algo": "logistic", "C": "0.5"}  # logged by the script itself
     assert run.data.metrics["accuracy"] > 0.9
     assert run.data.tags["mlspec.job"] == "train"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "code")] == ["code/train.py"]
@@ -81,7 +83,7 @@ def test_a_missing_model_file_is_a_message_not_a_traceback(store, make_run, trai
 
     assert outcome.returncode == 1
     assert "Traceback" not in outcome.stderr
-    assert f"output 'model' ({out}) holds no model" in outcome.stderr
+    assert f"job 'job' wrote nothing to outputs.model ({out}); save the model there" in outcome.stderr
     assert outcome.result["status"] == "failed" and str(out) in outcome.result["error"]
     assert tracking.client(store.tracking_uri).get_run(outcome.result["run_id"]).info.status == "FAILED"
 

@@ -114,3 +114,19 @@ def test_prepare_output_empties_a_folder_and_removes_a_file(tmp_path: Path, make
 
     assert folder.is_dir() and not any(folder.iterdir())
     assert not file.exists()
+
+
+@pytest.mark.parametrize(("command", "problem"), [
+    ("x ${{inputs.C} y", "${{inputs.C} closes with one brace (write ${{inputs.C}})"),
+    ("x ${{inputs.C", "${{inputs.C is not closed (write ${{inputs.C}})"),
+    ("x ${inputs.C}", "${inputs.C} opens with one brace (write ${{inputs.C}})"),
+    ("x ${{inputs.C}}}", "${{inputs.C}}} closes with too many braces (write ${{inputs.C}})"),
+])
+def test_substitute_refuses_malformed_placeholders_instead_of_passing_them_to_the_shell(
+        make_run, command: str, problem: str) -> None:
+    run = make_run(command, inputs={"C": {"value": 1}})
+
+    with pytest.raises(JobRunError) as error:
+        substitute(run.command, run)
+
+    assert problem in str(error.value)

@@ -103,10 +103,10 @@ def test_jobs_in_threads_share_the_store_and_number_versions_without_gaps(store,
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    code = tmp_path / "code"
-    code.mkdir()
-    joblib.dump(LogisticRegression().fit(np.eye(4), [0, 1, 0, 1]), code / "m.joblib")
-    runs = [make_run("sleep 0.2; cp m.joblib ${{outputs.model}}/", job=f"t{i}", code=str(code),
+    for i in range(6):  # distinct models: identical files would reuse one version
+        (tmp_path / f"code{i}").mkdir()
+        joblib.dump(LogisticRegression(C=1.0 + i).fit(np.eye(4), [0, 1, 0, 1]), tmp_path / f"code{i}" / "m.joblib")
+    runs = [make_run("sleep 0.2; cp m.joblib ${{outputs.model}}/", job=f"t{i}", code=str(tmp_path / f"code{i}"),
                      workdir=str(tmp_path / f"w{i}"),
                      outputs={"model": {"path": str(tmp_path / f"w{i}" / "model"), "type": "model",
                                         "register_as": f"threads-{i % 2}", "aliases": ["champion"]}})
@@ -143,10 +143,12 @@ def test_a_missing_model_file_fails_the_run_with_the_folder_named(store, make_ru
         "path": str(out), "type": "model", "register_as": "lifecycle-none"}}))
 
     assert result.status == "failed" and result.exit_code == 0 and result.models == []
-    assert result.error == (f"output 'model' ({out}) holds no model: expected an MLmodel file or *.joblib / *.pkl /"
-                            " *.pickle / *.pt / *.pth; found an empty folder")
+    assert result.error == (f"job 'forgetful' wrote nothing to outputs.model ({out}); save the model there (an MLflow"
+                            " model, or a joblib/pickle/TorchScript file) - the command receives that path as"
+                            " ${{outputs.model}}")
     assert _run(store, result.run_id).info.status == "FAILED"
-    assert f"==> mlspec: error: output 'model' ({out}) holds no model" in (tmp_path / "work" / "job.log").read_text()
+    assert f"==> mlspec: error: job 'forgetful' wrote nothing to outputs.model ({out})" in \
+        (tmp_path / "work" / "job.log").read_text()
 
 
 def test_a_bad_placeholder_fails_without_running(store, make_run) -> None:

@@ -344,3 +344,32 @@ def test_a_declared_signature_replaces_the_logged_one_without_touching_the_users
     version = tracking.client(store.tracking_uri).get_model_version("pack-signed", str(model.version))
     assert version.tags["mlspec.signature"] == "declared"
     assert model.sha256 == model_digest(_local(model.source_uri))
+
+
+def test_identical_model_files_reuse_their_version_and_new_files_get_the_next(store, run_id, make_run,
+                                                                               tmp_path) -> None:
+    out = _out(tmp_path)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, Y), out / "model.joblib")
+    run = _model_run(make_run, out, "pack-reuse")
+
+    [first] = register_outputs(store.tracking_uri, run_id, run)
+    [again] = register_outputs(store.tracking_uri, run_id, run)  # a retrain that wrote the very same bytes
+
+    assert (first.version, again.version) == (1, 1)
+    assert again.sha256 == first.sha256 and again.source_uri == first.source_uri
+    assert "reused it" in again.warnings[0]
+    joblib.dump(LogisticRegression(max_iter=500, C=0.5).fit(X, Y), out / "model.joblib")
+    [changed] = register_outputs(store.tracking_uri, run_id, run)
+    assert changed.version == 2
+    client = tracking.client(store.tracking_uri)
+    assert sorted(int(v.version) for v in client.search_model_versions("name='pack-reuse'")) == [1, 2]
+
+
+def test_a_model_path_registered_twice_with_the_same_file_keeps_one_version(store, tmp_path) -> None:
+    path = tmp_path / "same.joblib"
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, Y), path)
+
+    first = register_path(store.tracking_uri, "pack-same-path", path)
+    again = register_path(store.tracking_uri, "pack-same-path", path)
+
+    assert (first.version, again.version) == (1, 1)

@@ -40,6 +40,8 @@ def test_valid_corpus_has_no_diagnostics() -> None:
     assert sources == {"model/clf": ("train", None), "model/head-b": ("two-heads", None),
                        "model/external": (None, "data/model.pkl"), "model/state-dict": (None, "data/model.pkl")}
     graph = analysis.graph
+    # A Model naming a job's output is what makes the job register it (the output has no register_as).
+    assert graph.nodes["job/two-heads"].resource.outputs["b"].register_as == "head-b"
     assert graph.nodes["job/evaluate"].deps == ("compute/here", "environment/built", "model/clf", "model/head-b")
     assert set(graph.nodes["data/folder"].files) == {"data/folder/part-0.txt"}  # relative: machine-independent
     assert graph.nodes["compute/merged"].resource.resources.memory == 2**30  # from a YAML merge key

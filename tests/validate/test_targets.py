@@ -92,7 +92,7 @@ requirements: [scikit-learn]
 ---
 kind: Job
 name: train
-command: python -c "print(1)"
+command: python train.py --out ${{outputs.model}}
 environment: env
 compute: cpu
 outputs: {model: {type: model, register_as: clf}}

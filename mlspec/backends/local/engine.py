@@ -11,10 +11,12 @@ from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import stop_group, workspace_processes
+from mlspec.backends.local.registry import read_registry
 from mlspec.backends.local.state import StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
 from mlspec.graph import Graph
-from mlspec.plan import Change, Plan, plan
+from mlspec.plan import Change, Plan, Record, plan
+from mlspec.resolve.models import model_references
 
 
 def workspace_paths(graph: Graph) -> WorkspacePaths:
@@ -43,12 +45,26 @@ class LocalEngine:
 
     def plan(self) -> Plan:
         if not self.paths.state_db.exists():
-            return plan(self.graph, {})
+            return self._plan({})
         store = StateStore(self.paths.state_db)
         try:
-            return plan(self.graph, store.records())
+            return self._plan(store.records())
         finally:
             store.close()
+
+    def _plan(self, records: dict[str, Record]) -> Plan:
+        """The plan, with model versions numbered as the registry will number them and aliases it lacks blocking
+        it; the registry is read only when a model changes or the spec relies on an alias it does not declare."""
+        first = plan(self.graph, records)
+        names = [c.id.split("/", 1)[1] for c in first.changes if c.kind == "Model" and c.action != "noop"]
+        names += [ref.name for _, _, ref in model_references(self.graph.spec)
+                  if ref.version is not None or ref.alias not in (None, "latest")]
+        if not names:
+            return first
+        workspace_uri = self.graph.spec.workspace.tracking.uri
+        local_db = None if workspace_uri else self.paths.root / "mlflow.db"
+        registry = read_registry(workspace_uri or self.paths.tracking_uri, names, local_db)
+        return plan(self.graph, records, registry)
 
     def up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
         """Plan under the workspace lock, show it, ask, apply. Returns the plan and what happened."""
@@ -58,8 +74,10 @@ class LocalEngine:
             try:
                 self._sweep_interrupted_jobs()
                 records = store.records()
-                the_plan = plan(self.graph, records)
+                the_plan = self._plan(records)
                 show(the_plan)
+                if the_plan.blockers:  # stop before anything runs
+                    return the_plan, Outcome(failed={b.id: b.message for b in the_plan.blockers})
                 if any(row.desired for row in store.processes()):
                     ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
                 if not the_plan.has_changes or not confirm(the_plan):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 TAG = "mlspec.sha256"  # the registered version's tag that holds the digest
+SOURCE_TAG = "mlspec.source_sha256"  # listing_digest of the files a version was registered from (reuse by content)
 _CHUNK = 1 << 20
 # MLflow writes this name/version note into a local store's model folder whenever someone loads `models:/...`
 # without a destination; it is never unpickled, and counting it would make every such load break verification.
@@ -25,14 +27,20 @@ def model_digest(folder: str | os.PathLike[str]) -> str:
     """
     root = Path(folder)
     files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
-    files = [(relative, path) for relative, path in files if relative not in MLFLOW_WRITES]
+    return listing_digest((relative, file_sha256(path)) for relative, path in files)
+
+
+def listing_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """The digest of a listing of (relative POSIX path, sha256 hex) pairs, framed as `model_digest` frames them:
+    a digest of files known only by their hashes (a plan's file digests) matches one computed from the files."""
     digest = hashlib.sha256()
-    for relative, path in files:
-        digest.update(relative.encode() + b"\0" + _file_sha256(path).encode() + b"\n")
+    for relative, file_sha256 in sorted(entries):
+        if relative not in MLFLOW_WRITES:
+            digest.update(relative.encode() + b"\0" + file_sha256.encode() + b"\n")
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     file_digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):

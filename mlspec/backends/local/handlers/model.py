@@ -1,7 +1,8 @@
-"""Models locally: versions come from their job's registration, or are registered from a path."""
+"""Models locally: versions come from their job's registration, or are registered from a path; aliases as declared."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
@@ -18,15 +19,41 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         version = job_outputs.get("models", {}).get(model.name)
         if version is None:
             raise StepFailed(f"model '{model.name}': job '{model.job}' registered no version of it")
-        return {"version": int(version), "run_id": job_outputs.get("run_id"), "uri": f"models:/{model.name}/{version}"}
-    from mlspec.runtime import packaging
+        number = int(version)
+        outputs: dict[str, Any] = {"version": number, "run_id": job_outputs.get("run_id"),
+                                   "uri": f"models:/{model.name}/{number}"}
+    else:
+        from mlspec.runtime import packaging
 
-    source = ctx.graph.spec.files[node.id]["path"]
-    registered = packaging.register_path(ctx.tracking_uri, model.name, source, flavor=model.flavor,
-                                         aliases=list(model.aliases), tags={"mlspec.hash": node.hash},
-                                         loader=model.loader, signature=model.signature,
-                                         code=str(ctx.graph.spec.root) if model.loader else None)
-    return {"version": int(registered.version), "uri": f"models:/{model.name}/{registered.version}"}
+        source = ctx.graph.spec.files[node.id]["path"]
+        # A loader's module is looked up beside the spec file that declares the model, as its path is.
+        code = str(Path(ctx.graph.spec.resources[node.id].doc.file).resolve().parent) if model.loader else None
+        registered = packaging.register_path(ctx.tracking_uri, model.name, source, flavor=model.flavor,
+                                             loader=model.loader, code=code, tags={"mlspec.hash": node.hash},
+                                             signature=model.signature)
+        number = int(registered.version)
+        outputs = {"version": number, "uri": f"models:/{model.name}/{number}"}
+    previous = ctx.outputs(node.id).get("aliases", [])
+    outputs["aliases"] = _set_aliases(ctx, model, number, previous)
+    return outputs
+
+
+def _set_aliases(ctx: Context, model: Model, version: int, previous: list[str]) -> list[str]:
+    """Point every declared alias at this version, whether or not anything retrained (a newly declared alias on an
+    unchanged model is set too); remove the aliases an earlier `up` set that the spec no longer declares."""
+    from mlspec.runtime.tracking import client
+
+    registry = client(ctx.tracking_uri)
+    declared = [a for a in model.aliases if a.lower() != "latest"]  # 'latest' is always implied
+    try:
+        for alias in declared:
+            registry.set_registered_model_alias(model.name, alias, str(version))
+        for alias in previous:
+            if alias not in declared:
+                registry.delete_registered_model_alias(model.name, alias)
+    except Exception as exc:
+        raise StepFailed(f"model '{model.name}': cannot set its aliases on version {version}: {exc}") from exc
+    return declared
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
