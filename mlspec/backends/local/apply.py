@@ -11,6 +11,7 @@ from typing import Any
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.supervisor import SupervisorFailed
 from mlspec.plan import Change, Plan, Record, spec_of
 
 MAX_PARALLEL = 8
@@ -93,7 +94,7 @@ def apply_plan(ctx: Context, plan: Plan) -> Outcome:
                 outcome.durations[rid] = elapsed
                 try:
                     outputs = future.result()
-                except StepFailed as exc:
+                except (StepFailed, SupervisorFailed) as exc:
                     outcome.failed[rid] = str(exc)
                     _record(ctx, steps[rid], ctx.outputs(rid), "failed")
                     ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {exc}")

@@ -1,4 +1,4 @@
-"""Waiting for supervised processes to become healthy, failing fast with their log when they crash."""
+"""Waiting for supervised processes to become healthy, failing fast with their own fresh log when they crash."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import urllib.request
 from pathlib import Path
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.state import ProcessRow
+from mlspec.backends.local.supervisor import SupervisorFailed, ensure_running, running, start_marker
+
+SUPERVISOR_CHECK_S = 1.0  # how often a wait makes sure the supervisor it relies on is still there
 
 
 def healthy(url: str, timeout: float = 1.0) -> bool:
@@ -18,18 +22,29 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def log_tail(path: str, lines: int = 12) -> str:
+def start_output(row: ProcessRow, lines: int = 12) -> str:
+    """The last lines a process wrote since its latest start (never an earlier run's lines from the same log)."""
+    if row.started is None:
+        return "    (it has not been started yet)"
     try:
-        text = Path(path).read_text(errors="replace").splitlines()
+        text = Path(row.log).read_text(errors="replace").splitlines()
     except OSError:
-        return "(no log yet)"
-    return "\n".join(f"    {line}" for line in text[-lines:])
+        return "    (it wrote nothing)"
+    marker = start_marker(row.id, row.started)
+    if marker not in text:
+        return "    (it wrote nothing)"
+    own = text[len(text) - text[::-1].index(marker):]
+    return "\n".join(f"    {line}" for line in own[-lines:]) or "    (it wrote nothing)"
 
 
 def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float) -> None:
-    """Block until every process answers its health URL with 200; a crash or the deadline is a StepFailed."""
+    """Block until every process answers its health URL with 200; a crash or the deadline is a StepFailed.
+
+    The supervisor starts and restarts them: if it is gone meanwhile, it is started again.
+    """
     pending = set(process_ids)
     deadline = time.monotonic() + deadline_s
+    checked = time.monotonic()
     while pending:
         rows = {row.id: row for row in ctx.store.processes() if row.id in pending}
         for process_id in list(pending):
@@ -39,11 +54,18 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float) -> Non
             if row.health and healthy(row.health):
                 pending.discard(process_id)
             elif row.restarts > 0:
-                raise StepFailed(f"{process_id} exited with {row.last_exit} before becoming healthy; its log:\n"
-                                 f"{log_tail(row.log)}\n  full log: {row.log}")
+                raise StepFailed(f"{process_id} exited with {row.last_exit} before becoming healthy; its output:\n"
+                                 f"{start_output(row)}\n  full log: {row.log}")
         if pending and time.monotonic() > deadline:
             row = rows[next(iter(pending))]
-            raise StepFailed(f"{row.id} did not become healthy within {deadline_s:.0f}s; its log:\n"
-                             f"{log_tail(row.log)}")
+            raise StepFailed(f"{row.id} did not become healthy within {deadline_s:.0f}s; its output:\n"
+                             f"{start_output(row)}\n  full log: {row.log}")
+        if pending and time.monotonic() - checked > SUPERVISOR_CHECK_S:
+            checked = time.monotonic()
+            if not running(ctx.paths):
+                try:
+                    ensure_running(ctx.paths)
+                except SupervisorFailed as exc:
+                    raise StepFailed(str(exc)) from None
         if pending:
             time.sleep(0.1)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import sys
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute
@@ -49,10 +48,10 @@ def _instance(ctx: Context, node: Node, compute: InstanceCompute) -> dict[str, A
     notebooks.mkdir(parents=True, exist_ok=True)
     ctx.store.want_process(ProcessRow(
         id=f"{node.id}/jupyter", owner=node.id,
-        argv=[sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-              f"--ServerApp.root_dir={notebooks.resolve()}", f"--IdentityProvider.token={token}",
-              *(["--allow-root"] if os.geteuid() == 0 else [])],  # root is common in CI and containers
-        env={}, cwd=str(notebooks.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
+        argv=python_command("jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                            f"--ServerApp.root_dir={notebooks.resolve()}", f"--IdentityProvider.token={token}",
+                            *(["--allow-root"] if os.geteuid() == 0 else [])),  # root is common in CI and containers
+        env={}, cwd=str(ctx.paths.proc.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
         health=f"http://127.0.0.1:{port}/api"))  # /api answers without the token: a liveness check
     ensure_running(ctx.paths)
     wait_healthy(ctx, [f"{node.id}/jupyter"], 120)
