@@ -193,9 +193,9 @@ def test_a_locked_state_does_not_stop_the_supervisor(workspace: tuple[WorkspaceP
     wait_for(lambda: is_ours(pid_of(store, "t/e"), "t/e"))
     first = pid_of(store, "t/e")
     holder = sqlite3.connect(paths.state_db, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")  # another program holds the state for a while
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the state longer than a write waits for it
     os.kill(first, signal.SIGKILL)  # type: ignore[arg-type]
-    time.sleep(4.0)
+    time.sleep(32.0)
     holder.execute("ROLLBACK")
     holder.close()
     assert running(paths)
