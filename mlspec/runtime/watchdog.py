@@ -6,8 +6,9 @@ ended (kill -9 included), because the kernel closes its descriptors. The watchdo
 group and closes the job's MLflow run as KILLED. While the runner lives, the watchdog only waits for the command
 and exits as it did.
 
-It is run by its path with -P (stdlib only until the runner is gone), so neither the job's environment nor a
-file in its working directory can stop it from starting.
+It is run by its path with -E -S -P and imports little (a few milliseconds per job), so neither the job's
+environment nor a file in its working directory can stop it from starting; it loads site-packages (for MLflow)
+only once the runner is gone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,7 +33,7 @@ class Lifeline:
 
     def guard(self, argv: list[str], log: str | None = None) -> list[str]:
         """`argv` run under a watchdog that holds this lifeline (pass `self.read_fd` in pass_fds)."""
-        return [sys.executable, "-P", os.path.abspath(__file__), str(self.read_fd), log or "", "--", *argv]
+        return [sys.executable, "-E", "-S", "-P", os.path.abspath(__file__), str(self.read_fd), log or "", "--", *argv]
 
     def started(self) -> None:
         """The watchdog has its copy of the read end: ours goes (a reader left here is harmless, but useless)."""
@@ -82,7 +82,9 @@ def _close_run_as_killed() -> None:
         return
     try:
         import logging
+        import site
 
+        site.main()  # started with -S: site-packages only now that they are needed
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.ERROR)
@@ -93,13 +95,13 @@ def _close_run_as_killed() -> None:
         print(f"mlspec watchdog: cannot mark run {run_id} as killed: {error}", file=sys.stderr)
 
 
-def _stop_job(child: subprocess.Popen[bytes], log: str) -> None:
+def _stop_job(child_done: threading.Event, log: str) -> None:
     pgid = os.getpgid(0)
     _note(log, "the mlspec process running this job has ended; stopping the job")
     with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGTERM)  # ours is a no-op handler: we stay to finish the job off
     end = time.monotonic() + GRACE_S
-    while time.monotonic() < end and (child.poll() is None or _others_in_group(pgid)):
+    while time.monotonic() < end and (not child_done.is_set() or _others_in_group(pgid)):
         time.sleep(0.05)
     for pid in _others_in_group(pgid):
         with contextlib.suppress(OSError):
@@ -118,8 +120,12 @@ def main(args: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, ignore)
     signal.signal(signal.SIGINT, ignore)
-    child = subprocess.Popen(command)  # same process group: the runner's group signals reach it
-    runner_gone = threading.Event()
+    try:  # same process group: the runner's signals to the group reach the command
+        child = os.posix_spawnp(command[0], command, os.environ)
+    except OSError as error:
+        print(f"mlspec: cannot start {command[0]}: {error}", file=sys.stderr, flush=True)
+        return 127
+    child_done, runner_gone = threading.Event(), threading.Event()
 
     def watch() -> None:
         while True:
@@ -130,15 +136,17 @@ def main(args: list[str]) -> int:
                 continue
             except OSError:
                 break
-        if child.poll() is None:
+        if not child_done.is_set():
             runner_gone.set()
-            _stop_job(child, log)
+            _stop_job(child_done, log)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    code = child.wait()
+    _, status = os.waitpid(child, 0)
+    child_done.set()
     if runner_gone.is_set():
         watcher.join()
+    code = os.waitstatus_to_exitcode(status)
     if code < 0:  # die of the same signal, so the runner reads the command's own status
         if -code != signal.SIGKILL:
             signal.signal(-code, signal.SIG_DFL)
