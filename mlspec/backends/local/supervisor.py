@@ -35,7 +35,7 @@ IDLE_EXIT = 2.0  # with nothing to supervise for this long, exit
 SWEEP_EVERY = 5.0  # seconds between looks for processes of ours that the state no longer declares
 STATE_GONE_S = 5.0  # a state file missing this long was moved away: what it declared is no longer wanted
 BUSY_TIMEOUT_MS = 2000  # a locked state is retried next tick rather than waited on while children crash
-START_TIMEOUT = 15.0
+START_TIMEOUT = 30.0  # generous: a loaded machine may take long to import; a crash is seen at once
 
 
 class SupervisorFailed(StateError):
