@@ -88,6 +88,7 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.engine import observed_processes
     from mlspec.backends.local.state import StateStore
     from mlspec.backends.local.supervisor import running
 
@@ -97,7 +98,7 @@ def status(args: argparse.Namespace) -> int:
         return EXIT_OK
     store = StateStore(engine.paths.state_db)
     records = store.records()
-    processes = store.processes()
+    processes = observed_processes(store)
     the_plan = engine.plan()
     store.close()
     if args.json:

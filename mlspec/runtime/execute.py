@@ -15,6 +15,7 @@ from functools import partial
 from typing import IO
 
 from mlspec.runtime.jobrun import JobRun, JobRunError, prepare_output, substitute
+from mlspec.runtime.watchdog import Lifeline
 
 TAIL_LINES = 20
 KILL_GRACE_S = 5.0
@@ -160,18 +161,24 @@ def _attempt(
     deadline: float | None,
     stop: threading.Event | None,
 ) -> _Outcome:
+    # The command runs under a watchdog holding a lifeline to this process: if we die (even by kill -9), it stops
+    # the command's process group and closes the MLflow run as KILLED.
+    lifeline = Lifeline()
     try:
         proc = subprocess.Popen(
-            ["bash", "-c", command],
+            lifeline.guard(["bash", "-c", command], run.log_path),
             cwd=run.code,
             env=command_env(run, run_id, attempt),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a timeout stops the command and all it started
+            pass_fds=(lifeline.read_fd,),
         )
     except OSError as error:
+        lifeline.close()
         raise JobRunError(f"job '{run.job}': cannot start bash: {error}") from None
+    lifeline.started()
     assert proc.stdout is not None
     pgid = proc.pid
     reader = threading.Thread(target=_pump, args=(proc.stdout, emit, tail), name=f"log-{run.job}", daemon=True)
@@ -197,6 +204,7 @@ def _attempt(
                 break
     except BaseException:  # Ctrl-C or a signal handler's exception: leave no job processes behind
         _stop_group(pgid, exited)
+        lifeline.close()
         raise
     if outcome.timed_out or outcome.cancelled:
         _stop_group(pgid, exited)
@@ -206,6 +214,7 @@ def _attempt(
     _stop_group(pgid, None)
     reader.join()
     proc.stdout.close()
+    lifeline.close()
     outcome.exit_code = proc.returncode
     return outcome
 

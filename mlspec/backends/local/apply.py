@@ -12,6 +12,7 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
 from mlspec.backends.local.labels import apply_labels
+from mlspec.backends.local.supervisor import SupervisorFailed
 from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
 from mlspec.plan.labels import RELABEL
@@ -110,7 +111,7 @@ def apply_plan(ctx: Context, plan: Plan) -> Outcome:
                 outcome.durations[rid] = elapsed
                 try:
                     outputs = future.result()
-                except StepFailed as exc:
+                except (StepFailed, SupervisorFailed) as exc:
                     outcome.failed[rid] = str(exc)
                     _record_failure(ctx, steps[rid])
                     ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {exc}")

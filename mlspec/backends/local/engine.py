@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import stop_group, workspace_processes
+from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
 from mlspec.backends.local.registry import read_registry
-from mlspec.backends.local.state import StateStore, exclusive
+from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
 from mlspec.graph import Graph
 from mlspec.plan import Change, Plan, Record, plan
@@ -91,10 +91,10 @@ class LocalEngine:
                 store.close()
 
     def _sweep_interrupted_jobs(self) -> None:
-        """Job processes left by an `up` that was killed: nothing else runs jobs while we hold the lock."""
-        for pid, process_id in workspace_processes(str(self.paths.root.resolve())).items():
-            if process_id.startswith("job/"):
-                stop_group(pid, grace=2.0)
+        """Job and batch processes whose `up` is gone (their watchdog normally stops them with it): only those,
+        never the supervisor's, nor those of an `up` that still runs."""
+        for pid in abandoned_processes(str(self.paths.root.resolve())):
+            stop_group(pid, grace=2.0)
 
     def down(self, purge: bool, confirm: Callable[[list[str]], bool]) -> Outcome | None:
         if not self.paths.state_db.exists():
@@ -115,7 +115,7 @@ class LocalEngine:
                     store.observe(row.id, desired=0)
                 if store.processes():
                     ensure_running(self.paths)
-                    _wait_stopped(store)
+                    _wait_stopped(self.paths, store)
                 return outcome
             finally:
                 store.close()
@@ -149,11 +149,13 @@ def _delete_with(ctx: Context, rid: str, outcome: Outcome, purge: bool) -> None:
     _delete(ctx, Change(rid, ctx.records[rid].kind, "delete"), outcome, purge)
 
 
-def _wait_stopped(store: StateStore, timeout: float = 30.0) -> None:
+def _wait_stopped(paths: WorkspacePaths, store: StateStore, timeout: float = 30.0) -> None:
+    """Until the supervisor has stopped every process (started again if it is gone meanwhile)."""
     import time
 
     deadline = time.monotonic() + timeout
     while store.processes() and time.monotonic() < deadline:
+        ensure_running(paths)
         time.sleep(0.1)
 
 
@@ -163,3 +165,13 @@ def _empty_graph(graph: Graph) -> Graph:
 
 def supervisor_running(graph: Graph) -> bool:
     return running(workspace_paths(graph))
+
+
+def observed_processes(store: StateStore) -> list[ProcessRow]:
+    """The supervised processes as they are: one recorded as running whose pid is gone (or is now another
+    program's) is shown as exited, whatever the state last recorded."""
+    rows = store.processes()
+    for row in rows:
+        if row.state == "running" and not is_ours(row.pid, row.id):
+            row.state = "exited"
+    return rows

@@ -51,11 +51,21 @@ class WorkspacePaths:
         return self.root / "supervisor.lock"
 
     @property
+    def proc(self) -> Path:
+        """The working folder of the processes mlspec starts: a folder of mlspec's, never the user's."""
+        return self.root / "proc"
+
+    @property
+    def interpreters(self) -> Path:
+        """`python` scripts that run mlspec's own interpreter, for jobs without an environment of their own."""
+        return self.root / "interpreters"
+
+    @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
 
     def create(self) -> None:
-        for folder in (self.root, self.artifacts, self.logs, self.notebooks):
+        for folder in (self.root, self.artifacts, self.logs, self.notebooks, self.proc):
             folder.mkdir(parents=True, exist_ok=True)
         ignore = self.root / ".gitignore"
         if not ignore.exists():

@@ -1,59 +1,133 @@
 """The per-workspace supervisor: keeps declared processes running, restarts crashes with backoff.
 
-Run as `python -m mlspec.backends.local.supervisor WORKSPACE_DIR`; `mlspec up` starts it when needed.
+Run as `python -P -m mlspec.backends.local.supervisor WORKSPACE_DIR`; `mlspec up` starts it when needed.
 It outlives `mlspec up`, reads the desired processes from the state store and records what it observes.
+It owns the processes it starts (they carry STARTED_BY=supervisor) and only ever sweeps those: the jobs and
+batch runs of an `mlspec up` belong to that `up`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mlspec.backends.local.health import Watch
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR, is_ours, stop_group, workspace_processes
-from mlspec.backends.local.state import ProcessRow, StateStore
+from mlspec.backends.local.processes import (
+    ID_VAR,
+    STARTED_BY_VAR,
+    SUPERVISOR,
+    WORKSPACE_VAR,
+    is_ours,
+    stop_group,
+    workspace_processes,
+)
+from mlspec.backends.local.state import ProcessRow, StateError, StateStore
+from mlspec.backends.local.watch import Watch
 
 TICK = 0.25
 MAX_BACKOFF = 30.0
 IDLE_EXIT = 2.0  # with nothing to supervise for this long, exit
+SWEEP_EVERY = 5.0  # seconds between looks for processes of ours that the state no longer declares
+STATE_GONE_S = 5.0  # a state file missing this long was moved away: what it declared is no longer wanted
+BUSY_TIMEOUT_MS = 2000  # a locked state is retried next tick rather than waited on while children crash
+START_TIMEOUT = 30.0  # generous: a loaded machine may take long to import; a crash is seen at once
+
+
+class SupervisorFailed(StateError):
+    """The workspace supervisor could not be started; the message holds its own last lines."""
+
+
+def start_marker(process_id: str, started: float) -> str:
+    """The line written to a process's log before each start: what comes after it is that start's output."""
+    return f"==> mlspec: {process_id} starting ({started!r})"
 
 
 class Supervisor:
     def __init__(self, paths: WorkspacePaths):
         self.paths = paths
         self.workspace = str(paths.root.resolve())
-        self.store = StateStore(paths.state_db)
+        self.store: StateStore | None = None
+        self.identity: tuple[int, int] | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.not_before: dict[str, float] = {}
+        self.missing_since: float | None = None
+        self.last_sweep = 0.0
+        self.trouble: str | None = None
         self.watch = Watch()  # liveness probes and idle instances, answered on a thread of their own
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
-    def sweep_orphans(self) -> None:
-        """Kill processes of this workspace that no desired row accounts for (e.g. a spawn cut short by kill -9)."""
-        wanted = {row.id for row in self.store.processes() if row.desired}
-        for pid, process_id in workspace_processes(self.workspace).items():
+    # -- the state, as the file at its path is now -------------------------------------------------------
+    def open_store(self) -> StateStore | None:
+        """The state store; reopened when its file was replaced (a restored backup); None while it is missing."""
+        try:
+            info = os.stat(self.paths.state_db)
+        except FileNotFoundError:
+            self.close_store()
+            return None
+        identity = (info.st_dev, info.st_ino)
+        if self.store is not None and identity == self.identity:
+            return self.store
+        if self.store is not None:
+            self.log("the state file was replaced; reading the new one")
+        self.close_store()
+        store = StateStore(self.paths.state_db)
+        store.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.store, self.identity = store, identity
+        self.last_sweep = 0.0  # what another state declares may differ: look again now
+        return store
+
+    def close_store(self) -> None:
+        if self.store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.settle()
+            with contextlib.suppress(sqlite3.Error):
+                self.store.close()
+        self.store, self.identity = None, None
+
+    def settle(self) -> None:
+        """Move what we wrote out of the write-ahead log and empty it. The log sits beside the state file by name,
+        not with it: left full, its pages would be read into a state file restored from a backup (or a new one
+        in place of a file moved away), undoing the restore."""
+        if self.store is not None:
+            self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- processes ---------------------------------------------------------------------------------
+    def ours(self) -> dict[int, str]:
+        return workspace_processes(self.workspace, started_by=SUPERVISOR)
+
+    def sweep_orphans(self, store: StateStore) -> None:
+        """Stop processes this supervisor (or an earlier one of this workspace) started that no desired row
+        declares any more, e.g. a spawn cut short by kill -9, or a state restored from a backup."""
+        wanted = {row.id for row in store.processes() if row.desired}
+        for pid, process_id in self.ours().items():
             if process_id not in wanted:
                 self.log(f"stopping orphan {process_id} (pid {pid})")
                 stop_group(pid)
+                self.children.pop(process_id, None)
+        self.last_sweep = time.monotonic()
 
-    def start(self, row: ProcessRow) -> None:
+    def start(self, store: StateStore, row: ProcessRow) -> None:
         self.stop_running(row.id)
-        env = {**os.environ, **row.env, ID_VAR: row.id, WORKSPACE_VAR: self.workspace}
+        env = {**os.environ, **row.env, ID_VAR: row.id, WORKSPACE_VAR: self.workspace, STARTED_BY_VAR: SUPERVISOR}
         Path(row.log).parent.mkdir(parents=True, exist_ok=True)
+        started = time.time()
         with open(row.log, "ab") as log:
+            log.write((start_marker(row.id, started) + "\n").encode())
+            log.flush()
             proc = subprocess.Popen(row.argv, cwd=row.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.children[row.id] = proc
-        self.store.observe(row.id, pid=proc.pid, started=time.time(), state="running")
         self.log(f"started {row.id} (pid {proc.pid})")
+        store.observe(row.id, pid=proc.pid, started=started, state="running")
 
     def stop_running(self, process_id: str) -> None:
         """At most one live process per id: one still running under this id (a row re-declared after `up` was
@@ -61,52 +135,69 @@ class Supervisor:
         child = self.children.pop(process_id, None)
         if child is not None and child.poll() is None:
             stop_group(child.pid)
-        for pid, found in workspace_processes(self.workspace).items():
+        for pid, found in self.ours().items():
             if found == process_id:
                 self.log(f"stopping the earlier {process_id} (pid {pid})")
                 stop_group(pid)
 
-    def exited(self, row: ProcessRow) -> int | None:
-        """The exit code if the process is gone, None while it runs."""
+    def exited(self, store: StateStore, row: ProcessRow) -> int | None:
+        """The exit code if the process is gone, None while it runs (adopting a child the row lost track of)."""
         child = self.children.get(row.id)
         if child is not None:
             code = child.poll()
             if code is None:
+                if row.pid != child.pid:  # recorded before a failed write, or the state was replaced
+                    store.observe(row.id, pid=child.pid, state="running")
                 return None
             del self.children[row.id]
             return code
         return None if is_ours(row.pid, row.id) else -1
 
-    def tick(self) -> bool:
+    def note_exit(self, row: ProcessRow, code: int) -> None:
+        try:
+            with open(row.log, "ab") as log:
+                log.write(f"==> mlspec: {row.id} exited with {code}\n".encode())
+        except OSError:
+            pass
+
+    def tick(self, store: StateStore) -> bool:
         """One reconciliation pass; False when there is nothing left to supervise."""
-        rows = self.store.processes()
-        self.act_on_watch(rows)
+        rows = store.processes()
+        self.act_on_watch(store, rows)
         now = time.time()
         for row in rows:
             if not row.desired:
-                if row.pid and (row.id in self.children or is_ours(row.pid, row.id)):
+                child = self.children.pop(row.id, None)
+                if row.pid and (child is not None or is_ours(row.pid, row.id)):
                     stop_group(row.pid)
-                    self.children.pop(row.id, None)
                     self.log(f"stopped {row.id}")
-                self.store.forget_process(row.id)
+                store.forget_process(row.id)
                 continue
             if row.pid is None:
-                if row.state != "stopped" and now >= self.not_before.get(row.id, 0):
-                    self.start(row)
+                child = self.children.get(row.id)
+                if child is not None and child.poll() is None:
+                    store.observe(row.id, pid=child.pid, state="running")  # started; the write had failed
+                elif row.state != "stopped" and now >= self.not_before.get(row.id, 0):
+                    self.start(store, row)
                 continue
-            code = self.exited(row)
+            code = self.exited(store, row)
             if code is not None:
-                self.restart_later(row, code, f"exited with {code}", now)
+                self.note_exit(row, code)
+                self.restart_later(store, row, code, f"exited with {code}", now)
+        declared = {row.id for row in rows}
+        for process_id, child in list(self.children.items()):
+            if process_id not in declared and child.poll() is not None:
+                del self.children[process_id]  # its row went with a replaced state; it has been stopped
         return any(row.desired and row.state != "stopped" for row in rows) or bool(self.children)
 
-    def restart_later(self, row: ProcessRow, code: int, why: str, now: float) -> None:
+    def restart_later(self, store: StateStore, row: ProcessRow, code: int, why: str, now: float) -> None:
         delay = min(MAX_BACKOFF, 2.0 ** min(row.restarts, 5))
         self.not_before[row.id] = now + delay
-        self.store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
-        self.store.event(row.owner, f"{row.id} {why}; restarting in {delay:.0f}s")
+        store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
+        store.event(row.owner, f"{row.id} {why}; restarting in {delay:.0f}s")
         self.log(f"{row.id} {why}; restarting in {delay:.0f}s")
 
-    def act_on_watch(self, rows: list[ProcessRow]) -> None:
+    def act_on_watch(self, store: StateStore, rows: list[ProcessRow]) -> None:
         """A process that failed its liveness probe is stopped, and restarted like a crash; an idle instance is
         stopped and marked 'stopped', so it stays down until `mlspec compute start`."""
         current = {row.id: row for row in rows}
@@ -117,20 +208,59 @@ class Supervisor:
             self.children.pop(row.id, None)
             stop_group(pid)
             if kind == "idle":
-                self.store.observe(row.id, pid=None, state="stopped")
-                self.store.event(row.owner, f"{row.id} {what}; stopped")
+                store.observe(row.id, pid=None, state="stopped")
+                store.event(row.owner, f"{row.id} {what}; stopped")
                 self.log(f"{row.id} (pid {pid}) {what}; stopped")
                 row.pid, row.state = None, "stopped"
             else:
-                self.restart_later(row, -signal.SIGTERM, what, time.time())
+                self.restart_later(store, row, -signal.SIGTERM, what, time.time())
                 row.pid = None
         self.watch.update(rows)
 
+    def stop_everything(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                stop_group(child.pid)
+        self.children.clear()
+        for pid, process_id in self.ours().items():
+            self.log(f"stopping {process_id} (pid {pid})")
+            stop_group(pid)
+
+    def step(self) -> bool:
+        """Open the state as it is now and reconcile once; True while there is something to look after."""
+        store = self.open_store()
+        if store is None:
+            self.missing_since = self.missing_since or time.monotonic()
+            if time.monotonic() - self.missing_since < STATE_GONE_S:
+                return True
+            self.log(f"the state file {self.paths.state_db} is gone; stopping what it declared")
+            self.stop_everything()
+            return False
+        self.missing_since = None
+        if time.monotonic() - self.last_sweep >= SWEEP_EVERY:
+            self.sweep_orphans(store)
+        changes = store.db.total_changes
+        busy = self.tick(store)
+        if store.db.total_changes != changes:
+            self.settle()
+        return busy
+
     def run(self) -> None:
-        self.sweep_orphans()
         idle_since: float | None = None
         while True:
-            busy = self.tick()
+            try:
+                busy = self.step()
+                if self.trouble:
+                    self.log("the state is readable again")
+                self.trouble = None
+            except (sqlite3.Error, StateError, OSError, ValueError) as exc:
+                # A locked or unreadable state for a moment (a backup being restored, another program holding
+                # it): keep the children running, and read the state afresh next time.
+                if str(exc) != self.trouble:
+                    self.log(f"cannot use the state now ({exc}); retrying")
+                self.trouble = str(exc)
+                self.close_store()
+                busy = True
             if busy:
                 idle_since = None
             elif idle_since is None:
@@ -153,17 +283,49 @@ def running(paths: WorkspacePaths) -> bool:
         return False
 
 
+def python_command(module: str, *args: str, python: str | None = None) -> list[str]:
+    """How mlspec starts one of its own modules: -P, so that no file in the working directory (a user's
+    `mlspec.py`, say) can stand in for a module of mlspec or its dependencies."""
+    return [python or sys.executable, "-P", "-m", module, *args]
+
+
 def ensure_running(paths: WorkspacePaths) -> None:
-    """Start the supervisor in its own session unless one is already running."""
+    """Start the supervisor in its own session unless one is already running; SupervisorFailed, with its own
+    fresh log lines, when it does not come up."""
     if running(paths):
         return
     paths.logs.mkdir(parents=True, exist_ok=True)
+    paths.proc.mkdir(parents=True, exist_ok=True)
+    try:
+        offset = paths.supervisor_log.stat().st_size
+    except OSError:
+        offset = 0
     with open(paths.supervisor_log, "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "mlspec.backends.local.supervisor", str(paths.root.resolve())],
-                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not running(paths) and time.monotonic() < deadline:
+        proc = subprocess.Popen(python_command("mlspec.backends.local.supervisor", str(paths.root.resolve())),
+                                cwd=paths.proc, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not running(paths):
+        code = proc.poll()
+        if code is not None and not running(paths):
+            if code == 0:
+                return  # it found nothing to do, or another supervisor took over
+            raise SupervisorFailed(f"the workspace supervisor exited with code {code} as it started; its log:\n"
+                                   f"{_lines_after(paths.supervisor_log, offset)}\n  full log: {paths.supervisor_log}")
+        if time.monotonic() > deadline:
+            raise SupervisorFailed(f"the workspace supervisor did not start within {START_TIMEOUT:.0f}s; its log:\n"
+                                   f"{_lines_after(paths.supervisor_log, offset)}")
         time.sleep(0.05)
+
+
+def _lines_after(path: Path, offset: int, lines: int = 12) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        text = []
+    return "\n".join(f"    {line}" for line in text[-lines:]) or "    (it wrote nothing)"
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from typing import Any
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
+from mlspec.backends.local.processes import up_process_env
+from mlspec.backends.local.supervisor import python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import BatchEndpoint, ModelRef
@@ -75,13 +76,14 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     env: dict[str, str] = {}
     if env_id:
         env.update(ctx.node(env_id).resource.environment_variables)  # type: ignore[attr-defined]
-    env.update({WORKSPACE_VAR: str(ctx.paths.root.resolve()), ID_VAR: node.id})  # `up` can find it if interrupted
+    env.update(up_process_env(str(ctx.paths.root.resolve()), node.id))  # owned by this `up`, stopped with it
     # The job runner's process handling: own process group, line-by-line log, stopped with whatever it started.
+    # It runs in its own folder, with -P: no file where `mlspec up` was started can shadow a module it imports.
     process = JobRun(
         job=node.name, experiment="batch", tracking_uri=ctx.tracking_uri, artifact_location=str(work),
-        command=" ".join(shlex.quote(a) for a in [python, "-m", "mlspec.runtime.batch", str(spec_file),
-                                                     "--result", str(result_file)]),
-        workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)))
+        command=" ".join(shlex.quote(a) for a in python_command("mlspec.runtime.batch", str(spec_file), "--result",
+                                                                str(result_file), python=python)),
+        code=str(work), workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)))
     ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
     execution = run_command(process, None, on_line=lambda line: ctx.say(line if line.startswith("[") else
                                                                          f"[{node.name}] {line}"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import sys
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
@@ -13,7 +12,7 @@ from mlspec.backends.local.handlers import instance
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute
@@ -51,10 +50,10 @@ def _instance(ctx: Context, node: Node, compute: InstanceCompute) -> dict[str, A
     env = instance.jupyter_env(ctx, node, compute)  # the environment as the kernel; changing it restarts JupyterLab
     ctx.store.want_process(ProcessRow(
         id=f"{node.id}/jupyter", owner=node.id,
-        argv=[sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-              f"--ServerApp.root_dir={notebooks.resolve()}", f"--IdentityProvider.token={token}",
-              *(["--allow-root"] if os.geteuid() == 0 else [])],  # root is common in CI and containers
-        env=env, cwd=str(notebooks.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
+        argv=python_command("jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                            f"--ServerApp.root_dir={notebooks.resolve()}", f"--IdentityProvider.token={token}",
+                            *(["--allow-root"] if os.geteuid() == 0 else [])),  # root is common in CI and containers
+        env=env, cwd=str(ctx.paths.proc.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
         health=f"http://127.0.0.1:{port}/api",  # /api answers without the token: a liveness check
         policy=instance.idle_policy(compute, port, token)))
     ensure_running(ctx.paths)

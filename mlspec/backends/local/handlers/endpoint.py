@@ -13,7 +13,7 @@ from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
 from mlspec.backends.local.processes import free_port, port_in_use
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
@@ -31,15 +31,16 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
     rows = []
     for index in range(_replica_count(deployment)):
         port = free_port()
-        argv = [_python(ctx, node, name), "-m", "mlspec.runtime.serving", "--model-uri",
-                f"models:/{ref.name}/{version}", "--tracking-uri", ctx.tracking_uri, "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(deployment.workers), "--name", name,
-                "--max-body-size", str(settings.max_body_size), "--request-timeout", str(settings.request_timeout)]
+        argv = python_command(
+            "mlspec.runtime.serving", "--model-uri", f"models:/{ref.name}/{version}", "--tracking-uri",
+            ctx.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", str(deployment.workers),
+            "--name", name, "--max-body-size", str(settings.max_body_size), "--request-timeout",
+            str(settings.request_timeout), python=_python(ctx, node, name))
         if deployment.batching:
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]
         rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
-                               env=dict(deployment.environment_variables), cwd=str(ctx.paths.root.resolve()),
+                               env=dict(deployment.environment_variables), cwd=str(ctx.paths.proc.resolve()),
                                log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
                                health=f"http://127.0.0.1:{port}/health", policy=_policy(deployment, port)))
     return rows
@@ -109,9 +110,9 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     keep.add(gateway_id)
     ctx.store.want_process(ProcessRow(
         id=gateway_id, owner=node.id,
-        argv=[sys.executable, "-m", "mlspec.runtime.gateway", "--config",
-              str(gateway_config(ctx.paths, node.name).resolve()), "--host", "127.0.0.1", "--port", str(port)],
-        env={}, cwd=str(ctx.paths.root.resolve()), log=str(ctx.paths.logs / f"{node.name}-gateway.log"),
+        argv=python_command("mlspec.runtime.gateway", "--config", str(gateway_config(ctx.paths, node.name).resolve()),
+                            "--host", "127.0.0.1", "--port", str(port)),
+        env={}, cwd=str(ctx.paths.proc.resolve()), log=str(ctx.paths.logs / f"{node.name}-gateway.log"),
         health=f"http://127.0.0.1:{port}/health"))
     ensure_running(ctx.paths)
     wait_healthy(ctx, [gateway_id], 60)

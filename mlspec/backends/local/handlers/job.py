@@ -6,7 +6,7 @@ import shutil
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
-from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
+from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
 from mlspec.plan import Record
@@ -70,14 +70,18 @@ def job_run(ctx: Context, node: Node) -> Any:
     env_vars = dict(job.environment_variables)
     if env_id:
         env_vars = {**ctx.node(env_id).resource.environment_variables, **env_vars}  # type: ignore[attr-defined]
-    # Marks the job's whole process tree as this workspace's, so an interrupted up can find and stop it.
-    env_vars.update({WORKSPACE_VAR: str(ctx.paths.root.resolve()), ID_VAR: node.id})
+    # Marks the job's whole process tree as this workspace's and this `up`'s: once this `up` is gone, a later
+    # one (or `down`) may stop what is left; the supervisor never does.
+    env_vars.update(up_process_env(str(ctx.paths.root.resolve()), node.id))
+    # The job's `python` is the environment's, or (no requirements) the interpreter mlspec runs with, never
+    # whichever `python` happens to be first on the PATH mlspec was started with.
+    bin_folder = env_outputs.get("bin") or interpreter_bin(ctx.paths.interpreters.resolve())
     return JobRun(
         job=job.name, experiment=job.experiment_name or ctx.graph.spec.workspace.name,
         tracking_uri=ctx.tracking_uri, artifact_location=str(ctx.paths.artifacts.resolve()),
         command=job.command, code=_snapshot(ctx, node, workdir), workdir=workdir,
         inputs=_inputs(ctx, node, job), outputs=_outputs(ctx, node, job, workdir), env=env_vars,
-        path_prefix=env_outputs.get("bin"), timeout=job.timeout, retries=job.retries,
+        path_prefix=bin_folder, timeout=job.timeout, retries=job.retries,
         log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
                                              "mlspec.hash": node.hash,
                                              "mlspec.workspace": ctx.graph.spec.workspace.name},
