@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import sqlite3
@@ -44,6 +45,11 @@ class SupervisorFailed(StateError):
     """The workspace supervisor could not be started; the message holds its own last lines."""
 
 
+def _definition(row: ProcessRow) -> str:
+    """What a row runs: a child started from another definition is replaced, never adopted by it."""
+    return json.dumps([row.argv, row.env, row.cwd], sort_keys=True)
+
+
 def start_marker(process_id: str, started: float) -> str:
     """The line written to a process's log before each start: what comes after it is that start's output."""
     return f"==> mlspec: {process_id} starting ({started!r})"
@@ -61,6 +67,7 @@ class Supervisor:
         self.last_sweep = 0.0
         self.trouble: str | None = None
         self.watch = Watch()  # liveness probes and idle instances, answered on a thread of their own
+        self.definitions: dict[str, str] = {}  # what each child was started as, to tell a lost write from a change
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
@@ -126,6 +133,7 @@ class Supervisor:
             proc = subprocess.Popen(row.argv, cwd=row.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.children[row.id] = proc
+        self.definitions[row.id] = _definition(row)
         self.log(f"started {row.id} (pid {proc.pid})")
         store.observe(row.id, pid=proc.pid, started=started, state="running")
 
@@ -175,7 +183,7 @@ class Supervisor:
                 continue
             if row.pid is None:
                 child = self.children.get(row.id)
-                if child is not None and child.poll() is None:
+                if child is not None and child.poll() is None and self.definitions.get(row.id) == _definition(row):
                     store.observe(row.id, pid=child.pid, state="running")  # started; the write had failed
                 elif row.state != "stopped" and now >= self.not_before.get(row.id, 0):
                     self.start(store, row)
