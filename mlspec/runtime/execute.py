@@ -15,6 +15,7 @@ from functools import partial
 from typing import IO
 
 from mlspec.runtime.jobrun import JobRun, JobRunError, prepare_output, substitute
+from mlspec.runtime.launch import job_argv
 
 TAIL_LINES = 20
 KILL_GRACE_S = 5.0
@@ -162,7 +163,7 @@ def _attempt(
 ) -> _Outcome:
     try:
         proc = subprocess.Popen(
-            ["bash", "-c", command],
+            job_argv(run, command),  # bash -c COMMAND, or the node launcher for nodes, torchrun and limits
             cwd=run.code,
             env=command_env(run, run_id, attempt),
             stdin=subprocess.DEVNULL,
