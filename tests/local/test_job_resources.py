@@ -1,0 +1,74 @@
+"""A job's nodes and distribution, and a compute's resources, honoured by `mlspec up` on this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.local.conftest import mlspec, status
+
+DDP = Path(__file__).resolve().parents[1] / "runtime" / "ddp_allreduce.py"
+
+SPEC = """\
+kind: Workspace
+name: resources-demo
+---
+kind: Compute
+name: small
+type: cluster
+max_nodes: 1
+resources: {cpus: 1, memory: 200Mi}
+---
+kind: Job
+name: ddp
+code: src/
+command: python ddp_allreduce.py ${{outputs.model}}
+resources: {instance_count: 2}
+distribution: {type: pytorch, process_count_per_instance: 2}
+outputs: {model: {type: model, register_as: ddp-net, flavor: torch}}
+---
+kind: Job
+name: hog
+compute: small
+code: src/
+command: python hog.py
+"""
+
+HOG = """\
+import os, time
+print("cores", sorted(os.sched_getaffinity(0)), flush=True)
+block = b"x" * (400 * 2**20)
+print("allocated", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.e2e
+def test_up_runs_a_2x2_torchrun_job_and_stops_a_job_over_its_memory_limit(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    spec = tmp_path / "spec"
+    (spec / "src").mkdir(parents=True)
+    (spec / "mlspec.yaml").write_text(SPEC)
+    shutil.copy(DDP, spec / "src" / DDP.name)
+    (spec / "src" / "hog.py").write_text(HOG)
+    # A job without an environment runs `python` from PATH: the interpreter running these tests, which has torch.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    up = mlspec("up", str(spec), "--yes", check=False)
+
+    assert up.returncode == 1, up.stdout + up.stderr
+    # The distributed job: 4 ranks, rank 0's model registered.
+    for rank in range(4):
+        assert f"[ddp] [rank{rank}]:rank {rank} of 4, local rank {rank % 2}, master port" in up.stdout
+    assert "[ddp] [rank0]:rank 0 saved the model; all_reduce gave 10" in up.stdout
+    assert status(spec)["resources"]["job/ddp"]["outputs"]["models"] == {"ddp-net": 1}
+    # The job on the small compute: pinned to one core, stopped when it went over its 200Mi.
+    assert "[hog] ==> mlspec: node 0 pinned to core(s)" in up.stdout and "(cpus: 1)" in up.stdout
+    assert f"[hog] cores [{min(os.sched_getaffinity(0))}]" in up.stdout
+    failure = next(line for line in up.stderr.splitlines() if line.startswith("  job/hog: "))
+    assert "job 'hog' exited with code 137: the job's processes exceeded the 200Mi memory limit (peak " in failure
+    mlspec("down", str(spec), "--yes")
