@@ -20,18 +20,30 @@ def job_argv(run: JobRun, command: str) -> list[str]:
     """
     if run.nodes == 1 and run.distribution is None and run.limits == NodeLimits():
         return ["bash", "-c", command]
-    argv = [sys.executable, "-m", LAUNCHER, "--nodes", str(run.nodes),
-            "--rank-dir", os.path.join(run.workdir, RANK_DIR)]
+    argv = [sys.executable, "-m", LAUNCHER, "--nodes", str(run.nodes)]
     if run.distribution == "pytorch":
-        argv += ["--pytorch", str(run.processes_per_node), "--python", job_python(run)]
-    limits = run.limits
+        argv += ["--pytorch", str(run.processes_per_node), "--python", job_python(run),
+                 "--rank-dir", os.path.join(run.workdir, RANK_DIR)]
+    return [*argv, *_limit_options(run.limits), "--", "bash", "-c", command]
+
+
+def limited_argv(argv: list[str], limits: NodeLimits, slot: int) -> list[str]:
+    """A server's command line within its limits (`slot`: which replica, so replicas spread over cores and GPUs);
+    unchanged when there are none."""
+    if limits == NodeLimits():
+        return argv
+    return [sys.executable, "-m", LAUNCHER, "--node-offset", str(slot), *_limit_options(limits), "--", *argv]
+
+
+def _limit_options(limits: NodeLimits) -> list[str]:
+    options: list[str] = []
     if limits.cpus is not None:
-        argv += ["--cpus", repr(limits.cpus)]
+        options += ["--cpus", repr(limits.cpus)]
     if limits.memory is not None:
-        argv += ["--memory", str(limits.memory)]
+        options += ["--memory", str(limits.memory)]
     if limits.gpus is not None:
-        argv += ["--gpus", str(limits.gpus)]
-    return [*argv, "--", "bash", "-c", command]
+        options += ["--gpus", str(limits.gpus)]
+    return options
 
 
 def job_python(run: JobRun) -> str:

@@ -67,8 +67,11 @@ def _nvidia_gpu_count() -> int:
 
 
 def node_gpus(node: int, gpus: int, available: list[str]) -> list[str]:
-    """Node `node`'s devices: its own slice of `available` (the plan refuses more than there are)."""
-    return available[node * gpus:(node + 1) * gpus]
+    """Node `node`'s devices: its own slice of `available`, wrapping around (so shared) when the nodes together
+    ask for more; the local plan refuses that for a job's nodes, and allows it for an endpoint's replicas."""
+    if gpus >= len(available):
+        return list(available)
+    return [available[(node * gpus + k) % len(available)] for k in range(gpus)]
 
 
 # --- memory of a process tree -------------------------------------------------------------------------------------

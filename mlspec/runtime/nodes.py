@@ -110,17 +110,20 @@ def _node_env(args: argparse.Namespace, index: int, gpus: list[str] | None, core
 def start_nodes(args: argparse.Namespace, out: Output) -> list[Node]:
     available_cores = sorted(os.sched_getaffinity(0))
     available_gpus = local_gpus() if args.gpus else []
-    if args.gpus and len(available_gpus) < args.gpus * args.nodes:
-        raise SystemExit(f"mlspec: {args.nodes} node(s) of {args.gpus} GPU(s) need {args.gpus * args.nodes}, "
-                         f"this machine has {len(available_gpus)}")
+    if args.gpus and len(available_gpus) < args.gpus:
+        raise SystemExit(f"mlspec: a node of {args.gpus} GPU(s) needs more than the {len(available_gpus)} "
+                         "this machine has")
+    if args.pytorch and not args.rank_dir:
+        raise SystemExit("mlspec: --pytorch needs --rank-dir")
     port = _free_port() if args.pytorch else 0
     if args.pytorch:
         shutil.rmtree(args.rank_dir, ignore_errors=True)
         os.makedirs(args.rank_dir)
     nodes: list[Node] = []
     for index in range(args.nodes):
-        cores = node_cores(index, args.cpus, available_cores) if args.cpus is not None else None
-        gpus = node_gpus(index, args.gpus, available_gpus) if args.gpus else None
+        slot = args.node_offset + index
+        cores = node_cores(slot, args.cpus, available_cores) if args.cpus is not None else None
+        gpus = node_gpus(slot, args.gpus, available_gpus) if args.gpus else None
         argv = list(args.argv)
         if args.pytorch:
             command = ["bash", "-c", rank_command(shlex.join(argv), args.rank_dir)]
@@ -136,10 +139,12 @@ def start_nodes(args: argparse.Namespace, out: Output) -> list[Node]:
     return nodes
 
 
-def _stop(nodes: Sequence[Node]) -> None:
-    """SIGTERM every node still running (torchrun passes it on to its workers), then SIGKILL their trees."""
+def _stop(nodes: Sequence[Node], signal_them: bool = True) -> None:
+    """SIGTERM every node still running (torchrun passes it on to its workers), give them STOP_GRACE_S, then
+    SIGKILL their trees. A stop asked of us by a signal to our process group already reached the nodes: a second
+    SIGTERM could cut short the drain the first one started, so they are only waited for."""
     live = [n for n in nodes if n.proc.poll() is None]
-    for node in live:
+    for node in live if signal_them else ():
         node.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     while any(n.proc.poll() is None for n in live) and time.monotonic() < deadline:
@@ -176,7 +181,7 @@ def supervise(args: argparse.Namespace, nodes: list[Node], out: Output, stop: th
     scope = "the job's processes" if args.nodes == 1 else None
     while True:
         if stop.is_set():
-            _stop(nodes)
+            _stop(nodes, signal_them=False)
             return 143
         table = process_table() if args.memory is not None else {}
         for node in nodes:
@@ -229,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpus", type=float)
     parser.add_argument("--memory", type=int)
     parser.add_argument("--gpus", type=int)
-    parser.add_argument("--rank-dir", required=True)
+    parser.add_argument("--rank-dir", help="where torchrun's ranks record exit codes and logs (--pytorch only)")
+    parser.add_argument("--node-offset", type=int, default=0,
+                        help="index of the first node in its group (a replica's): picks its cores and GPUs")
     parser.add_argument("argv", nargs="+")
     args = parser.parse_args(argv)
     stop = threading.Event()

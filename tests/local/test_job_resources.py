@@ -72,3 +72,31 @@ def test_up_runs_a_2x2_torchrun_job_and_stops_a_job_over_its_memory_limit(tmp_pa
     failure = next(line for line in up.stderr.splitlines() if line.startswith("  job/hog: "))
     assert "job 'hog' exited with code 137: the job's processes exceeded the 200Mi memory limit (peak " in failure
     mlspec("down", str(spec), "--yes")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.e2e
+def test_replicas_run_within_their_computes_cores_and_memory(iris: Path) -> None:
+    # examples/iris writes out `resources: {cpus: 1, memory: 2Gi}` for the compute its deployments run on.
+    mlspec("up", str(iris), "--yes")
+
+    invoked = mlspec("endpoint", "invoke", "iris", "--data", str(iris / "request.json"), str(iris))
+    assert '"predictions"' in invoked.stdout
+    replicas = [p for p in status(iris)["processes"] if p["id"].startswith("endpoint/iris/") and "gateway" not in p["id"]]
+    assert len(replicas) == 2
+    cores = sorted(os.sched_getaffinity(0))
+    pinned = []
+    for replica in replicas:
+        launcher = replica["pid"]
+        assert "mlspec.runtime.nodes" in Path(f"/proc/{launcher}/cmdline").read_text()
+        server = _children(launcher)
+        assert len(server) == 1 and "mlspec.runtime.serving" in Path(f"/proc/{server[0]}/cmdline").read_text()
+        pinned.append(sorted(os.sched_getaffinity(server[0])))
+    # blue's replica and green's take the cores in turn
+    assert sorted(pinned) == sorted([[cores[0]], [cores[1 % len(cores)]]])

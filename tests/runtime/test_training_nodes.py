@@ -32,7 +32,8 @@ def test_nodes_get_their_own_cores_and_share_them_only_when_there_are_too_few() 
 def test_gpus_are_those_cuda_visible_devices_allows_split_between_nodes() -> None:
     available = local_gpus({"CUDA_VISIBLE_DEVICES": "3, 5,6"})
     assert available == ["3", "5", "6"]
-    assert [node_gpus(i, 1, available) for i in range(3)] == [["3"], ["5"], ["6"]]
+    assert [node_gpus(i, 1, available) for i in range(4)] == [["3"], ["5"], ["6"], ["3"]]  # the 4th shares
+    assert node_gpus(1, 2, available) == ["6", "3"] and node_gpus(0, 5, available) == available
     assert local_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
 
 
@@ -103,6 +104,18 @@ def test_a_job_under_its_memory_limit_runs_as_usual(make_run) -> None:
 
 
 @pytest.mark.e2e
+def test_a_timed_out_job_with_limits_leaves_no_process_behind(make_run) -> None:
+    run = make_run("sleep 60 & echo $! > sleeper.pid; wait", limits=NodeLimits(memory=2**30), nodes=2, timeout=2)
+    started = time.monotonic()
+
+    result = run_command(run, None)
+
+    assert result.timed_out and time.monotonic() - started < 15
+    pid = int((Path(run.code or "") / "sleeper.pid").read_text())
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+@pytest.mark.e2e
 def test_cpus_pin_each_node_to_its_own_cores(make_run) -> None:
     cores = sorted(os.sched_getaffinity(0))
     script = "import os; print(sorted(os.sched_getaffinity(0)), os.environ['OMP_NUM_THREADS'])"
@@ -136,7 +149,7 @@ def test_a_job_asking_for_more_gpus_than_visible_fails_before_running(make_run, 
     result = run_command(run, None)
 
     assert not result.ok and "never" not in result.log_tail
-    assert "mlspec: 1 node(s) of 2 GPU(s) need 2, this machine has 1" in result.log_tail
+    assert "mlspec: a node of 2 GPU(s) needs more than the 1 this machine has" in result.log_tail
 
 
 # --- torchrun -----------------------------------------------------------------------------------------------------
@@ -150,7 +163,8 @@ def test_a_failing_rank_fails_the_job_with_its_last_lines(make_run) -> None:
     result = run_command(run, None)
 
     assert not result.ok and result.exit_code == 1
-    assert result.log_tail[-1] == "==> mlspec: rank 3 of 4 (node 1) failed with exit code 1; the other ranks were stopped"
+    assert result.log_tail[-1] == ("==> mlspec: rank 3 of 4 (node 1) failed with exit code 1; "
+                                   "the other ranks were stopped")
     report = result.log_tail[result.log_tail.index("==> mlspec: last lines of rank 3 of 4 (node 1):"):]
     # torch prefixes a rank's uncaught exception with its rank itself; the launcher adds nothing to that
     assert "==> mlspec:   [rank3]: RuntimeError: rank 3 was told to fail" in report

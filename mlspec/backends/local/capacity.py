@@ -17,7 +17,10 @@ LIMITED = ("cpus", "memory", "gpus")
 def node_limits(resources: Resources) -> dict[str, Any]:
     """The limits a compute sets for each of its nodes: only the fields the spec writes out. Their defaults
     (1 CPU, 2Gi) size docker and kubernetes nodes; enforcing them on a laptop would break jobs that never asked."""
-    return {name: getattr(resources, name) for name in LIMITED if name in resources.model_fields_set}
+    limits = {name: getattr(resources, name) for name in LIMITED if name in resources.model_fields_set}
+    if not limits.get("gpus", 1):
+        del limits["gpus"]  # gpus: 0 hides nothing: CUDA_VISIBLE_DEVICES stays as it was
+    return limits
 
 
 def _local(compute: ComputeBase) -> bool:
