@@ -27,12 +27,14 @@ def job_argv(run: JobRun, command: str) -> list[str]:
     return [*argv, *_limit_options(run.limits), "--", "bash", "-c", command]
 
 
-def limited_argv(argv: list[str], limits: NodeLimits, slot: int) -> list[str]:
+def limited_argv(argv: list[str], limits: NodeLimits, slot: int, identity: str | None = None) -> list[str]:
     """A server's command line within its limits (`slot`: which replica, so replicas spread over cores and GPUs);
-    unchanged when there are none."""
+    unchanged when there are none. `identity`: the environment variable by which a supervisor knows its process,
+    kept by the launcher alone so that one process answers to each identity."""
     if limits == NodeLimits():
         return argv
-    return [sys.executable, "-m", LAUNCHER, "--node-offset", str(slot), *_limit_options(limits), "--", *argv]
+    own = ["--identity", identity] if identity else []
+    return [sys.executable, "-m", LAUNCHER, "--node-offset", str(slot), *own, *_limit_options(limits), "--", *argv]
 
 
 def _limit_options(limits: NodeLimits) -> list[str]:

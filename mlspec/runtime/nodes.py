@@ -95,6 +95,8 @@ def _child_setup(cores: list[int] | None) -> Callable[[], None]:
 
 def _node_env(args: argparse.Namespace, index: int, gpus: list[str] | None, cores: list[int] | None) -> dict[str, str]:
     env = dict(os.environ)
+    if args.identity:
+        env.pop(args.identity, None)  # the launcher is the supervised process; its node dies with it (PDEATHSIG)
     if args.nodes > 1 and not args.pytorch:  # torchrun sets its own (NODE_RANK is GROUP_RANK there)
         env.update(NODE_RANK=str(index), NODE_COUNT=str(args.nodes))
     if gpus is not None:
@@ -237,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rank-dir", help="where torchrun's ranks record exit codes and logs (--pytorch only)")
     parser.add_argument("--node-offset", type=int, default=0,
                         help="index of the first node in its group (a replica's): picks its cores and GPUs")
+    parser.add_argument("--identity", help="an environment variable the launcher keeps and its nodes do not")
     parser.add_argument("argv", nargs="+")
     args = parser.parse_args(argv)
     stop = threading.Event()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlspec.backends.local.processes import ID_VAR
 from tests.local.conftest import mlspec, status
 
 DDP = Path(__file__).resolve().parents[1] / "runtime" / "ddp_allreduce.py"
@@ -88,7 +89,7 @@ def test_replicas_run_within_their_computes_cores_and_memory(iris: Path) -> None
 
     invoked = mlspec("endpoint", "invoke", "iris", "--data", str(iris / "request.json"), str(iris))
     assert '"predictions"' in invoked.stdout
-    replicas = [p for p in status(iris)["processes"] if p["id"].startswith("endpoint/iris/") and "gateway" not in p["id"]]
+    replicas = [p for p in status(iris)["processes"] if p["id"].startswith("endpoint/iris/") and "gate" not in p["id"]]
     assert len(replicas) == 2
     cores = sorted(os.sched_getaffinity(0))
     pinned = []
@@ -98,5 +99,8 @@ def test_replicas_run_within_their_computes_cores_and_memory(iris: Path) -> None
         server = _children(launcher)
         assert len(server) == 1 and "mlspec.runtime.serving" in Path(f"/proc/{server[0]}/cmdline").read_text()
         pinned.append(sorted(os.sched_getaffinity(server[0])))
+        # One process answers to the replica's id: the launcher the supervisor started, not its server too.
+        assert f"{ID_VAR}={replica['id']}".encode() in Path(f"/proc/{launcher}/environ").read_bytes()
+        assert f"{ID_VAR}=".encode() not in Path(f"/proc/{server[0]}/environ").read_bytes()
     # blue's replica and green's take the cores in turn
     assert sorted(pinned) == sorted([[cores[0]], [cores[1 % len(cores)]]])

@@ -12,7 +12,7 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
-from mlspec.backends.local.processes import free_port, port_in_use
+from mlspec.backends.local.processes import ID_VAR, free_port, port_in_use
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import ensure_running
 from mlspec.graph import Node
@@ -43,7 +43,7 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]
         # The compute's CPU, memory and GPU share; the endpoint's replicas spread over the cores and GPUs in turn.
-        argv = limited_argv(argv, _limits(ctx, node, name), _slot(node, name) + index)
+        argv = limited_argv(argv, _limits(ctx, node, name), _slot(node, name) + index, identity=ID_VAR)
         rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
                                env=dict(deployment.environment_variables), cwd=str(ctx.paths.root.resolve()),
                                log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
