@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
-from mlspec.runtime.jobrun import JobRun, NodeLimits
+if TYPE_CHECKING:  # the node launcher imports this module: it must start without pydantic
+    from mlspec.runtime.jobrun import JobRun, NodeLimits
 
 LAUNCHER = "mlspec.runtime.nodes"
 RANK_DIR = "ranks"
@@ -18,7 +20,7 @@ def job_argv(run: JobRun, command: str) -> list[str]:
     A plain job is `bash -c COMMAND`, as it always was: no extra process on the common path. One that runs on
     several nodes, under torchrun or with limits goes through the node launcher, which owns its node processes.
     """
-    if run.nodes == 1 and run.distribution is None and run.limits == NodeLimits():
+    if run.nodes == 1 and run.distribution is None and not _limit_options(run.limits):
         return ["bash", "-c", command]
     argv = [sys.executable, "-m", LAUNCHER, "--nodes", str(run.nodes)]
     if run.distribution == "pytorch":
@@ -31,10 +33,11 @@ def limited_argv(argv: list[str], limits: NodeLimits, slot: int, identity: str |
     """A server's command line within its limits (`slot`: which replica, so replicas spread over cores and GPUs);
     unchanged when there are none. `identity`: the environment variable by which a supervisor knows its process,
     kept by the launcher alone so that one process answers to each identity."""
-    if limits == NodeLimits():
+    options = _limit_options(limits)
+    if not options:
         return argv
     own = ["--identity", identity] if identity else []
-    return [sys.executable, "-m", LAUNCHER, "--node-offset", str(slot), *own, *_limit_options(limits), "--", *argv]
+    return [sys.executable, "-m", LAUNCHER, "--node-offset", str(slot), *own, *options, "--", *argv]
 
 
 def _limit_options(limits: NodeLimits) -> list[str]:
