@@ -104,3 +104,26 @@ def test_replicas_run_within_their_computes_cores_and_memory(iris: Path) -> None
         assert f"{ID_VAR}=".encode() not in Path(f"/proc/{server[0]}/environ").read_bytes()
     # blue's replica and green's take the cores in turn
     assert sorted(pinned) == sorted([[cores[0]], [cores[1 % len(cores)]]])
+
+
+@pytest.mark.e2e
+def test_a_batch_endpoint_scores_within_its_computes_cores_and_memory(tmp_path: Path) -> None:
+    from tests.local.conftest import EXAMPLES
+    from tests.local.test_batch_endpoint import SPEC as BATCH_SPEC
+
+    root = tmp_path / "batch"
+    shutil.copytree(EXAMPLES / "iris" / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLES / "iris" / "data", root / "data")
+    (root / "scoring").mkdir()
+    rows = (root / "data" / "iris.csv").read_text().splitlines()
+    (root / "scoring" / "all.csv").write_text("\n".join(",".join(r.split(",")[:4]) for r in rows) + "\n")
+    compute = "---\nkind: Compute\nname: small\ntype: cluster\nmax_nodes: 1\nresources: {cpus: 1, memory: 1Gi}\n"
+    spec = BATCH_SPEC.format(python=sys.executable) + "compute: small\n" + compute
+    (root / "mlspec.yaml").write_text(spec)
+    try:
+        up = mlspec("up", str(root), "--yes")
+        outputs = status(root)["resources"]["endpoint/nightly"]["outputs"]
+        assert (outputs["rows_scored"], outputs["rows_failed"]) == (150, 0)
+        assert f"[nightly] ==> mlspec: node 0 pinned to core(s) {min(os.sched_getaffinity(0))} (cpus: 1)" in up.stdout
+    finally:
+        mlspec("down", str(root), "--yes", check=False)
