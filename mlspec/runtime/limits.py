@@ -97,7 +97,10 @@ def process_table() -> dict[int, tuple[int, int]]:
 
 def tree(root: int, table: dict[int, tuple[int, int]] | None = None) -> list[int]:
     """`root` and every process descended from it, by parent pid (so also those that started their own session,
-    as torchrun's workers do)."""
+    as torchrun's workers do). Without a `table`, read from the tree's own /proc entries where the kernel lists
+    children: a watch over a small tree then costs a few reads, not a pass over every process on the machine."""
+    if table is None and _CHILDREN_LISTED:
+        return _walk(root)
     table = process_table() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
@@ -110,10 +113,40 @@ def tree(root: int, table: dict[int, tuple[int, int]] | None = None) -> list[int
     return found
 
 
+def _walk(root: int) -> list[int]:
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        found.append(pid)
+        for tid in threads:  # a child belongs to the thread that forked it
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                    queue.extend(int(child) for child in handle.read().split())
+            except OSError:
+                continue
+    return found
+
+
+_CHILDREN_LISTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
 def tree_rss(root: int, table: dict[int, tuple[int, int]] | None = None) -> int:
     """Resident memory of a process tree, in bytes (pages shared between its processes count once per process)."""
-    table = process_table() if table is None else table
-    return sum(table[pid][1] for pid in tree(root, table))
+    if table is not None or not _CHILDREN_LISTED:
+        table = process_table() if table is None else table
+        return sum(table[pid][1] for pid in tree(root, table))
+    total = 0
+    for pid in _walk(root):
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                total += int(handle.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def kill_tree(root: int) -> None:

@@ -31,8 +31,7 @@ from mlspec.runtime.limits import (
     local_gpus,
     node_cores,
     node_gpus,
-    process_table,
-    size_text,
+        size_text,
     tree_rss,
 )
 
@@ -185,10 +184,9 @@ def supervise(args: argparse.Namespace, nodes: list[Node], out: Output, stop: th
         if stop.is_set():
             _stop(nodes, signal_them=False)
             return 143
-        table = process_table() if args.memory is not None else {}
         for node in nodes:
             if args.memory is not None and node.proc.poll() is None:
-                node.peak = max(node.peak, tree_rss(node.proc.pid, table))
+                node.peak = max(node.peak, tree_rss(node.proc.pid))
                 if node.peak > args.memory:
                     kill_tree(node.proc.pid)  # at once: a grace period lets it grow further
                     _stop(nodes)

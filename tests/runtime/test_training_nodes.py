@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +12,17 @@ import pytest
 from mlspec.runtime.execute import run_command
 from mlspec.runtime.jobrun import NodeLimits
 from mlspec.runtime.launch import job_argv
-from mlspec.runtime.limits import core_count, local_gpus, node_cores, node_gpus, size_text, tree_rss
+from mlspec.runtime.limits import (
+    core_count,
+    kill_tree,
+    local_gpus,
+    node_cores,
+    node_gpus,
+    process_table,
+    size_text,
+    tree,
+    tree_rss,
+)
 
 DDP = Path(__file__).with_name("ddp_allreduce.py")
 
@@ -44,6 +55,19 @@ def test_sizes_read_as_a_spec_writes_them() -> None:
 def test_tree_rss_counts_the_process_and_its_children() -> None:
     assert tree_rss(os.getpid()) > 10 * 2**20
     assert tree_rss(2**22 + 12345) == 0  # no such process
+
+
+def test_the_tree_read_from_its_own_entries_is_the_tree_a_full_scan_finds() -> None:
+    proc = subprocess.Popen(["bash", "-c", "sleep 30 & sleep 30 & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(tree(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sorted(tree(proc.pid)) == sorted(tree(proc.pid, process_table())) and len(tree(proc.pid)) == 3
+        assert proc.pid in tree(os.getpid())
+    finally:
+        kill_tree(proc.pid)
+        proc.wait()
 
 
 def test_a_plain_job_is_its_command_alone(make_run) -> None:
