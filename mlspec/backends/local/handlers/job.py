@@ -41,7 +41,8 @@ def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict
         if model_id and model_id in ctx.graph.nodes:
             model = ctx.graph.nodes[model_id].resource
             assert isinstance(model, Model)
-            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases))
+            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases),
+                         signature=model.signature.model_dump() if model.signature else None)
         out[name] = entry
     return out
 
@@ -69,6 +70,7 @@ def _launch(ctx: Context, node: Node, job: Job) -> dict[str, Any]:
 
 def job_run(ctx: Context, node: Node) -> Any:
     from mlspec.runtime.jobrun import JobRun
+    from mlspec.runtime.labels import label_tags
 
     job = node.resource
     assert isinstance(job, Job)
@@ -89,7 +91,8 @@ def job_run(ctx: Context, node: Node) -> Any:
         command=job.command, code=_snapshot(ctx, node, workdir), workdir=workdir,
         inputs=_inputs(ctx, node, job), outputs=_outputs(ctx, node, job, workdir), env=env_vars,
         path_prefix=env_outputs.get("bin"), timeout=job.timeout, retries=job.retries,
-        log_file=f"{workdir}/job.log", tags={"mlspec.job": job.name, "mlspec.hash": node.hash,
+        log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
+                                             "mlspec.hash": node.hash,
                                              "mlspec.workspace": ctx.graph.spec.workspace.name},
         content_hash=node.hash, **_launch(ctx, node, job))
 
