@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import ctypes
 import os
 import re
@@ -32,6 +33,7 @@ from mlspec.runtime.limits import (
     node_cores,
     node_gpus,
         size_text,
+    tree,
     tree_rss,
 )
 
@@ -40,6 +42,7 @@ POLL_S = 0.1  # how often exits and memory are checked: a tree over its limit is
 STOP_GRACE_S = 3.0  # below execute's grace, so the launcher, not a SIGKILL of it, stops what its nodes started
 _RANK_LINE = re.compile(rb"^\[rank(\d+)\]:")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
@@ -150,9 +153,18 @@ def _stop(nodes: Sequence[Node], signal_them: bool = True) -> None:
     deadline = time.monotonic() + STOP_GRACE_S
     while any(n.proc.poll() is None for n in live) and time.monotonic() < deadline:
         time.sleep(0.02)
+    kill_leftovers()
     for node in nodes:
-        kill_tree(node.proc.pid)  # workers that outlived their agent, or a node that ignored SIGTERM
         node.proc.wait()
+
+
+def kill_leftovers() -> None:
+    """SIGKILL whatever is still below us: nodes that ignored SIGTERM, workers that outlived their agent, a
+    background process a command left behind. As a child subreaper we inherit the orphans of our tree, so they are
+    all there. (A node already reaped is never killed by its pid, which may belong to another process by now.)"""
+    for pid in tree(os.getpid())[1:]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _failed_rank(rank_dir: str) -> tuple[int, int] | None:
@@ -240,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--identity", help="an environment variable the launcher keeps and its nodes do not")
     parser.add_argument("argv", nargs="+")
     args = parser.parse_args(argv)
+    # Orphans of our nodes (torchrun's workers start their own sessions) become our children, not init's: what
+    # the job started stays in our tree until we stop it.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -251,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for pump in pumps:
         pump.start()
     code = supervise(args, nodes, out, stop)
+    kill_leftovers()  # after a success too: what the command left running is an orphan now
     for pump in pumps:
         pump.join(timeout=2.0)
     return code

@@ -103,6 +103,27 @@ def test_a_failing_node_fails_the_job_and_stops_the_others(make_run) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("node1", ["sleep 1; exit 3", "sleep 1"])
+def test_nothing_a_node_started_outlives_the_job_even_in_its_own_session(make_run, node1: str) -> None:
+    # Node 0 leaves a process in a session of its own and exits, as torchrun's workers are started.
+    script = (f'if [ "$NODE_RANK" = 0 ]; then setsid sleep 60 & echo $! > escaped.pid; exit 0; fi; {node1}')
+    run = make_run(script, nodes=2)
+
+    result = run_command(run, None)
+
+    assert result.exit_code == (3 if "exit 3" in node1 else 0), result.log_tail
+    pid = int((Path(run.code or "") / "escaped.pid").read_text())
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.e2e
 def test_a_job_over_its_memory_limit_is_stopped_with_its_peak(make_run) -> None:
     hog = "python -c \"import time; block = b'x' * (400 * 2**20); print('allocated', flush=True); time.sleep(60)\""
     run = make_run(hog, limits=NodeLimits(memory=256 * 2**20))
