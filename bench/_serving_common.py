@@ -97,7 +97,11 @@ def free_port() -> int:
 def write_gateway_config(path: Path, replica_port: int) -> None:
     path.write_text(json.dumps({
         "endpoint": "bench", "auth": "key", "key_hashes": [hashlib.sha256(KEY.encode()).hexdigest()],
-        "deployments": {"blue": {"weight": 100, "replicas": [f"http://127.0.0.1:{replica_port}"]}}}))
+        # As the local engine writes it for a deployment with default request settings and probes.
+        "deployments": {"blue": {"weight": 100, "replicas": [f"http://127.0.0.1:{replica_port}"],
+                                 "max_concurrent": 64, "max_queue_wait": 0.5,
+                                 "readiness": {"initial_delay": 10, "period": 10, "timeout": 2,
+                                               "failure_threshold": 30, "success_threshold": 1}}}}))
 
 
 def caddy_binary() -> str | None:

@@ -36,8 +36,8 @@ class DeploymentArgs:
     :param workers: server processes per replica.
     :param probes: ``{"readiness": {initial_delay, period, timeout, failure_threshold, ...}, "liveness": ...}``;
         what is left out takes the spec's defaults (``mlspec.spec.Probes``).
-    :param request_settings: ``{request_timeout, max_body_size, max_concurrent_requests_per_instance}``; what is
-        left out takes the spec's defaults (``mlspec.spec.RequestSettings``).
+    :param request_settings: ``{request_timeout, max_body_size, max_concurrent_requests_per_instance,
+        max_queue_wait}``; what is left out takes the spec's defaults (``mlspec.spec.RequestSettings``).
     :param batching: ``{max_batch_size, max_wait}`` for torch models; None: no stacking of requests.
     :param environment_variables: extra variables for the scoring server.
     :param size: CPU, memory and GPUs of each replica.
@@ -174,6 +174,13 @@ def _model_uri(d: DeploymentArgs, version: int | None) -> str:
     return f"models:/{d.model}@{d.alias or 'latest'}"
 
 
+def _gateway_limits(d: DeploymentArgs, settings: RequestSettings) -> dict[str, Any]:
+    """Enforced by the gateway, per replica: the concurrency limit with its queue, and the readiness probe."""
+    return {"max_concurrent": settings.max_concurrent_requests_per_instance,
+            "max_queue_wait": settings.max_queue_wait,
+            "readiness": Probes.model_validate(d.probes).readiness.model_dump(mode="json")}
+
+
 def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
                     replicas: dict[str, list[str]]) -> str:
     limits = [RequestSettings.model_validate(d.request_settings) for d in args.deployments]
@@ -181,8 +188,9 @@ def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
         "endpoint": name,
         "auth": args.auth,
         "key_hashes": hashes,
-        "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name]}
-                        for d in args.deployments},
+        "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name],
+                                 **_gateway_limits(d, limit)}
+                        for d, limit in zip(args.deployments, limits, strict=True)},
         "mirror": dict(args.mirror),
         "max_body_size": max(s.max_body_size for s in limits),
         "request_timeout": max(s.request_timeout for s in limits) + 1,

@@ -68,7 +68,8 @@ class Row:
 ALL = Row()
 _NO_AUTOSCALER = "no autoscaler yet: give instance_count instead"
 _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
-_NO_SUCCESS_THRESHOLD = "a replica counts as healthy after one success"
+_STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
+            "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
 _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"))
 
@@ -132,7 +133,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "": Row(local=approx("JupyterLab as a process on this machine")),
         "environment": ALL,
         "port": ALL,
-        "idle_time_before_shutdown": Row(docker=no("idle instances are not stopped on the docker target yet")),
+        "idle_time_before_shutdown": Row(local=approx("stopped after that long with no API request, kernel message "
+                                                      "or terminal and no busy kernel, until `mlspec compute start`"),
+                                         docker=no("idle instances are not stopped on the docker target yet")),
     },
     "InferenceClusterCompute": {
         "": Row(local=approx("deployments run as processes on this machine"),
@@ -237,28 +240,23 @@ TABLE: dict[str, dict[str, Row]] = {
                                Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER))),
     "Probes": {"liveness": ALL, "readiness": ALL},
     "LivenessProbe": {
-        "initial_delay": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
-                             docker=no(_NO_DOCKER_LIVENESS)),
-        "period": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
-                      docker=no(_NO_DOCKER_LIVENESS)),
-        "timeout": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
-                       docker=no(_NO_DOCKER_LIVENESS)),
-        "failure_threshold": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
-                                 docker=no(_NO_DOCKER_LIVENESS)),
-        "success_threshold": Row(local=no(_NO_SUCCESS_THRESHOLD), docker=no(_NO_SUCCESS_THRESHOLD)),
+        "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS)),
+        "period": Row(docker=no(_NO_DOCKER_LIVENESS)),
+        "timeout": Row(docker=no(_NO_DOCKER_LIVENESS)),
+        "failure_threshold": Row(docker=no(_NO_DOCKER_LIVENESS)),
+        "success_threshold": Row(docker=no(_NO_DOCKER_LIVENESS)),
     },
     "ReadinessProbe": {
-        "initial_delay": Row(local=approx("bounds how long a new replica may take to become ready")),
-        "period": Row(local=approx("bounds how long a new replica may take to become ready"),
-                      docker=approx("Docker checks at least every 5 s")),
-        "timeout": Row(local=approx("a start-up health check slower than this fails")),
-        "failure_threshold": Row(local=approx("bounds how long a new replica may take to become ready")),
-        "success_threshold": Row(local=no(_NO_SUCCESS_THRESHOLD), docker=no(_NO_SUCCESS_THRESHOLD)),
+        "initial_delay": Row(local=approx(_STARTUP)),
+        "period": ALL,
+        "timeout": ALL,
+        "failure_threshold": ALL,
+        "success_threshold": ALL,
     },
     "RequestSettings": {
         "request_timeout": ALL,
-        "max_concurrent_requests_per_instance": Row(local=no("requests in flight per replica are not limited yet"),
-                                                    docker=no("requests in flight per replica are not limited yet")),
+        "max_concurrent_requests_per_instance": ALL,
+        "max_queue_wait": ALL,
         "max_body_size": ALL,
     },
     "Batching": {"max_batch_size": ALL, "max_wait": ALL},

@@ -55,7 +55,10 @@ class Probes(Strict):
 
 class RequestSettings(Strict):
     request_timeout: Seconds = Field(5, description="A request slower than this gets a 504.")
-    max_concurrent_requests_per_instance: int = Field(64, ge=1, description="Requests in flight per replica.")
+    max_concurrent_requests_per_instance: int = Field(
+        64, ge=1, description="Requests in flight per replica; more wait up to max_queue_wait, then get a 429.")
+    max_queue_wait: Seconds = Field(
+        0.5, description="How long a request waits for a free replica before a 429, e.g. '500ms' (0: no queue).")
     max_body_size: Bytes = Field(16 * 2**20, description="Larger request bodies get a 413.")
 
 

@@ -141,8 +141,11 @@ def test_deployments_and_gateway(iris: Captured) -> None:
     assert {"iris-blue-0", "iris-green-0"} <= _deps(gateway)
     assert "uploads" in gateway.secret_inputs  # derived from the keys: kept secret in the state
     config = json.loads(gateway.inputs["uploads"][0]["content"])
-    assert config["deployments"] == {"blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"]},
-                                     "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"]}}
+    limits = {"max_concurrent": 64, "max_queue_wait": 0.5,  # the spec's defaults, enforced by the gateway
+              "readiness": {"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30,
+                            "success_threshold": 1}}
+    assert config["deployments"] == {"blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits},
+                                     "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits}}
     keys = iris.exports["iris.keys"]
     assert config["key_hashes"] == [key_hash(keys["primary"]), key_hash(keys["secondary"])]
     assert iris.exports["iris.url"] == "http://127.0.0.1:25232"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mlspec.runtime.gateway.config import ConfigError, ConfigWatcher, parse
-from mlspec.runtime.gateway.routing import Router
+from mlspec.runtime.gateway.routing import FULL, Router
 
 BASE: dict[str, Any] = {
     "endpoint": "iris", "auth": "key", "key_hashes": [hashlib.sha256(b"k1").hexdigest()], "keys": ["k2"],
@@ -51,6 +51,12 @@ def test_weights_split_traffic_and_zero_weight_gets_none() -> None:
     ({"deployments": {"blue": {"weight": -1, "replicas": []}}, "mirror": {}}, "non-negative"),
     ({"deployments": {"blue": {"weight": 1, "replicas": ["https://h:1"]}}, "mirror": {}}, "http://HOST:PORT"),
     ({"weights": {}}, "unknown field"),
+    ({"deployments": {"blue": {"weight": 1, "replicas": [], "max_concurrent": -1}}, "mirror": {}}, "max_concurrent"),
+    ({"deployments": {"blue": {"weight": 1, "replicas": [], "max_queue_wait": "1s"}}, "mirror": {}},
+     "max_queue_wait"),
+    ({"deployments": {"blue": {"weight": 1, "replicas": [], "readiness": {"period": 0}}}, "mirror": {}}, "period"),
+    ({"deployments": {"blue": {"weight": 1, "replicas": [], "readiness": {"often": 1}}}, "mirror": {}}, "readiness"),
+    ({"deployments": {"blue": {"weight": 1, "replicas": [], "limit": 1}}, "mirror": {}}, "unknown field"),
 ])
 def test_invalid_configs_name_the_field(change: dict[str, Any], says: str) -> None:
     with pytest.raises(ConfigError, match=says):
@@ -72,10 +78,27 @@ def test_watcher_keeps_the_last_good_config(tmp_path: Path) -> None:
 def test_router_round_robins_and_skips_failed_replicas() -> None:
     deployment = parse(BASE).deployments["blue"]
     router = Router()
-    firsts = [router.candidates(deployment)[0] for _ in range(4)]
-    assert firsts == ["http://127.0.0.1:1", "http://127.0.0.1:2"] * 2
+    assert [router.pick(deployment) for _ in range(4)] == ["http://127.0.0.1:1", "http://127.0.0.1:2"] * 2
     router.failed("http://127.0.0.1:1")
-    assert [router.candidates(deployment) for _ in range(2)] == [["http://127.0.0.1:2", "http://127.0.0.1:1"]] * 2
+    assert [router.pick(deployment) for _ in range(2)] == ["http://127.0.0.1:2"] * 2
+    assert router.pick(deployment, avoid="http://127.0.0.1:2") == "http://127.0.0.1:1"  # down: the last resort
     assert router.down(deployment) == 1
     router.succeeded("http://127.0.0.1:1")
     assert router.down(deployment) == 0
+
+
+def test_router_skips_full_and_unready_replicas() -> None:
+    limited = {**BASE["deployments"], "blue": {**BASE["deployments"]["blue"], "max_concurrent": 1}}
+    deployment = parse({**BASE, "deployments": limited}).deployments["blue"]
+    router = Router()
+    first = router.pick(deployment)
+    assert first is not None
+    router.take(first)
+    assert {router.pick(deployment) for _ in range(3)} == {next(u for u in deployment.replicas if u != first)}
+    router.take(next(u for u in deployment.replicas if u != first))
+    assert router.pick(deployment) == FULL
+    router.release(first)
+    assert router.pick(deployment) == first
+    router.unready.add(first)
+    assert router.pick(deployment) == FULL  # the other is full and the freed one is out of rotation
+    assert router.pick(parse(BASE).deployments["blue"], avoid="http://127.0.0.1:2") is None

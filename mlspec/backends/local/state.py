@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS processes (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, argv TEXT NOT NULL, env TEXT NOT NULL, cwd TEXT NOT NULL,
     log TEXT NOT NULL, health TEXT, pid INTEGER, started REAL, restarts INTEGER NOT NULL DEFAULT 0,
-    last_exit INTEGER, state TEXT NOT NULL DEFAULT 'pending', desired INTEGER NOT NULL DEFAULT 1);
+    last_exit INTEGER, state TEXT NOT NULL DEFAULT 'pending', desired INTEGER NOT NULL DEFAULT 1, policy TEXT);
 CREATE TABLE IF NOT EXISTS events (ts REAL NOT NULL, resource TEXT NOT NULL, message TEXT NOT NULL);
 """
 
@@ -50,6 +50,9 @@ class ProcessRow:
     last_exit: int | None = None
     state: str = "pending"
     desired: bool = True
+    # What the supervisor watches besides the exit: {"liveness": {"url", probe settings}} restarts a process that
+    # fails its probe; {"idle": {"url", "seconds"}} stops (state 'stopped') a JupyterLab idle that long.
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 class StateStore:
@@ -60,6 +63,7 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
             self.db.executescript(_SCHEMA)
+            self._add_policy_column()
             self._check_version()
         except sqlite3.DatabaseError as exc:
             raise StateError(
@@ -75,6 +79,16 @@ class StateStore:
         elif int(row[0]) > SCHEMA_VERSION:
             raise StateError(f"the state file {self.path} was written by a newer mlspec (state schema {row[0]}, "
                              f"this mlspec reads {SCHEMA_VERSION}). Upgrade mlspec; nothing was changed.")
+
+    def _add_policy_column(self) -> None:
+        """State written before processes had a policy gains the column (empty: watched for exits only)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(processes)")}
+        if "policy" not in columns:
+            try:
+                self.db.execute("ALTER TABLE processes ADD COLUMN policy TEXT")
+            except sqlite3.OperationalError as error:  # another process opening the store added it first
+                if "duplicate column" not in str(error):
+                    raise
 
     def close(self) -> None:
         self.db.close()
@@ -128,26 +142,31 @@ class StateStore:
 
     # -- processes (the supervisor's desired and observed set) ------------------------------------
     def processes(self, owner: str | None = None) -> list[ProcessRow]:
-        query = "SELECT id, owner, argv, env, cwd, log, health, pid, started, restarts, last_exit, state, desired " \
-                "FROM processes" + (" WHERE owner=?" if owner else "") + " ORDER BY id"
+        query = "SELECT id, owner, argv, env, cwd, log, health, pid, started, restarts, last_exit, state, desired, " \
+                "policy FROM processes" + (" WHERE owner=?" if owner else "") + " ORDER BY id"
         rows = self.db.execute(query, (owner,) if owner else ())
         return [ProcessRow(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
-                           r[10], r[11], bool(r[12])) for r in rows]
+                           r[10], r[11], bool(r[12]), json.loads(r[13] or "{}")) for r in rows]
 
     def want_process(self, row: ProcessRow) -> None:
         """Declare a process the supervisor must keep running (replacing one with the same id if different)."""
         with self._transaction():
-            current = self.db.execute("SELECT argv, env, desired FROM processes WHERE id=?", (row.id,)).fetchone()
+            current = self.db.execute("SELECT argv, env, desired, policy FROM processes WHERE id=?",
+                                      (row.id,)).fetchone()
             same = current and json.loads(current[0]) == row.argv and json.loads(current[1]) == row.env \
                 and current[2] == 1
             if same:
+                if json.loads(current[3] or "{}") != row.policy:  # what is watched changed, not what runs
+                    self.db.execute("UPDATE processes SET policy=? WHERE id=?", (json.dumps(row.policy), row.id))
                 return
             if current:  # a changed definition: the supervisor stops the old pid, then starts the new one
                 retired = f"{row.id}#old{time.time()}"
                 self.db.execute("UPDATE processes SET desired=0, id=? WHERE id=?", (retired, row.id))
             self.db.execute(
-                "INSERT INTO processes (id, owner, argv, env, cwd, log, health) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (row.id, row.owner, json.dumps(row.argv), json.dumps(row.env), row.cwd, row.log, row.health))
+                "INSERT INTO processes (id, owner, argv, env, cwd, log, health, policy) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.id, row.owner, json.dumps(row.argv), json.dumps(row.env), row.cwd, row.log, row.health,
+                 json.dumps(row.policy)))
 
     def release_processes(self, owner: str, keep: set[str] | None = None) -> None:
         """Mark an owner's processes (except `keep`) as no longer wanted; the supervisor stops them."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from mlspec.backends.local.health import Watch
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR, is_ours, stop_group, workspace_processes
 from mlspec.backends.local.state import ProcessRow, StateStore
@@ -29,6 +31,7 @@ class Supervisor:
         self.store = StateStore(paths.state_db)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.not_before: dict[str, float] = {}
+        self.watch = Watch()  # liveness probes and idle instances, answered on a thread of their own
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
@@ -77,6 +80,7 @@ class Supervisor:
     def tick(self) -> bool:
         """One reconciliation pass; False when there is nothing left to supervise."""
         rows = self.store.processes()
+        self.act_on_watch(rows)
         now = time.time()
         for row in rows:
             if not row.desired:
@@ -91,14 +95,36 @@ class Supervisor:
                     self.start(row)
                 continue
             code = self.exited(row)
-            if code is None:
-                continue
-            delay = min(MAX_BACKOFF, 2.0 ** min(row.restarts, 5))
-            self.not_before[row.id] = now + delay
-            self.store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
-            self.store.event(row.owner, f"{row.id} exited with {code}; restarting in {delay:.0f}s")
-            self.log(f"{row.id} exited with {code}; restarting in {delay:.0f}s")
+            if code is not None:
+                self.restart_later(row, code, f"exited with {code}", now)
         return any(row.desired and row.state != "stopped" for row in rows) or bool(self.children)
+
+    def restart_later(self, row: ProcessRow, code: int, why: str, now: float) -> None:
+        delay = min(MAX_BACKOFF, 2.0 ** min(row.restarts, 5))
+        self.not_before[row.id] = now + delay
+        self.store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
+        self.store.event(row.owner, f"{row.id} {why}; restarting in {delay:.0f}s")
+        self.log(f"{row.id} {why}; restarting in {delay:.0f}s")
+
+    def act_on_watch(self, rows: list[ProcessRow]) -> None:
+        """A process that failed its liveness probe is stopped, and restarted like a crash; an idle instance is
+        stopped and marked 'stopped', so it stays down until `mlspec compute start`."""
+        current = {row.id: row for row in rows}
+        for process_id, pid, kind, what in self.watch.verdicts():
+            row = current.get(process_id)
+            if row is None or row.pid != pid or not row.desired:
+                continue  # it changed since the verdict: nothing to act on
+            self.children.pop(row.id, None)
+            stop_group(pid)
+            if kind == "idle":
+                self.store.observe(row.id, pid=None, state="stopped")
+                self.store.event(row.owner, f"{row.id} {what}; stopped")
+                self.log(f"{row.id} (pid {pid}) {what}; stopped")
+                row.pid, row.state = None, "stopped"
+            else:
+                self.restart_later(row, -signal.SIGTERM, what, time.time())
+                row.pid = None
+        self.watch.update(rows)
 
     def run(self) -> None:
         self.sweep_orphans()

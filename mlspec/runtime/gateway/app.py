@@ -1,4 +1,8 @@
-"""The gateway's request handler: authenticate, pick a deployment (pinned or by weight), forward, mirror."""
+"""The gateway's request handler: authenticate, pick a deployment (pinned or by weight), forward, mirror.
+
+Concurrency limits are enforced here, per replica (limits.py), because every request to a replica passes through
+its gateway, which counts exactly what each replica holds whatever its number of worker processes.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from typing import Any
 import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
-from mlspec.runtime.gateway.routing import Router
+from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
+from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
+from mlspec.runtime.probing import ProbeRunner, ProbeSettings
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
 MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: mirroring must never slow live traffic
+READINESS_PATH = "/health"  # the scoring server's readiness route (200 once its model is loaded)
 # Not passed on to replicas: hop-by-hop headers, the ones rebuilt here, and the caller's key.
 _DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te",
                            b"trailer", b"upgrade", b"expect", b"proxy-authorization", b"proxy-connection",
@@ -37,6 +44,11 @@ class GatewayApp:
         self._mirrors_in_flight = 0
         self._origins: dict[str, tuple[str, int]] = {}  # replica URL -> (host, port), parsed once
         self._watch: asyncio.Task[None] | None = None
+        self.queues = Queues(self.router)
+        self.probes = ProbeRunner(self._readiness_changed)
+        self._probing: asyncio.Task[None] | None = None
+        self.watcher.on_reload = self._probe_targets
+        self._probe_targets(self.watcher.config)
         self.registry = registry = Registry()
         self.requests = registry.add(Counter("mlspec_gateway_requests_total", "Requests by deployment and status.",
                                              ("deployment", "status")))
@@ -49,14 +61,16 @@ class GatewayApp:
 
     def start(self) -> None:
         """On the running loop: watch the config file, and reload it at once on SIGHUP."""
-        loop = asyncio.get_running_loop()
+        self.queues.loop = loop = asyncio.get_running_loop()
         self._watch = loop.create_task(self.watcher.watch())
+        self._probing = loop.create_task(self.probes.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.watcher.check, True)
 
     def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._probing):
+            if task is not None:
+                task.cancel()
         self.pool.close()
 
     def max_body(self) -> int:
@@ -124,14 +138,19 @@ class GatewayApp:
         return found
 
     def _mirror(self, deployment: Deployment, request: Request, timeout: float) -> None:
-        if self._mirrors_in_flight >= MAX_MIRRORS_IN_FLIGHT:
+        url = self.router.pick(deployment)
+        if self._mirrors_in_flight >= MAX_MIRRORS_IN_FLIGHT or not url:  # a full mirror never queues a copy
             self.mirrored.inc((deployment.name, "dropped"))
             return
-        url = self.router.candidates(deployment)[0]
         name = deployment.name
+        limited = deployment.max_concurrent > 0
+        if limited:
+            self.router.take(url)
 
         def answered(response: Response | None, error: Exception | None) -> None:
             self._mirrors_in_flight -= 1
+            if limited:
+                self.queues.freed(url, name)
             sent = response is not None and response.status < 500
             self.mirrored.inc((name, "sent" if sent else "failed"))  # the answer itself is discarded
 
@@ -141,37 +160,74 @@ class GatewayApp:
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
         return {"status": "ok", "endpoint": config.endpoint, "auth": config.auth,
                 "deployments": {d.name: {"weight": d.weight, "replicas": len(d.replicas),
-                                         "down": self.router.down(d)} for d in config.deployments.values()},
+                                         "down": self.router.down(d),
+                                         "unready": sum(url in self.router.unready for url in d.replicas)}
+                                for d in config.deployments.values()},
                 "mirror": config.mirror}
+
+    # --- readiness ---------------------------------------------------------------------------------------------
+
+    def _probe_targets(self, config: GatewayConfig) -> None:
+        """Probe every replica of every deployment that declares a readiness probe; a replica is in rotation
+        when it joins (the engine adds replicas once they are ready)."""
+        targets: dict[str, tuple[str, ProbeSettings, bool]] = {}
+        for deployment in config.deployments.values():
+            if deployment.readiness is not None:
+                for url in deployment.replicas:
+                    targets[url] = (url + READINESS_PATH, deployment.readiness, url not in self.router.unready)
+        self.router.unready.intersection_update(targets)
+        self.probes.set_targets(targets)
+
+    def _readiness_changed(self, url: str, ready: bool) -> None:
+        if ready:
+            self.router.unready.discard(url)
+            self.queues.dispatch_all()
+        else:
+            self.router.unready.add(url)
 
 
 class _Forward:
     """One request on its way to a deployment: a replica, then (if that one cannot be reached) another."""
 
-    __slots__ = ("app", "candidates", "deployment", "failures", "reply", "request", "started", "timeout", "tried")
+    __slots__ = ("app", "deployment", "expiry", "failures", "held", "reply", "request", "started", "timeout",
+                 "tried", "url")
 
     def __init__(self, app: GatewayApp, deployment: Deployment, request: Request, timeout: float,
                  reply: Reply) -> None:
         self.app, self.deployment, self.request, self.timeout, self.reply = app, deployment, request, timeout, reply
-        self.candidates = app.router.candidates(deployment)
         self.tried = 0
+        self.url: str | None = None  # the replica tried last
+        self.held = False  # whether that replica's concurrency slot is ours
         self.failures: list[str] = []
+        self.expiry: asyncio.TimerHandle | None = None  # while queued
         self.started = time.perf_counter()
 
     def attempt(self) -> None:
-        if self.tried == len(self.candidates):
+        url = self.app.router.pick(self.deployment, self.url) if self.tried < ATTEMPTS else None
+        if url == FULL:
+            self.app.queues.enqueue(self)
+        elif url is not None:
+            self.send(url)
+        elif self.failures:
             name = self.deployment.name
-            if not self.failures:
-                self.finish(_error(503, f"deployment '{name}' has no replicas"))
-            else:
-                self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
-            return
-        url = self.candidates[self.tried]
+            self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
+        else:
+            self.finish(_no_replica(self.deployment, self.app.router.unready))
+
+    def send(self, url: str) -> None:
         self.tried += 1
+        self.url = url
+        self.held = self.deployment.max_concurrent > 0
+        if self.held:
+            self.app.router.take(url)
         self.app.pool.send(*self.app.origin(url), _upstream_request(self.request, url), self.timeout, self.answered)
 
     def answered(self, response: Response | None, error: Exception | None) -> None:
-        url, name = self.candidates[self.tried - 1], self.deployment.name
+        url, name = self.url, self.deployment.name
+        assert url is not None
+        if self.held:
+            self.held = False
+            self.app.queues.freed(url, name)
         if response is not None:
             self.app.router.succeeded(url)
             self.finish((response.status, [h for h in response.headers if h[0] not in _DROP_RESPONSE], response.body))
@@ -182,6 +238,10 @@ class _Forward:
             self.app.upstream_errors.inc((name, url))
             self.failures.append(f"{url}: {error}")
             self.attempt()  # predictions change nothing, so the request is retried once on another replica
+
+    def overdue(self) -> None:
+        self.expiry = None
+        self.app.queues.overdue(self)
 
     def finish(self, answer: Answer) -> None:
         status, headers, body = answer
@@ -225,3 +285,12 @@ def _json(status: int, payload: Any) -> Answer:
 
 def _error(status: int, message: str) -> Answer:
     return _json(status, {"error": message})
+
+
+def _no_replica(deployment: Deployment, unready: set[str]) -> Answer:
+    failing = sum(url in unready for url in deployment.replicas)
+    if failing:
+        status, headers, body = _error(503, f"deployment '{deployment.name}' has no ready replica ({failing} "
+                                            "failing the readiness probe)")
+        return status, [*headers, RETRY_AFTER], body
+    return _error(503, f"deployment '{deployment.name}' has no replicas")

@@ -10,6 +10,7 @@ import os
 import random
 import sys
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
@@ -17,9 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlspec.runtime.probing import ProbeSettings
+
 RECHECK_S = 0.5  # how often the file's modification time is looked at
 DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
 DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
+_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
 
@@ -32,6 +37,9 @@ class Deployment:
     name: str
     weight: int
     replicas: tuple[str, ...]  # http://HOST:PORT, no trailing slash
+    max_concurrent: int = 0  # requests in flight per replica (0: no limit); more wait in the deployment's queue
+    max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
+    readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -122,16 +130,31 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
     where = f"{source}: deployment '{name}'"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be an object with weight and replicas")
+    unknown = sorted(set(spec) - _DEPLOYMENT_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(_DEPLOYMENT_FIELDS))}")
     weight = spec.get("weight", 0)
     if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
         raise ConfigError(f"{where}: weight must be a non-negative integer")
+    limit, wait = spec.get("max_concurrent", 0), spec.get("max_queue_wait", DEFAULT_QUEUE_WAIT_S)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ConfigError(f"{where}: max_concurrent must be a non-negative integer (0: no limit)")
+    if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:
+        raise ConfigError(f"{where}: max_queue_wait must be non-negative seconds")
+    readiness = None
+    if spec.get("readiness") is not None:
+        try:
+            readiness = ProbeSettings.parse(spec["readiness"], f"{where}: readiness")
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
     replicas = []
     for url in _strings(spec.get("replicas", []), f"deployment '{name}' replicas", source):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
             raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
         replicas.append(f"http://{parts.netloc}")
-    return Deployment(name, weight, tuple(replicas))
+    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -150,6 +173,7 @@ class ConfigWatcher:
         self._stamp = _stamp(path)
         self.config = load(path)
         self.reloads = {"ok": 0, "invalid": 0}
+        self.on_reload: Callable[[GatewayConfig], None] | None = None  # told of each configuration taken
 
     def check(self, force: bool = False) -> None:
         stamp = _stamp(self.path)
@@ -163,6 +187,8 @@ class ConfigWatcher:
             print(f"mlspec-gateway: keeping the previous configuration: {error}", file=sys.stderr, flush=True)
             return
         self.reloads["ok"] += 1
+        if self.on_reload is not None:
+            self.on_reload(self.config)
 
     async def watch(self) -> None:
         while True:

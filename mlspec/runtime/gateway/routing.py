@@ -1,4 +1,5 @@
-"""Which replica gets a request: round-robin within a deployment, skipping replicas that recently refused to connect."""
+"""Which replica gets a request: round-robin within a deployment, skipping replicas that failed their readiness
+probe or recently refused to connect, and (with a concurrency limit) replicas with no free slot."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import time
 
 from mlspec.runtime.gateway.config import Deployment
 
-DOWN_FOR_S = 5.0  # a replica that failed is skipped this long (passive health: no probing traffic of our own)
+DOWN_FOR_S = 5.0  # a replica that refused a connection is skipped this long (passive health)
 ATTEMPTS = 2  # the first replica, then one retry on another
+FULL = ""  # pick's answer when every replica that could take the request is at its concurrency limit
 
 
 class Router:
@@ -16,21 +18,40 @@ class Router:
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
         self._down_until: dict[str, float] = {}
+        self.unready: set[str] = set()  # replicas whose readiness probe failed: no traffic until it passes again
+        self.in_flight: dict[str, int] = {}  # requests sent and not yet answered, per replica (with a limit only)
 
-    def candidates(self, deployment: Deployment) -> list[str]:
-        """Up to ATTEMPTS distinct replicas in round-robin order; healthy ones first, down ones only as a last try."""
+    def pick(self, deployment: Deployment, avoid: str | None = None) -> str | None:
+        """The next replica in round-robin order that is ready and has a free slot (a down one only as a last
+        resort); FULL when replicas are there but all at their limit, None when there is none to try. Not a
+        list, no allocation: this runs for every request."""
         replicas = deployment.replicas
-        if not replicas:
-            return []
-        start = self._next.get(deployment.name, 0) % len(replicas)
+        count = len(replicas)
+        if not count:
+            return None
+        start = self._next.get(deployment.name, 0) % count
         self._next[deployment.name] = start + 1
-        ordered = replicas[start:] + replicas[:start]
-        if not self._down_until:
-            return list(ordered[:ATTEMPTS])
-        now = time.monotonic()
-        up = [url for url in ordered if self._down_until.get(url, 0.0) <= now]
-        down = [url for url in ordered if self._down_until.get(url, 0.0) > now]
-        return (up + down)[:ATTEMPTS]
+        limit, in_flight, unready, down = deployment.max_concurrent, self.in_flight, self.unready, self._down_until
+        now = time.monotonic() if down else 0.0
+        fallback: str | None = None
+        full = False
+        for offset in range(count):
+            url = replicas[(start + offset) % count]
+            if url == avoid or (unready and url in unready):
+                continue
+            if limit and in_flight.get(url, 0) >= limit:
+                full = True
+            elif down and down.get(url, 0.0) > now:
+                fallback = fallback or url
+            else:
+                return url
+        return fallback if fallback is not None else FULL if full else None
+
+    def take(self, url: str) -> None:
+        self.in_flight[url] = self.in_flight.get(url, 0) + 1
+
+    def release(self, url: str) -> None:
+        self.in_flight[url] -= 1
 
     def failed(self, url: str) -> None:
         self._down_until[url] = time.monotonic() + DOWN_FOR_S

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.handlers import instance
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow
@@ -47,17 +48,20 @@ def _instance(ctx: Context, node: Node, compute: InstanceCompute) -> dict[str, A
     token = previous.get("token") or secrets.token_urlsafe(24)
     notebooks = ctx.paths.notebooks / compute.name  # workspace storage: survives deleting the instance
     notebooks.mkdir(parents=True, exist_ok=True)
+    env = instance.jupyter_env(ctx, node, compute)  # the environment as the kernel; changing it restarts JupyterLab
     ctx.store.want_process(ProcessRow(
         id=f"{node.id}/jupyter", owner=node.id,
         argv=[sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
               f"--ServerApp.root_dir={notebooks.resolve()}", f"--IdentityProvider.token={token}",
               *(["--allow-root"] if os.geteuid() == 0 else [])],  # root is common in CI and containers
-        env={}, cwd=str(notebooks.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
-        health=f"http://127.0.0.1:{port}/api"))  # /api answers without the token: a liveness check
+        env=env, cwd=str(notebooks.resolve()), log=str(ctx.paths.logs / f"{compute.name}.log"),
+        health=f"http://127.0.0.1:{port}/api",  # /api answers without the token: a liveness check
+        policy=instance.idle_policy(compute, port, token)))
     ensure_running(ctx.paths)
     wait_healthy(ctx, [f"{node.id}/jupyter"], 120)
     return {"port": port, "token": token, "url": f"http://127.0.0.1:{port}/lab?token={token}",
-            "notebooks": str(notebooks.resolve()), "capacity": 1}
+            "notebooks": str(notebooks.resolve()), "capacity": 1,
+            "kernel": env[instance.KERNEL_ENV_VAR].split(":")[0] if env else "python3"}
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:

@@ -47,7 +47,7 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
         rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
                                env=dict(deployment.environment_variables), cwd=str(ctx.paths.root.resolve()),
                                log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
-                               health=f"http://127.0.0.1:{port}/health"))
+                               health=f"http://127.0.0.1:{port}/health", policy=_policy(deployment, port)))
     return rows
 
 
@@ -62,6 +62,13 @@ def _slot(node: Node, name: str) -> int:
     assert isinstance(node.resource, OnlineEndpoint)
     names = list(node.resource.deployments)
     return sum(_replica_count(node.resource.deployments[n]) for n in names[:names.index(name)])
+
+
+def _policy(deployment: Deployment, port: int) -> dict[str, Any]:
+    """The supervisor restarts a replica that fails its liveness probe (the server's live route answers as long
+    as its event loop does, whatever the model's state)."""
+    return {"liveness": {"url": f"http://127.0.0.1:{port}/v2/health/live",
+                         **deployment.probes.liveness.model_dump(mode="json")}}
 
 
 def _replica_count(deployment: Deployment) -> int:
@@ -116,7 +123,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                              "deadline": _probe_deadline(deployment)}
     ensure_running(ctx.paths)
     # Every replica the gateway will route to, kept ones too: after an interrupted `up` they may still be starting.
-    wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()))
+    wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()),
+                 max(d.probes.readiness.success_threshold for d in endpoint.deployments.values()))
     port = _gateway_port(endpoint, previous)
     _write_gateway_config(ctx, node, endpoint, deployments)
     gateway_id = f"{node.id}/gateway"
@@ -150,11 +158,19 @@ def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, de
     config = {
         "endpoint": node.name, "auth": endpoint.auth,
         "key_hashes": key_hashes(keys),
-        "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"]}
-                        for name, d in deployments.items()},
+        "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"],
+                               **_gateway_limits(endpoint.deployments[name])} for name, d in deployments.items()},
         "mirror": dict(endpoint.mirror_traffic),
     }
     write_json_atomically(gateway_config(ctx.paths, node.name), config)
+
+
+def _gateway_limits(deployment: Deployment) -> dict[str, Any]:
+    """What the gateway enforces per replica: the concurrency limit and queue, and the readiness probe."""
+    settings = deployment.request_settings
+    return {"max_concurrent": settings.max_concurrent_requests_per_instance,
+            "max_queue_wait": settings.max_queue_wait,
+            "readiness": deployment.probes.readiness.model_dump(mode="json")}
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:

@@ -56,10 +56,10 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     requirements = _requirements(ctx, node, env)
     if not requirements:
         return {"bin": None, "python": sys.executable}
-    venv = ctx.paths.env(node.hash)
-    python = venv / "bin" / "python"
+    venv = ctx.paths.env(node.hash).resolve()
+    python = venv / "bin" / "python"  # not resolved: the venv's python is a link to the base interpreter
     if (venv / ".complete").exists():
-        return {"bin": str((venv / "bin").resolve()), "python": str(python.resolve())}
+        return {"bin": str(venv / "bin"), "python": str(python)}
     shutil.rmtree(venv, ignore_errors=True)
     ctx.say(f"building environment {env.name} in {venv}")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -74,7 +74,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
         raise StepFailed(f"environment '{env.name}': installing {' '.join(requirements)} failed:\n{tail}")
     (venv / ".complete").write_text(node.hash)
-    return {"bin": str((venv / "bin").resolve()), "python": str(python.resolve())}
+    return {"bin": str(venv / "bin"), "python": str(python)}
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
