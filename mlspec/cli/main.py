@@ -205,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from mlspec.cli.common import CommandError
+    from mlspec.diagnostics import SpecError
 
     try:
         return int(args.handler(args))
@@ -212,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if str(exc):
             sys.stderr.write(f"mlspec: {exc}\n")
         return exc.code
+    except SpecError as exc:  # what a target cannot deliver, found after the spec itself validated
+        from mlspec.cli.output import report_spec_error
+
+        return report_spec_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -27,3 +27,11 @@ def report_diagnostics(analysis: Any, as_json: bool) -> int:
     elif items:
         sys.stderr.write(render(items, Style(use_colour(sys.stderr)), len(analysis.files)) + "\n")
     return EXIT_INVALID if analysis.diagnostics.errors else EXIT_OK
+
+
+def report_spec_error(error: Any, as_json: bool) -> int:
+    """Print the diagnostics of a SpecError raised past validation (e.g. by a target's capacity check)."""
+    from types import SimpleNamespace
+
+    files = sorted({d.span.file for d in error.diagnostics.items if d.span})
+    return report_diagnostics(SimpleNamespace(diagnostics=error.diagnostics, files=files), as_json)

@@ -15,6 +15,7 @@ from functools import partial
 from typing import IO
 
 from mlspec.runtime.jobrun import JobRun, JobRunError, prepare_output, substitute
+from mlspec.runtime.launch import job_argv
 from mlspec.runtime.watchdog import Lifeline
 
 TAIL_LINES = 20
@@ -166,7 +167,8 @@ def _attempt(
     lifeline = Lifeline()
     try:
         proc = subprocess.Popen(
-            lifeline.guard(["bash", "-c", command], run.log_path),
+            # bash -c COMMAND, or the node launcher for nodes, torchrun and limits; under the lifeline's watchdog
+            lifeline.guard(job_argv(run, command), run.log_path),
             cwd=run.code,
             env=command_env(run, run_id, attempt),
             stdin=subprocess.DEVNULL,

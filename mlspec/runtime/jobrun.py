@@ -74,6 +74,14 @@ class OutputBinding(Strict):
         return value
 
 
+class NodeLimits(Strict):
+    """What each node of a job may use of this machine; None: no limit (the spec did not set it)."""
+
+    cpus: float | None = Field(None, gt=0, description="Cores each node is pinned to (a fraction rounds up).")
+    memory: int | None = Field(None, gt=0, description="Resident bytes a node's processes may use; over: stopped.")
+    gpus: int | None = Field(None, ge=0, description="GPUs each node sees through CUDA_VISIBLE_DEVICES.")
+
+
 class JobRun(ContractFile):
     """What the engine hands a training runner: one job, fully resolved to absolute paths and literals."""
 
@@ -96,6 +104,10 @@ class JobRun(ContractFile):
     log_file: AbsPath | None = Field(None, description="Absolute log file (appended); None: WORKDIR/job.log.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the MLflow run.")
     content_hash: str = Field("", description="The job's content hash (mlspec.hash tag).")
+    nodes: int = Field(1, ge=1, description="Nodes the command runs on (resources.instance_count).")
+    distribution: Literal["pytorch"] | None = Field(None, description="'pytorch': each node runs torchrun.")
+    processes_per_node: int = Field(1, ge=1, description="torchrun processes per node (distribution only).")
+    limits: NodeLimits = Field(default_factory=NodeLimits, description="Each node's CPU, memory and GPU share.")
 
     @model_validator(mode="after")
     def _outputs_are_disposable(self) -> JobRun:

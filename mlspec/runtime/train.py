@@ -139,6 +139,7 @@ def _failure(run: JobRun, execution: ExecResult) -> str:
         return f"job '{run.job}' was cancelled"
     tries = f" (attempt {execution.attempts} of {execution.attempts})" if execution.attempts > 1 else ""
     last = next((line.strip() for line in reversed(execution.log_tail) if line.strip()), "")
+    last = last.removeprefix("==> mlspec: ")  # the node launcher's own summary of what failed
     return f"job '{run.job}' exited with code {execution.exit_code}{tries}" + (f": {last}" if last else "")
 
 

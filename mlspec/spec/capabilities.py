@@ -102,10 +102,14 @@ TABLE: dict[str, dict[str, Row]] = {
         "resources": ALL,
     },
     "Resources": {
-        "cpus": Row(local=approx("jobs are pinned to that many cores (fractions round up)"),
+        "cpus": Row(local=approx("when written out, each job node, replica or batch run is pinned to that many "
+                                 "whole cores (a fraction rounds up; nodes take the cores in turn)"),
                     docker=approx("Docker CPU shares: a relative weight under contention, not a hard limit")),
-        "memory": Row(local=approx("a job whose processes use more is stopped with a clear message")),
-        "gpus": Row(local=approx("CUDA_VISIBLE_DEVICES names that many of this machine's GPUs")),
+        "memory": Row(local=approx("when written out, a job node, replica or batch run whose process tree's "
+                                   "resident memory goes over it is stopped: a job fails saying so, a replica "
+                                   "restarts")),
+        "gpus": Row(local=approx("when written out, CUDA_VISIBLE_DEVICES names each node's own GPUs of this "
+                                 "machine's; more than it has is refused when planning")),
         "gpu_type": Row(local=no("this machine's GPUs are what they are"),
                         docker=no("a Docker host's GPUs are what they are")),
     },
@@ -153,7 +157,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
         "image": Row(local=na("local environments are virtualenvs on this machine")),
-        "python": Row(docker=no("the image's Python is its base image's: set image (or the stack's "
+        "python": Row(local=approx("environments are virtualenvs on mlspec's own interpreter: another "
+                                   "version, written out, is refused when planning"),
+                      docker=no("the image's Python is its base image's: set image (or the stack's "
                                 "mlspec:baseImage)")),
         "requirements": ALL,
         "conda_file": Row(local=approx("its pip section is installed into a virtualenv; other conda packages "
@@ -192,7 +198,9 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "PathInput": {"type": ALL, "path": ALL},
     "Output": {"type": ALL, "register_as": ALL, "flavor": ALL},
-    "JobResources": {"instance_count": Row(docker=no("a job runs in one container on the docker target"))},
+    "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
+                                                        "distribution each runs the command with NODE_RANK set"),
+                                           docker=no("a job runs in one container on the docker target"))},
     "Distribution": {"type": ALL, "process_count_per_instance": ALL},
     "Model": {
         "": ALL,
@@ -226,7 +234,7 @@ TABLE: dict[str, dict[str, Row]] = {
         "probes": ALL,
         "request_settings": ALL,
         "batching": ALL,
-        "resources": Row(local=no("replicas take no size on the local target")),
+        "resources": ALL,
         "environment_variables": ALL,
     },
     "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_utilization", "polling_interval"),

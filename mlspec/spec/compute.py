@@ -12,11 +12,17 @@ Target = Literal["local", "docker", "kubernetes"]
 
 
 class Resources(Strict):
-    """CPU, memory and GPU of one node (a process, container or pod)."""
+    """CPU, memory and GPU of one node (a process, container or pod).
 
-    cpus: float = Field(1.0, gt=0, description="CPU cores per node (fractions allowed on docker and kubernetes).")
-    memory: Bytes = Field(2 * 2**30, description="Memory per node, e.g. '512Mi', '2Gi'.")
-    gpus: int = Field(0, ge=0, description="GPUs per node.")
+    The local target enforces only the fields a spec writes out: the defaults size docker and kubernetes nodes.
+    """
+
+    cpus: float = Field(1.0, gt=0, description="CPU cores per node (fractions allowed on docker and kubernetes). "
+                        "Locally, when written out, each node is pinned to this many cores (a fraction rounds up).")
+    memory: Bytes = Field(2 * 2**30, description="Memory per node, e.g. '512Mi', '2Gi'. Locally, when written out, "
+                          "a node whose processes' resident memory goes over it is stopped and its job fails.")
+    gpus: int = Field(0, ge=0, description="GPUs per node. Locally, when written out, each node sees its own GPUs "
+                      "through CUDA_VISIBLE_DEVICES; more than this machine has is refused at plan time.")
     gpu_type: str | None = Field(None, description="GPU model, e.g. 'nvidia-a100' (a kubernetes node selector).")
 
 

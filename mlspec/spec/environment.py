@@ -23,7 +23,8 @@ class Environment(Resource):
     image: str | None = Field(
         None, description="Base image (docker and kubernetes targets). Default: the stack's base image setting."
     )
-    python: str = Field("3.11", pattern=r"^3\.\d+$", description="Python version, e.g. '3.11'.")
+    python: str = Field("3.11", pattern=r"^3\.\d+$", description="Python version, e.g. '3.11'. Locally an "
+                        "environment runs on mlspec's own interpreter: unset, that one; another version is refused.")
     requirements: list[str] | str | None = Field(
         None, description="pip requirements: a list of specifiers, or the path of a requirements file."
     )

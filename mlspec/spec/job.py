@@ -114,11 +114,13 @@ class Output(Strict):
 
 
 class JobResources(Strict):
-    instance_count: int = Field(1, ge=1, description="Nodes the job runs on (distributed jobs).")
+    instance_count: int = Field(1, ge=1, description="Nodes the job runs on. Without a distribution every node runs "
+                                "the command, with NODE_RANK and NODE_COUNT set; locally a node is a process tree.")
 
 
 class Distribution(Strict):
-    type: Literal["pytorch"] = Field(description="Launch with torchrun.")
+    type: Literal["pytorch"] = Field(description="Launch with torchrun: every node runs a torchrun agent, which sets "
+                                     "WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT for each process.")
     process_count_per_instance: int = Field(1, ge=1, description="Processes per node (usually GPUs per node).")
 
 

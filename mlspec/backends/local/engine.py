@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlspec.backends.local.apply import Outcome, _delete, apply_plan
+from mlspec.backends.local.capacity import check_local_capacity
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
 from mlspec.backends.local.registry import read_registry
 from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.diagnostics import Diagnostics, SpecError
 from mlspec.graph import Graph
 from mlspec.plan import Change, Plan, Record, plan
 from mlspec.resolve.models import model_references
@@ -43,7 +45,14 @@ class LocalEngine:
     def paths(self) -> WorkspacePaths:
         return workspace_paths(self.graph)
 
+    def check(self) -> None:
+        """Refuse, with a diagnostic at the line, what this machine cannot give the spec (GPUs, Python)."""
+        found = check_local_capacity(self.graph.spec)
+        if found:
+            raise SpecError(Diagnostics(found))
+
     def plan(self) -> Plan:
+        self.check()
         if not self.paths.state_db.exists():
             return self._plan({})
         store = StateStore(self.paths.state_db)
@@ -68,6 +77,7 @@ class LocalEngine:
 
     def up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
         """Plan under the workspace lock, show it, ask, apply. Returns the plan and what happened."""
+        self.check()  # before anything is created or started
         self.paths.create()
         with exclusive(self.paths.lock, self.lock_timeout):
             store = StateStore(self.paths.state_db)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.paths import WorkspacePaths
@@ -17,7 +18,7 @@ from mlspec.backends.local.supervisor import python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import BatchEndpoint, ModelRef
-from mlspec.spec.compute import ClusterCompute
+from mlspec.spec.compute import ClusterCompute, ComputeBase
 
 
 def output_folder(ctx: Context, endpoint: BatchEndpoint) -> Path:
@@ -30,6 +31,16 @@ def _nodes(ctx: Context, node: Node) -> int:
     compute_id = ctx.target(node.id, "compute")
     compute = ctx.node(compute_id).resource if compute_id and compute_id in ctx.graph.nodes else None
     return compute.max_nodes if isinstance(compute, ClusterCompute) else 1
+
+
+def _limits(ctx: Context, node: Node) -> dict[str, Any]:
+    """The compute's explicit limits for the one process that scores on behalf of all its nodes: the cores and
+    memory of every node together, the GPUs of one (which its threads share)."""
+    compute_id = ctx.target(node.id, "compute")
+    compute = ctx.graph.spec.get(compute_id) if compute_id else None
+    limits = node_limits(compute.resources) if isinstance(compute, ComputeBase) else {}
+    nodes = _nodes(ctx, node)
+    return {name: value * nodes if name in ("cpus", "memory") else value for name, value in limits.items()}
 
 
 def work_dir(paths: WorkspacePaths, name: str) -> Path:
@@ -83,7 +94,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         job=node.name, experiment="batch", tracking_uri=ctx.tracking_uri, artifact_location=str(work),
         command=" ".join(shlex.quote(a) for a in python_command("mlspec.runtime.batch", str(spec_file), "--result",
                                                                 str(result_file), python=python)),
-        code=str(work), workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)))
+        code=str(work), workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)),
+        limits=_limits(ctx, node))
     ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
     execution = run_command(process, None, on_line=lambda line: ctx.say(line if line.startswith("[") else
                                                                          f"[{node.name}] {line}"))

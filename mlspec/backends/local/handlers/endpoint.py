@@ -7,16 +7,20 @@ import json
 import sys
 from typing import Any
 
+from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
-from mlspec.backends.local.processes import free_port, port_in_use
+from mlspec.backends.local.processes import ID_VAR, free_port, port_in_use
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
+from mlspec.runtime.jobrun import NodeLimits
+from mlspec.runtime.launch import limited_argv
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
+from mlspec.spec.compute import ComputeBase
 
 
 def _python(ctx: Context, node: Node, name: str) -> str:
@@ -39,11 +43,30 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
         if deployment.batching:
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]
+        # The replica's CPU, memory and GPU share; the endpoint's replicas spread over the cores and GPUs in turn.
+        argv = limited_argv(argv, _limits(ctx, node, name), _slot(node, name) + index, identity=ID_VAR)
         rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
                                env=dict(deployment.environment_variables), cwd=str(ctx.paths.proc.resolve()),
                                log=str(ctx.paths.logs / f"{node.name}-{name}-{index}.log"),
                                health=f"http://127.0.0.1:{port}/health", policy=_policy(deployment, port)))
     return rows
+
+
+def _limits(ctx: Context, node: Node, name: str) -> NodeLimits:
+    """A replica's share: the deployment's own resources, else its compute's (only what the spec writes out)."""
+    own = node.resource.deployments[name].resources  # type: ignore[attr-defined]
+    if own is not None:
+        return NodeLimits(**node_limits(own))
+    compute_id = ctx.target(node.id, f"deployments.{name}.compute")
+    compute = ctx.graph.spec.get(compute_id) if compute_id else None
+    return NodeLimits(**node_limits(compute.resources)) if isinstance(compute, ComputeBase) else NodeLimits()
+
+
+def _slot(node: Node, name: str) -> int:
+    """How many replicas the endpoint's deployments before `name` run."""
+    assert isinstance(node.resource, OnlineEndpoint)
+    names = list(node.resource.deployments)
+    return sum(_replica_count(node.resource.deployments[n]) for n in names[:names.index(name)])
 
 
 def _policy(deployment: Deployment, port: int) -> dict[str, Any]:
@@ -61,9 +84,12 @@ def _replica_id(node: Node, name: str, generation: str, index: int) -> str:
     return f"{node.id}/{name}/{generation}/{index}"
 
 
-def _generation(deployment: Deployment, version: int, python: str) -> str:
+def _generation(deployment: Deployment, version: int, python: str, limits: NodeLimits | None = None) -> str:
     """Replicas are replaced only when what they run changes; traffic changes never restart them."""
-    text = json.dumps([deployment.model_dump(mode="json"), version, python], sort_keys=True)
+    what: list[object] = [deployment.model_dump(mode="json"), version, python]
+    if limits and limits != NodeLimits():  # no limits: the generation replicas started before limits existed had
+        what.append(limits.model_dump(mode="json"))
+    text = json.dumps(what, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -83,7 +109,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     keep: set[str] = set()
     for name, deployment in endpoint.deployments.items():
         version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
-        generation = _generation(deployment, version, _python(ctx, node, name))
+        generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name))
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
         # Replica ids carry their generation, so replicas already declared for it are kept, whether the last `up`
         # completed or was killed after declaring them.

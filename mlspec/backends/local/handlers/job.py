@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
 from mlspec.plan import Record
 from mlspec.spec import Job, Model
+from mlspec.spec.compute import ComputeBase
 from mlspec.spec.job import PathInput
 
 
@@ -55,6 +57,17 @@ def _snapshot(ctx: Context, node: Node, workdir: str) -> str | None:
     return target
 
 
+def _launch(ctx: Context, node: Node, job: Job) -> dict[str, Any]:
+    """How many nodes, under which launcher, with which share of this machine (the compute's explicit limits)."""
+    compute_id = ctx.target(node.id, "compute")
+    compute = ctx.graph.spec.get(compute_id) if compute_id else None
+    limits = node_limits(compute.resources) if isinstance(compute, ComputeBase) else {}
+    distribution = job.distribution
+    return {"nodes": job.resources.instance_count, "limits": limits,
+            "distribution": distribution.type if distribution else None,
+            "processes_per_node": distribution.process_count_per_instance if distribution else 1}
+
+
 def job_run(ctx: Context, node: Node) -> Any:
     from mlspec.runtime.jobrun import JobRun
     from mlspec.runtime.labels import label_tags
@@ -85,7 +98,7 @@ def job_run(ctx: Context, node: Node) -> Any:
         log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
                                              "mlspec.hash": node.hash,
                                              "mlspec.workspace": ctx.graph.spec.workspace.name},
-        content_hash=node.hash)
+        content_hash=node.hash, **_launch(ctx, node, job))
 
 
 def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
