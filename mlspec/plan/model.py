@@ -23,12 +23,22 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Drift:
+    """A difference between what the state records and what really runs, found by a refresh."""
+
+    reason: str  # in the user's terms: "replica blue/0 is not running"
+    verb: str = ""  # what `up` does about it: "redeploy", "reconfigure gateway" (default: the kind's verb)
+    recreate: bool = False  # what was made is gone (e.g. its MLflow store was emptied): planned as a create
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     id: str
     kind: str
     action: Action
     reasons: tuple[str, ...] = ()
     verb: str = ""  # the kind's word for the action: retrain, register, redeploy, rebuild
+    drifted: bool = False  # planned (also) because what runs differs from what was recorded
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

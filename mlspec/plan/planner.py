@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
-from mlspec.plan.model import Action, Change, Plan, Record
+from mlspec.plan.model import Action, Change, Drift, Plan, Record
 
 # The kind's word for an update, as users say it.
 VERBS = {"Job": "retrain", "Model": "register", "Endpoint": "redeploy", "Environment": "rebuild",
@@ -21,10 +23,26 @@ def spec_of(node: Node) -> dict[str, Any]:
     return value
 
 
-def plan(graph: Graph, state: dict[str, Record]) -> Plan:
+# Kinds whose repair makes something new (a run, a version) that what depends on them must follow.
+_FOLLOWED = ("Job", "Model")
+
+
+def plan(graph: Graph, state: dict[str, Record], drift: Mapping[str, Sequence[Drift]] | None = None) -> Plan:
+    """`drift`: what a refresh found really differs from `state`, per resource; each becomes a change with its
+    reason, and a re-run job or re-registered model carries its dependants along."""
+    drift = drift or {}
     changes: list[Change] = []
+    by_id: dict[str, Change] = {}
     for node in graph.nodes.values():
-        changes.append(_change(node, state.get(node.id), graph, state))
+        change = _change(node, state.get(node.id), graph, state)
+        found = list(drift.get(node.id, ()))
+        if change.action == "noop" and not found:
+            found = [Drift(f"follows {up} ({by_id[up].reasons[0]})") for up in node.deps
+                      if up in by_id and by_id[up].drifted and by_id[up].kind in _FOLLOWED
+                      and by_id[up].action != "noop"]
+        change = _with_drift(change, found, _verb(node))
+        by_id[node.id] = change
+        changes.append(change)
     gone = [rid for rid in state if rid not in graph.nodes]
     for rid in _dependants_first(gone, state):
         record = state[rid]
@@ -32,10 +50,14 @@ def plan(graph: Graph, state: dict[str, Record]) -> Plan:
     return Plan(changes)
 
 
-def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record]) -> Change:
-    verb = VERBS.get(node.kind, "update")
+def _verb(node: Node) -> str:
     if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
-        verb = "rescore"  # a batch endpoint is a scoring run, not a server
+        return "rescore"  # a batch endpoint is a scoring run, not a server
+    return VERBS.get(node.kind, "update")
+
+
+def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record]) -> Change:
+    verb = _verb(node)
     if record is None:
         return Change(node.id, node.kind, "create", _create_reasons(node), verb)
     if record.hash == node.hash and record.status == "ready":
@@ -52,6 +74,17 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
     if any(record.spec.get(f) != spec.get(f) for f in REPLACE_FIELDS.get(node.kind, ())):
         action = "replace"
     return Change(node.id, node.kind, action, tuple(reasons) or ("definition changed",), verb)
+
+
+def _with_drift(change: Change, found: list[Drift], kind_verb: str) -> Change:
+    if not found or change.action == "create":
+        return change
+    reasons = tuple(d.reason for d in found)
+    if change.action == "noop":
+        action: Action = "create" if any(d.recreate for d in found) else "update"
+        verb = next((d.verb for d in found if d.verb), kind_verb)
+        return replace(change, action=action, reasons=reasons, verb=verb, drifted=True)
+    return replace(change, reasons=change.reasons + reasons, drifted=True)
 
 
 def _create_reasons(node: Node) -> tuple[str, ...]:

@@ -11,10 +11,11 @@ from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import stop_group, workspace_processes
+from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.state import StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
 from mlspec.graph import Graph
-from mlspec.plan import Change, Plan, plan
+from mlspec.plan import Change, Drift, Plan, plan
 
 
 def workspace_paths(graph: Graph) -> WorkspacePaths:
@@ -41,12 +42,23 @@ class LocalEngine:
     def paths(self) -> WorkspacePaths:
         return workspace_paths(self.graph)
 
+    @property
+    def tracking_uri(self) -> str:
+        return self.graph.spec.workspace.tracking.uri or self.paths.tracking_uri
+
     def plan(self) -> Plan:
+        """The spec against the recorded state, refreshed with what really runs."""
+        return self.refresh()[1]
+
+    def refresh(self) -> tuple[dict[str, list[Drift]], Plan]:
+        """What really runs differs from the recorded state how (per resource), and the plan that repairs it."""
         if not self.paths.state_db.exists():
-            return plan(self.graph, {})
+            return {}, plan(self.graph, {})
         store = StateStore(self.paths.state_db)
         try:
-            return plan(self.graph, store.records())
+            records = store.records()
+            drift = refresh(self.graph, self.paths, store, records, self.tracking_uri)
+            return drift, plan(self.graph, records, drift)
         finally:
             store.close()
 
@@ -58,11 +70,15 @@ class LocalEngine:
             try:
                 self._sweep_interrupted_jobs()
                 records = store.records()
-                the_plan = plan(self.graph, records)
+                the_plan = plan(self.graph, records, refresh(self.graph, self.paths, store, records,
+                                                             self.tracking_uri))
                 show(the_plan)
+                apply = the_plan.has_changes and confirm(the_plan)
+                if apply:
+                    revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
                 if any(row.desired for row in store.processes()):
                     ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
-                if not the_plan.has_changes or not confirm(the_plan):
+                if not apply:
                     return the_plan, None
                 store.backup()
                 ctx = Context(self.graph, self.paths, store, records, _printer())

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
+from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
 from mlspec.runtime.gateway.routing import Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
@@ -142,7 +142,7 @@ class GatewayApp:
         return {"status": "ok", "endpoint": config.endpoint, "auth": config.auth,
                 "deployments": {d.name: {"weight": d.weight, "replicas": len(d.replicas),
                                          "down": self.router.down(d)} for d in config.deployments.values()},
-                "mirror": config.mirror}
+                "mirror": config.mirror, "config": routing_digest(config), "keys": keys_digest(config.key_hashes)}
 
 
 class _Forward:
