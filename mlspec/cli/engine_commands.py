@@ -34,9 +34,13 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def refresh(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.state import StateError
     from mlspec.render.plan import drift_text
 
-    drift, the_plan = local_engine(args).refresh()
+    try:
+        drift, the_plan = local_engine(args).refresh()
+    except StateError as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from exc
     if args.json:
         print_json({"drift": {rid: [d.reason for d in items] for rid, items in drift.items()},
                     "changes": [c.as_dict() for c in the_plan.changes if c.drifted]})
