@@ -73,11 +73,14 @@ class LocalEngine:
                 the_plan = plan(self.graph, records, refresh(self.graph, self.paths, store, records,
                                                              self.tracking_uri))
                 show(the_plan)
-                apply = the_plan.has_changes and confirm(the_plan)
-                if apply:
-                    revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
-                if any(row.desired for row in store.processes()):
-                    ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
+                apply = False
+                try:
+                    apply = the_plan.has_changes and confirm(the_plan)
+                finally:
+                    if apply:
+                        revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
+                    if any(row.desired for row in store.processes()):
+                        ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
                 if not apply:
                     return the_plan, None
                 store.backup()
