@@ -35,6 +35,24 @@ def plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def refresh(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.state import StateError
+    from mlspec.render.plan import drift_text
+
+    try:
+        drift, the_plan = local_engine(args).refresh()
+    except StateError as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from exc
+    if args.json:
+        print_json({"drift": {rid: [d.reason for d in items] for rid, items in drift.items()},
+                    "changes": [c.as_dict() for c in the_plan.changes if c.drifted]})
+    else:
+        print(drift_text(the_plan, _style()))
+    if args.detailed_exitcode:
+        return 2 if drift else 0
+    return EXIT_OK
+
+
 def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError
     from mlspec.render.plan import plan_text
@@ -118,7 +136,10 @@ def status(args: argparse.Namespace) -> int:
         for p in processes:
             restarts = f", {p.restarts} restart(s), last exit {p.last_exit}" if p.restarts else ""
             print(f"  {p.id:<40} {p.state:<10} pid {p.pid}{restarts}")
-    print("\nIn sync with the spec." if not the_plan.has_changes else "\nThe spec has changes: see `mlspec plan`.")
+    if any(c.drifted for c in the_plan.changes):
+        print("\nWhat runs differs from what was deployed: see `mlspec refresh`; `mlspec up` repairs it.")
+    else:
+        print("\nIn sync with the spec." if not the_plan.has_changes else "\nThe spec has changes: see `mlspec plan`.")
     return EXIT_OK
 
 

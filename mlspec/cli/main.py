@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with no changes, 2 with changes")
     p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "plan"))
 
+    p = commands.add_parser("refresh", help="show where what runs differs from what `up` recorded",
+                            description="Compare the recorded state with what really runs (processes, gateways, "
+                                        "the MLflow registry, data snapshots) and show the repair `up` will make.")
+    _engine(p)
+    _json(p)
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 without drift, 2 with drift")
+    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "refresh"))
+
     p = commands.add_parser("up", help="apply the spec: train, register, serve",
                             description="Plan, ask, then apply in dependency order. Safe to repeat: "
                                         "unchanged resources are left alone.")

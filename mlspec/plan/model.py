@@ -23,6 +23,15 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Drift:
+    """A difference between what the state records and what really runs, found by a refresh."""
+
+    reason: str  # in the user's terms: "replica blue/0 is not running"
+    verb: str = ""  # what `up` does about it: "redeploy", "reconfigure gateway" (default: the kind's verb)
+    recreate: bool = False  # what was made is gone (e.g. its MLflow store was emptied): planned as a create
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     id: str
     kind: str
@@ -31,6 +40,7 @@ class Change:
     verb: str = ""  # the kind's word for the action: retrain, register, redeploy, rebuild
     version: int | None = None  # a model's version once applied (a new one, or the one it keeps or reuses)
     registers: bool = False  # a model: applying creates a new version in the registry
+    drifted: bool = False  # planned (also) because what runs differs from what was recorded
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

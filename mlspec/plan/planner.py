@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.labels import RELABEL, desired_labels, label_changes
-from mlspec.plan.model import Action, Change, Plan, Record
+from mlspec.plan.model import Action, Change, Drift, Plan, Record
 from mlspec.plan.models import model_change, reference_blockers
 from mlspec.plan.registry import RegistryView
 
@@ -24,12 +26,26 @@ def spec_of(node: Node) -> dict[str, Any]:
     return value
 
 
-def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None = None) -> Plan:
+# Kinds whose repair makes something new (a run, a version) that what depends on them must follow.
+_FOLLOWED = ("Job", "Model")
+
+
+def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None = None,
+         drift: Mapping[str, Sequence[Drift]] | None = None) -> Plan:
     """The changes applying `graph` makes to `state`; with a read of the `registry`, model versions are numbered
-    as the registry will number them, and references to aliases it lacks block the plan."""
+    as the registry will number them, and references to aliases it lacks block the plan. `drift`: what a refresh
+    found really differs from `state`, per resource; each becomes a change with its reason, and a re-run job or
+    re-registered model carries its dependants along."""
+    drift = drift or {}
     changes: dict[str, Change] = {}
     for node in graph.nodes.values():  # topological: a model's job is planned before the model
         change = _change(node, state.get(node.id), graph, state, changes)
+        found = list(drift.get(node.id, ()))
+        if change.action == "noop" and not found:
+            found = [Drift(f"follows {up} ({changes[up].reasons[0]})") for up in node.deps
+                     if up in changes and changes[up].drifted and changes[up].kind in _FOLLOWED
+                     and changes[up].action != "noop"]
+        change = _with_drift(change, found, _verb(node))
         if node.kind == "Model":
             change = model_change(node, change, state.get(node.id), changes, graph, registry)
         changes[node.id] = change
@@ -39,11 +55,15 @@ def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None =
     return Plan([*changes.values(), *deletes], reference_blockers(graph, registry, changes))
 
 
+def _verb(node: Node) -> str:
+    if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
+        return "rescore"  # a batch endpoint is a scoring run, not a server
+    return VERBS.get(node.kind, "update")
+
+
 def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Record],
             planned: dict[str, Change]) -> Change:
-    verb = VERBS.get(node.kind, "update")
-    if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
-        verb = "rescore"  # a batch endpoint is a scoring run, not a server
+    verb = _verb(node)
     if record is None:
         return Change(node.id, node.kind, "create", _create_reasons(node), verb)
     if record.hash == node.hash and record.status == "ready":
@@ -62,6 +82,17 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
     if any(record.spec.get(f) != spec.get(f) for f in REPLACE_FIELDS.get(node.kind, ())):
         action = "replace"
     return Change(node.id, node.kind, action, tuple(reasons) or ("definition changed",), verb)
+
+
+def _with_drift(change: Change, found: list[Drift], kind_verb: str) -> Change:
+    if not found or change.action == "create":
+        return change
+    reasons = tuple(d.reason for d in found)
+    if change.action == "noop":
+        action: Action = "create" if any(d.recreate for d in found) else "update"
+        verb = next((d.verb for d in found if d.verb), kind_verb)
+        return replace(change, action=action, reasons=reasons, verb=verb, drifted=True)
+    return replace(change, reasons=change.reasons + reasons, drifted=True)
 
 
 def _create_reasons(node: Node) -> tuple[str, ...]:

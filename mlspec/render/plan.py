@@ -57,3 +57,13 @@ def plan_markdown(plan: Plan) -> str:
     if not plan.has_changes:
         return "\n".join([f"**{summary(plan)}**", *errors])
     return "\n".join([f"**{summary(plan)}**", *errors, "", *rows])
+
+
+def drift_text(plan: Plan, style: Style) -> str:
+    """The changes a refresh found (what runs differs from what was recorded), as `up` will make them."""
+    drifted = [c for c in plan.changes if c.drifted]
+    if not drifted:
+        return "No drift: what runs matches the recorded state."
+    width = max(len(_name(c)) for c in drifted)
+    lines = [_line(c, width, style) for c in drifted]
+    return "\n".join([*lines, f"Drift in {len(drifted)} resource(s); `mlspec up` repairs it."])

@@ -12,12 +12,13 @@ from mlspec.backends.local.capacity import check_local_capacity
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
+from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.registry import read_registry
 from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
 from mlspec.diagnostics import Diagnostics, SpecError
 from mlspec.graph import Graph
-from mlspec.plan import Change, Plan, Record, plan
+from mlspec.plan import Change, Drift, Plan, Record, plan
 from mlspec.resolve.models import model_references
 
 
@@ -51,20 +52,31 @@ class LocalEngine:
         if found:
             raise SpecError(Diagnostics(found))
 
+    @property
+    def tracking_uri(self) -> str:
+        return self.graph.spec.workspace.tracking.uri or self.paths.tracking_uri
+
     def plan(self) -> Plan:
+        """The spec against the recorded state, refreshed with what really runs."""
+        return self.refresh()[1]
+
+    def refresh(self) -> tuple[dict[str, list[Drift]], Plan]:
+        """What really runs differs from the recorded state how (per resource), and the plan that repairs it."""
         self.check()
         if not self.paths.state_db.exists():
-            return self._plan({})
+            return {}, self._plan({}, {})
         store = StateStore(self.paths.state_db)
         try:
-            return self._plan(store.records())
+            records = store.records()
+            drift = refresh(self.graph, self.paths, store, records, self.tracking_uri)
+            return drift, self._plan(records, drift)
         finally:
             store.close()
 
-    def _plan(self, records: dict[str, Record]) -> Plan:
+    def _plan(self, records: dict[str, Record], drift: dict[str, list[Drift]]) -> Plan:
         """The plan, with model versions numbered as the registry will number them and aliases it lacks blocking
         it; the registry is read only when a model changes or the spec relies on an alias it does not declare."""
-        first = plan(self.graph, records)
+        first = plan(self.graph, records, drift=drift)
         names = [c.id.split("/", 1)[1] for c in first.changes if c.kind == "Model" and c.action != "noop"]
         names += [ref.name for _, _, ref in model_references(self.graph.spec)
                   if ref.version is not None or ref.alias not in (None, "latest")]
@@ -73,7 +85,7 @@ class LocalEngine:
         workspace_uri = self.graph.spec.workspace.tracking.uri
         local_db = None if workspace_uri else self.paths.root / "mlflow.db"
         registry = read_registry(workspace_uri or self.paths.tracking_uri, names, local_db)
-        return plan(self.graph, records, registry)
+        return plan(self.graph, records, registry, drift)
 
     def up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
         """Plan under the workspace lock, show it, ask, apply. Returns the plan and what happened."""
@@ -84,13 +96,19 @@ class LocalEngine:
             try:
                 self._sweep_interrupted_jobs()
                 records = store.records()
-                the_plan = self._plan(records)
+                the_plan = self._plan(records, refresh(self.graph, self.paths, store, records, self.tracking_uri))
                 show(the_plan)
                 if the_plan.blockers:  # stop before anything runs
                     return the_plan, Outcome(failed={b.id: b.message for b in the_plan.blockers})
-                if any(row.desired for row in store.processes()):
-                    ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
-                if not the_plan.has_changes or not confirm(the_plan):
+                apply = False
+                try:
+                    apply = the_plan.has_changes and confirm(the_plan)
+                finally:
+                    if apply:
+                        revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
+                    if any(row.desired for row in store.processes()):
+                        ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
+                if not apply:
                     return the_plan, None
                 store.backup()
                 ctx = Context(self.graph, self.paths, store, records, _printer())

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig
+from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
 from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
@@ -163,7 +163,7 @@ class GatewayApp:
                                          "down": self.router.down(d),
                                          "unready": sum(url in self.router.unready for url in d.replicas)}
                                 for d in config.deployments.values()},
-                "mirror": config.mirror}
+                "mirror": config.mirror, "config": routing_digest(config), "keys": keys_digest(config.key_hashes)}
 
     # --- readiness ---------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import os
 import random
 import sys
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
@@ -79,6 +79,20 @@ class GatewayConfig:
             if name != serving and random.random() * 100 < percent and self.deployments[name].replicas:
                 return self.deployments[name]
         return None
+
+
+def routing_digest(config: GatewayConfig) -> str:
+    """What the gateway serves, keys aside, as one sha256: the engine compares the digest of what it configured with
+    the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
+    routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
+               "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
+               "deployments": {d.name: [d.weight, list(d.replicas)] for d in config.deployments.values()}}
+    return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
+
+
+def keys_digest(key_hashes: Iterable[str]) -> str:
+    """The keys a gateway accepts, as one sha256 of their sorted hashes (never the keys themselves)."""
+    return hashlib.sha256("\n".join(sorted(set(key_hashes))).encode()).hexdigest()
 
 
 def parse(data: Any, source: str = "gateway config") -> GatewayConfig:

@@ -12,11 +12,13 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
+from mlspec.backends.local.live import wait_routing
 from mlspec.backends.local.processes import ID_VAR, free_port, port_in_use
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
+from mlspec.runtime.gateway.config import parse, routing_digest
 from mlspec.runtime.jobrun import NodeLimits
 from mlspec.runtime.launch import limited_argv
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
@@ -84,13 +86,25 @@ def _replica_id(node: Node, name: str, generation: str, index: int) -> str:
     return f"{node.id}/{name}/{generation}/{index}"
 
 
-def _generation(deployment: Deployment, version: int, python: str, limits: NodeLimits | None = None) -> str:
-    """Replicas are replaced only when what they run changes; traffic changes never restart them."""
-    what: list[object] = [deployment.model_dump(mode="json"), version, python]
+def _generation(deployment: Deployment, version: int, python: str, limits: NodeLimits | None = None,
+                run_id: str | None = None) -> str:
+    """Replicas are replaced only when what they run changes; traffic changes never restart them. The run that made
+    the version is part of it: a version number reused by a replaced MLflow store is another model."""
+    what: list[Any] = [deployment.model_dump(mode="json"), version, python]
     if limits and limits != NodeLimits():  # no limits: the generation replicas started before limits existed had
         what.append(limits.model_dump(mode="json"))
-    text = json.dumps(what, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    if run_id:
+        what.append(run_id)
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _run_id(ctx: Context, deployment: Deployment) -> str | None:
+    """The run behind the version a `name`/`name@latest` reference serves, as this workspace recorded it."""
+    ref = ModelRef.parse(deployment.model)
+    if ref.version is not None or ref.alias not in (None, "latest"):
+        return None
+    run_id = ctx.outputs(f"model/{ref.name}").get("run_id")
+    return str(run_id) if run_id else None
 
 
 def _probe_deadline(deployment: Deployment) -> float:
@@ -109,7 +123,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     keep: set[str] = set()
     for name, deployment in endpoint.deployments.items():
         version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
-        generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name))
+        run_id = _run_id(ctx, deployment)
+        generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name), run_id)
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
         # Replica ids carry their generation, so replicas already declared for it are kept, whether the last `up`
         # completed or was killed after declaring them.
@@ -123,7 +138,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
             model_name = ModelRef.parse(deployment.model).name
             ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {model_name} version {version})")
         keep.update(r.id for r in rows)
-        deployments[name] = {"version": version, "generation": generation, "processes": [r.id for r in rows],
+        deployments[name] = {"version": version, "run_id": run_id, "generation": generation,
+                             "processes": [r.id for r in rows],
                              "replicas": [r.health.rsplit("/", 1)[0] for r in rows if r.health],
                              "deadline": _probe_deadline(deployment)}
     ensure_running(ctx.paths)
@@ -131,7 +147,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()),
                  max(d.probes.readiness.success_threshold for d in endpoint.deployments.values()))
     port = _gateway_port(endpoint, previous)
-    _write_gateway_config(ctx, node, endpoint, deployments)
+    routing = _write_gateway_config(ctx, node, endpoint, deployments)
     gateway_id = f"{node.id}/gateway"
     keep.add(gateway_id)
     ctx.store.want_process(ProcessRow(
@@ -142,8 +158,9 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         health=f"http://127.0.0.1:{port}/health"))
     ensure_running(ctx.paths)
     wait_healthy(ctx, [gateway_id], 60)
+    wait_routing(f"http://127.0.0.1:{port}", routing, f"endpoint '{node.name}'")
     ctx.store.release_processes(node.id, keep)  # old replicas go only after the gateway routes to the new ones
-    return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth,
+    return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth, "routing": routing,
             "deployments": {k: {kk: vv for kk, vv in v.items() if kk != "deadline"} for k, v in deployments.items()},
             "traffic": endpoint.effective_traffic(), "keys_file": str(keys_file(ctx.paths, node.name).resolve())}
 
@@ -157,7 +174,10 @@ def _gateway_port(endpoint: OnlineEndpoint, previous: dict[str, Any]) -> int:
     return int(previous.get("port") or free_port())
 
 
-def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, deployments: dict[str, Any]) -> None:
+def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint,
+                          deployments: dict[str, Any]) -> str:
+    """Write the gateway's configuration; returns the digest of its routing, which a refresh compares with the
+    file and with what the running gateway reports."""
     keys = load_keys(ctx.paths, node.name) if endpoint.auth == "key" else {}
     traffic = endpoint.effective_traffic()
     config = {
@@ -168,6 +188,7 @@ def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint, de
         "mirror": dict(endpoint.mirror_traffic),
     }
     write_json_atomically(gateway_config(ctx.paths, node.name), config)
+    return routing_digest(parse(config))
 
 
 def _gateway_limits(deployment: Deployment) -> dict[str, Any]:
