@@ -192,16 +192,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from mlspec.cli.common import CommandError
+    from mlspec.cli.failures import closed_pipe, explain
 
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's final flush
+        return code
+    except BrokenPipeError:
+        return closed_pipe()
     except CommandError as exc:
-        if str(exc):
-            sys.stderr.write(f"mlspec: {exc}\n")
-        return exc.code
+        return _fail(str(exc), exc.code)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a full disk, an unwritable workspace, a corrupt database: one message, any command
+        message = explain(exc)
+        if message is None:
+            raise
+        return _fail(message, 1)
+
+
+def _fail(message: str, code: int) -> int:
+    if message:
+        try:
+            sys.stderr.write(f"mlspec: {message}\n")
+            sys.stderr.flush()
+        except BrokenPipeError:
+            pass
+    return code
 
 
 def entry() -> None:

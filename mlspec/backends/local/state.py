@@ -62,6 +62,8 @@ class StateStore:
             self.db.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # cannot open or write (permissions, a full disk, a lock): not a damaged file
             raise StateError(
                 f"the state file {path} is not a readable mlspec state ({exc}). Nothing was changed. "
                 f"Restore {path.name}.bak from the same folder if it exists, or move the file away to start over."
