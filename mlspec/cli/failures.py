@@ -81,7 +81,7 @@ def _full(path: object, why: str) -> str:
         free = f" ({shutil.disk_usage(probe).free // 2**20} MiB free)"
     except OSError:
         pass
-    return (f"cannot write {where}: {why}{free}. Nothing half-written is kept as done: free some space on that "
+    return (f"cannot write {where}: {why}{free}. Free some space on that "
             "disk (or set storage.path in the Workspace to a folder on a bigger one) and run the command again.")
 
 
