@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from mlspec.cli.common import CommandError, confirm, local_engine
@@ -35,39 +34,31 @@ def plan(args: argparse.Namespace) -> int:
 
 def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError
+    from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
 
     engine = local_engine(args)
     started = time.monotonic()
     try:
-        _, outcome = engine.up(
+        the_plan, outcome = engine.up(
             confirm=lambda p: confirm("Apply these changes?", args),
             show=lambda p: print(plan_text(p, _style()), flush=True))
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
     if outcome is None:
+        if not the_plan.has_changes:
+            print_urls(engine.paths.state_db)
         return EXIT_OK
     elapsed = time.monotonic() - started
     if outcome.ok:
         print(f"Applied {len(outcome.done)} change(s) in {elapsed:.1f}s.")
-        _print_endpoints(engine)
+        print_urls(engine.paths.state_db)
         return EXIT_OK
     print(f"\n{len(outcome.failed)} step(s) failed, {len(outcome.skipped)} skipped, {len(outcome.done)} done "
           f"in {elapsed:.1f}s:", file=sys.stderr)
     for rid, message in outcome.failed.items():
         print(f"  {rid}: {message}", file=sys.stderr)
     return EXIT_FAILED
-
-
-def _print_endpoints(engine: Any) -> None:
-    from mlspec.backends.local.state import StateStore
-
-    store = StateStore(engine.paths.state_db)
-    for record in store.records().values():
-        if record.kind == "Endpoint" and "url" in record.outputs:
-            name = record.id.split("/", 1)[1]
-            print(f"Endpoint {name}: {record.outputs['url']}/invocations  (mlspec endpoint invoke {name} --data FILE)")
-    store.close()
 
 
 def down(args: argparse.Namespace) -> int:
@@ -127,49 +118,3 @@ def _summary(outputs: dict[str, Any]) -> str:
     if "version" in outputs:
         return f"version {outputs['version']}"
     return ""
-
-
-def logs(args: argparse.Namespace) -> int:
-    from mlspec.backends.local.handlers.batch import log_file
-    from mlspec.backends.local.state import StateStore
-
-    engine = local_engine(args)
-    store = StateStore(engine.paths.state_db) if engine.paths.state_db.exists() else None
-    if store is None:
-        raise CommandError("nothing deployed yet: run `mlspec up`", EXIT_FAILED)
-    records = store.records()
-    files: list[str] = []
-    for kind in ("job", "endpoint", "compute"):
-        record = records.get(f"{kind}/{args.name}")
-        if record is None:
-            continue
-        if kind == "job" and record.outputs.get("log"):
-            files.append(record.outputs["log"])
-        files += [p.log for p in store.processes(record.id)]
-    batch_log = log_file(engine.paths, args.name)  # a batch endpoint's, there from its first run on
-    if batch_log.exists() and batch_log not in {Path(f).resolve() for f in files}:
-        files.append(str(batch_log))
-    store.close()
-    if not files:
-        raise CommandError(f"no logs for '{args.name}': name a job, an endpoint or a compute instance", EXIT_FAILED)
-    for file in dict.fromkeys(files):
-        _show(Path(file), args.follow and len(set(files)) == 1, args.tail)
-    if args.follow and len(set(files)) > 1:
-        raise CommandError("-f follows one log at a time; these are several", EXIT_FAILED)
-    return EXIT_OK
-
-
-def _show(path: Path, follow: bool, tail: int) -> None:
-    if not path.exists():
-        return
-    with path.open(errors="replace") as handle:
-        lines = handle.readlines()
-        print(f"==> {path} <==")
-        sys.stdout.writelines(lines[-tail:] if tail else lines)
-        while follow:
-            line = handle.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.2)

@@ -103,12 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "status"))
 
-    p = commands.add_parser("logs", help="show the log of a job, endpoint or compute instance")
+    p = commands.add_parser("logs", help="show the log of a job, endpoint or compute instance",
+                            description="A job's or batch endpoint's log; an endpoint's replicas and gateway, or an "
+                                        "instance's server, at once, each line prefixed with its process.")
     p.add_argument("name", help="job, endpoint or compute instance name")
     _engine(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing as the log grows")
     p.add_argument("-n", "--tail", type=int, default=0, metavar="N", help="only the last N lines")
-    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "logs"))
+    p.set_defaults(handler=_lazy("mlspec.cli.log_commands", "logs"))
 
     endpoint = commands.add_parser("endpoint", help="invoke an endpoint or show its keys").add_subparsers(
         dest="action", metavar="ACTION", required=True)
