@@ -33,18 +33,25 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.apply import Interrupted
     from mlspec.backends.local.state import LockTimeout, StateError
+    from mlspec.cli.interrupts import EXIT_INTERRUPTED, stop_steps_now, two_stage_interrupt
     from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
+    from mlspec.render.progress import interrupted
 
     engine = local_engine(args)
     started = time.monotonic()
     try:
-        the_plan, outcome = engine.up(
-            confirm=lambda p: confirm("Apply these changes?", args),
-            show=lambda p: print(plan_text(p, _style()), flush=True))
+        with two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
+            the_plan, outcome = engine.up(
+                confirm=lambda p: confirm("Apply these changes?", args),
+                show=lambda p: print(plan_text(p, _style()), flush=True))
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
+    except Interrupted as exc:
+        print(interrupted(exc.outcome), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if outcome is None:
         if not the_plan.has_changes:
             print_urls(engine.paths.state_db)
