@@ -69,18 +69,9 @@ def up(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
-    from mlspec.backends.local.state import LockTimeout, StateError
+    from mlspec.cli.down_command import down as local_down
 
-    engine = local_engine(args)
-    try:
-        outcome = engine.down(args.purge, lambda ids: confirm(f"Remove {len(ids)} resource(s)?", args))
-    except (LockTimeout, StateError) as exc:
-        raise CommandError(str(exc), EXIT_FAILED) from exc
-    if outcome is None:
-        return EXIT_OK
-    kept = "" if args.purge else " Registered models and runs are kept (--purge removes them)."
-    print(f"Removed {len(outcome.done)} resource(s).{kept}")
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+    return local_down(args)
 
 
 def status(args: argparse.Namespace) -> int:

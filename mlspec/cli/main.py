@@ -76,11 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_by_target("up"))
 
     p = commands.add_parser("down", help="remove what `up` created (models and runs are kept)",
-                            description="Stop endpoints and instances and forget them. Registered models, runs "
-                                        "and notebooks are kept unless --purge.")
+                            description="List what `up` created, ask, then stop endpoints and instances, wait "
+                                        "until no process of the workspace is left, and forget them. Works from "
+                                        "the recorded state when the spec is broken or deleted: the spec folder's "
+                                        ".mlspec, or --workspace. Registered models, runs, data snapshots and "
+                                        "predictions are kept unless --purge; notebooks are always kept.")
     _engine(p)
     _yes(p)
-    p.add_argument("--purge", action="store_true", help="also delete registered models, runs and data snapshots")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete registered models (every version), the workspace's MLflow runs and "
+                        "experiments, data snapshots, job run folders and batch predictions")
+    p.add_argument("--workspace", metavar="DIR",
+                   help="the workspace folder to remove, whatever the spec says (default: the spec's storage.path, "
+                        "or SPEC/.mlspec when the spec does not load)")
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
     p.set_defaults(handler=_by_target("down"))
 

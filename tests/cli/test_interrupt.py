@@ -61,6 +61,14 @@ def _up_until_slow_runs(spec: Path) -> tuple[subprocess.Popen[str], list[str]]:
     return process, seen
 
 
+def _communicate(process: subprocess.Popen[str], timeout: float) -> str:
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()  # leave nothing behind when `up` hangs
+        raise
+
+
 def _mlspec(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mlspec.cli.main", *args, str(spec)], cwd=spec, text=True,
                           capture_output=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
@@ -78,7 +86,7 @@ def test_the_first_ctrl_c_stops_cleanly_and_records_what_completed(spec: Path) -
     process, seen = _up_until_slow_runs(spec)
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
+    out = _communicate(process, 60)
     took = time.monotonic() - started
     text = "".join(seen) + out
     assert process.returncode == 130, text
@@ -101,7 +109,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_no_job_behind(spec: Path) -> N
     time.sleep(0.05)
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=30)
+    out = _communicate(process, 30)
     took = time.monotonic() - started
     text = "".join(seen) + out
     assert process.returncode == 130, text

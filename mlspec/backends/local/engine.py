@@ -13,6 +13,7 @@ from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import stop_group, workspace_processes
 from mlspec.backends.local.state import StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.backends.local.teardown import remember_workspace
 from mlspec.graph import Graph
 from mlspec.plan import Change, Plan, plan
 
@@ -57,6 +58,7 @@ class LocalEngine:
             store = StateStore(self.paths.state_db)
             try:
                 self._sweep_interrupted_jobs()
+                remember_workspace(store, self.graph)  # so `down` works from the state when the spec does not
                 records = store.records()
                 the_plan = plan(self.graph, records)
                 show(the_plan)
