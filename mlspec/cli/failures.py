@@ -88,6 +88,8 @@ def _full(path: object, why: str) -> str:
 def _denied(path: object, why: str) -> str:
     where = Path(str(path)) if path else Path.cwd()
     folder = where if where.is_dir() else where.parent
+    if _workspace is not None and not where.resolve().is_relative_to(_workspace.resolve()):
+        return f"cannot use {where}: {why}. Check its owner and mode (`ls -ld {where}`) and run the command again."
     return (f"cannot write {where}: {why}. The workspace folder must be writable by this user: check its owner "
             f"and mode (`ls -ld {folder}`) and whether it is mounted read-only (`findmnt -T {folder}`), or set "
             "storage.path in the Workspace to a folder you own, and run the command again.")

@@ -126,3 +126,15 @@ def test_a_full_disk_is_one_message_naming_the_folder(spec: Path) -> None:
     result = _run(["up", "--yes"], spec, prefix)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"cannot write {workspace}" in result.stderr and "no space is left on the device" in result.stderr
+
+
+def test_invoke_with_a_missing_request_file_names_it(spec: Path) -> None:
+    from mlspec.backends.local.state import StateStore
+    from mlspec.plan import Record
+
+    store = StateStore(spec / ".mlspec" / "state.db")
+    store.put(Record("endpoint/iris", "Endpoint", "0" * 64, {}, {}, {}, {"url": "http://127.0.0.1:1"}, "ready"))
+    store.close()
+    result = _run(["endpoint", "invoke", "iris", "--data", "missing.json"], spec)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot read the request body missing.json: No such file or directory" in result.stderr
