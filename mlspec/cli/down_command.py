@@ -9,8 +9,6 @@ from typing import Any
 from mlspec.cli.common import CommandError, confirm
 from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, report_diagnostics
 
-WAIT_S = 30.0  # how long `down` waits for the workspace's last processes to exit before naming them
-
 
 def _engine(args: argparse.Namespace) -> Any:
     """The engine for the spec; for the state alone with --workspace, or when the spec is broken or deleted
@@ -77,19 +75,19 @@ def down(args: argparse.Namespace) -> int:
         if outcome is None:
             print("Nothing removed.")
             return EXIT_OK
-        if args.purge:
+        left = wait_until_gone(paths, args.wait)
+        if left:
+            named = ", ".join(f"pid {pid} ({what})" if pid else what for pid, what in sorted(left.items()))
+            pids = " ".join(str(pid) for pid in sorted(left) if pid)
+            raise CommandError(f"{len(left)} process(es) of the workspace still run {args.wait:g}s after `down`: "
+                               f"{named}. " + (f"Stop them with `kill {pids}` (or `kill -9`), then run `mlspec down` "
+                                               "again." if pids else "Run `mlspec down` again."), EXIT_FAILED)
+        if args.purge:  # once no server reads the tracking store any more
             workspace = engine.graph.spec.workspace
             with exclusive(paths.lock, args.lock_timeout):
                 purge_tracking(paths, workspace.name, workspace.tracking.uri or paths.tracking_uri, print)
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
-    left = wait_until_gone(paths, WAIT_S)
-    if left:
-        named = ", ".join(f"pid {pid} ({what})" if pid else what for pid, what in sorted(left.items()))
-        pids = " ".join(str(pid) for pid in sorted(left) if pid)
-        raise CommandError(f"{len(left)} process(es) of the workspace still run {WAIT_S:.0f}s after `down`: {named}. "
-                           + (f"Stop them with `kill {pids}` (or `kill -9`), then run `mlspec down` again."
-                              if pids else "Run `mlspec down` again."), EXIT_FAILED)
     kept = "" if args.purge else " Registered models and runs are kept (--purge removes them)."
     print(f"Removed {len(outcome.done)} resource(s); no process of the workspace is left.{kept}")
     return EXIT_OK if outcome.ok else EXIT_FAILED

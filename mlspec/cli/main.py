@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purge", action="store_true",
                    help="also delete registered models (every version), the workspace's MLflow runs and "
                         "experiments, data snapshots, job run folders and batch predictions")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the workspace's processes to exit (default: 30)")
     p.add_argument("--workspace", metavar="DIR",
                    help="the workspace folder to remove, whatever the spec says (default: the spec's storage.path, "
                         "or SPEC/.mlspec when the spec does not load)")

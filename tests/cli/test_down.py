@@ -103,3 +103,26 @@ def test_down_with_neither_a_loadable_spec_nor_a_workspace_says_how_to_name_one(
     assert "--workspace DIR" in result.stderr and "the '[' opened here is not closed" in result.stderr
     named = _mlspec(tmp_path, "down", "--yes", "--workspace", str(tmp_path / "nowhere"))
     assert named.returncode == 1 and "holds no mlspec state" in named.stderr
+
+
+def test_down_names_the_processes_that_outlive_it(spec: Path) -> None:
+    from mlspec.backends.local.processes import ID_VAR, WORKSPACE_VAR
+    from mlspec.backends.local.state import StateStore
+    from mlspec.plan import Record
+
+    workspace = spec / ".mlspec"
+    workspace.mkdir()
+    store = StateStore(workspace / "state.db")
+    store.put(Record("compute/cpu", "Compute", "0" * 64, {}, {}, {}, {"capacity": 2}, "ready"))
+    store.close()
+    env = {**os.environ, WORKSPACE_VAR: str(workspace.resolve()), ID_VAR: "endpoint/scores/stray"}
+    stray = subprocess.Popen(["sleep", "60"], env=env)
+    try:
+        result = _mlspec(spec, "down", "--yes", "--wait", "1")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"1 process(es) of the workspace still run 1s after `down`: pid {stray.pid} (endpoint/scores/stray)" \
+            in result.stderr
+        assert f"Stop them with `kill {stray.pid}`" in result.stderr
+    finally:
+        stray.kill()
+        stray.wait()
