@@ -10,12 +10,15 @@ from typing import Any
 WAIT_S = 30.0  # the supervisor may still be (re)starting a server after `up`; beyond this, say so instead
 
 
-def service_urls(records: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(label, URL to show, URL that answers when it is up) for each endpoint and compute instance."""
+def service_urls(records: dict[str, Any], stopped: set[str] | None = None) -> list[tuple[str, str, str]]:
+    """(label, URL to show, URL that answers when it is up) for each endpoint and compute instance that is not
+    `stopped` (`mlspec compute stop`)."""
     found = []
     for record in records.values():
         name = record.id.split("/", 1)[1]
         outputs = record.outputs
+        if record.id in (stopped or set()):
+            continue
         if record.kind == "Endpoint" and "url" in outputs and "port" in outputs:
             found.append((f"Endpoint {name}", f"{outputs['url']}/invocations  (mlspec endpoint invoke {name} "
                                                "--data FILE)", f"{outputs['url']}/health"))
@@ -34,9 +37,16 @@ def print_urls(state_db: Path, say: Callable[[str], None] = print, wait_s: float
         return True
     store = StateStore(state_db)
     try:
-        services = service_urls(store.records())
+        rows = store.processes()
+        owners = {row.owner for row in rows}
+        stopped = {owner for owner in owners if all(r.state == "stopped" for r in rows if r.owner == owner)}
+        services = service_urls(store.records(), stopped)
     finally:
         store.close()
+    for owner in sorted(stopped):
+        kind, name = owner.split("/", 1)
+        say(f"Compute instance {name}: stopped (mlspec compute start {name})" if kind == "compute" else
+            f"{owner}: stopped")
     deadline = time.monotonic() + wait_s
     pending = list(services)
     while pending:

@@ -87,3 +87,17 @@ def test_a_repeated_up_prints_the_endpoint_url_once_its_restarted_gateway_answer
         assert url in again.stdout.splitlines(), again.stdout
     finally:
         mlspec("down", "--yes")
+
+
+def test_a_stopped_instance_is_named_as_stopped_without_waiting(tmp_path: Path, server: int) -> None:
+    from mlspec.backends.local.state import ProcessRow
+
+    state_db = _state(tmp_path, server, free_port())
+    store = StateStore(state_db)
+    store.want_process(ProcessRow("compute/lab/jupyter", "compute/lab", ["true"], {}, ".", "lab.log", None))
+    store.observe("compute/lab/jupyter", state="stopped")
+    store.close()
+    shown: list[str] = []
+    assert print_urls(state_db, shown.append, wait_s=30) is True  # no wait: nothing left to answer
+    assert shown == ["Compute instance lab: stopped (mlspec compute start lab)",
+                     f"Endpoint iris: http://127.0.0.1:{server}/invocations  (mlspec endpoint invoke iris --data FILE)"]
