@@ -17,26 +17,35 @@ class CommandError(Exception):
         self.code = code
 
 
-def load_spec(args: argparse.Namespace) -> Any:
-    """The graph of the spec named on the command line; exits 2 with diagnostics when it is invalid."""
+def load_spec(args: argparse.Namespace, check_target: bool = True) -> Any:
+    """The graph of the spec named on the command line, checked against what its target honours; exits 2 with
+    diagnostics when it is invalid, and prints warnings (to standard error) when it is not."""
     from mlspec.graph import analyze
 
-    analysis = analyze(args.paths)
+    analysis = analyze(args.paths, target_of(args) if check_target else None)
     if analysis.graph is None:
         report_diagnostics(analysis, getattr(args, "json", False))
         raise CommandError("", EXIT_INVALID)
+    if analysis.diagnostics:
+        report_diagnostics(analysis, as_json=False)
     return analysis.graph
 
 
-def local_engine(args: argparse.Namespace) -> Any:
-    target = getattr(args, "target", None) or "local"
+def target_of(args: argparse.Namespace) -> Any:
+    """The target a command deploys to or checks against: --target, else the local engine."""
+    return getattr(args, "target", None) or "local"
+
+
+def local_engine(args: argparse.Namespace, check_target: bool = False) -> Any:
+    """The local engine on the spec; `check_target` for commands that deploy it (plan, up)."""
+    target = target_of(args)
     if target != "local":
         raise CommandError(f"the {target} target is not available in this version of mlspec; "
                            "use --target local (the default)")
     from mlspec.backends.local.engine import LocalEngine
     from mlspec.cli.failures import note_workspace
 
-    engine = LocalEngine(load_spec(args), lock_timeout=getattr(args, "lock_timeout", 0.0))
+    engine = LocalEngine(load_spec(args, check_target), lock_timeout=getattr(args, "lock_timeout", 0.0))
     note_workspace(engine.paths.root)
     return engine
 

@@ -20,7 +20,7 @@ def _style() -> Any:
 def plan(args: argparse.Namespace) -> int:
     from mlspec.render.plan import plan_markdown, plan_text
 
-    the_plan = local_engine(args).plan()
+    the_plan = local_engine(args, check_target=True).plan()
     if args.json:
         print_json(the_plan.as_dict())
     elif args.markdown:
@@ -40,7 +40,7 @@ def up(args: argparse.Namespace) -> int:
     from mlspec.render.plan import plan_text
     from mlspec.render.progress import interrupted
 
-    engine = local_engine(args)
+    engine = local_engine(args, check_target=True)
     started = time.monotonic()
     try:
         with two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
@@ -88,13 +88,17 @@ def status(args: argparse.Namespace) -> int:
     the_plan = engine.plan()
     store.close()
     if args.json:
-        print_json({"resources": {r.id: {"status": r.status, "outputs": r.outputs} for r in records.values()},
+        print_json({"resources": {r.id: {"status": r.status, "outputs": r.outputs,
+                                          "description": r.spec.get("description", ""), "tags": r.spec.get("tags", {})}
+                                  for r in records.values()},
                     "processes": [p.__dict__ for p in processes], "supervisor": running(engine.paths),
                     "in_sync": not the_plan.has_changes})
         return EXIT_OK
     width = max((len(r) for r in records), default=10)
     for rid, record in records.items():
         print(f"{rid:<{width}}  {record.status:<7} {_summary(record.outputs)}")
+        if record.spec.get("description"):
+            print(f"{'':<{width}}  {record.spec['description']}")
     if processes:
         print(f"\nprocesses (supervisor {'running' if running(engine.paths) else 'NOT running: run mlspec up'}):")
         for p in processes:

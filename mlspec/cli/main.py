@@ -41,15 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("validate", help="check a spec; exit 0 if valid, 2 if not",
-                            description="Load, validate and resolve a spec; print every problem at once.")
+                            description="Load, validate and resolve a spec, and check every field it sets against "
+                                        "what its target honours (`mlspec targets`); print every problem at once.")
     _paths(p)
     _json(p)
+    p.add_argument("--target", choices=["local", "docker", "kubernetes"], default="local",
+                   help="the target to check the spec against (default: local)")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "validate"))
 
     p = commands.add_parser("schema", help="print the JSON Schema of spec documents",
                             description="Print the JSON Schema that editors use to complete and check specs.")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "schema"))
+
+    p = commands.add_parser("targets", help="what each target does with each spec field",
+                            description="The capability table: for every field of every kind, whether the local, "
+                                        "docker and kubernetes targets honour it, approximate it (and how), or "
+                                        "refuse it. `validate`, `plan`, `up` and `compile` check specs against it.")
+    p.add_argument("--target", choices=["local", "docker", "kubernetes"],
+                   help="only the fields this target does not simply honour")
+    _json(p)
+    p.add_argument("--markdown", action="store_true", help="print Markdown (docs/targets.md is this output)")
+    p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "targets"))
 
     p = commands.add_parser("graph", help="show resources, dependencies and content hashes",
                             description="Show the resource graph in dependency order.")

@@ -11,7 +11,7 @@ from mlspec.graph import analyze
 
 
 def validate(args: argparse.Namespace) -> int:
-    analysis = analyze(args.paths)
+    analysis = analyze(args.paths, args.target)
     code = report_diagnostics(analysis, args.json)
     if code == EXIT_OK and not args.json:
         count = len(analysis.graph.nodes) if analysis.graph else 0
@@ -29,6 +29,21 @@ def schema(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def targets(args: argparse.Namespace) -> int:
+    from mlspec.render.style import Style, use_colour
+    from mlspec.render.targets import selected, targets_json, targets_markdown, targets_text
+    from mlspec.spec.capabilities import field_rows
+
+    rows = selected(field_rows(), args.target)
+    if args.json:
+        print_json(targets_json(rows))
+    elif args.markdown:
+        sys.stdout.write(targets_markdown(rows))
+    else:
+        print(targets_text(rows, Style(use_colour())))
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ class Node:
     deps: tuple[str, ...]  # every upstream id, sorted
     hash: str
     files: dict[str, str]  # file read by this resource (relative to the spec root) -> sha256
-    spec: str = ""  # canonical JSON of the resource (what the hash covers, besides files and upstream)
+    spec: str = ""  # canonical JSON of the resource: what the hash covers (besides files and upstream) and its labels
     implicit: bool = False
 
     @property
@@ -47,10 +47,17 @@ class Graph:
         return [n.id for n in self.nodes.values() if node_id in n.deps]
 
 
+# Labels describe a resource without changing what it is: they are applied in place, never part of its hash.
+LABEL_FIELDS = frozenset({"description", "tags"})
+
+
 def canonical(resource: Resource) -> str:
     """The resource as canonical JSON: key order and defaults never change its hash."""
-    return json.dumps(resource.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False)
+    return _json(resource.model_dump(mode="json", exclude_defaults=True))
+
+
+def _json(value: dict[str, object]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def build_graph(spec: ResolvedSpec, diagnostics: Diagnostics) -> Graph:
@@ -68,9 +75,12 @@ def build_graph(spec: ResolvedSpec, diagnostics: Diagnostics) -> Graph:
         files: dict[str, str] = {}
         for path in spec.files.get(rid, {}).values():
             files.update(tree_digests(path, spec.root))
-        spec_json = canonical(declared.resource)
+        data = declared.resource.model_dump(mode="json", exclude_defaults=True)
+        spec_json = _json(data)
+        hashed = _json({k: v for k, v in data.items() if k not in LABEL_FIELDS}) if LABEL_FIELDS & data.keys() \
+            else spec_json
         hasher = hashlib.sha256()
-        hasher.update(f"{HASH_VERSION}\0{rid}\0{spec_json}\0".encode())
+        hasher.update(f"{HASH_VERSION}\0{rid}\0{hashed}\0".encode())
         for name in sorted(files):
             hasher.update(f"{name}\0{files[name]}\0".encode())
         for upstream in sorted(content_deps[rid]):

@@ -9,6 +9,8 @@ from mlspec.diagnostics import Diagnostics, SpecError
 from mlspec.graph.build import Graph, build_graph
 from mlspec.load import load
 from mlspec.resolve import resolve
+from mlspec.resolve.targets import check_targets
+from mlspec.spec.capabilities import Target
 from mlspec.validate import validate_documents
 
 
@@ -19,12 +21,17 @@ class Analysis:
     graph: Graph | None  # None when the spec has errors
 
 
-def analyze(paths: list[str] | list[Path]) -> Analysis:
-    """Run every stage up to the graph, collecting all diagnostics; stop before the graph on errors."""
+def analyze(paths: list[str] | list[Path], target: Target | None = None) -> Analysis:
+    """Run every stage up to the graph, collecting all diagnostics; stop before the graph on errors.
+
+    With a target, every field the spec sets is also checked against what that target honours.
+    """
     loaded = load(paths)
     diagnostics = loaded.diagnostics
     declared = validate_documents(loaded.documents, diagnostics)
     spec = resolve(declared, loaded.root, diagnostics)
+    if target is not None:
+        check_targets(declared.declared, spec, target, diagnostics)
     graph = None
     if not diagnostics.errors:
         graph = build_graph(spec, diagnostics)  # may find a dependency cycle
@@ -33,9 +40,9 @@ def analyze(paths: list[str] | list[Path]) -> Analysis:
     return Analysis(loaded.files, diagnostics, graph)
 
 
-def load_graph(paths: list[str] | list[Path]) -> Graph:
+def load_graph(paths: list[str] | list[Path], target: Target | None = None) -> Graph:
     """The graph of a valid spec; raises SpecError with every diagnostic otherwise."""
-    analysis = analyze(paths)
+    analysis = analyze(paths, target)
     if analysis.graph is None:
         raise SpecError(analysis.diagnostics)
     return analysis.graph

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlspec.graph import Graph, Node
 from mlspec.plan.diff import field_changes, file_changes
+from mlspec.plan.labels import RELABEL, desired_labels, label_changes
 from mlspec.plan.model import Action, Change, Plan, Record
 
 # The kind's word for an update, as users say it.
@@ -39,7 +40,9 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
     if record is None:
         return Change(node.id, node.kind, "create", _create_reasons(node), verb)
     if record.hash == node.hash and record.status == "ready":
-        return Change(node.id, node.kind, "noop")
+        relabel = label_changes(record.outputs.get("labels", {}), desired_labels(node, graph.spec.workspace))
+        return Change(node.id, node.kind, "update", tuple(relabel), RELABEL) if relabel else \
+            Change(node.id, node.kind, "noop")
     if record.hash == node.hash:
         return Change(node.id, node.kind, "update", (f"previous apply did not finish ({record.status})",), verb)
     spec = spec_of(node)

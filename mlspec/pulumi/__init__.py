@@ -5,6 +5,7 @@ from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpoin
 from mlspec.pulumi.environment import Environment, EnvironmentArgs
 from mlspec.pulumi.instance import ComputeInstance, ComputeInstanceArgs
 from mlspec.pulumi.job import TrainingJob, TrainingJobArgs
+from mlspec.pulumi.labels import MlflowLabels, MlflowLabelsArgs
 from mlspec.pulumi.settings import Settings
 from mlspec.pulumi.workspace import Workspace, WorkspaceArgs
 
@@ -14,6 +15,8 @@ __all__ = [
     "DeploymentArgs",
     "Environment",
     "EnvironmentArgs",
+    "MlflowLabels",
+    "MlflowLabelsArgs",
     "OnlineEndpoint",
     "OnlineEndpointArgs",
     "Settings",

@@ -64,8 +64,18 @@ class Health:
         return int(self.start_period + (self.interval + self.timeout) * (self.retries + 1)) + 10
 
 
-def labels(workspace: str, resource: str, **extra: str) -> list[docker.ContainerLabelArgs]:
-    values = {"mlspec.workspace": workspace, "mlspec.resource": resource, **extra}
+TAG_LABEL = "mlspec.tag."  # a spec tag KEY: VALUE is the Docker label mlspec.tag.KEY=VALUE
+
+
+def tag_labels(tags: dict[str, str] | None) -> dict[str, str]:
+    """The spec's tags as Docker label names and values."""
+    return {f"{TAG_LABEL}{k}": v for k, v in sorted((tags or {}).items())}
+
+
+def labels(workspace: str, resource: str, extra: dict[str, str] | None = None,
+           tags: dict[str, str] | None = None) -> list[docker.ContainerLabelArgs]:
+    """mlspec's own labels (`extra` too) and the resource's tags (`mlspec.tag.KEY`)."""
+    values = {**tag_labels(tags), "mlspec.workspace": workspace, "mlspec.resource": resource, **(extra or {})}
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]
 
 

@@ -66,6 +66,8 @@ class OnlineEndpointArgs:
     :param mirror: percent of requests copied to a deployment whose answers are discarded.
     :param auth: ``key`` (every request needs a key) or ``none``.
     :param port: the host port the gateway is published on (on the stack's ``mlspec:publishAddress``).
+    :param tags: the endpoint's tags, as ``mlspec.tag.KEY`` labels of its containers (Docker cannot relabel a
+        container, so a tag change recreates them).
     """
 
     deployments: list[DeploymentArgs]
@@ -73,6 +75,7 @@ class OnlineEndpointArgs:
     port: int
     mirror: dict[str, int] = field(default_factory=dict)
     auth: str = "key"
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class OnlineEndpoint(pulumi.ComponentResource):
@@ -92,7 +95,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
             self.passwords = {slot: random.RandomPassword(f"{name}-{slot}-key", length=43, special=False,
                                                           opts=child) for slot in KEY_SLOTS}
         self.replicas: dict[str, list[docker.Container]] = {
-            d.name: [self._replica(name, workspace, d, i) for i in range(d.instance_count)] for d in args.deployments}
+            d.name: [self._replica(name, workspace, d, i, args.tags) for i in range(d.instance_count)]
+            for d in args.deployments}
         hashes = pulumi.Output.all(*[p.result for p in self.passwords.values()]).apply(
             lambda keys: [key_hash(k) for k in keys])
         config = hashes.apply(lambda found: _gateway_config(name, args, found, self._replica_urls(name, args)))
@@ -112,7 +116,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=GATEWAY_HEALTH.wait_timeout,
-            labels=c.labels(workspace.name, f"endpoint/{name}", **{"mlspec.role": "gateway"}),
+            labels=c.labels(workspace.name, f"endpoint/{name}", {"mlspec.role": "gateway"}, args.tags),
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[r for rs in self.replicas.values() for r in rs]),
         )
@@ -125,7 +129,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
         return {d.name: [f"http://{name}-{d.name}-{i}:{SERVING_PORT}" for i in range(d.instance_count)]
                 for d in args.deployments}
 
-    def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int) -> docker.Container:
+    def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int,
+                 tags: dict[str, str]) -> docker.Container:
         alias = f"{endpoint}-{d.name}-{index}"
         probe = Probes.model_validate(d.probes).readiness
         # Docker checks more often than the probe period (at most every 5 s) so replicas join sooner.
@@ -155,11 +160,11 @@ class OnlineEndpoint(pulumi.ComponentResource):
             wait=True,
             wait_timeout=health.wait_timeout,
             labels=c.labels(workspace.name, f"endpoint/{endpoint}",
-                            **{"mlspec.deployment": d.name, "mlspec.model": d.model}),
+                            {"mlspec.deployment": d.name, "mlspec.model": d.model}, tags),
             cpu_shares=d.size.cpu_shares,
             memory=d.size.memory_mb,
             device_requests=d.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
 
 

@@ -24,11 +24,14 @@ class ComputeInstanceArgs:
     :param environment: the Environment the notebook kernel runs in (it includes JupyterLab).
     :param port: the host port JupyterLab is published on (on the stack's ``mlspec:publishAddress``).
     :param size: CPU, memory and GPUs of the container.
+    :param tags: the compute's tags, as ``mlspec.tag.KEY`` labels of its container (recreated when they change:
+        Docker cannot relabel a container; the notebooks stay on the volume).
     """
 
     environment: Environment
     port: int
     size: c.Size = field(default_factory=c.Size)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class ComputeInstance(pulumi.ComponentResource):
@@ -66,11 +69,11 @@ class ComputeInstance(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=HEALTH.wait_timeout,
-            labels=c.labels(workspace.name, f"compute/{name}", **{"mlspec.role": "notebooks"}),
+            labels=c.labels(workspace.name, f"compute/{name}", {"mlspec.role": "notebooks"}, args.tags),
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
         self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}/lab")
         self.password = pulumi.Output.secret(secret.result)

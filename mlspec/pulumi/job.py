@@ -45,6 +45,8 @@ class TrainingJobArgs:
     :param timeout: seconds for the whole job, retries included; None: no limit.
     :param retries: extra attempts after a failure.
     :param size: the container's CPU, memory and GPUs.
+    :param after: jobs whose containers finish before this one starts: a cluster's ``max_nodes`` puts its jobs in
+        that many lanes, each job after the one ahead of it in its lane.
     """
 
     environment: Environment
@@ -60,6 +62,7 @@ class TrainingJobArgs:
     timeout: float | None = None
     retries: int = 0
     size: c.Size = field(default_factory=c.Size)
+    after: list[TrainingJob] = field(default_factory=list)
 
 
 class TrainingJob(pulumi.ComponentResource):
@@ -68,6 +71,7 @@ class TrainingJob(pulumi.ComponentResource):
     them take their version from it, so a retrained model redeploys exactly what serves it."""
 
     models: pulumi.Output[dict[str, int]]
+    container: docker.Container
 
     def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -96,11 +100,12 @@ class TrainingJob(pulumi.ComponentResource):
             attach=True,
             logs=True,
             restart="no",
-            labels=c.labels(workspace.name, f"job/{name}", **{"mlspec.hash": args.content_hash}),
+            labels=c.labels(workspace.name, f"job/{name}", {"mlspec.hash": args.content_hash}),
             cpu_shares=args.size.cpu_shares,
             memory=args.size.memory_mb,
             device_requests=args.size.device_requests,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[workspace.mlflow],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking,
+                                                                 *(job.container for job in args.after)],
                                         custom_timeouts=_timeouts(args.timeout)),
         )
         self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(

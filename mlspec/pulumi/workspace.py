@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -23,19 +23,28 @@ class WorkspaceArgs:
     :param runtime: the mlspec runtime image (MLflow server, gateway), built like an environment.
     :param volume: name of the Docker volume holding the tracking store, artifacts and notebooks
         (default ``<workspace>-storage``).
+    :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
+        the workspace runs; it must be reachable from the containers (and serve artifacts itself).
+    :param tags: the workspace's tags, as ``mlspec.tag.KEY`` labels of its network, volume and tracking server.
+        Docker cannot relabel a network or a volume, and recreating the volume would lose the tracking store, so
+        theirs are the tags when they were created; the tracking server's container is recreated with new ones.
     """
 
     spec_root: str
     runtime: EnvironmentArgs
     volume: str | None = None
+    tracking_uri: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Workspace(pulumi.ComponentResource):
     """A network, a volume and an MLflow tracking server (sqlite store and proxied artifacts on the volume),
-    started with a healthcheck and waited on until healthy, so jobs can log to it at once."""
+    started with a healthcheck and waited on until healthy, so jobs can log to it at once; or, with
+    ``tracking_uri``, the team's own server and no container of its own."""
 
     tracking_uri: str
     network_name: pulumi.Output[str]
+    tracking: list[pulumi.Resource]  # what must be up before anything logs to the tracking server
 
     def __init__(self, name: str, args: WorkspaceArgs, settings: Settings | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -44,14 +53,33 @@ class Workspace(pulumi.ComponentResource):
         self.provider = self.settings.provider()
         super().__init__("mlspec:docker:Workspace", name, None, self.options(opts))
         child = pulumi.ResourceOptions(parent=self)
+        tagged = {**c.tag_labels(args.tags), "mlspec.workspace": name}
+        # Labels fixed at creation (see WorkspaceArgs.tags): a tag change must not replace the store.
+        created = pulumi.ResourceOptions(parent=self, ignore_changes=["labels"])
         self.network = docker.Network(
-            name, name=name, labels=[docker.NetworkLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+            name, name=name, labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())],
+            opts=created)
         self.volume = docker.Volume(
             f"{name}-storage", name=args.volume or f"{name}-storage",
-            labels=[docker.VolumeLabelArgs(label="mlspec.workspace", value=name)], opts=child)
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())], opts=created)
         self.runtime = Environment("runtime", self, args.runtime, opts=child)
         self.network_name = self.network.name
-        self.tracking_uri = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}"
+        if args.tracking_uri:
+            self.tracking_uri, self.tracking = args.tracking_uri, []
+        else:
+            self.mlflow = self._tracking_server(name, child)
+            self.tracking_uri, self.tracking = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}", [self.mlflow]
+        self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
+                               "volume": self.volume.name})
+
+    def options(self, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions | None:
+        """`opts` plus the stack's Docker host provider, for every component of this workspace."""
+        if self.provider is None:
+            return opts
+        return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[self.provider]))
+
+    def _tracking_server(self, name: str, child: pulumi.ResourceOptions) -> docker.Container:
+        """MLflow on the volume, with proxied artifacts, waited on until healthy."""
         host = f"{name}-mlflow"
         allowed = ",".join([f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
                             f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"])
@@ -61,7 +89,7 @@ class Workspace(pulumi.ComponentResource):
                          "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
                          "--allowed-hosts", allowed)
         health = c.Health(interval=2, timeout=3, retries=60, start_period=5)
-        self.mlflow = docker.Container(
+        return docker.Container(
             f"{name}-mlflow",
             name=host,
             image=self.runtime.image_name,
@@ -73,15 +101,6 @@ class Workspace(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=health.wait_timeout,
-            labels=c.labels(name, "workspace/" + name, **{"mlspec.role": "tracking"}),
+            labels=c.labels(name, "workspace/" + name, {"mlspec.role": "tracking"}, self.args.tags),
             opts=child,
         )
-        self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
-                               "volume": self.volume.name})
-
-
-    def options(self, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions | None:
-        """`opts` plus the stack's Docker host provider, for every component of this workspace."""
-        if self.provider is None:
-            return opts
-        return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[self.provider]))

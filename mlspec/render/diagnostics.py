@@ -49,5 +49,8 @@ def render(diagnostics: list[Diagnostic], style: Style, files: int) -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     body = "\n".join(render_one(d, style) for d in diagnostics)
     in_files = len({d.span.file for d in diagnostics if d.span}) or files
-    summary = f"{errors} error{'s' if errors != 1 else ''} in {in_files} file{'s' if in_files != 1 else ''}"
-    return f"{body}\n{style(summary, 'red', 'bold')}" if body else summary
+    warnings = len(diagnostics) - errors
+    counts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors or not warnings else []
+    counts += [f"{warnings} warning{'s' if warnings != 1 else ''}"] if warnings else []
+    summary = f"{' and '.join(counts)} in {in_files} file{'s' if in_files != 1 else ''}"
+    return f"{body}\n{style(summary, 'red' if errors else 'yellow', 'bold')}" if body else summary

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from mlspec.runtime.contract import ContractFile
 from mlspec.spec.base import Strict
 from mlspec.spec.job import PLACEHOLDER, Flavor
+from mlspec.spec.model import Signature
 
 LiteralValue = bool | int | float | str
 
@@ -62,6 +63,7 @@ class OutputBinding(Strict):
     flavor: Flavor | None = Field(None, description="sklearn, torch or pyfunc; None: detected from the files.")
     loader: str | None = Field(None, description="'module:function' building the net for a torch state dict.")
     aliases: list[str] = Field(default_factory=list, description="Aliases moved to the new version.")
+    signature: Signature | None = Field(None, description="Replaces the signature the model was logged with.")
 
     @field_validator("loader")
     @classmethod

@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -40,6 +41,7 @@ from mlspec.runtime.formats import is_torchscript
 from mlspec.runtime.jobrun import JobRun, JobRunError, OutputBinding
 from mlspec.runtime.serving.integrity import model_digest
 from mlspec.spec.job import Flavor
+from mlspec.spec.model import Signature
 
 SKLEARN_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -203,6 +205,7 @@ def register_path(
     code: str | None = None,
     experiment: str = "mlspec-models",
     artifact_location: str | None = None,
+    signature: Signature | None = None,
 ) -> RegisteredModel:
     """Register a model file or folder that no job produced (a Model with `path`) as a new version of `name`.
 
@@ -214,7 +217,7 @@ def register_path(
 
     source = os.path.abspath(path)
     binding = OutputBinding(path=source, type="model", register_as=name, flavor=flavor, loader=loader,
-                            aliases=list(aliases))
+                            aliases=list(aliases), signature=signature)
     experiment_id = tracking.ensure_experiment(tracking_uri, experiment, artifact_location or _beside_db(tracking_uri))
     run_id = tracking.start_run(tracking_uri, experiment_id, {"mlspec.model": name, "mlspec.source_path": source},
                                 run_name=f"register-{name}")
@@ -236,6 +239,29 @@ def _beside_db(tracking_uri: str) -> str | None:
 
 
 def _build(where: str, output: OutputBinding, code_dir: str | None, metadata: dict[str, str], staging: Path) -> _Built:
+    built = _build_folder(where, output, code_dir, metadata, staging)
+    if output.signature is not None:
+        _declare_signature(built, output.signature, staging)
+    return built
+
+
+def _declare_signature(built: _Built, signature: Signature, staging: Path) -> None:
+    """Write the declared signature into the MLmodel file, on a copy when the folder is the user's own."""
+    import yaml
+
+    if not built.folder.is_relative_to(staging):
+        copy = staging.with_name(staging.name + "-declared")
+        shutil.copytree(built.folder, copy)
+        built.folder = copy
+    mlmodel = built.folder / MLMODEL
+    data = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    data["signature"] = signature.mlflow()
+    mlmodel.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    built.tags["mlspec.signature"] = "declared"
+
+
+def _build_folder(where: str, output: OutputBinding, code_dir: str | None, metadata: dict[str, str],
+                  staging: Path) -> _Built:
     found = _find(where, output)
     _quiet_pickle_caution()
     if found.kind == "mlmodel":

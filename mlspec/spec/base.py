@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
@@ -58,6 +58,12 @@ Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), WithJso
     {"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]})]
 
 
+# A tag key must be valid as an MLflow tag, a Docker label and a Kubernetes label name alike.
+TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+TagValue = Annotated[str, Field(max_length=5000)]  # MLflow's limit on a tag value
+RESERVED_TAG_PREFIXES = ("mlspec.", "mlflow.")
+
+
 class Strict(BaseModel):
     """Base of every spec model: unknown fields are errors, models are immutable once validated."""
 
@@ -68,5 +74,21 @@ class Resource(Strict):
     """Fields every resource has, whatever its kind."""
 
     name: Name = Field(description="The resource's name, unique within its kind in the workspace.")
-    description: str = Field("", description="Free text shown in `mlspec status` and the tracking UI.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Key/value labels copied onto what mlspec creates.")
+    description: str = Field("", max_length=5000,  # it becomes an MLflow note, a tag value
+                             description="Free text shown in `mlspec status` and the tracking UI.")
+    tags: dict[str, TagValue] = Field(default_factory=dict,
+                                      description="Key/value labels copied onto what mlspec creates.",
+                                      json_schema_extra={"propertyNames": {"pattern": TAG_KEY.pattern}})
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in tags if not TAG_KEY.match(k)]
+        if bad:
+            raise ValueError(f"tag key {', '.join(repr(k) for k in bad)}: use letters, digits, '-', '_' and '.', "
+                             "starting and ending with a letter or digit, at most 63 characters")
+        reserved = [k for k in tags if k.lower().startswith(RESERVED_TAG_PREFIXES)]
+        if reserved:
+            raise ValueError(f"tag key {', '.join(repr(k) for k in reserved)}: keys starting with "
+                             f"{' or '.join(RESERVED_TAG_PREFIXES)} are mlspec's and MLflow's own; choose another key")
+        return tags

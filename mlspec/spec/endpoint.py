@@ -39,9 +39,18 @@ class Probe(Strict):
     success_threshold: int = Field(1, ge=1, description="Successes in a row to count as healthy.")
 
 
+class LivenessProbe(Probe):
+    """Restarts a replica that keeps failing it."""
+
+
+class ReadinessProbe(Probe):
+    """Sends traffic only to replicas that pass it."""
+
+
 class Probes(Strict):
-    liveness: Probe = Field(default_factory=Probe, description="Restart a replica that fails it.")
-    readiness: Probe = Field(default_factory=Probe, description="Send traffic only to replicas that pass it.")
+    liveness: LivenessProbe = Field(default_factory=LivenessProbe, description="Restart a replica that fails it.")
+    readiness: ReadinessProbe = Field(default_factory=ReadinessProbe,
+                                      description="Send traffic only to replicas that pass it.")
 
 
 class RequestSettings(Strict):

@@ -14,11 +14,32 @@ from mlspec.spec.job import Flavor
 MODEL_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<version>\d+)|@(?P<alias>[a-z][a-z0-9_-]*))?$")
 
 
-class Signature(Strict):
-    """Column names and types the model accepts and returns; the scoring server checks requests against it."""
+ColumnType = Literal["double", "float", "long", "integer", "boolean", "string", "binary", "datetime"]
 
-    inputs: list[dict[str, str]] = Field(default_factory=list, description="[{name: ..., type: double}, ...]")
-    outputs: list[dict[str, str]] = Field(default_factory=list, description="[{type: long}, ...]")
+
+class Column(Strict):
+    """One column of a signature, as MLflow names its types."""
+
+    name: str | None = Field(None, description="Column name; leave it out for an unnamed output.")
+    type: ColumnType = Field(description="double, float, long, integer, boolean, string, binary or datetime.")
+
+
+class Signature(Strict):
+    """Column names and types the model accepts and returns; it replaces the signature the model was logged with,
+    and the scoring server checks requests against it."""
+
+    inputs: list[Column] = Field(default_factory=list, description="[{name: sepal_length, type: double}, ...]")
+    outputs: list[Column] = Field(default_factory=list, description="[{type: long}, ...]")
+
+    def mlflow(self) -> dict[str, str]:
+        """The signature as MLflow's MLmodel file writes it (column specs as JSON text)."""
+        import json
+
+        def columns(items: list[Column]) -> str:
+            return json.dumps([{"type": c.type, **({"name": c.name} if c.name else {}), "required": True}
+                               for c in items])
+
+        return {"inputs": columns(self.inputs), "outputs": columns(self.outputs)}
 
 
 class Model(Resource):

@@ -10,6 +10,8 @@ from mlspec.pulumi import (
     DeploymentArgs,
     Environment,
     EnvironmentArgs,
+    MlflowLabels,
+    MlflowLabelsArgs,
     OnlineEndpoint,
     OnlineEndpointArgs,
     Size,
@@ -37,7 +39,7 @@ env_sklearn = Environment("sklearn", workspace, EnvironmentArgs(
 
 job_train = TrainingJob("train", workspace, TrainingJobArgs(
     environment=env_sklearn,
-    content_hash="9da96282230508f7ae9d13b37c6ddb4abc07c47da194c8f525f966cf1503ec97",
+    content_hash="f8c8c55c0ff66e847b1841e60c0bb220b2130e1ada9008d3e87e380342349ca9",
     dockerfile="docker/job-train/Dockerfile",
     command="python train.py --data ${{inputs.data}} --algo logistic --C ${{inputs.C}} --model-dir ${{outputs.model}}",
     experiment="iris",
@@ -54,7 +56,7 @@ pulumi.export("train.models", job_train.models)
 
 job_train_forest = TrainingJob("train-forest", workspace, TrainingJobArgs(
     environment=env_sklearn,
-    content_hash="4b1cad0f3d2420c87fc55313ee9f3f7253d1a168e5cd98f385b0094f4a1c80e4",
+    content_hash="4ea64795d954bea6bd462e5b4f61d9ddd5f30b7ad1ab092b9c25f87ab2fb8888",
     dockerfile="docker/job-train-forest/Dockerfile",
     command="python train.py --data ${{inputs.data}} --algo forest --model-dir ${{outputs.model}}",
     experiment="iris",
@@ -96,3 +98,8 @@ endpoint_iris = OnlineEndpoint("iris", workspace, OnlineEndpointArgs(
 ))
 pulumi.export("iris.url", endpoint_iris.url)
 pulumi.export("iris.keys", endpoint_iris.keys)
+
+labels = MlflowLabels("labels", workspace, MlflowLabelsArgs(
+    experiments={"iris": {"description": "Iris classifiers trained on a local cluster and served blue/green."}},
+    after=[job_train, job_train_forest],
+))

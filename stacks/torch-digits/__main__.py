@@ -37,7 +37,7 @@ env_torch = Environment("torch", workspace, EnvironmentArgs(
 
 job_train = TrainingJob("train", workspace, TrainingJobArgs(
     environment=env_torch,
-    content_hash="6221c31318d28e8678d4725eae1a0e4021317a13f2ec3c4456f690b9bf5fed23",
+    content_hash="5c3aceb6ff32b04e26e144b6f992250e6ba13b8bd7e34d0643ec5218e7acdb7c",
     dockerfile="docker/job-train/Dockerfile",
     command="python train.py --data ${{inputs.data}} --epochs ${{inputs.epochs}} --model-dir ${{outputs.model}}",
     experiment="digits",

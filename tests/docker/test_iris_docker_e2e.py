@@ -110,16 +110,18 @@ def test_iris_stack_on_docker_trains_registers_and_serves(
 
     # Every container runs (or ran) exactly as declared, as a non-root user.
     containers = captured.of_type(CONTAINER)
-    jobs = [r for r in containers if r.inputs.get("attach")]
+    ran = [r for r in containers if r.inputs.get("attach")]
+    labellers = [r for r in ran if {"label": "mlspec.role", "value": "labels"} in r.inputs["labels"]]
+    jobs = [r for r in ran if r not in labellers]
     servers = [r for r in containers if not r.inputs.get("attach")]
-    assert len(jobs) == 2 and servers
+    assert len(jobs) == 2 and len(labellers) == 1 and servers
     for resource in containers:
         info = assert_runs_as_declared(client, resource)
         if resource in servers:
             assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy", resource.name
             uid = client.containers.get(info["Id"]).exec_run(["id", "-u"]).output.decode().strip()
             assert uid != "0", resource.name
-    for job in jobs:
+    for job in [*jobs, *labellers]:
         assert job.outputs["exitCode"] == 0, job.outputs.get("containerLogs")
 
     # The jobs registered their models in the workspace's MLflow server.

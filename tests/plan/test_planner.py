@@ -9,6 +9,7 @@ import pytest
 
 from mlspec.graph import Graph, load_graph
 from mlspec.plan import Record, plan, spec_of
+from mlspec.plan.labels import desired_labels
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
 
@@ -23,7 +24,8 @@ def iris(tmp_path: Path) -> Path:
 def applied(graph: Graph, **outputs: dict) -> dict[str, Record]:
     """State as if every resource of `graph` had been applied."""
     return {n.id: Record(n.id, n.kind, n.hash, spec_of(n), n.files, {d: graph.nodes[d].hash for d in n.deps},
-                         outputs.get(n.id, {})) for n in graph.nodes.values()}
+                         {"labels": desired_labels(n, graph.spec.workspace), **outputs.get(n.id, {})})
+            for n in graph.nodes.values()}
 
 
 def test_empty_state_creates_everything_in_dependency_order(iris: Path) -> None:

@@ -46,8 +46,9 @@ class RegistryMocks(EchoMocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         id_, state = super().new_resource(args)
-        if args.typ == CONTAINER and args.inputs.get("attach"):
-            run = json.loads(args.inputs["uploads"][0]["content"])
+        run = json.loads(args.inputs["uploads"][0]["content"]) if args.typ == CONTAINER and args.inputs.get("attach") \
+            else {}
+        if "job" in run:  # a training job (the other run-once container applies labels)
             models = []
             for output in run["outputs"].values():
                 if output.get("register_as"):

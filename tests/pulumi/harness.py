@@ -45,6 +45,7 @@ class CapturedResource:
     secret_inputs: frozenset[str] = frozenset()  # top-level input names that were marked secret
     custom: bool = True  # False for component resources
     provider: str = ""
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -142,7 +143,8 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
         self.captured[urn] = CapturedResource(
             type=request.type, name=request.name, inputs=inputs, parent=request.parent or None,
             dependencies=sorted(set(request.dependencies)), outputs=outputs, urn=urn,
-            secret_inputs=secret_inputs, custom=bool(request.custom), provider=request.provider or "")
+            secret_inputs=secret_inputs, custom=bool(request.custom), provider=request.provider or "",
+            ignore_changes=tuple(request.ignoreChanges))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj_proto)
 
 

@@ -57,6 +57,8 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
         (CONTAINER, "iris-blue-0", "iris"),
         (CONTAINER, "iris-green-0", "iris"),
         (CONTAINER, "iris-gateway", "iris"),
+        ("mlspec:docker:MlflowLabels", "labels", "iris-demo-dev"),  # the workspace's description on its experiment
+        (CONTAINER, "labels", "labels"),
     }
 
 
@@ -101,7 +103,7 @@ def test_mlflow_server(iris: Captured) -> None:
 def test_training_job_container(iris: Captured) -> None:
     job = iris.get(CONTAINER, "train")
     inputs = job.inputs
-    assert inputs["name"] == "iris-demo-job-train-9da962822305"
+    assert inputs["name"] == "iris-demo-job-train-f8c8c55c0ff6"
     assert inputs["image"] == iris.get(IMAGE, "train").inputs["imageName"]
     assert inputs["command"] == ["python", "-m", "mlspec.runtime.train", "/etc/mlspec/jobrun.json",
                                  "--result", "/tmp/mlspec-job/result.json"]
@@ -216,3 +218,44 @@ def test_preview_leaves_job_outputs_unknown(iris_project: Path) -> None:
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
     assert command[command.index("--model-uri") + 1] == "<unknown>"
     assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["external"] == 25232
+
+
+def test_the_workspace_volume_is_the_one_the_spec_names(tmp_path: Path) -> None:
+    def name_volume(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        named = text.replace("name: iris-demo\n", "name: iris-demo\nstorage: {volume: team-ml}\n", 1)
+        (spec / "mlspec.yaml").write_text(named)
+
+    project = compile_copy(tmp_path, "iris", name_volume)
+    assert 'volume="team-ml"' in (project / "__main__.py").read_text()
+    captured = run_program(project, {})
+    volume = captured.get("docker:index/volume:Volume", "iris-demo-storage")
+    assert volume.inputs["name"] == "team-ml"
+    mounts = captured.get(CONTAINER, "iris-demo-mlflow").inputs["volumes"]
+    assert [m["volumeName"] for m in mounts] == ["team-ml"]
+
+
+def test_an_existing_tracking_server_replaces_the_workspace_one(tmp_path: Path) -> None:
+    def own_server(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        owned = text.replace("name: iris-demo\n", "name: iris-demo\ntracking: {uri: 'http://mlflow.team:5000'}\n", 1)
+        (spec / "mlspec.yaml").write_text(owned)
+
+    captured = run_program(compile_copy(tmp_path, "iris", own_server), {}, mocks=RegistryMocks())
+    assert not [c for c in captured.of_type(CONTAINER) if c.name.endswith("-mlflow")]
+    job = captured.get(CONTAINER, "train")
+    assert json.loads(job.inputs["uploads"][0]["content"])["tracking_uri"] == "http://mlflow.team:5000"
+    assert "iris-demo-mlflow" not in _deps(job)
+    replica = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
+    assert replica[replica.index("--tracking-uri") + 1] == "http://mlflow.team:5000"
+
+
+def test_a_cluster_runs_at_most_max_nodes_jobs_at_once(tmp_path: Path) -> None:
+    def one_node(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        (spec / "mlspec.yaml").write_text(text.replace("max_nodes: 2", "max_nodes: 1", 1))
+
+    serial = run_program(compile_copy(tmp_path / "one", "iris", one_node), {}, mocks=RegistryMocks())
+    assert "train" in _deps(serial.get(CONTAINER, "train-forest"))
+    parallel = run_program(compile_copy(tmp_path / "two", "iris"), {}, mocks=RegistryMocks())
+    assert "train" not in _deps(parallel.get(CONTAINER, "train-forest"))

@@ -319,3 +319,28 @@ def test_a_model_using_job_code_loads_in_a_fresh_process(store, run_id, make_run
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(list(Y))
+
+
+def test_a_declared_signature_replaces_the_logged_one_without_touching_the_users_folder(store, tmp_path) -> None:
+    import mlflow.sklearn
+    import yaml
+
+    from mlspec.spec.model import Signature
+
+    saved = tmp_path / "saved"
+    mlflow.sklearn.save_model(LogisticRegression(max_iter=500).fit(X, Y), str(saved),
+                              serialization_format="cloudpickle", pip_requirements=[])
+    before = (saved / "MLmodel").read_bytes()
+    declared = Signature.model_validate({"inputs": [{"name": f"f{i}", "type": "double"} for i in range(4)],
+                                         "outputs": [{"type": "long"}]})
+
+    model = register_path(store.tracking_uri, "pack-signed", saved, signature=declared)
+
+    assert (saved / "MLmodel").read_bytes() == before  # the user's folder is left as it was
+    logged = yaml.safe_load((_local(model.source_uri) / "MLmodel").read_text())
+    assert logged["signature"] == declared.mlflow()
+    parsed = mlflow.models.Model.load(str(_local(model.source_uri) / "MLmodel")).signature
+    assert parsed.inputs.input_names() == ["f0", "f1", "f2", "f3"]  # MLflow reads it as its own
+    version = tracking.client(store.tracking_uri).get_model_version("pack-signed", str(model.version))
+    assert version.tags["mlspec.signature"] == "declared"
+    assert model.sha256 == model_digest(_local(model.source_uri))

@@ -15,8 +15,11 @@ from typing import Any
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.labels import apply_labels
 from mlspec.backends.local.processes import workspace_processes
+from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
+from mlspec.plan.labels import RELABEL
 
 MAX_PARALLEL = 8
 
@@ -63,6 +66,13 @@ class _Capacity:
 
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:
     node = ctx.node(change.id)
+    # A relabel changes labels only: nothing is retrained, rebuilt or restarted.
+    outputs = ctx.outputs(node.id) if change.verb == RELABEL else _apply(ctx, node, slots)
+    applied = ctx.outputs(node.id).get("labels") or {}  # what the last apply labelled: what is gone is cleared
+    return {**outputs, "labels": apply_labels(ctx, node, outputs, applied)}
+
+
+def _apply(ctx: Context, node: Node, slots: _Capacity) -> dict[str, Any]:
     handler = handler_for(node.kind)
     semaphore = slots.for_job(node.id) if node.kind == "Job" else None
     if semaphore is None:
@@ -78,6 +88,13 @@ def _record(ctx: Context, change: Change, outputs: dict[str, Any], status: str) 
     ctx.store.put(record)  # recorded as soon as it completes: an interrupted apply resumes from here
     with ctx.lock:
         ctx.records[node.id] = record
+
+
+def _record_failure(ctx: Context, change: Change) -> None:
+    # A failed relabel leaves the resource as it was (ready, with the labels it had), so the next plan relabels
+    # again instead of redoing the whole step.
+    if change.verb != RELABEL:
+        _record(ctx, change, ctx.outputs(change.id), "failed")
 
 
 def apply_plan(ctx: Context, plan: Plan) -> Outcome:
@@ -141,13 +158,14 @@ def _finish(ctx: Context, future: Future[dict[str, Any]], step: tuple[str, float
     except Exception as exc:  # StepFailed: the user's to fix; anything else: a bug or the environment
         message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
         outcome.failed[rid] = message
-        _record(ctx, steps[rid], ctx.outputs(rid), "failed")
+        _record_failure(ctx, steps[rid])
         if not ctx.stop.is_set():
             ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {message}")
         return False
     _record(ctx, steps[rid], outputs, "ready")
     outcome.done.append(rid)
-    ctx.say(f"  ✓ {rid} {elapsed:.1f}s{_detail(outputs)}")
+    detail = "  relabelled" if steps[rid].verb == RELABEL else _detail(outputs)
+    ctx.say(f"  ✓ {rid} {elapsed:.1f}s{detail}")
     return True
 
 

@@ -67,4 +67,6 @@ def _imports(program: ProgramModel) -> list[str]:
         names.update({"OnlineEndpoint", "OnlineEndpointArgs", "DeploymentArgs"})
     if program.instances:
         names.update({"ComputeInstance", "ComputeInstanceArgs"})
+    if program.labels:
+        names.update({"MlflowLabels", "MlflowLabelsArgs"})
     return sorted(names)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlspec.graph import Graph, Node
+from mlspec.plan.labels import own_labels
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Job, ModelRef, OnlineEndpoint
-from mlspec.spec.compute import ComputeBase, InstanceCompute, Resources
+from mlspec.spec.compute import ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.job import PathInput
 
 # What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
@@ -71,6 +72,7 @@ class JobModel:
     retries: int
     size: ResourceSize
     registers: tuple[str, ...]  # model names it registers
+    after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class EndpointModel:
     traffic: dict[str, int]
     mirror: dict[str, int]
     deployments: tuple[DeploymentModel, ...]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,17 @@ class InstanceModel:
     environment: str  # var of the notebook environment (requirements + JupyterLab)
     port: int
     size: ResourceSize
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelsModel:
+    """Tags and descriptions for MLflow, applied after the jobs (see mlspec.pulumi.MlflowLabels)."""
+
+    experiments: dict[str, dict[str, Any]]  # name -> {"tags", "description"}, each only when set
+    jobs: tuple[dict[str, Any], ...]  # {"job", "content_hash", "tags"?, "description"?}
+    models: tuple[dict[str, Any], ...]  # {"name", "content_hash" (its job's), "tags"?, "description"?}
+    after: tuple[str, ...]  # vars of the jobs
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,10 @@ class ProgramModel:
     endpoints: tuple[EndpointModel, ...]
     instances: tuple[InstanceModel, ...]
     skipped: tuple[str, ...] = field(default=())  # resources this target has no counterpart for, with why
+    volume: str | None = None  # the workspace's storage volume, when the spec names it
+    tracking_uri: str | None = None  # the team's own MLflow server, when the spec names one
+    tags: dict[str, str] = field(default_factory=dict)  # the workspace's
+    labels: LabelsModel | None = None  # None: nothing in the spec has a tag or a description for MLflow
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -156,7 +174,7 @@ def _literal(value: Any) -> Any:
 class _Builder:
     def __init__(self, graph: Graph, out_dir: Path, stack: str) -> None:
         self.graph, self.spec, self.out_dir, self.stack = graph, graph.spec, out_dir, stack
-        self.taken: set[str] = {"pulumi", "settings", "workspace"}
+        self.taken: set[str] = {"pulumi", "settings", "workspace", "labels"}
         self.env_vars: dict[str, str] = {}  # environment id -> var
         self.job_of_model: dict[str, str] = {}  # model name -> job var
         self.environments: list[EnvironmentModel] = []
@@ -231,8 +249,10 @@ class _Builder:
             model_id = f"model/{output.register_as}" if output.register_as else None
             model = self.graph.nodes[model_id].resource if model_id and model_id in self.graph.nodes else None
             flavor = output.flavor or getattr(model, "flavor", None)
+            signature = getattr(model, "signature", None)
             extra = {"register_as": output.register_as, "flavor": flavor, "loader": getattr(model, "loader", None),
-                     "aliases": list(getattr(model, "aliases", []) or [])}
+                     "aliases": list(getattr(model, "aliases", []) or []),
+                     "signature": signature.model_dump() if signature else None}
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
         code = self.spec.files.get(node.id, {}).get("code")
@@ -283,7 +303,7 @@ class _Builder:
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
             traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
-            deployments=tuple(deployments))
+            deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())))
 
     def instance(self, node: Node) -> InstanceModel:
         compute = node.resource
@@ -297,7 +317,40 @@ class _Builder:
         self.environments.append(env)
         return InstanceModel(identifier("instance", compute.name, self.taken), compute.name, node.hash, env.var,
                              compute.port or stable_port(f"{self.spec.workspace.name}/{compute.name}/notebooks"),
-                             _size(compute.resources))
+                             _size(compute.resources), dict(sorted(compute.tags.items())))
+
+    def labels(self, jobs: tuple[JobModel, ...]) -> LabelsModel | None:
+        """What MLflow gets from the spec's labels: the workspace's on each job's experiment, a job's on its runs,
+        a model's on the registered model and the versions its job registers."""
+        workspace = own_labels(self.spec.workspace)
+        experiments = {job.experiment: workspace for job in jobs} if workspace else {}
+        job_labels = tuple({"job": job.name, "content_hash": job.content_hash, **own_labels(node.resource)}
+                           for job, node in zip(jobs, self.nodes("Job"), strict=True) if own_labels(node.resource))
+        by_name = {job.name: job for job in jobs}
+        model_labels = tuple(
+            {"name": node.name, "content_hash": by_name[node.resource.job].content_hash,  # type: ignore[attr-defined]
+             **own_labels(node.resource)}
+            for node in self.nodes("Model")
+            if getattr(node.resource, "job", None) in by_name and own_labels(node.resource))
+        if not (experiments or job_labels or model_labels):
+            return None
+        return LabelsModel(dict(sorted(experiments.items())), job_labels, model_labels,
+                           tuple(job.var for job in jobs))
+
+
+def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
+    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes."""
+    lanes: dict[str, list[str]] = {}
+    placed = []
+    for job in jobs:
+        compute = builder.compute(f"job/{job.name}", "compute")
+        after = None
+        if isinstance(compute, ClusterCompute):
+            lane = lanes.setdefault(compute.name, [])
+            after = lane[-compute.max_nodes] if len(lane) >= compute.max_nodes else None
+            lane.append(job.var)
+        placed.append(replace(job, after=after))
+    return tuple(placed)
 
 
 def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramModel:
@@ -305,7 +358,7 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     builder = _Builder(graph, out_dir, stack)
     for node in builder.nodes("Environment"):
         builder.environment(node)
-    jobs = tuple(builder.job(n) for n in builder.nodes("Job"))
+    jobs = _in_lanes(builder, [builder.job(n) for n in builder.nodes("Job")])
     endpoints = tuple(e for e in (builder.endpoint(n) for n in builder.nodes("Endpoint")) if e is not None)
     instances = tuple(builder.instance(n) for n in builder.nodes("Compute") if isinstance(n.resource, InstanceCompute))
     for node in builder.nodes("Model"):
@@ -318,7 +371,9 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     spec_root = Path(_relpath(graph.spec.root, out_dir)).as_posix()
     return ProgramModel(project=ws.name, description=ws.description or f"mlspec workspace {ws.name}", stack=stack,
                         spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
-                        endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped))
+                        endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
+                        volume=ws.storage.volume, tracking_uri=ws.tracking.uri,
+                        tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs))
 
 
 def _relpath(target: Path, start: Path) -> str:

@@ -39,7 +39,8 @@ def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict
         if model_id and model_id in ctx.graph.nodes:
             model = ctx.graph.nodes[model_id].resource
             assert isinstance(model, Model)
-            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases))
+            entry.update(flavor=output.flavor or model.flavor, loader=model.loader, aliases=list(model.aliases),
+                         signature=model.signature.model_dump() if model.signature else None)
         out[name] = entry
     return out
 
@@ -56,6 +57,7 @@ def _snapshot(ctx: Context, node: Node, workdir: str) -> str | None:
 
 def job_run(ctx: Context, node: Node) -> Any:
     from mlspec.runtime.jobrun import JobRun
+    from mlspec.runtime.labels import label_tags
 
     job = node.resource
     assert isinstance(job, Job)
@@ -76,7 +78,8 @@ def job_run(ctx: Context, node: Node) -> Any:
         command=job.command, code=_snapshot(ctx, node, workdir), workdir=workdir,
         inputs=_inputs(ctx, node, job), outputs=_outputs(ctx, node, job, workdir), env=env_vars,
         path_prefix=env_outputs.get("bin"), timeout=job.timeout, retries=job.retries,
-        log_file=f"{workdir}/job.log", tags={"mlspec.job": job.name, "mlspec.hash": node.hash,
+        log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
+                                             "mlspec.hash": node.hash,
                                              "mlspec.workspace": ctx.graph.spec.workspace.name},
         content_hash=node.hash)
 

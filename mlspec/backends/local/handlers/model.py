@@ -23,7 +23,9 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
 
     source = ctx.graph.spec.files[node.id]["path"]
     registered = packaging.register_path(ctx.tracking_uri, model.name, source, flavor=model.flavor,
-                                         aliases=list(model.aliases), tags={"mlspec.hash": node.hash})
+                                         aliases=list(model.aliases), tags={"mlspec.hash": node.hash},
+                                         loader=model.loader, signature=model.signature,
+                                         code=str(ctx.graph.spec.root) if model.loader else None)
     return {"version": int(registered.version), "uri": f"models:/{model.name}/{registered.version}"}
 
 

@@ -1,0 +1,142 @@
+"""Target check: every field a spec sets is honoured by the target it deploys to, or refused at its line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from mlspec.diagnostics import Diagnostic, Diagnostics
+from mlspec.resolve.spec import ResolvedSpec
+from mlspec.spec.capabilities import UNAVAILABLE, Support, Target, honouring, row_for
+from mlspec.spec.compute import ComputeBase
+from mlspec.spec.environment import Environment
+from mlspec.validate import Declared
+
+Path = tuple[str | int, ...]
+
+# Packages of a conda file that a virtualenv on this machine's interpreter already provides.
+_CONDA_PROVIDED = {"python", "pip"}
+
+
+def _set_fields(model: BaseModel) -> Iterator[tuple[str, Any]]:
+    """The fields a document wrote with a value other than the default, in declaration order."""
+    for name, info in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        if info.is_required() or value != info.get_default(call_default_factory=True):
+            yield name, value
+
+
+def _children(value: Any, path: Path) -> Iterator[tuple[BaseModel, Path]]:
+    if isinstance(value, BaseModel):
+        yield value, path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _children(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _children(item, (*path, index))
+
+
+class _Checker:
+    def __init__(self, target: Target, diagnostics: Diagnostics) -> None:
+        self.target, self.diagnostics = target, diagnostics
+
+    def report(self, item: Declared, model: type, field: str, path: Path, support: Support) -> None:
+        what = item.kind if field == "" else ".".join(str(p) for p in path)
+        if field == "":
+            variant = getattr(item.resource, "type", None)
+            what = f"{item.kind} of type '{variant}'" if isinstance(variant, str) else item.kind
+        others = [t for t in honouring(model, field) if t != self.target]
+        span = item.doc.key_span(path) if path else item.doc.span(("type",))
+        subject = f"{item.kind} '{item.resource.name}': {what}"
+        if support.level == "ignored":
+            self.diagnostics.add(Diagnostic(
+                f"{subject} has no effect on the {self.target} target: {support.note}", span, _dotted(path),
+                "harmless here; it takes effect on " + ", ".join(others) if others else "harmless here",
+                severity="warning"))
+            return
+        hint = f"honoured on the {' and '.join(others)} target{'s' if len(others) > 1 else ''}" if others else \
+            "no target honours it yet"
+        self.diagnostics.add(Diagnostic(f"{subject} is not supported on the {self.target} target: {support.note}",
+                                        span, _dotted(path), f"{hint}; remove it to deploy here"))
+
+    def walk(self, item: Declared, model: BaseModel, path: Path) -> None:
+        cls = type(model)
+        for field, value in _set_fields(model):
+            row = row_for(cls, field)
+            field_path = (*path, field)
+            if row is None:  # every field has a row (a test walks the schema); nothing to say otherwise
+                continue
+            support = row.on(self.target)
+            if support.level in ("no", "ignored"):
+                self.report(item, cls, field, field_path, support)
+                if support.level == "no":
+                    continue  # what lies under a refused field is not reported again
+            for child, child_path in _children(value, field_path):
+                self.walk(item, child, child_path)
+
+    def resource(self, item: Declared) -> None:
+        row = row_for(type(item.resource), "")
+        support = row.on(self.target) if row else None
+        if support is not None and support.level == "no":
+            self.report(item, type(item.resource), "", (), support)
+            return
+        if isinstance(item.resource, ComputeBase):
+            self.compute_target(item, item.resource)
+        self.walk(item, item.resource, ())
+
+    def compute_target(self, item: Declared, compute: ComputeBase) -> None:
+        if compute.target is not None and compute.target != self.target:
+            self.diagnostics.add(Diagnostic(
+                f"compute '{compute.name}' is for the {compute.target} target, but this deploys to {self.target}",
+                item.doc.span(("target",)), "target",
+                f"remove 'target' so the compute follows the stack, or deploy with --target {compute.target}"))
+
+    def conda_file(self, item: Declared, env: Environment, spec: ResolvedSpec) -> None:
+        """Locally a conda file's pip section is installed; a conda package a virtualenv lacks is refused."""
+        path = spec.files.get(item.id, {}).get("conda_file")
+        if self.target != "local" or path is None:
+            return
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            self.diagnostics.error(f"environment '{env.name}': conda_file {path} cannot be read: {exc}",
+                                   item.doc.span(("conda_file",)), "conda_file")
+            return
+        dependencies = data.get("dependencies", []) if isinstance(data, dict) else []
+        conda_only = [str(d) for d in dependencies if not isinstance(d, dict)
+                      and _package_name(str(d)) not in _CONDA_PROVIDED]
+        if conda_only:
+            self.diagnostics.error(
+                f"environment '{env.name}': the local target installs only the pip section of {path.name}, "
+                f"and it also asks conda for {', '.join(conda_only)}", item.doc.span(("conda_file",)), "conda_file",
+                "move them under 'pip:' (or into requirements), or deploy to the docker target")
+
+
+def _package_name(spec: str) -> str:
+    for separator in ("=", "<", ">", "!", " ", "["):
+        spec = spec.split(separator, 1)[0]
+    return spec.split("::")[-1].strip().lower()
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, diagnostics: Diagnostics) -> None:
+    """Refuse, at their lines, the fields `target` does not honour; warn where ignoring one is harmless."""
+    if target in UNAVAILABLE:
+        diagnostics.error(f"cannot deploy to {target}: {UNAVAILABLE[target]}", hint="use --target local or docker")
+        return
+    checker = _Checker(target, diagnostics)
+    for item in declared:
+        checker.resource(item)
+        if isinstance(item.resource, Environment) and item.resource.conda_file:
+            checker.conda_file(item, item.resource, spec)
+

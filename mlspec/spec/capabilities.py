@@ -1,0 +1,342 @@
+"""Which spec fields each target honours: the one table that validate, plan, up, compile and `mlspec targets` read.
+
+Every field of every spec model has a row here (a test walks the JSON Schema to keep it so). A row says, for each
+target, whether the target honours the field, approximates it (and how), has no use for it (a setting of another
+target), ignores it harmlessly (a warning), or refuses it (an error at the field's line naming the targets that
+honour it). Rows are looked up along a model's class hierarchy, so the fields every resource shares are written once
+on `Resource`; the empty field name is the row of a whole kind or type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+
+Target = Literal["local", "docker", "kubernetes"]
+TARGETS: tuple[Target, ...] = ("local", "docker", "kubernetes")
+
+# yes: honoured. approx: honoured in a weaker form, the note says how. n/a: a setting of other targets, unused here
+# by design. ignored: accepted with a warning, because ignoring it changes nothing that matters on this target.
+# no: an error where a spec sets it.
+Level = Literal["yes", "approx", "n/a", "ignored", "no"]
+LEVELS: tuple[Level, ...] = ("yes", "approx", "n/a", "ignored", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    level: Level
+    note: str = ""
+
+
+YES = Support("yes")
+
+
+def approx(note: str) -> Support:
+    return Support("approx", note)
+
+
+def na(note: str) -> Support:
+    return Support("n/a", note)
+
+
+def ignored(note: str) -> Support:
+    return Support("ignored", note)
+
+
+def no(note: str) -> Support:
+    return Support("no", note)
+
+
+KUBERNETES_LATER = no("the kubernetes target is not available yet")
+# Targets no spec can deploy to yet, with why: a check against one is a single error, not one per field.
+UNAVAILABLE: dict[Target, str] = {"kubernetes": KUBERNETES_LATER.note}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    local: Support = YES
+    docker: Support = YES
+    kubernetes: Support = KUBERNETES_LATER
+
+    def on(self, target: Target) -> Support:
+        support: Support = getattr(self, target)
+        return support
+
+
+ALL = Row()
+_NO_AUTOSCALER = "no autoscaler yet: give instance_count instead"
+_NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
+_NO_SUCCESS_THRESHOLD = "a replica counts as healthy after one success"
+_ONE_HOST = "every node is this one host"
+_UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"))
+
+TABLE: dict[str, dict[str, Row]] = {
+    "Resource": {
+        "name": ALL,
+        "kind": ALL,
+        "description": ALL,
+        "tags": ALL,
+    },
+    "Workspace": {
+        "": ALL,
+        "storage": ALL,
+        "tracking": ALL,
+        "defaults": ALL,
+    },
+    "Storage": {
+        "path": Row(docker=na("the docker target keeps the workspace in a volume (storage.volume)")),
+        "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)")),
+        "size": Row(local=na("a folder has no size"), docker=na("a Docker volume has no size")),
+    },
+    "Tracking": {
+        "backend": ALL,
+        "uri": ALL,
+    },
+    "Defaults": {"compute": ALL, "environment": ALL},
+    "ComputeBase": {
+        "type": ALL,  # the type's own row ('') says what the target does with it
+        "target": ALL,  # checked by value: it must name the target the command deploys to
+        "resources": ALL,
+    },
+    "Resources": {
+        "cpus": Row(local=approx("jobs are pinned to that many cores (fractions round up)"),
+                    docker=approx("Docker CPU shares: a relative weight under contention, not a hard limit")),
+        "memory": Row(local=approx("a job whose processes use more is stopped with a clear message")),
+        "gpus": Row(local=approx("CUDA_VISIBLE_DEVICES names that many of this machine's GPUs")),
+        "gpu_type": Row(local=no("this machine's GPUs are what they are"),
+                        docker=no("a Docker host's GPUs are what they are")),
+    },
+    "LocalCompute": {"": Row(docker=approx("containers on the Docker host")), "tags": _UNLABELLED,
+                     "description": _UNLABELLED},
+    "ClusterCompute": {
+        "": Row(local=approx("jobs run as processes on this machine"),
+                docker=approx("jobs run as containers on the Docker host")),
+        "min_nodes": Row(local=ignored("processes start at once; there are no nodes to keep warm"),
+                         docker=ignored("containers start at once; there are no nodes to keep warm")),
+        "max_nodes": Row(docker=approx("the cluster's jobs take turns in max_nodes lanes: each waits for the one "
+                                       "ahead of it in its lane, not for any free node")),
+        "idle_time_before_scale_down": Row(local=ignored("no node is held after a job ends"),
+                                           docker=ignored("no node is held after a job ends")),
+        "low_priority": Row(local=ignored("this machine has no preemptible capacity"),
+                            docker=ignored("a Docker host has no preemptible capacity")),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
+    },
+    "InstanceCompute": {
+        "": Row(local=approx("JupyterLab as a process on this machine")),
+        "environment": ALL,
+        "port": ALL,
+        "idle_time_before_shutdown": Row(docker=no("idle instances are not stopped on the docker target yet")),
+    },
+    "InferenceClusterCompute": {
+        "": Row(local=approx("deployments run as processes on this machine"),
+                docker=approx("deployments run as containers on the Docker host")),
+        "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST)),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
+    },
+    "AttachedCompute": {
+        "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here")),
+        "host": Row(docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost")),
+        "kube_context": Row(docker=na("a Kubernetes setting")),
+        "namespace": Row(docker=na("a Kubernetes setting")),
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
+    },
+    "Environment": {
+        "": ALL,
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
+        "image": Row(local=na("local environments are virtualenvs on this machine")),
+        "python": Row(docker=no("the image's Python is its base image's: set image (or the stack's "
+                                "mlspec:baseImage)")),
+        "requirements": ALL,
+        "conda_file": Row(local=approx("its pip section is installed into a virtualenv; other conda packages "
+                                       "are refused"),
+                          docker=no("declare requirements instead")),
+        "build": Row(local=no("a Dockerfile needs a Docker engine: use the docker target"),
+                     docker=no("your own Dockerfile is not supported yet; declare requirements instead")),
+        "wheelhouse": Row(docker=approx("the stack's mlspec:wheelhouse setting is used instead")),
+        "environment_variables": ALL,
+    },
+    "Build": {"context": ALL, "dockerfile": ALL},
+    "Data": {
+        "": ALL,
+        "tags": _UNLABELLED,
+        "description": _UNLABELLED,
+        "type": ALL,
+        "path": ALL,
+        "datastore": Row(local=no("only the workspace's own datastore exists"),
+                         docker=no("only the workspace's own datastore exists")),
+    },
+    "Job": {
+        "": ALL,
+        "type": ALL,
+        "command": ALL,
+        "code": ALL,
+        "environment": ALL,
+        "compute": ALL,
+        "inputs": ALL,
+        "outputs": ALL,
+        "resources": ALL,
+        "distribution": Row(docker=no("distributed jobs need the local or kubernetes target")),
+        "environment_variables": ALL,
+        "timeout": ALL,
+        "retries": ALL,
+        "experiment_name": ALL,
+    },
+    "PathInput": {"type": ALL, "path": ALL},
+    "Output": {"type": ALL, "register_as": ALL, "flavor": ALL},
+    "JobResources": {"instance_count": Row(docker=no("a job runs in one container on the docker target"))},
+    "Distribution": {"type": ALL, "process_count_per_instance": ALL},
+    "Model": {
+        "": ALL,
+        "job": ALL,
+        "output": ALL,
+        "path": Row(docker=no("models registered from a path are not compiled for docker yet")),
+        "flavor": ALL,
+        "loader": ALL,
+        "signature": ALL,
+        "aliases": Row(docker=approx("moved when the job registers a new version")),
+    },
+    "Signature": {"inputs": ALL, "outputs": ALL},
+    "Column": {"name": ALL, "type": ALL},
+    "OnlineEndpoint": {
+        "": ALL,
+        "type": ALL,
+        "auth": ALL,
+        "deployments": ALL,
+        "traffic": ALL,
+        "mirror_traffic": ALL,
+        "port": ALL,
+    },
+    "Deployment": {
+        "model": ALL,
+        "environment": ALL,
+        "compute": ALL,
+        "instance_count": ALL,
+        "workers": ALL,
+        "autoscale": Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER)),
+        "probes": ALL,
+        "request_settings": ALL,
+        "batching": ALL,
+        "resources": Row(local=no("replicas take no size on the local target")),
+        "environment_variables": ALL,
+    },
+    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_utilization", "polling_interval"),
+                               Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER))),
+    "Probes": {"liveness": ALL, "readiness": ALL},
+    "LivenessProbe": {
+        "initial_delay": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
+                             docker=no(_NO_DOCKER_LIVENESS)),
+        "period": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
+                      docker=no(_NO_DOCKER_LIVENESS)),
+        "timeout": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
+                       docker=no(_NO_DOCKER_LIVENESS)),
+        "failure_threshold": Row(local=no("replicas are restarted when they exit, not on a failed probe"),
+                                 docker=no(_NO_DOCKER_LIVENESS)),
+        "success_threshold": Row(local=no(_NO_SUCCESS_THRESHOLD), docker=no(_NO_SUCCESS_THRESHOLD)),
+    },
+    "ReadinessProbe": {
+        "initial_delay": Row(local=approx("bounds how long a new replica may take to become ready")),
+        "period": Row(local=approx("bounds how long a new replica may take to become ready"),
+                      docker=approx("Docker checks at least every 5 s")),
+        "timeout": Row(local=approx("a start-up health check slower than this fails")),
+        "failure_threshold": Row(local=approx("bounds how long a new replica may take to become ready")),
+        "success_threshold": Row(local=no(_NO_SUCCESS_THRESHOLD), docker=no(_NO_SUCCESS_THRESHOLD)),
+    },
+    "RequestSettings": {
+        "request_timeout": ALL,
+        "max_concurrent_requests_per_instance": Row(local=no("requests in flight per replica are not limited yet"),
+                                                    docker=no("requests in flight per replica are not limited yet")),
+        "max_body_size": ALL,
+    },
+    "Batching": {"max_batch_size": ALL, "max_wait": ALL},
+    "BatchEndpoint": {
+        "": Row(docker=no("batch endpoints are not compiled for docker yet")),
+        "type": ALL,
+        "model": ALL,
+        "input": ALL,
+        "output": ALL,
+        "environment": ALL,
+        "compute": ALL,
+        "mini_batch_size": ALL,
+        "error_threshold": ALL,
+        "retry_settings": ALL,
+        "max_concurrency": ALL,
+    },
+    "BatchOutput": {"path": ALL, "mode": ALL},
+    "BatchRetry": {"max_retries": ALL, "timeout": ALL},
+}
+
+
+def row_for(model: type, field: str) -> Row | None:
+    """The row of a field of a spec model, looked up along its class hierarchy; '' is the model's own row."""
+    classes = model.__mro__[:1] if field == "" else model.__mro__
+    for cls in classes:
+        row = TABLE.get(cls.__name__, {}).get(field)
+        if row is not None:
+            return row
+    return None
+
+
+def honouring(model: type, field: str) -> list[Target]:
+    """The targets that honour (or approximate) a field, and the kind or type it belongs to."""
+    rows = [r for r in (row_for(model, field), row_for(model, "")) if r is not None]
+    return [t for t in TARGETS if rows and all(r.on(t).level in ("yes", "approx") for r in rows)]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRow:
+    """One line of the printed table: a field as a spec writes it (`deployments.*.probes`), and its row."""
+
+    kind: str  # 'Compute (cluster)', 'Job'
+    path: str  # '' for the kind or type itself
+    row: Row
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The spec models a field's annotation holds (directly, or in a dict, list or union), and whether by key."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found.extend(_nested_models(arg))
+    return found
+
+
+def _within(parent: Row, row: Row) -> Row:
+    """A field as its target sees it: under a refused field or kind, it is refused too."""
+    def one(target: Target) -> Support:
+        return parent.on(target) if parent.on(target).level == "no" else row.on(target)
+
+    return Row(*(one(t) for t in TARGETS))
+
+
+def _walk(model: type[BaseModel], prefix: str, kind: str, parent: Row) -> list[FieldRow]:
+    rows: list[FieldRow] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        row = _within(parent, row_for(model, name) or ALL)
+        rows.append(FieldRow(kind, path, row))
+        keyed = get_origin(info.annotation) is dict or any(get_origin(a) is dict for a in get_args(info.annotation))
+        for nested in _nested_models(info.annotation):
+            rows.extend(_walk(nested, f"{path}.*." if keyed else f"{path}.", kind, row))
+    return rows
+
+
+def field_rows() -> list[FieldRow]:
+    """Every field of every kind, as documents write them, with its row: what `mlspec targets` prints."""
+    from mlspec.spec import KINDS
+
+    rows: list[FieldRow] = []
+    for kind, entry in KINDS.items():
+        variants = entry.items() if isinstance(entry, dict) else [("", entry)]
+        for variant, model in variants:
+            label = f"{kind} ({variant})" if variant else kind
+            own = row_for(model, "") or ALL
+            rows.append(FieldRow(label, "", own))
+            rows.extend(_walk(model, "", label, own))
+    return rows
