@@ -14,6 +14,7 @@ from mlspec.cli.common import CommandError, local_engine
 from mlspec.cli.output import EXIT_FAILED, EXIT_OK
 
 POLL_S = 0.2
+REDISCOVER_EVERY = 5  # polls between looks at the state for new processes: once a second
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _single(path: Path, follow: bool, tail: int) -> None:
 def _prefixed(engine: Any, args: argparse.Namespace, sources: dict[Path, str]) -> None:
     """Every log at once, like `docker compose logs`: `name | line`. With -f, new processes' logs join in."""
     followed: dict[Path, _Source] = {}
-    first = True
+    first, polls = True, 0
     while True:
         for path, name in sources.items():
             if path not in followed and path.exists():
@@ -109,9 +110,10 @@ def _prefixed(engine: Any, args: argparse.Namespace, sources: dict[Path, str]) -
         sys.stdout.flush()
         if not args.follow:
             break
-        first = False
+        first, polls = False, polls + 1
         time.sleep(POLL_S)
-        sources = {**sources, **(_sources(engine, args.name) or {})}  # replicas a rollout started since
+        if polls % REDISCOVER_EVERY == 0:
+            sources = {**sources, **(_sources(engine, args.name) or {})}  # replicas a rollout started since
     for source in followed.values():
         if source.handle:
             source.handle.close()
