@@ -33,6 +33,8 @@ class Diagnostic:
     path: str = ""  # dotted field path inside the resource, e.g. "deployments.blue.model"
     hint: str | None = None  # shown under the caret: "did you mean 'command'?"
     severity: Severity = "error"
+    # Other places that explain this one, e.g. where an unclosed bracket opened: (span, what it is).
+    notes: tuple[tuple[Span, str], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"severity": self.severity, "summary": self.summary, "path": self.path}
@@ -40,6 +42,9 @@ class Diagnostic:
             out.update(file=self.span.file, line=self.span.line, column=self.span.column)
         if self.hint:
             out["hint"] = self.hint
+        if self.notes:
+            out["notes"] = [{"file": s.file, "line": s.line, "column": s.column, "note": text}
+                            for s, text in self.notes]
         return out
 
 

@@ -43,8 +43,11 @@ def local_engine(args: argparse.Namespace, check_target: bool = False) -> Any:
         raise CommandError(f"the {target} target is not available in this version of mlspec; "
                            "use --target local (the default)")
     from mlspec.backends.local.engine import LocalEngine
+    from mlspec.cli.failures import note_workspace
 
-    return LocalEngine(load_spec(args, check_target), lock_timeout=getattr(args, "lock_timeout", 0.0))
+    engine = LocalEngine(load_spec(args, check_target), lock_timeout=getattr(args, "lock_timeout", 0.0))
+    note_workspace(engine.paths.root)
+    return engine
 
 
 def confirm(question: str, args: argparse.Namespace) -> bool:

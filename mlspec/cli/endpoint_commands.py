@@ -6,6 +6,7 @@ import argparse
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from mlspec.cli.common import CommandError, local_engine
@@ -28,7 +29,10 @@ def _record(engine: Any, resource_id: str) -> Any:
 def invoke(args: argparse.Namespace) -> int:
     engine = local_engine(args)
     record = _record(engine, f"endpoint/{args.name}")
-    body = sys.stdin.buffer.read() if args.data == "-" else open(args.data, "rb").read()  # noqa: SIM115
+    try:
+        body = sys.stdin.buffer.read() if args.data == "-" else Path(args.data).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read the request body {args.data}: {exc.strerror or exc}", EXIT_FAILED) from exc
     content_type = "text/csv" if args.data.endswith(".csv") else "application/json"
     request = urllib.request.Request(f"{record.outputs['url']}/invocations", data=body, method="POST",
                                      headers={"Content-Type": content_type})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from mlspec.cli.common import CommandError, confirm, local_engine
@@ -54,23 +53,33 @@ def refresh(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.apply import Interrupted
     from mlspec.backends.local.state import LockTimeout, StateError
+    from mlspec.cli.interrupts import EXIT_INTERRUPTED, stop_steps_now, two_stage_interrupt
+    from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
+    from mlspec.render.progress import interrupted
 
     engine = local_engine(args, check_target=True)
     started = time.monotonic()
     try:
-        _, outcome = engine.up(
-            confirm=lambda p: confirm("Apply these changes?", args),
-            show=lambda p: print(plan_text(p, _style()), flush=True))
+        with two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
+            the_plan, outcome = engine.up(
+                confirm=lambda p: confirm("Apply these changes?", args),
+                show=lambda p: print(plan_text(p, _style()), flush=True))
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
+    except Interrupted as exc:
+        print(interrupted(exc.outcome), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if outcome is None:
+        if not the_plan.has_changes:
+            print_urls(engine.paths.state_db)
         return EXIT_OK
     elapsed = time.monotonic() - started
     if outcome.ok:
         print(f"Applied {len(outcome.done)} change(s) in {elapsed:.1f}s.")
-        _print_endpoints(engine)
+        print_urls(engine.paths.state_db)
         return EXIT_OK
     print(f"\n{len(outcome.failed)} step(s) failed, {len(outcome.skipped)} skipped, {len(outcome.done)} done "
           f"in {elapsed:.1f}s:", file=sys.stderr)
@@ -79,30 +88,10 @@ def up(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _print_endpoints(engine: Any) -> None:
-    from mlspec.backends.local.state import StateStore
-
-    store = StateStore(engine.paths.state_db)
-    for record in store.records().values():
-        if record.kind == "Endpoint" and "url" in record.outputs:
-            name = record.id.split("/", 1)[1]
-            print(f"Endpoint {name}: {record.outputs['url']}/invocations  (mlspec endpoint invoke {name} --data FILE)")
-    store.close()
-
-
 def down(args: argparse.Namespace) -> int:
-    from mlspec.backends.local.state import LockTimeout, StateError
+    from mlspec.cli.down_command import down as local_down
 
-    engine = local_engine(args)
-    try:
-        outcome = engine.down(args.purge, lambda ids: confirm(f"Remove {len(ids)} resource(s)?", args))
-    except (LockTimeout, StateError) as exc:
-        raise CommandError(str(exc), EXIT_FAILED) from exc
-    if outcome is None:
-        return EXIT_OK
-    kept = "" if args.purge else " Registered models and runs are kept (--purge removes them)."
-    print(f"Removed {len(outcome.done)} resource(s).{kept}")
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+    return local_down(args)
 
 
 def status(args: argparse.Namespace) -> int:
@@ -155,49 +144,3 @@ def _summary(outputs: dict[str, Any]) -> str:
     if "version" in outputs:
         return f"version {outputs['version']}"
     return ""
-
-
-def logs(args: argparse.Namespace) -> int:
-    from mlspec.backends.local.handlers.batch import log_file
-    from mlspec.backends.local.state import StateStore
-
-    engine = local_engine(args)
-    store = StateStore(engine.paths.state_db) if engine.paths.state_db.exists() else None
-    if store is None:
-        raise CommandError("nothing deployed yet: run `mlspec up`", EXIT_FAILED)
-    records = store.records()
-    files: list[str] = []
-    for kind in ("job", "endpoint", "compute"):
-        record = records.get(f"{kind}/{args.name}")
-        if record is None:
-            continue
-        if kind == "job" and record.outputs.get("log"):
-            files.append(record.outputs["log"])
-        files += [p.log for p in store.processes(record.id)]
-    batch_log = log_file(engine.paths, args.name)  # a batch endpoint's, there from its first run on
-    if batch_log.exists() and batch_log not in {Path(f).resolve() for f in files}:
-        files.append(str(batch_log))
-    store.close()
-    if not files:
-        raise CommandError(f"no logs for '{args.name}': name a job, an endpoint or a compute instance", EXIT_FAILED)
-    for file in dict.fromkeys(files):
-        _show(Path(file), args.follow and len(set(files)) == 1, args.tail)
-    if args.follow and len(set(files)) > 1:
-        raise CommandError("-f follows one log at a time; these are several", EXIT_FAILED)
-    return EXIT_OK
-
-
-def _show(path: Path, follow: bool, tail: int) -> None:
-    if not path.exists():
-        return
-    with path.open(errors="replace") as handle:
-        lines = handle.readlines()
-        print(f"==> {path} <==")
-        sys.stdout.writelines(lines[-tail:] if tail else lines)
-        while follow:
-            line = handle.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.2)

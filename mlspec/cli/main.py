@@ -97,11 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_by_target("up"))
 
     p = commands.add_parser("down", help="remove what `up` created (models and runs are kept)",
-                            description="Stop endpoints and instances and forget them. Registered models, runs "
-                                        "and notebooks are kept unless --purge.")
+                            description="List what `up` created, ask, then stop endpoints and instances, wait "
+                                        "until no process of the workspace is left, and forget them. Works from "
+                                        "the recorded state when the spec is broken or deleted: the spec folder's "
+                                        ".mlspec, or --workspace. Registered models, runs, data snapshots and "
+                                        "predictions are kept unless --purge; notebooks are always kept.")
     _engine(p)
     _yes(p)
-    p.add_argument("--purge", action="store_true", help="also delete registered models, runs and data snapshots")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete registered models (every version), the workspace's MLflow runs and "
+                        "experiments, data snapshots, job run folders and batch predictions")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the workspace's processes to exit (default: 30)")
+    p.add_argument("--workspace", metavar="DIR",
+                   help="the workspace folder to remove, whatever the spec says (default: the spec's storage.path, "
+                        "or SPEC/.mlspec when the spec does not load)")
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
     p.set_defaults(handler=_by_target("down"))
 
@@ -124,12 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "status"))
 
-    p = commands.add_parser("logs", help="show the log of a job, endpoint or compute instance")
+    p = commands.add_parser("logs", help="show the log of a job, endpoint or compute instance",
+                            description="A job's or batch endpoint's log; an endpoint's replicas and gateway, or an "
+                                        "instance's server, at once, each line prefixed with its process.")
     p.add_argument("name", help="job, endpoint or compute instance name")
     _engine(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing as the log grows")
     p.add_argument("-n", "--tail", type=int, default=0, metavar="N", help="only the last N lines")
-    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "logs"))
+    p.set_defaults(handler=_lazy("mlspec.cli.log_commands", "logs"))
 
     endpoint = commands.add_parser("endpoint", help="invoke an endpoint or show its keys").add_subparsers(
         dest="action", metavar="ACTION", required=True)
@@ -213,21 +225,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from mlspec.cli.common import CommandError
+    from mlspec.cli.failures import closed_pipe, explain
     from mlspec.diagnostics import SpecError
 
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's final flush
+        return code
+    except BrokenPipeError:
+        return closed_pipe()
     except CommandError as exc:
-        if str(exc):
-            sys.stderr.write(f"mlspec: {exc}\n")
-        return exc.code
+        return _fail(str(exc), exc.code)
     except SpecError as exc:  # what a target cannot deliver, found after the spec itself validated
         from mlspec.cli.output import report_spec_error
 
         return report_spec_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a full disk, an unwritable workspace, a corrupt database: one message, any command
+        message = explain(exc)
+        if message is None:
+            raise
+        return _fail(message, 1)
+
+
+def _fail(message: str, code: int) -> int:
+    if message:
+        try:
+            sys.stderr.write(f"mlspec: {message}\n")
+            sys.stderr.flush()
+        except BrokenPipeError:
+            pass
+    return code
 
 
 def entry() -> None:

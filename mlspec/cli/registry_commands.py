@@ -10,15 +10,24 @@ from mlspec.cli.output import EXIT_OK, print_json
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from mlflow.tracking import MlflowClient
-
+    """The workspace's MLflow client; None before the first `up` created its store (reading must not create it)."""
     engine = local_engine(args)
     uri = engine.graph.spec.workspace.tracking.uri or engine.paths.tracking_uri
+    if uri == engine.paths.tracking_uri and not (engine.paths.root / "mlflow.db").exists():
+        return None, uri
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(uri), uri
 
 
 def runs(args: argparse.Namespace) -> int:
     client, uri = _client(args)
+    if client is None:
+        if args.json:
+            print_json([])
+        else:
+            print("No runs yet: `mlspec up` runs the spec's jobs.")
+        return EXIT_OK
     experiments = client.search_experiments()
     ids = [e.experiment_id for e in experiments if not args.experiment or e.name == args.experiment]
     names = {e.experiment_id: e.name for e in experiments}
@@ -38,6 +47,12 @@ def runs(args: argparse.Namespace) -> int:
 
 def models(args: argparse.Namespace) -> int:
     client, _ = _client(args)
+    if client is None:
+        if args.json:
+            print_json([])
+        else:
+            print("No registered models yet: `mlspec up` registers the spec's models.")
+        return EXIT_OK
     out = []
     for model in client.search_registered_models():
         versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version))

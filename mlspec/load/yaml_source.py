@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mlspec.diagnostics import Diagnostics, Span
+from mlspec.load.yaml_errors import syntax_error
 
 Path = tuple[str | int, ...]
 
@@ -144,19 +145,7 @@ def parse_yaml(text: str, file: str, diagnostics: Diagnostics) -> list[Document]
             if doc.data is not None:  # an empty document between two `---`
                 documents.append(doc)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        span = Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        diagnostics.error(f"YAML syntax error: {problem}", span, hint=_yaml_hint(problem, line))
+        diagnostics.add(syntax_error(exc, text, file))
     except yaml.YAMLError as exc:  # e.g. a reader error on bad bytes
         diagnostics.error(f"YAML error: {exc}", Span(file, 1, 1, 1, 2))
     return documents
-
-
-def _yaml_hint(problem: str, line: str) -> str | None:
-    if "tab" in problem or "\t" in line:
-        return "indent with spaces, not tabs"
-    if "mapping values are not allowed" in problem:
-        return "quote a value that contains ': '"
-    return None

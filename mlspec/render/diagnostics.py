@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mlspec.diagnostics import Diagnostic
+from mlspec.diagnostics import Diagnostic, Span
 from mlspec.render.style import Style
 
 
@@ -21,19 +21,28 @@ def render_one(d: Diagnostic, style: Style) -> str:
     location = f"{d.span}: " if d.span else ""
     head = f"{style(location, 'bold')}{style(d.severity + ':', 'red' if d.severity == 'error' else 'yellow', 'bold')} "
     out = [head + style(d.summary, "bold")]
-    lines = _lines(d.span.file) if d.span else []
-    if d.span and 0 < d.span.line <= len(lines):
-        text = lines[d.span.line - 1].replace("\t", " ")
-        gutter = " " * len(str(d.span.line))
-        width = (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else len(text) - d.span.column + 1
-        width = max(1, min(width, len(text) - d.span.column + 1))
-        caret = " " * (d.span.column - 1) + "^" * width
-        out.append(f"{gutter} |")
-        out.append(f"{d.span.line} | {text}")
-        out.append(f"{gutter} | {style(caret, 'red')}" + (f" {style(d.hint, 'cyan')}" if d.hint else ""))
-    elif d.hint:
+    snippet = _snippet(d.span, d.hint, "red", style) if d.span else []
+    out += snippet
+    if d.hint and not snippet:
         out.append(f"  = {style(d.hint, 'cyan')}")
+    for span, note in d.notes:
+        out.append(f"{style(f'{span}: ', 'bold')}{style('note:', 'cyan', 'bold')} {note}")
+        out += _snippet(span, None, "cyan", style)
     return "\n".join(out)
+
+
+def _snippet(span: Span, hint: str | None, colour: str, style: Style) -> list[str]:
+    """The line a span starts on, with a caret under the span and the hint after it; [] when unreadable."""
+    lines = _lines(span.file)
+    if not 0 < span.line <= len(lines):
+        return []
+    text = lines[span.line - 1].replace("\t", " ")
+    gutter = " " * len(str(span.line))
+    width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
+    width = max(1, min(width, len(text) - span.column + 1))
+    caret = " " * (span.column - 1) + "^" * width
+    return [f"{gutter} |", f"{span.line} | {text}",
+            f"{gutter} | {style(caret, colour)}" + (f" {style(hint, 'cyan')}" if hint else "")]
 
 
 def render(diagnostics: list[Diagnostic], style: Style, files: int) -> str:

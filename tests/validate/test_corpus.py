@@ -67,6 +67,13 @@ def test_invalid_spec_gives_exactly_its_diagnostics(name: str) -> None:
             assert diagnostic.span.column == want["column"], diagnostic.summary
         if "hint" in want:
             assert str(want["hint"]) in (diagnostic.hint or ""), diagnostic.hint
+        if "note" in want:
+            note: dict[str, object] = want["note"]  # type: ignore[assignment]
+            ((span, text),) = diagnostic.notes
+            assert span.line == note["line"] and span.column == note.get("column", span.column), (span, text)
+            assert str(note.get("text", "")) in text, text
+        else:
+            assert not diagnostic.notes, diagnostic.notes
 
 
 def test_all_errors_of_several_files_are_reported_in_one_run() -> None:

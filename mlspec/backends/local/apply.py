@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
 from mlspec.backends.local.labels import apply_labels
+from mlspec.backends.local.processes import workspace_processes
 from mlspec.backends.local.supervisor import SupervisorFailed
 from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
@@ -26,10 +31,20 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)  # id -> message
     skipped: list[str] = field(default_factory=list)  # dependants of a failure
     durations: dict[str, float] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)  # steps in flight when the apply was interrupted
+    not_started: list[str] = field(default_factory=list)  # steps an interrupted apply never began
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped an apply: the steps in flight were stopped and every completed step is recorded."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__("interrupted")
+        self.outcome = outcome
 
 
 class _Capacity:
@@ -90,45 +105,82 @@ def apply_plan(ctx: Context, plan: Plan) -> Outcome:
     slots = _Capacity(ctx)
     running: dict[Future[dict[str, Any]], tuple[str, float]] = {}
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="mlspec-step") as pool:
-        while pending or running:
-            for rid in list(pending):
-                deps = [d for d in ctx.node(rid).deps if d in steps]
-                if any(d in outcome.failed or d in outcome.skipped for d in deps):
-                    pending.remove(rid)
-                    outcome.skipped.append(rid)
-                    ctx.say(f"  skip {rid}: an upstream step failed")
-                elif all(d in outcome.done for d in deps):
-                    pending.remove(rid)
-                    change = steps[rid]
-                    ctx.say(f"  {_symbol(change)} {rid} ...")
-                    running[pool.submit(_run_step, ctx, change, slots)] = (rid, time.monotonic())
-            if not running:
-                continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                rid, started = running.pop(future)
-                elapsed = time.monotonic() - started
-                outcome.durations[rid] = elapsed
-                try:
-                    outputs = future.result()
-                except (StepFailed, SupervisorFailed) as exc:
-                    outcome.failed[rid] = str(exc)
-                    _record_failure(ctx, steps[rid])
-                    ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {exc}")
+        try:
+            while pending or running:
+                for rid in list(pending):
+                    deps = [d for d in ctx.node(rid).deps if d in steps]
+                    if any(d in outcome.failed or d in outcome.skipped for d in deps):
+                        pending.remove(rid)
+                        outcome.skipped.append(rid)
+                        ctx.say(f"  skip {rid}: an upstream step failed")
+                    elif all(d in outcome.done for d in deps):
+                        pending.remove(rid)
+                        change = steps[rid]
+                        ctx.say(f"  {_symbol(change)} {rid} ...")
+                        running[pool.submit(_run_step, ctx, change, slots)] = (rid, time.monotonic())
+                if not running:
                     continue
-                except Exception as exc:  # a bug or an environment problem: still finish the rest
-                    outcome.failed[rid] = f"{type(exc).__name__}: {exc}"
-                    _record_failure(ctx, steps[rid])
-                    ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {type(exc).__name__}: {exc}")
-                    continue
-                _record(ctx, steps[rid], outputs, "ready")
-                outcome.done.append(rid)
-                detail = "  relabelled" if steps[rid].verb == RELABEL else _detail(outputs)
-                ctx.say(f"  ✓ {rid} {elapsed:.1f}s{detail}")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _finish(ctx, future, running.pop(future), steps, outcome)
+        except KeyboardInterrupt:
+            # Ctrl-C reaches this thread only. The steps in flight see `stop` (a job's processes are stopped and
+            # its MLflow run ends KILLED); what completes meanwhile is recorded like any other step.
+            ctx.stop.set()
+            ctx.say(f"  interrupted: stopping {', '.join(rid for rid, _ in running.values()) or 'nothing'} "
+                    "(Ctrl-C again to exit at once)")
+            outcome.not_started = [rid for rid in pending if rid not in outcome.skipped]
+            for future in running:
+                future.cancel()  # one waiting for a compute's slot never starts
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    rid, started = running.pop(future)
+                    if future.cancelled():
+                        outcome.not_started.append(rid)
+                    elif not _finish(ctx, future, (rid, started), steps, outcome):
+                        outcome.failed.pop(rid, None)
+                        outcome.stopped.append(rid)
+            raise Interrupted(outcome) from None
     for change in plan.changes:
         if change.action == "delete":
             _delete(ctx, change, outcome)
     return outcome
+
+
+def _finish(ctx: Context, future: Future[dict[str, Any]], step: tuple[str, float], steps: dict[str, Change],
+            outcome: Outcome) -> bool:
+    """Record a finished step's result in the state and the outcome; False when it failed."""
+    rid, started = step
+    elapsed = time.monotonic() - started
+    outcome.durations[rid] = elapsed
+    try:
+        outputs = future.result()
+    except Exception as exc:  # StepFailed: the user's to fix; anything else: a bug or the environment
+        message = str(exc) if isinstance(exc, StepFailed | SupervisorFailed) else f"{type(exc).__name__}: {exc}"
+        outcome.failed[rid] = message
+        _record_failure(ctx, steps[rid])
+        if not ctx.stop.is_set():
+            ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {message}")
+        return False
+    _record(ctx, steps[rid], outputs, "ready")
+    outcome.done.append(rid)
+    detail = "  relabelled" if steps[rid].verb == RELABEL else _detail(outputs)
+    ctx.say(f"  ✓ {rid} {elapsed:.1f}s{detail}")
+    return True
+
+
+def kill_step_processes(workspace: Path) -> list[int]:
+    """SIGKILL every process an apply step started in this workspace (jobs, batch runs), sparing the servers the
+    supervisor keeps: for a second Ctrl-C, which exits at once. Step ids are `kind/name`; supervised ones are
+    longer (`endpoint/NAME/gateway`)."""
+    killed = []
+    for pid, process_id in workspace_processes(str(workspace.resolve())).items():
+        if process_id.count("/") == 1:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    return killed
 
 
 def _delete(ctx: Context, change: Change, outcome: Outcome, purge: bool = False) -> None:

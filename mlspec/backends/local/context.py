@@ -25,6 +25,7 @@ class Context:
     records: dict[str, Record]  # the state as it was, updated as steps complete
     say: Callable[[str], None]  # one line of progress or job log output
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: steps in flight wind down
 
     @property
     def tracking_uri(self) -> str:

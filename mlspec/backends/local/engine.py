@@ -16,6 +16,7 @@ from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.registry import read_registry
 from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
 from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.backends.local.teardown import remember_workspace
 from mlspec.diagnostics import Diagnostics, SpecError
 from mlspec.graph import Graph
 from mlspec.plan import Change, Drift, Plan, Record, plan
@@ -95,6 +96,7 @@ class LocalEngine:
             store = StateStore(self.paths.state_db)
             try:
                 self._sweep_interrupted_jobs()
+                remember_workspace(store, self.graph)  # so `down` works from the state when the spec does not
                 records = store.records()
                 the_plan = self._plan(records, refresh(self.graph, self.paths, store, records, self.tracking_uri))
                 show(the_plan)

@@ -48,6 +48,8 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float, succes
     deadline = time.monotonic() + deadline_s
     checked = time.monotonic()
     while pending:
+        if ctx.stop.is_set():
+            raise StepFailed("interrupted while waiting for " + ", ".join(sorted(pending)) + " to become healthy")
         rows = {row.id: row for row in ctx.store.processes() if row.id in pending}
         for process_id in list(pending):
             row = rows.get(process_id)

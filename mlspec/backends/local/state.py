@@ -66,6 +66,8 @@ class StateStore:
             self._add_policy_column()
             self._check_version()
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # cannot open or write (permissions, a full disk, a lock): not a damaged file
             raise StateError(
                 f"the state file {path} is not a readable mlspec state ({exc}). Nothing was changed. "
                 f"Restore {path.name}.bak from the same folder if it exists, or move the file away to start over."
@@ -97,6 +99,9 @@ class StateStore:
     def meta(self, key: str) -> str:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return str(row[0]) if row else ""
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @property
     def serial(self) -> int:

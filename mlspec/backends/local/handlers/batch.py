@@ -97,7 +97,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         code=str(work), workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)),
         limits=_limits(ctx, node))
     ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
-    execution = run_command(process, None, on_line=lambda line: ctx.say(line if line.startswith("[") else
+    execution = run_command(process, None, stop=ctx.stop, on_line=lambda line: ctx.say(line if line.startswith("[") else
                                                                          f"[{node.name}] {line}"))
     result = BatchResult.model_validate_json(result_file.read_text()) if result_file.exists() else None
     if result is None or result.status != "succeeded":

@@ -130,7 +130,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     from mlspec.runtime.train import run_job
 
     run = job_run(ctx, node)
-    result = run_job(run, on_line=lambda line: ctx.say(f"[{job.name}] {line}"))
+    result = run_job(run, on_line=lambda line: ctx.say(f"[{job.name}] {line}"), stop=ctx.stop)
     if result.status != "succeeded":
         tail = "\n".join(f"    {line}" for line in result.log_tail[-10:])
         raise StepFailed(f"job '{job.name}': {result.error} (MLflow run {result.run_id}, "
