@@ -131,6 +131,7 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "InstanceCompute": {
         "": Row(local=approx("JupyterLab as a process on this machine")),
+        "resources": Row(local=no("JupyterLab runs without the compute's CPU, memory and GPU limits here")),
         "environment": ALL,
         "port": ALL,
         "idle_time_before_shutdown": Row(local=approx("stopped after that long with no API request, kernel message "
@@ -145,12 +146,12 @@ TABLE: dict[str, dict[str, Row]] = {
         "description": _UNLABELLED,
     },
     "AttachedCompute": {
-        "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here")),
-        "host": Row(docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost")),
-        "kube_context": Row(docker=na("a Kubernetes setting")),
-        "namespace": Row(docker=na("a Kubernetes setting")),
-        "tags": _UNLABELLED,
-        "description": _UNLABELLED,
+        "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here"),
+                docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost (a "
+                          "Kubernetes context needs the kubernetes target)")),
+        "host": ALL,
+        "kube_context": ALL,
+        "namespace": ALL,
     },
     "Environment": {
         "": ALL,
