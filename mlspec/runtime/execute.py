@@ -16,6 +16,7 @@ from typing import IO
 
 from mlspec.runtime.jobrun import JobRun, JobRunError, prepare_output, substitute
 from mlspec.runtime.launch import job_argv
+from mlspec.runtime.procfs import live_processes
 from mlspec.runtime.watchdog import Lifeline
 
 TAIL_LINES = 20
@@ -248,20 +249,9 @@ def _group_running(pgid: int) -> bool:
     if not _signal_group(pgid, 0):
         return False
     try:
-        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+        return any(int(fields[2]) == pgid for _, fields in live_processes())
     except OSError:  # no procfs: trust kill(0)
         return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # After "(comm)": state, ppid, pgrp. comm may hold spaces and parentheses, hence rindex.
-        state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state != b"Z":
-            return True
-    return False
 
 
 def _stop_group(pgid: int, leader_exited: threading.Event | None) -> None:

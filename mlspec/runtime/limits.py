@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlspec.runtime.procfs import live_processes
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _UNITS = (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
 
@@ -78,21 +80,8 @@ def node_gpus(node: int, gpus: int, available: list[str]) -> list[str]:
 
 def process_table() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, resident bytes) of every live process, from one pass over /proc."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # After "(comm)": state, ppid, ... ; field 24 of stat (index 21 after comm) is rss in pages.
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if fields[0] == b"Z":
-            continue
-        table[int(entry)] = (int(fields[1]), int(fields[21]) * _PAGE)
-    return table
+    # Field 24 of stat (index 21 after the command name) is the resident set in pages.
+    return {pid: (int(fields[1]), int(fields[21]) * _PAGE) for pid, fields in live_processes()}
 
 
 def tree(root: int, table: dict[int, tuple[int, int]] | None = None) -> list[int]:

@@ -68,6 +68,8 @@ class RegisteredModel(BaseModel):
     output: str | None = Field(None, description="The job output it came from; None: registered from a path.")
     aliases: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    run_id: str | None = Field(None, description="The run that registered the version (an earlier one's, when the "
+                                                 "same files reused it).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,7 @@ def _reuse(tracking_uri: str, run_id: str, binding: OutputBinding, existing: Any
         name=name, version=version, source_uri=str(existing.source), sha256=existing.tags[TAG],
         flavor=flavor if flavor in ("sklearn", "torch", "pyfunc") else "pyfunc", output=output, aliases=aliases,
         warnings=[f"the files are identical to {name} version {version}'s: reused it, registered nothing new"],
+        run_id=existing.run_id,
     )
 
 
@@ -360,7 +363,7 @@ def _log_and_register(tracking_uri: str, run_id: str, built: _Built, artifact_pa
             raise JobRunError(f"registered {name} version {version} but cannot set alias '{alias}': {error}") from None
     return RegisteredModel(
         name=name, version=version, source_uri=source, sha256=digest, flavor=built.flavor,
-        output=output, aliases=aliases, warnings=built.warnings,
+        output=output, aliases=aliases, warnings=built.warnings, run_id=run_id,
     )
 
 

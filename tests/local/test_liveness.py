@@ -115,7 +115,7 @@ def test_start_up_waits_for_success_threshold_passes_in_a_row(workspace: tuple[W
     store.want_process(row)
     ensure_running(paths)
     wait_for(lambda: row_of(store).state == "running")
-    ctx: Any = SimpleNamespace(store=store, paths=paths)
+    ctx: Any = SimpleNamespace(store=store, paths=paths, stop=threading.Event())
     timer = threading.Timer(1.0, (paths.root / "unready").unlink)
     timer.start()
     started = time.monotonic()

@@ -101,11 +101,12 @@ def _job(record: Record, view: RegistryView, out: list[Drift]) -> None:
     if run_id not in view.runs:
         out.append(Drift(f"its run {run_id[:12]} is not in mlflow.db (emptied or replaced?)", recreate=True))
         return
+    runs = record.outputs.get("model_runs", {})  # a version reused from identical files is an earlier run's
     for name, version in record.outputs.get("models", {}).items():
         registered = view.versions.get((name, int(version)), "")
         if registered is None:
             out.append(Drift(f"{name} version {version} was deleted from the registry", "retrain"))
-        elif registered != run_id:
+        elif registered != runs.get(name, run_id):
             out.append(Drift(f"{name} version {version} in mlflow.db is another run's (replaced?)", recreate=True))
 
 

@@ -135,7 +135,9 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         tail = "\n".join(f"    {line}" for line in result.log_tail[-10:])
         raise StepFailed(f"job '{job.name}': {result.error} (MLflow run {result.run_id}, "
                          f"{result.attempts} attempt(s)); last lines:\n{tail}\n  full log: {run.log_path}")
+    # The run behind each version: this one's, or an earlier one's whose version the same files reused.
     return {"run_id": result.run_id, "models": {m.name: int(m.version) for m in result.models},
+            "model_runs": {m.name: m.run_id or result.run_id for m in result.models},
             "duration_s": round(result.duration_s, 2), "log": run.log_path}
 
 

@@ -20,7 +20,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         if version is None:
             raise StepFailed(f"model '{model.name}': job '{model.job}' registered no version of it")
         number = int(version)
-        outputs: dict[str, Any] = {"version": number, "run_id": job_outputs.get("run_id"),
+        run_id = job_outputs.get("model_runs", {}).get(model.name) or job_outputs.get("run_id")
+        outputs: dict[str, Any] = {"version": number, "run_id": run_id,
                                    "uri": f"models:/{model.name}/{number}"}
     else:
         from mlspec.runtime import packaging
