@@ -37,7 +37,9 @@ code: src/
 compute: cpu
 # It takes its time to stop (SIGTERM ignored until the kill after the grace period), so a second Ctrl-C lands
 # while the first is still stopping it.
-command: python -c "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('slow started', flush=True); time.sleep(300)"
+command: >-
+  python -c "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);
+  print('slow started', flush=True); time.sleep(300)"
 """
 
 
