@@ -72,6 +72,19 @@ def _forget(delete: Callable[..., Any], *args: str) -> None:
             raise
 
 
+def _put(set_tag: Callable[..., Any], *args: str) -> None:
+    """Set a tag that a step labelling the same object at the same time may be inserting too: MLflow's store looks
+    for the row and then inserts it, so the later of two inserts fails on the key; set again, it updates the row
+    the other one wrote."""
+    for attempt in range(3):
+        try:
+            set_tag(*args)
+            return
+        except Exception as error:
+            if "UNIQUE constraint failed" not in str(error) or attempt == 2:
+                raise
+
+
 def _plain(tags: Mapping[str, str], description: str = "") -> dict[str, str]:
     return {k: v for k, v in label_tags(tags, description).items() if k != OWNED}
 
@@ -108,7 +121,7 @@ def label_experiment(tracking_uri: str, name: str, tags: Mapping[str, str], desc
     for key in delete:
         _forget(mlflow_client.delete_experiment_tag, experiment.experiment_id, key)
     for key, value in changed.items():
-        mlflow_client.set_experiment_tag(experiment.experiment_id, key, value)
+        _put(mlflow_client.set_experiment_tag, experiment.experiment_id, key, value)
     return True
 
 
@@ -133,7 +146,7 @@ def label_model(tracking_uri: str, name: str, tags: Mapping[str, str], descripti
     for key in delete:
         _forget(mlflow_client.delete_registered_model_tag, name, key)
     for key, value in changed.items():
-        mlflow_client.set_registered_model_tag(name, key, value)
+        _put(mlflow_client.set_registered_model_tag, name, key, value)
     numbers = set(versions)
     if content_hash:
         found = mlflow_client.search_model_versions(f"name='{name}' and tag.`mlspec.hash`='{content_hash}'")
@@ -144,7 +157,7 @@ def label_model(tracking_uri: str, name: str, tags: Mapping[str, str], descripti
         for key in delete:
             _forget(mlflow_client.delete_model_version_tag, name, str(number), key)
         for key, value in changed.items():
-            mlflow_client.set_model_version_tag(name, str(number), key, value)
+            _put(mlflow_client.set_model_version_tag, name, str(number), key, value)
     return True
 
 

@@ -125,3 +125,29 @@ def test_a_tag_another_step_already_removed_is_not_an_error(store: Store) -> Non
     for key in delete:
         labels._forget(tracking.client(store.tracking_uri).delete_experiment_tag, experiment, key)
     assert "cost" not in tracking.client(store.tracking_uri).get_experiment(experiment).tags
+
+
+def test_steps_labelling_one_experiment_at_once_all_succeed(store: Store) -> None:
+    """Two jobs of one workspace label its experiment in parallel: MLflow's store looks for a tag row and then
+    inserts it, so the later insert of the same new key fails unless it is set again."""
+    import threading
+
+    for round_ in range(4):
+        name = f"race-{round_}"
+        tracking.ensure_experiment(store.tracking_uri, name, store.artifacts)
+        start, failures = threading.Barrier(6), []
+
+        def label() -> None:
+            start.wait()
+            try:
+                labels.label_experiment(store.tracking_uri, name, {"env": "demo", "team": "ml", "cost": "a"}, "x")
+            except Exception as error:  # noqa: BLE001 - the failure is what the test looks for
+                failures.append(error)
+
+        threads = [threading.Thread(target=label) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[0]
+        assert tracking.client(store.tracking_uri).get_experiment_by_name(name).tags["env"] == "demo"

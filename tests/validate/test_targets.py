@@ -174,7 +174,8 @@ def test_validate_and_compile_read_the_table(tmp_path: Path) -> None:
     spec = _spec(tmp_path, BASE)
     result = _mlspec("validate", str(spec), "--target", "docker")
     assert result.returncode == 2
-    assert f"{spec}:30:7: error: Endpoint 'nightly': Endpoint of type 'batch' is not supported on the docker " \
+    # The file as the command shows it: relative to its working directory when that is shorter.
+    assert "mlspec.yaml:30:7: error: Endpoint 'nightly': Endpoint of type 'batch' is not supported on the docker " \
            "target" in result.stderr
     compiled = _mlspec("compile", str(spec), "--target", "docker", "-o", str(tmp_path / "out"))
     assert compiled.returncode == 2 and "autoscale" in compiled.stderr
