@@ -127,27 +127,33 @@ def test_a_tag_another_step_already_removed_is_not_an_error(store: Store) -> Non
     assert "cost" not in tracking.client(store.tracking_uri).get_experiment(experiment).tags
 
 
+def _label_at_once(store: Store, name: str, threads: int = 6) -> list[Exception]:
+    """`threads` steps label the experiment `name` with the same new tags at the same moment; their errors."""
+    import threading
+
+    start, failures = threading.Barrier(threads), []
+
+    def label() -> None:
+        start.wait()
+        try:
+            labels.label_experiment(store.tracking_uri, name, {"env": "demo", "team": "ml", "cost": "a"}, "x")
+        except Exception as error:
+            failures.append(error)
+
+    running = [threading.Thread(target=label) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return failures
+
+
 def test_steps_labelling_one_experiment_at_once_all_succeed(store: Store) -> None:
     """Two jobs of one workspace label its experiment in parallel: MLflow's store looks for a tag row and then
     inserts it, so the later insert of the same new key fails unless it is set again."""
-    import threading
-
     for round_ in range(4):
         name = f"race-{round_}"
         tracking.ensure_experiment(store.tracking_uri, name, store.artifacts)
-        start, failures = threading.Barrier(6), []
-
-        def label() -> None:
-            start.wait()
-            try:
-                labels.label_experiment(store.tracking_uri, name, {"env": "demo", "team": "ml", "cost": "a"}, "x")
-            except Exception as error:  # noqa: BLE001 - the failure is what the test looks for
-                failures.append(error)
-
-        threads = [threading.Thread(target=label) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures = _label_at_once(store, name)
         assert not failures, failures[0]
         assert tracking.client(store.tracking_uri).get_experiment_by_name(name).tags["env"] == "demo"
