@@ -86,6 +86,6 @@ def test_a_crash_while_waited_for_fails_the_wait_with_the_replicas_words(
     (paths.root / "broken").touch()
     kill_and_wait_for_backoff(store)
     started = time.monotonic()
-    with pytest.raises(StepFailed, match="(?s)exited with 1 before becoming healthy.*the model files changed"):
+    with pytest.raises(StepFailed, match=r"(?s)exited with 1 before becoming healthy.*the model files changed"):
         wait_healthy(context(paths, store), [row.id], 60)
     assert time.monotonic() - started < 15  # at its next crash, not at the deadline

@@ -36,6 +36,8 @@ def trouble(row: ProcessRow) -> str | None:
         return f"crash-looping (exited {row.streak} times in a row, last with {row.last_exit})"
     if row.state == "restarting":
         return f"restarting (exited with {row.last_exit})"
+    if row.streak and not (row.health and healthy(row.health, timeout=0.5)):
+        return f"starting again (exited with {row.last_exit})"  # between crashes of a loop, or recovering
     return None
 
 
@@ -83,11 +85,7 @@ def degraded(records: list[Record], rows: list[ProcessRow]) -> list[Degraded]:
 
 def _unsettled(row: ProcessRow) -> bool:
     """A process between a crash and a verdict: restarting, or restarted and not yet answering its health URL."""
-    if trouble(row) is None and not row.streak:
-        return False
-    if row.streak >= CRASH_LOOP:
-        return False  # the verdict is in
-    return row.state == "restarting" or not (row.health and healthy(row.health, timeout=0.5))
+    return row.streak < CRASH_LOOP and trouble(row) is not None
 
 
 def settled(store: StateStore, wait_s: float, poll_s: float = 0.2) -> list[Degraded]:
