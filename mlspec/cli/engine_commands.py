@@ -75,17 +75,28 @@ def up(args: argparse.Namespace) -> int:
     if outcome is None:
         if not the_plan.has_changes:
             print_urls(engine.paths.state_db)
+            return _degraded_exit(engine)
         return EXIT_OK
     elapsed = time.monotonic() - started
     if outcome.ok:
         print(f"Applied {len(outcome.done)} change(s) in {elapsed:.1f}s.")
         print_urls(engine.paths.state_db)
-        return EXIT_OK
+        return _degraded_exit(engine)
     print(f"\n{len(outcome.failed)} step(s) failed, {len(outcome.skipped)} skipped, {len(outcome.done)} done "
           f"in {elapsed:.1f}s:", file=sys.stderr)
     for rid, message in outcome.failed.items():
         print(f"  {rid}: {message}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _degraded_exit(engine: Any) -> int:
+    """Applied is not serving: a deployment whose replicas crash-loop or restart fails the `up` that left it so."""
+    troubles = engine.degraded()
+    for trouble in troubles:
+        print(f"  {trouble}", file=sys.stderr)
+    if troubles:
+        print(f"{len(troubles)} deployment(s) degraded: see `mlspec status` and `mlspec logs`.", file=sys.stderr)
+    return EXIT_FAILED if troubles else EXIT_OK
 
 
 def down(args: argparse.Namespace) -> int:
@@ -95,6 +106,7 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.degraded import degraded
     from mlspec.backends.local.engine import observed_processes
     from mlspec.backends.local.state import StateStore
     from mlspec.backends.local.supervisor import running
@@ -106,18 +118,22 @@ def status(args: argparse.Namespace) -> int:
     store = StateStore(engine.paths.state_db)
     records = store.records()
     processes = observed_processes(store)
+    troubles = degraded([r for r in records.values() if r.status == "ready"], processes)
+    sick = {t.resource for t in troubles}  # shown as 'degraded' in place of 'ready'
     the_plan = engine.plan()
     store.close()
     if args.json:
-        print_json({"resources": {r.id: {"status": r.status, "outputs": r.outputs,
+        print_json({"resources": {r.id: {"status": "degraded" if r.id in sick else r.status, "outputs": r.outputs,
                                           "description": r.spec.get("description", ""), "tags": r.spec.get("tags", {})}
                                   for r in records.values()},
                     "processes": [p.__dict__ for p in processes], "supervisor": running(engine.paths),
-                    "in_sync": not the_plan.has_changes})
+                    "degraded": [t.__dict__ for t in troubles],
+                    "in_sync": not the_plan.has_changes and not troubles})
         return EXIT_OK
     width = max((len(r) for r in records), default=10)
     for rid, record in records.items():
-        print(f"{rid:<{width}}  {record.status:<7} {_summary(record.outputs)}")
+        shown = "degraded" if rid in sick else record.status
+        print(f"{rid:<{width}}  {shown:<7} {_summary(record.outputs)}")
         if record.spec.get("description"):
             print(f"{'':<{width}}  {record.spec['description']}")
     if processes:
@@ -125,10 +141,16 @@ def status(args: argparse.Namespace) -> int:
         for p in processes:
             restarts = f", {p.restarts} restart(s), last exit {p.last_exit}" if p.restarts else ""
             print(f"  {p.id:<40} {p.state:<10} pid {p.pid}{restarts}")
+    if troubles:
+        print("\nDegraded:")
+        for trouble in troubles:
+            print(f"  {trouble}")
     if any(c.drifted for c in the_plan.changes):
         print("\nWhat runs differs from what was deployed: see `mlspec refresh`; `mlspec up` repairs it.")
-    else:
-        print("\nIn sync with the spec." if not the_plan.has_changes else "\nThe spec has changes: see `mlspec plan`.")
+    elif the_plan.has_changes:
+        print("\nThe spec has changes: see `mlspec plan`.")
+    elif not troubles:
+        print("\nIn sync with the spec.")
     return EXIT_OK
 
 

@@ -108,7 +108,7 @@ def reset(gateway: Gateway, replicas: dict[str, Server]) -> Iterator[None]:
 def test_health_needs_no_key_and_unknown_paths_are_404(gateway: Gateway) -> None:
     health = httpx.get(f"{gateway.url}/health").json()
     assert health["status"] == "ok" and health["deployments"]["blue"] == {"weight": 100, "replicas": 1, "down": 0,
-                                                                      "unready": 0}
+                                                                      "unready": 0, "ready": 1, "state": "ready"}
     assert httpx.get(f"{gateway.url}/nope").status_code == 404
     assert httpx.post(f"{gateway.url}/admin", headers={"authorization": f"Bearer {PRIMARY}"}).status_code == 404
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.capacity import check_local_capacity
 from mlspec.backends.local.context import Context
+from mlspec.backends.local.degraded import SETTLE_S, Degraded, settled
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
 from mlspec.backends.local.refresh import refresh, revive
@@ -119,6 +120,16 @@ class LocalEngine:
                 return the_plan, apply_plan(ctx, the_plan)
             finally:
                 store.close()
+
+    def degraded(self, wait_s: float = SETTLE_S) -> list[Degraded]:
+        """Deployments whose replicas crash-loop or restart, once restarting ones came back or did not."""
+        if not self.paths.state_db.exists():
+            return []
+        store = StateStore(self.paths.state_db)
+        try:
+            return settled(store, wait_s)
+        finally:
+            store.close()
 
     def _sweep_interrupted_jobs(self) -> None:
         """Job and batch processes whose `up` is gone (their watchdog normally stops them with it): only those,

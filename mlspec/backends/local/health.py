@@ -39,11 +39,14 @@ def start_output(row: ProcessRow, lines: int = 12) -> str:
 
 def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float, successes: int = 1) -> None:
     """Block until every process answers its health URL with 200 `successes` times in a row (polled every 0.1 s);
-    a crash or the deadline is a StepFailed.
+    a crash while waiting or the deadline is a StepFailed.
 
-    The supervisor starts and restarts them: if it is gone meanwhile, it is started again.
+    The supervisor starts and restarts them: if it is gone meanwhile, it is started again. A process already
+    restarting (in its backoff after an earlier crash) is waited for, not failed at once: only a crash seen during
+    this wait is this start's failure.
     """
     pending = set(process_ids)
+    crashes: dict[str, int] = {}  # restarts per process when first seen: more means it crashed while waited for
     streak = dict.fromkeys(process_ids, 0)
     deadline = time.monotonic() + deadline_s
     checked = time.monotonic()
@@ -55,6 +58,7 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float, succes
             row = rows.get(process_id)
             if row is None:
                 raise StepFailed(f"{process_id} is no longer wanted; another apply changed it")
+            crashes.setdefault(process_id, row.restarts)  # a row this apply declared starts at 0
             # Only once the supervisor runs this row's process: before that, whatever answers on the port is the
             # process it replaces (stopped just before this one starts).
             if row.health and row.pid is not None and row.state == "running" and healthy(row.health):
@@ -63,7 +67,7 @@ def wait_healthy(ctx: Context, process_ids: list[str], deadline_s: float, succes
                     pending.discard(process_id)
                 continue
             streak[process_id] = 0
-            if row.restarts > 0:
+            if row.restarts > crashes[process_id]:
                 raise StepFailed(f"{process_id} exited with {row.last_exit} before becoming healthy; its output:\n"
                                  f"{start_output(row)}\n  full log: {row.log}")
         if pending and time.monotonic() > deadline:

@@ -47,7 +47,7 @@ def revive(paths: WorkspacePaths, store: StateStore) -> list[str]:
     revived = []
     for row in store.processes():
         if row.desired and row.state != "stopped" and not is_ours(row.pid, row.id):
-            store.observe(row.id, pid=None, state="pending", restarts=0)
+            store.observe(row.id, pid=None, state="pending", restarts=0, streak=0)
             store.event(row.owner, f"{row.id} was not running (last exit {row.last_exit}, {row.restarts} "
                                    "restart(s)); started again by up")
             revived.append(row.id)

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS processes (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, argv TEXT NOT NULL, env TEXT NOT NULL, cwd TEXT NOT NULL,
     log TEXT NOT NULL, health TEXT, pid INTEGER, started REAL, restarts INTEGER NOT NULL DEFAULT 0,
-    last_exit INTEGER, state TEXT NOT NULL DEFAULT 'pending', desired INTEGER NOT NULL DEFAULT 1, policy TEXT);
+    last_exit INTEGER, state TEXT NOT NULL DEFAULT 'pending', desired INTEGER NOT NULL DEFAULT 1, policy TEXT,
+    streak INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (ts REAL NOT NULL, resource TEXT NOT NULL, message TEXT NOT NULL);
 """
 
@@ -53,6 +54,9 @@ class ProcessRow:
     # What the supervisor watches besides the exit: {"liveness": {"url", probe settings}} restarts a process that
     # fails its probe; {"idle": {"url", "seconds"}} stops (state 'stopped') a JupyterLab idle that long.
     policy: dict[str, Any] = field(default_factory=dict)
+    # Exits in a row, each before the process had run RESET_AFTER_S: what the restart backoff grows with, and a
+    # crash loop's measure. `restarts` counts every restart, for the record.
+    streak: int = 0
 
 
 class StateStore:
@@ -63,7 +67,7 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
             self.db.executescript(_SCHEMA)
-            self._add_policy_column()
+            self._add_columns()
             self._check_version()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
@@ -82,12 +86,15 @@ class StateStore:
             raise StateError(f"the state file {self.path} was written by a newer mlspec (state schema {row[0]}, "
                              f"this mlspec reads {SCHEMA_VERSION}). Upgrade mlspec; nothing was changed.")
 
-    def _add_policy_column(self) -> None:
-        """State written before processes had a policy gains the column (empty: watched for exits only)."""
+    def _add_columns(self) -> None:
+        """State written before processes had a policy (empty: watched for exits only) or a crash streak gains
+        the columns."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(processes)")}
-        if "policy" not in columns:
+        for name, definition in (("policy", "TEXT"), ("streak", "INTEGER NOT NULL DEFAULT 0")):
+            if name in columns:
+                continue
             try:
-                self.db.execute("ALTER TABLE processes ADD COLUMN policy TEXT")
+                self.db.execute(f"ALTER TABLE processes ADD COLUMN {name} {definition}")
             except sqlite3.OperationalError as error:  # another process opening the store added it first
                 if "duplicate column" not in str(error):
                     raise
@@ -148,10 +155,10 @@ class StateStore:
     # -- processes (the supervisor's desired and observed set) ------------------------------------
     def processes(self, owner: str | None = None) -> list[ProcessRow]:
         query = "SELECT id, owner, argv, env, cwd, log, health, pid, started, restarts, last_exit, state, desired, " \
-                "policy FROM processes" + (" WHERE owner=?" if owner else "") + " ORDER BY id"
+                "policy, streak FROM processes" + (" WHERE owner=?" if owner else "") + " ORDER BY id"
         rows = self.db.execute(query, (owner,) if owner else ())
         return [ProcessRow(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
-                           r[10], r[11], bool(r[12]), json.loads(r[13] or "{}")) for r in rows]
+                           r[10], r[11], bool(r[12]), json.loads(r[13] or "{}"), r[14]) for r in rows]
 
     def want_process(self, row: ProcessRow) -> None:
         """Declare a process the supervisor must keep running (replacing one with the same id if different)."""

@@ -34,6 +34,11 @@ from mlspec.backends.local.watch import Watch
 
 TICK = 0.25
 MAX_BACKOFF = 30.0
+# A process that ran this long before it exited was not crash-looping: its next restart waits the base delay again.
+# Kubernetes waits 10 minutes, sized for clusters where a start can take minutes (image pulls); a local replica
+# starts in seconds, so twice the longest backoff already tells a steady process from a crash loop, and one crash
+# after a day of service costs 1 s, not the 30 s earned by crashes long ago.
+RESET_AFTER_S = 2 * MAX_BACKOFF
 IDLE_EXIT = 2.0  # with nothing to supervise for this long, exit
 SWEEP_EVERY = 5.0  # seconds between looks for processes of ours that the state no longer declares
 STATE_GONE_S = 5.0  # a state file missing this long was moved away: what it declared is no longer wanted
@@ -48,6 +53,11 @@ class SupervisorFailed(StateError):
 def _definition(row: ProcessRow) -> str:
     """What a row runs: a child started from another definition is replaced, never adopted by it."""
     return json.dumps([row.argv, row.env, row.cwd], sort_keys=True)
+
+
+def backoff(streak: int) -> float:
+    """Seconds before a restart, after `streak` exits in a row: 1, 2, 4, ... up to MAX_BACKOFF."""
+    return min(MAX_BACKOFF, 2.0 ** min(streak, 5))
 
 
 def start_marker(process_id: str, started: float) -> str:
@@ -192,6 +202,8 @@ class Supervisor:
             if code is not None:
                 self.note_exit(row, code)
                 self.restart_later(store, row, code, f"exited with {code}", now)
+            elif row.streak and steady(row, now):
+                store.observe(row.id, streak=0)  # it stopped crash-looping: status no longer calls it one
         declared = {row.id for row in rows}
         for process_id, child in list(self.children.items()):
             if process_id not in declared and child.poll() is not None:
@@ -199,9 +211,11 @@ class Supervisor:
         return any(row.desired and row.state != "stopped" for row in rows) or bool(self.children)
 
     def restart_later(self, store: StateStore, row: ProcessRow, code: int, why: str, now: float) -> None:
-        delay = min(MAX_BACKOFF, 2.0 ** min(row.restarts, 5))
+        streak = 0 if steady(row, now) else row.streak
+        delay = backoff(streak)
         self.not_before[row.id] = now + delay
-        store.observe(row.id, pid=None, restarts=row.restarts + 1, last_exit=code, state="restarting")
+        store.observe(row.id, pid=None, restarts=row.restarts + 1, streak=streak + 1, last_exit=code,
+                      state="restarting")
         store.event(row.owner, f"{row.id} {why}; restarting in {delay:.0f}s")
         self.log(f"{row.id} {why}; restarting in {delay:.0f}s")
 
@@ -277,6 +291,11 @@ class Supervisor:
                 self.log("nothing to supervise; exiting")
                 return
             time.sleep(TICK)
+
+
+def steady(row: ProcessRow, now: float) -> bool:
+    """Whether the process has run RESET_AFTER_S since its latest start (`now` is wall-clock, as `started` is)."""
+    return row.started is not None and now - row.started >= RESET_AFTER_S
 
 
 def running(paths: WorkspacePaths) -> bool:

@@ -158,11 +158,11 @@ class GatewayApp:
         self.pool.send(*self.origin(url), _upstream_request(request, url), timeout, answered)
 
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
-        return {"status": "ok", "endpoint": config.endpoint, "auth": config.auth,
-                "deployments": {d.name: {"weight": d.weight, "replicas": len(d.replicas),
-                                         "down": self.router.down(d),
-                                         "unready": sum(url in self.router.unready for url in d.replicas)}
-                                for d in config.deployments.values()},
+        """Always a 200 (the gateway itself is up); "degraded" when a deployment has replicas and none ready."""
+        deployments = {d.name: self.router.health(d) for d in config.deployments.values()}
+        degraded = any(d["state"] == "unavailable" for d in deployments.values())
+        return {"status": "degraded" if degraded else "ok", "endpoint": config.endpoint, "auth": config.auth,
+                "deployments": deployments,
                 "mirror": config.mirror, "config": routing_digest(config), "keys": keys_digest(config.key_hashes)}
 
     # --- readiness ---------------------------------------------------------------------------------------------

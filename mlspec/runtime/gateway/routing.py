@@ -4,6 +4,7 @@ probe or recently refused to connect, and (with a concurrency limit) replicas wi
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from mlspec.runtime.gateway.config import Deployment
 
@@ -59,6 +60,18 @@ class Router:
     def succeeded(self, url: str) -> None:
         if self._down_until:
             self._down_until.pop(url, None)
+
+    def health(self, deployment: Deployment) -> dict[str, Any]:
+        """Its replicas by state, and the deployment's: "ready" (all ready), "degraded" (some), "unavailable"
+        (none is: each failed its readiness probe or refused connections) or "idle" (it has no replica)."""
+        now = time.monotonic()
+        down = {url for url in deployment.replicas if self._down_until.get(url, 0.0) > now}
+        unready = sum(url in self.unready for url in deployment.replicas)
+        count = len(deployment.replicas)
+        ready = sum(url not in self.unready and url not in down for url in deployment.replicas)
+        state = "idle" if not count else "ready" if ready == count else "degraded" if ready else "unavailable"
+        return {"weight": deployment.weight, "replicas": count, "down": len(down), "unready": unready,
+                "ready": ready, "state": state}
 
     def down(self, deployment: Deployment) -> int:
         now = time.monotonic()
