@@ -13,6 +13,7 @@ import pulumi_random as random
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
 from mlspec.spec.endpoint import Probes, RequestSettings
 
@@ -31,6 +32,9 @@ class DeploymentArgs:
     :param model: the registered model's name.
     :param version: the version to serve: a pinned number, or a TrainingJob's ``version(model)`` output so a
         retrained model redeploys; None with no alias: ``@latest`` in the registry.
+    :param sha256: the digest the version's files must have before anything in them is unpickled: a
+        TrainingJob's ``digest(model)`` output (computed as it registered them), so rewriting the tracking
+        server's store cannot vouch for changed files; None or '': the registry's ``mlspec.sha256`` tag.
     :param alias: a registry alias to serve (``champion``) instead of a version.
     :param instance_count: replicas.
     :param workers: server processes per replica.
@@ -47,6 +51,7 @@ class DeploymentArgs:
     environment: Environment
     model: str
     version: pulumi.Input[int | None] = None
+    sha256: pulumi.Input[str] | None = None
     alias: str | None = None
     instance_count: int = 1
     workers: int = 1
@@ -81,7 +86,12 @@ class OnlineEndpointArgs:
 class OnlineEndpoint(pulumi.ComponentResource):
     """Replica containers (``mlspec.runtime.serving``, waited on until ``/health`` passes) and a gateway
     container (``mlspec.runtime.gateway``) that knows only the hashes of the endpoint's keys. Keys are
-    ``RandomPassword`` results: secrets in the state, exported as secrets, never in plain text elsewhere."""
+    ``RandomPassword`` results: secrets in the state, exported as secrets, never in plain text elsewhere.
+
+    The replicas answer the gateway alone: their names resolve only on the endpoint's own internal network
+    (no way out, no published port), which only the gateway joins besides them, and they require an internal
+    token (another ``RandomPassword``, given to the gateway and the replicas as a variable) on every request
+    but their health probes. They are on the workspace network too, without a name, to fetch their model."""
 
     url: pulumi.Output[str]
     keys: pulumi.Output[dict[str, str]]
@@ -91,6 +101,12 @@ class OnlineEndpoint(pulumi.ComponentResource):
         super().__init__("mlspec:docker:OnlineEndpoint", name, None, workspace.options(opts))
         child = pulumi.ResourceOptions(parent=self)
         self.passwords = {}
+        self.internal_token = random.RandomPassword(f"{name}-internal-token", length=48, special=False, opts=child)
+        self.replica_network = docker.Network(
+            f"{name}-replicas", name=pulumi.Output.concat(workspace.network_name, f"-{name}-replicas"), internal=True,
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in
+                    sorted({"mlspec.workspace": workspace.name, "mlspec.resource": f"endpoint/{name}"}.items())],
+            opts=child)
         if args.auth == "key":
             self.passwords = {slot: random.RandomPassword(f"{name}-{slot}-key", length=43, special=False,
                                                           opts=child) for slot in KEY_SLOTS}
@@ -107,11 +123,13 @@ class OnlineEndpoint(pulumi.ComponentResource):
             name=f"{workspace.name}-{gateway_alias}",
             image=workspace.runtime.image_name,
             command=[c.PYTHON, "-m", "mlspec.runtime.gateway", "--config", GATEWAY_CONFIG, "--host", "0.0.0.0",
-                     "--port", str(SERVING_PORT)],
+                     "--port", str(SERVING_PORT), "--internal-token-env", INTERNAL_TOKEN_ENV],
             user=c.USER,
+            envs=[self._token_variable()],
             uploads=[docker.ContainerUploadArgs(file=GATEWAY_CONFIG, content=config)],
             ports=[docker.ContainerPortArgs(internal=SERVING_PORT, external=args.port, ip=publish)],
-            networks_advanced=c.network(workspace.network_name, gateway_alias),
+            networks_advanced=[*c.network(workspace.network_name, gateway_alias),
+                               *c.network(self.replica_network.name)],
             healthcheck=GATEWAY_HEALTH.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
             wait=True,
@@ -123,6 +141,10 @@ class OnlineEndpoint(pulumi.ComponentResource):
         self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}")
         self.keys = pulumi.Output.secret(pulumi.Output.all(**{s: p.result for s, p in self.passwords.items()}))
         self.register_outputs({"url": self.url, "keys": self.keys})
+
+    def _token_variable(self) -> pulumi.Output[str]:
+        """`MLSPEC_INTERNAL_TOKEN=...`, a secret in the state like the token it holds."""
+        return pulumi.Output.secret(self.internal_token.result.apply(lambda token: f"{INTERNAL_TOKEN_ENV}={token}"))
 
     @staticmethod
     def _replica_urls(name: str, args: OnlineEndpointArgs) -> dict[str, list[str]]:
@@ -142,7 +164,9 @@ class OnlineEndpoint(pulumi.ComponentResource):
             c.PYTHON, "-m", "mlspec.runtime.serving", "--model-uri", model_uri, "--tracking-uri",
             workspace.tracking_uri, "--host", "0.0.0.0", "--port", str(SERVING_PORT), "--workers", str(d.workers),
             "--name", d.name, "--max-body-size", str(settings.max_body_size),
-            "--request-timeout", str(settings.request_timeout)]
+            "--request-timeout", str(settings.request_timeout), "--internal-token-env", INTERNAL_TOKEN_ENV]
+        if d.sha256 is not None:  # the digest as its job registered it, not as the tracking server says it now
+            command += ["--sha256", d.sha256]
         if d.batching:
             command += ["--max-batch-size", str(d.batching["max_batch_size"]),
                         "--max-wait", str(d.batching["max_wait"])]
@@ -152,9 +176,11 @@ class OnlineEndpoint(pulumi.ComponentResource):
             image=d.environment.image_name,
             command=command,
             user=c.USER,
-            envs=c.envs({**d.environment.env, **d.environment_variables,
-                         "MLFLOW_TRACKING_URI": workspace.tracking_uri}),
-            networks_advanced=c.network(workspace.network_name, alias),
+            envs=[*c.envs({**d.environment.env, **d.environment_variables,
+                           "MLFLOW_TRACKING_URI": workspace.tracking_uri}), self._token_variable()],
+            # Named only on the internal network (the gateway's way in); on the workspace network, unnamed, only
+            # to reach the tracking server.
+            networks_advanced=[*c.network(self.replica_network.name, alias), *c.network(workspace.network_name)],
             healthcheck=health.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
             wait=True,

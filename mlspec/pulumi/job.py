@@ -13,7 +13,7 @@ from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime.jobrun import JobRun
-from mlspec.runtime.train import registered_versions
+from mlspec.runtime.train import registered_digests, registered_versions
 
 FILES = "/opt/mlspec-job/files"  # the job's code and data inside its image, at their paths in the spec
 RUN_DIR = "/tmp/mlspec-job"  # outputs and the log of the run (the model goes to MLflow, not here)
@@ -71,6 +71,7 @@ class TrainingJob(pulumi.ComponentResource):
     them take their version from it, so a retrained model redeploys exactly what serves it."""
 
     models: pulumi.Output[dict[str, int]]
+    digests: pulumi.Output[dict[str, str]]
     container: docker.Container
 
     def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
@@ -110,11 +111,17 @@ class TrainingJob(pulumi.ComponentResource):
         )
         self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(
             lambda outcome: _versions(name, outcome[0], outcome[1]))
-        self.register_outputs({"models": self.models})
+        self.digests = self.container.container_logs.apply(lambda logs: registered_digests(logs or ""))
+        self.register_outputs({"models": self.models, "digests": self.digests})
 
     def version(self, model: str) -> pulumi.Output[int | None]:
         """The version of `model` this run registered."""
         return self.models.apply(lambda found: found.get(model))
+
+    def digest(self, model: str) -> pulumi.Output[str]:
+        """The sha256 of that version's files as this run registered them ('' when it registered none): what the
+        replicas check the files against, whatever the tracking server's copy of it says by then."""
+        return self.digests.apply(lambda found: found.get(model, ""))
 
 
 def job_run(name: str, workspace: Workspace, args: TrainingJobArgs) -> JobRun:

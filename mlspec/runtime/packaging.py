@@ -70,6 +70,8 @@ class RegisteredModel(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     run_id: str | None = Field(None, description="The run that registered the version (an earlier one's, when the "
                                                  "same files reused it).")
+    reused: bool = Field(False, description="An existing version with identical files: its sha256 was read back "
+                                            "from the registry, not computed from files just logged.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,7 @@ def _reuse(tracking_uri: str, run_id: str, binding: OutputBinding, existing: Any
         name=name, version=version, source_uri=str(existing.source), sha256=existing.tags[TAG],
         flavor=flavor if flavor in ("sklearn", "torch", "pyfunc") else "pyfunc", output=output, aliases=aliases,
         warnings=[f"the files are identical to {name} version {version}'s: reused it, registered nothing new"],
-        run_id=existing.run_id,
+        run_id=existing.run_id, reused=True,
     )
 
 

@@ -175,11 +175,22 @@ def result_line(result: TrainResult) -> str:
 
 def registered_versions(logs: str) -> dict[str, int]:
     """Model name -> version from the last result line in a job's output; {} when it has none."""
+    return {name: int(version) for name, (version, _) in registered_models(logs).items()}
+
+
+def registered_digests(logs: str) -> dict[str, str]:
+    """Model name -> the sha256 of the version's files, computed as it was registered (the result line's)."""
+    return {name: digest for name, (_, digest) in registered_models(logs).items() if digest}
+
+
+def registered_models(logs: str) -> dict[str, tuple[int, str]]:
+    """Model name -> (version, sha256) from the last result line in a job's output; {} when it has none."""
     for line in reversed(logs.splitlines()):
         _, found, text = line.partition(RESULT_PREFIX)
         if found:
             try:
-                return {str(m["name"]): int(m["version"]) for m in json.loads(text).get("models", [])}
+                return {str(m["name"]): (int(m["version"]), str(m.get("sha256") or ""))
+                        for m in json.loads(text).get("models", [])}
             except (ValueError, TypeError, KeyError, AttributeError):
                 return {}
     return {}

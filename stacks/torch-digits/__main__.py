@@ -62,6 +62,7 @@ endpoint_digits = OnlineEndpoint("digits", workspace, OnlineEndpointArgs(
             environment=env_torch,
             model="digits-mlp",
             version=job_train.version("digits-mlp"),
+            sha256=job_train.digest("digits-mlp"),
             instance_count=1,
             workers=1,
             batching={"max_batch_size": 32, "max_wait": 0.002},

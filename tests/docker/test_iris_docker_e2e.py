@@ -80,6 +80,19 @@ def tracking_query(client: docker.DockerClient, mlflow: str, path: str) -> dict[
     return json.loads(output)
 
 
+def status_from(client: docker.DockerClient, container: str, url: str, body: bytes,
+                headers: dict[str, str]) -> int:
+    """The status a POST from inside another container gets (0: no connection)."""
+    probe = ("import sys, urllib.request, urllib.error\n"
+             f"request = urllib.request.Request({url!r}, data={body!r}, method='POST', headers={headers!r})\n"
+             "try:\n    print(urllib.request.urlopen(request, timeout=10).status)\n"
+             "except urllib.error.HTTPError as error:\n    print(error.code)\n"
+             "except OSError:\n    print(0)\n")
+    exit_code, output = client.containers.get(container).exec_run(["python", "-c", probe], user="mlspec")
+    assert exit_code == 0, output.decode(errors="replace")
+    return int(output.decode().strip().splitlines()[-1])
+
+
 def report(pytestconfig: pytest.Config, lines: list[str]) -> None:
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
@@ -135,7 +148,7 @@ def test_iris_stack_on_docker_trains_registers_and_serves(
     gateway = next(r for r in servers if {"label": "mlspec.role", "value": "gateway"} in r.inputs["labels"])
     port = gateway.inputs["ports"][0]
     url = f"http://{port['ip']}:{int(port['external'])}/invocations"
-    keys = [r.outputs["result"] for r in captured.of_type(PASSWORD)]
+    keys = [r.outputs["result"] for r in captured.of_type(PASSWORD) if r.name.endswith("-key")]
     assert keys and all(keys)
     body, json_type = REQUEST.read_bytes(), {"Content-Type": "application/json"}
     status, answer = post(url, body, {**json_type, "Authorization": f"Bearer {keys[0]}"})
@@ -145,6 +158,20 @@ def test_iris_stack_on_docker_trains_registers_and_serves(
     assert status == 401
     status, _ = post(url, body, {**json_type, "Authorization": "Bearer not-the-key"})
     assert status == 401
+
+    # Only the gateway reaches a replica: from another container on the workspace network (the tracking
+    # server's), a replica has no name, and its address answers 403 without the endpoint's internal token.
+    token = next(r.outputs["result"] for r in captured.of_type(PASSWORD) if r.name.endswith("-internal-token"))
+    replica = next(r for r in servers if any(item["label"] == "mlspec.deployment" for item in r.inputs["labels"]))
+    workspace_network = mlflow.inputs["networksAdvanced"][0]["name"]
+    address = client.api.inspect_container(replica.outputs["name"])["NetworkSettings"]["Networks"][
+        workspace_network]["IPAddress"]
+    direct = f"http://{address}:8080/invocations"
+    assert status_from(client, mlflow.outputs["name"], direct, body, json_type) == 403
+    assert status_from(client, mlflow.outputs["name"], f"http://{replica.name}:8080/invocations", body,
+                       json_type) == 0  # its name resolves on the endpoint's internal network alone
+    assert status_from(client, mlflow.outputs["name"], direct, body,
+                       {**json_type, "x-mlspec-internal-token": token}) == 200
 
     total_s = time.monotonic() - started
     record_property("provision_seconds", round(provisioned_s, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -36,6 +37,11 @@ def iris_project(tmp_path: Path) -> Path:
     return compile_copy(tmp_path, "iris")
 
 
+def mock_digest(model: str, content_hash: str) -> str:
+    """The sha256 RegistryMocks' training containers report for the files of a version they register."""
+    return hashlib.sha256(f"{model}\0{content_hash}".encode()).hexdigest()
+
+
 class RegistryMocks(EchoMocks):
     """Echo mocks whose training containers succeed and register a model version, as MLflow would number it:
     a job with a new content hash gets the next version of each model it registers; the same hash, the same."""
@@ -55,7 +61,8 @@ class RegistryMocks(EchoMocks):
                     hashes = self.versions.setdefault(output["register_as"], [])
                     if run["content_hash"] not in hashes:
                         hashes.append(run["content_hash"])
-                    models.append({"name": output["register_as"], "sha256": "0" * 64,
+                    models.append({"name": output["register_as"], "sha256": mock_digest(output["register_as"],
+                                                                                    run["content_hash"]),
                                    "version": hashes.index(run["content_hash"]) + 1})
             ok = self.exit_code == 0
             result = {"job": run["job"], "status": "succeeded" if ok else "failed", "exit_code": self.exit_code,

@@ -52,10 +52,13 @@ def test_resource_tags_are_docker_labels_of_what_it_creates(labelled: Captured) 
         assert "mlspec.tag.env" not in labels  # the workspace's tags stay on the workspace's objects
     assert _labels(labelled.get(CONTAINER, "iris-demo-mlflow"))["mlspec.tag.env"] == "demo"
     for kind in ("docker:index/network:Network", "docker:index/volume:Volume"):
-        [created] = labelled.of_type(kind)
+        [created] = [r for r in labelled.of_type(kind) if r.parent and r.parent.endswith("::iris-demo")]
         assert _labels(created) == {"mlspec.tag.env": "demo", "mlspec.workspace": "iris-demo"}
         # Docker cannot relabel a network or a volume; replacing the volume would lose the tracking store.
         assert created.ignore_changes == ("labels",)
+    # An endpoint's own network carries no tags, so a tag change never recreates it under its containers.
+    replicas = labelled.get("docker:index/network:Network", "iris-replicas")
+    assert _labels(replicas) == {"mlspec.workspace": "iris-demo", "mlspec.resource": "endpoint/iris"}
 
 
 def test_a_job_container_carries_no_labels_so_a_tag_change_never_reruns_it(labelled: Captured) -> None:

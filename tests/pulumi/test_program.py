@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.runtime.keys import key_hash
-from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy
+from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy, mock_digest
 from tests.pulumi.harness import Captured, CapturedResource, run_program
 
 IMAGE = "docker:index/image:Image"
@@ -54,6 +54,8 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
         ("mlspec:docker:OnlineEndpoint", "iris", "iris-demo-dev"),
         (PASSWORD, "iris-primary-key", "iris"),
         (PASSWORD, "iris-secondary-key", "iris"),
+        (PASSWORD, "iris-internal-token", "iris"),
+        ("docker:index/network:Network", "iris-replicas", "iris"),
         (CONTAINER, "iris-blue-0", "iris"),
         (CONTAINER, "iris-green-0", "iris"),
         (CONTAINER, "iris-gateway", "iris"),
@@ -152,9 +154,44 @@ def test_deployments_and_gateway(iris: Captured) -> None:
     assert "iris.keys" in iris.secret_exports
 
 
+def test_replicas_answer_the_gateway_alone(iris: Captured) -> None:
+    """An internal network only the gateway joins besides the replicas, and a token the gateway adds."""
+    network = iris.get("docker:index/network:Network", "iris-replicas")
+    assert network.inputs["internal"] is True and network.inputs["name"] == "iris-demo-iris-replicas"
+    gateway = iris.get(CONTAINER, "iris-gateway")
+    replicas = [iris.get(CONTAINER, name) for name in ("iris-blue-0", "iris-green-0")]
+    on_it = {r.name for r in iris.of_type(CONTAINER)
+             if any(n["name"] == network.inputs["name"] for n in r.inputs.get("networksAdvanced", []))}
+    assert on_it == {"iris-gateway", "iris-blue-0", "iris-green-0"}
+    for replica in replicas:
+        named = {n["name"]: n.get("aliases") or [] for n in replica.inputs["networksAdvanced"]}
+        # The gateway's URL for it resolves on the internal network only; the workspace one reaches MLflow.
+        assert named == {"iris-demo-iris-replicas": [replica.name], "iris-demo": []}
+    assert "iris-demo-iris-replicas" in {n["name"] for n in gateway.inputs["networksAdvanced"]}
+    token = iris.get(PASSWORD, "iris-internal-token").outputs["result"]
+    assert len(token) == 48
+    for container in (gateway, *replicas):
+        command = container.inputs["command"]
+        assert command[command.index("--internal-token-env") + 1] == "MLSPEC_INTERNAL_TOKEN"
+        assert f"MLSPEC_INTERNAL_TOKEN={token}" in container.inputs["envs"]
+        assert "envs" in container.secret_inputs and token not in json.dumps(command)
+
+
+def test_replicas_check_the_digest_their_job_registered(iris: Captured) -> None:
+    """The digest travels from the training job's result to the replica's command, not through the registry."""
+    for name, job, model in (("iris-blue-0", "train", "iris-clf"), ("iris-green-0", "train-forest", "iris-forest")):
+        command = iris.get(CONTAINER, name).inputs["command"]
+        content_hash = json.loads(iris.get(CONTAINER, job).inputs["uploads"][0]["content"])["content_hash"]
+        assert command[command.index("--sha256") + 1] == mock_digest(model, content_hash)
+
+
 def test_no_key_in_plain_text(iris: Captured, iris_stack: Path) -> None:
     keys = list(iris.exports["iris.keys"].values())
     assert len(keys) == 2 and all(len(k) == 43 for k in keys)
+    token = iris.get(PASSWORD, "iris-internal-token").outputs["result"]
+    for path in [*(ROOT / "stacks" / "iris").rglob("*"), *iris_stack.rglob("*")]:
+        if path.is_file() and ".build" not in path.parts:
+            assert token not in path.read_text(), path
     for resource in iris.resources:
         text = json.dumps(resource.inputs)
         assert not any(k in text for k in keys), f"{resource.type} {resource.name} holds a key"
@@ -162,7 +199,7 @@ def test_no_key_in_plain_text(iris: Captured, iris_stack: Path) -> None:
         if path.is_file() and ".build" not in path.parts:
             assert not any(k in path.read_text() for k in keys), path
     for password in iris.of_type(PASSWORD):
-        assert password.inputs["length"] == 43 and password.inputs["special"] is False
+        assert password.inputs["length"] in (43, 48) and password.inputs["special"] is False
 
 
 def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path: Path) -> None:

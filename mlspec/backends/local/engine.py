@@ -11,7 +11,7 @@ from mlspec.backends.local.apply import Outcome, _delete, apply_plan
 from mlspec.backends.local.capacity import check_local_capacity
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.degraded import SETTLE_S, Degraded, settled
-from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.backends.local.paths import WorkspacePaths, owner_only
 from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
 from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.registry import read_registry
@@ -92,34 +92,39 @@ class LocalEngine:
     def up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
         """Plan under the workspace lock, show it, ask, apply. Returns the plan and what happened."""
         self.check()  # before anything is created or started
-        self.paths.create()
-        with exclusive(self.paths.lock, self.lock_timeout):
-            store = StateStore(self.paths.state_db)
+        with owner_only():
+            self.paths.create()
+            with exclusive(self.paths.lock, self.lock_timeout):
+                return self._up(confirm, show)
+
+    def _up(self, confirm: Callable[[Plan], bool], show: Callable[[Plan], None]) -> tuple[Plan, Outcome | None]:
+        """The body of `up`, under the workspace lock."""
+        store = StateStore(self.paths.state_db)
+        try:
+            self._sweep_interrupted_jobs()
+            remember_workspace(store, self.graph)  # so `down` works from the state when the spec does not
+            records = store.records()
+            the_plan = self._plan(records, refresh(self.graph, self.paths, store, records, self.tracking_uri))
+            show(the_plan)
+            if the_plan.blockers:  # stop before anything runs
+                return the_plan, Outcome(failed={b.id: b.message for b in the_plan.blockers})
+            apply = False
             try:
-                self._sweep_interrupted_jobs()
-                remember_workspace(store, self.graph)  # so `down` works from the state when the spec does not
-                records = store.records()
-                the_plan = self._plan(records, refresh(self.graph, self.paths, store, records, self.tracking_uri))
-                show(the_plan)
-                if the_plan.blockers:  # stop before anything runs
-                    return the_plan, Outcome(failed={b.id: b.message for b in the_plan.blockers})
-                apply = False
-                try:
-                    apply = the_plan.has_changes and confirm(the_plan)
-                finally:
-                    if apply:
-                        revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
-                    if any(row.desired for row in store.processes()):
-                        ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
-                if not apply:
-                    return the_plan, None
-                store.backup()
-                ctx = Context(self.graph, self.paths, store, records, _printer())
-                if any(c.kind in ("Job", "Model", "Endpoint") and c.action != "delete" for c in the_plan.changes):
-                    _prepare_tracking(ctx)
-                return the_plan, apply_plan(ctx, the_plan)
+                apply = the_plan.has_changes and confirm(the_plan)
             finally:
-                store.close()
+                if apply:
+                    revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
+                if any(row.desired for row in store.processes()):
+                    ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
+            if not apply:
+                return the_plan, None
+            store.backup()
+            ctx = Context(self.graph, self.paths, store, records, _printer())
+            if any(c.kind in ("Job", "Model", "Endpoint") and c.action != "delete" for c in the_plan.changes):
+                _prepare_tracking(ctx)
+            return the_plan, apply_plan(ctx, the_plan)
+        finally:
+            store.close()
 
     def degraded(self, wait_s: float = SETTLE_S) -> list[Degraded]:
         """Deployments whose replicas crash-loop or restart, once restarting ones came back or did not."""
@@ -140,7 +145,7 @@ class LocalEngine:
     def down(self, purge: bool, confirm: Callable[[list[str]], bool]) -> Outcome | None:
         if not self.paths.state_db.exists():
             return Outcome()
-        with exclusive(self.paths.lock, self.lock_timeout):
+        with owner_only(), exclusive(self.paths.lock, self.lock_timeout):
             store = StateStore(self.paths.state_db)
             try:
                 self._sweep_interrupted_jobs()

@@ -21,12 +21,14 @@ def gateway_config(paths: WorkspacePaths, endpoint: str) -> Path:
     return paths.endpoint(endpoint) / "gateway.json"
 
 
-def _write_private(path: Path, keys: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_private(path: Path, value: object, indent: int | None = None) -> None:
+    """Write JSON readable by its owner only, whole or not at all (readers never see half a file)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by other users
+    tmp.unlink(missing_ok=True)  # O_CREAT's mode applies only to a file it creates
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by other users
     with os.fdopen(fd, "w") as handle:
-        json.dump(keys, handle)
+        json.dump(value, handle, indent=indent)
     tmp.replace(path)
 
 
@@ -45,11 +47,8 @@ def key_hashes(keys: dict[str, str]) -> list[str]:
 
 
 def write_json_atomically(path: Path, value: object) -> None:
-    """Readers (the gateway polls its config) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    tmp.replace(path)
+    """Readers (the gateway polls its config) never see half a file; only the owner can read it."""
+    _write_private(path, value, indent=2)
 
 
 def rotate(paths: WorkspacePaths, endpoint: str, slot: str) -> dict[str, str]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+OWNER_ONLY_UMASK = 0o077  # what the engine and every process it starts create: 0700 folders, 0600 files
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,21 @@ class WorkspacePaths:
         return self.logs / "supervisor.log"
 
     def create(self) -> None:
+        """The workspace's folders, owner-only (a workspace made before they were is made so here too): the state,
+        the tracking store, keys and logs are for the user who runs mlspec alone."""
         for folder in (self.root, self.artifacts, self.logs, self.notebooks, self.proc):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
         ignore = self.root / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# mlspec workspace state: not for version control\n*\n")
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Files and folders created meanwhile, by this process and those it starts, are its user's alone."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS processes (
     last_exit INTEGER, state TEXT NOT NULL DEFAULT 'pending', desired INTEGER NOT NULL DEFAULT 1, policy TEXT,
     streak INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (ts REAL NOT NULL, resource TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS model_digests (
+    name TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, run_id TEXT, source TEXT NOT NULL,
+    recorded REAL NOT NULL, PRIMARY KEY (name, version));
 """
 
 
@@ -151,6 +154,20 @@ class StateStore:
         else:
             rows = self.db.execute("SELECT * FROM events ORDER BY ts DESC LIMIT ?", (limit,))
         return list(rows)
+
+    # -- model digests (what replicas verify a version's files against) ----------------------------
+    def record_digest(self, name: str, version: int, sha256: str, run_id: str | None, source: str) -> None:
+        """Keep the digest of a version's files as mlspec saw them when it was registered (`source` says how it
+        was learnt: 'registered' by this workspace, or 'mlflow-tag' for a version registered elsewhere). MLflow's
+        own tag is not trusted after this: whoever can write mlflow.db could rewrite it with the files."""
+        self.db.execute("INSERT OR REPLACE INTO model_digests VALUES (?, ?, ?, ?, ?, ?)",
+                        (name, version, sha256.lower(), run_id, source, time.time()))
+
+    def model_digest(self, name: str, version: int) -> tuple[str, str | None] | None:
+        """(sha256, run id) recorded for a version, or None."""
+        row = self.db.execute("SELECT sha256, run_id FROM model_digests WHERE name=? AND version=?",
+                              (name, version)).fetchone()
+        return (str(row[0]), row[1]) if row else None
 
     # -- processes (the supervisor's desired and observed set) ------------------------------------
     def processes(self, owner: str | None = None) -> list[ProcessRow]:

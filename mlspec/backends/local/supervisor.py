@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.backends.local.paths import OWNER_ONLY_UMASK, WorkspacePaths
 from mlspec.backends.local.processes import (
     ID_VAR,
     STARTED_BY_VAR,
@@ -356,6 +356,7 @@ def _lines_after(path: Path, offset: int, lines: int = 12) -> str:
 
 
 def main() -> None:
+    os.umask(OWNER_ONLY_UMASK)  # logs, and whatever the processes it starts write, stay their owner's
     paths = WorkspacePaths(Path(sys.argv[1]))
     lock = open(paths.supervisor_lock, "a+")  # noqa: SIM115 - held for the supervisor's lifetime
     try:

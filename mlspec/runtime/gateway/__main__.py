@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="gateway.json")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--internal-token-env", metavar="NAME",
+                        help="the variable holding the endpoint's internal token, added to every forwarded request "
+                             "(replicas started with the same option require it)")
     args = parser.parse_args(argv)
 
     import uvloop
@@ -24,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     from mlspec.runtime.gateway.config import ConfigError
     from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.httpserver import bind, serve
+    from mlspec.runtime.internal_token import TokenError, from_env
 
     try:
-        app = GatewayApp(args.config)
-    except ConfigError as error:
+        app = GatewayApp(args.config, from_env(args.internal_token_env) if args.internal_token_env else None)
+    except (ConfigError, TokenError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     sock = bind(args.host, args.port, PROG)

@@ -20,16 +20,18 @@ from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
+from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.probing import ProbeRunner, ProbeSettings
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
 MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: mirroring must never slow live traffic
 READINESS_PATH = "/health"  # the scoring server's readiness route (200 once its model is loaded)
-# Not passed on to replicas: hop-by-hop headers, the ones rebuilt here, and the caller's key.
+# Not passed on to replicas: hop-by-hop headers, the ones rebuilt here, the caller's key and whatever the caller
+# offers as the internal token (only the gateway's own reaches a replica).
 _DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te",
                            b"trailer", b"upgrade", b"expect", b"proxy-authorization", b"proxy-connection",
-                           b"authorization", b"api-key"})
+                           b"authorization", b"api-key", INTERNAL_TOKEN})
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date",
                             b"server"})
 _UNAUTHORISED = [(b"www-authenticate", b'Bearer realm="mlspec"')]
@@ -37,7 +39,8 @@ _STATUS_TEXT = {status: str(status) for status in range(100, 600)}  # a metric l
 
 
 class GatewayApp:
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, internal_token: bytes | None = None) -> None:
+        self.internal_token = internal_token  # added to every forwarded request: replicas that require it
         self.watcher = ConfigWatcher(config_path)  # raises ConfigError: the gateway does not start on a bad file
         self.router = Router()
         self.pool = Pool()
@@ -155,7 +158,7 @@ class GatewayApp:
             self.mirrored.inc((name, "sent" if sent else "failed"))  # the answer itself is discarded
 
         self._mirrors_in_flight += 1
-        self.pool.send(*self.origin(url), _upstream_request(request, url), timeout, answered)
+        self.pool.send(*self.origin(url), _upstream_request(request, url, self.internal_token), timeout, answered)
 
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
         """Always a 200 (the gateway itself is up); "degraded" when a deployment has replicas and none ready."""
@@ -220,7 +223,8 @@ class _Forward:
         self.held = self.deployment.max_concurrent > 0
         if self.held:
             self.app.router.take(url)
-        self.app.pool.send(*self.app.origin(url), _upstream_request(self.request, url), self.timeout, self.answered)
+        upstream = _upstream_request(self.request, url, self.app.internal_token)
+        self.app.pool.send(*self.app.origin(url), upstream, self.timeout, self.answered)
 
     def answered(self, response: Response | None, error: Exception | None) -> None:
         url, name = self.url, self.deployment.name
@@ -268,12 +272,14 @@ def _origin(url: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _upstream_request(request: Request, url: str) -> bytes:
+def _upstream_request(request: Request, url: str, internal_token: bytes | None = None) -> bytes:
     """The request as the replica gets it: /score is Azure ML's name for /invocations."""
     target = b"/invocations" + request.target[len(b"/score"):] if request.path == b"/score" else request.target
     lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n" % (
         request.method, target, url.removeprefix("http://").encode(), len(request.body))]
     lines += [b"%s: %s\r\n" % (name, value) for name, value in request.headers if name not in _DROP_REQUEST]
+    if internal_token is not None:
+        lines.append(b"%s: %s\r\n" % (INTERNAL_TOKEN, internal_token))
     lines.append(b"\r\n")
     lines.append(request.body)
     return b"".join(lines)

@@ -39,9 +39,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="serve a model with no digest to check (its files are unpickled unverified)")
     parser.add_argument("--device", default="auto", help="torch models: auto (a GPU when there is one), cpu, cuda:N")
+    parser.add_argument("--internal-token-env", metavar="NAME",
+                        help="the variable holding the endpoint's internal token: requests without it (health "
+                             "probes aside) get 403, so only the gateway that adds it reaches this replica")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.max_body_size < 1 or args.request_timeout <= 0 or args.max_batch_size < 1:
         parser.error("--workers, --max-body-size, --request-timeout and --max-batch-size must be positive")
+    args.internal_token = None
+    if args.internal_token_env:
+        from mlspec.runtime.internal_token import TokenError, from_env
+
+        try:
+            args.internal_token = from_env(args.internal_token_env)
+        except TokenError as error:
+            parser.error(str(error))
     return args
 
 
@@ -57,7 +68,8 @@ def serve(sock: socket.socket, args: argparse.Namespace, first: bool = True) -> 
     from mlspec.runtime.serving.asgi import run_asgi
 
     settings = Settings(args.model_uri, args.tracking_uri, args.name, args.max_body_size, args.request_timeout,
-                        args.max_batch_size, args.max_wait, args.allow_unverified, args.sha256, args.device)
+                        args.max_batch_size, args.max_wait, args.allow_unverified, args.sha256, args.device,
+                        args.internal_token)
 
     async def run() -> int:
         stop = asyncio.Event()

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
+from mlspec.runtime.internal_token import matches
 from mlspec.runtime.serving import binary, probes
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope, Send, TooLarge, header, lifespan, read_body, reply
 from mlspec.runtime.serving.loading import LoadedModel, PyfuncInput
@@ -40,6 +42,7 @@ class Settings:
     allow_unverified: bool = False
     sha256: str | None = None
     device: str = "auto"
+    internal_token: bytes | None = None  # required of every request but the health probes: only the gateway has it
 
 
 class ServingApp:
@@ -75,6 +78,9 @@ class ServingApp:
         self.metrics.in_flight += 1
         route = "other"
         try:
+            token = self.settings.internal_token
+            if token is not None and scope["path"] not in _PROBES and not matches(header(scope, INTERNAL_TOKEN), token):
+                raise _Failed(403, "this replica answers its endpoint's gateway only")  # before any route is told
             route, handler = self._route(scope["path"], scope["method"])
             status, body, content_type, headers = await handler(scope, receive)
         except (InputError, TooLarge, TimeoutError, _Failed) as error:
@@ -191,6 +197,9 @@ async def _openapi(scope: Scope, receive: Receive) -> Reply:
 
 
 _OPENAPI = Path(__file__).with_name("openapi.json")  # the routes above, described for clients and API tools
+
+
+_PROBES = frozenset({"/health", "/ping", "/v2/health/ready", "/v2/health/live"})  # answered without the token
 
 
 class _Failed(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
-from mlspec.backends.local.handlers.model_versions import resolve_version
+from mlspec.backends.local.handlers.model_versions import recorded_digest, resolve_version
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import up_process_env
 from mlspec.backends.local.supervisor import python_command
@@ -80,7 +80,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                    input=str(Path(data_path).resolve()), output=str(output), mode=endpoint.output.mode,
                    mini_batch_size=endpoint.mini_batch_size, error_threshold=endpoint.error_threshold,
                    max_retries=endpoint.retry_settings.max_retries, timeout=endpoint.retry_settings.timeout,
-                   max_concurrency=endpoint.max_concurrency, nodes=_nodes(ctx, node))
+                   max_concurrency=endpoint.max_concurrency, nodes=_nodes(ctx, node),
+                   sha256=recorded_digest(ctx, ref.name, version))
     spec_file, result_file = work / "batchrun.json", work / "result.json"
     run.dump(spec_file)
     result_file.unlink(missing_ok=True)

@@ -30,7 +30,8 @@ def _copy(src: str | Path, dst: str | Path) -> None:
             target.truncate(0)
             shutil.copyfileobj(source, target, 1 << 20)
     shutil.copystat(src, dst)
-    os.chmod(dst, stat.S_IMODE(os.stat(dst).st_mode) & ~0o222)  # read-only: a snapshot is not edited
+    # Read-only (a snapshot is not edited) and its owner's alone, whatever the source's mode.
+    os.chmod(dst, stat.S_IMODE(os.stat(dst).st_mode) & 0o500)
 
 
 def stamp(target: Path) -> str:
@@ -99,6 +100,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         tmp.mkdir(parents=True)
         if source.is_dir():
             shutil.copytree(source, tmp / source.name, copy_function=_copy)
+            for folder in (tmp / source.name, *(p for p in (tmp / source.name).rglob("*") if p.is_dir())):
+                folder.chmod(0o700)  # copytree gives each folder its source's mode
         else:
             _copy(source, tmp / source.name)
         _remove(snapshot)

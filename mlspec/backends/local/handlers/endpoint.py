@@ -9,7 +9,7 @@ from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
-from mlspec.backends.local.handlers.model_versions import resolve_version
+from mlspec.backends.local.handlers.model_versions import recorded_digest, resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
 from mlspec.backends.local.live import wait_routing
@@ -35,6 +35,7 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
     ref = ModelRef.parse(deployment.model)
     settings = deployment.request_settings
     rows = []
+    digest = recorded_digest(ctx, ref.name, version)
     for index in range(_replica_count(deployment)):
         port = free_port()
         argv = python_command(
@@ -42,6 +43,8 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
             ctx.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", str(deployment.workers),
             "--name", name, "--max-body-size", str(settings.max_body_size), "--request-timeout",
             str(settings.request_timeout), python=_python(ctx, node, name))
+        if digest:  # the workspace's record, not the registry's tag: a rewritten mlflow.db cannot vouch for files
+            argv += ["--sha256", digest]
         if deployment.batching:
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]

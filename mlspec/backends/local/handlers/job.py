@@ -7,6 +7,7 @@ from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.handlers.model_versions import record_registered
 from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
@@ -106,6 +107,7 @@ def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
     names = [o.register_as for o in job.outputs.values() if o.register_as]
     if not names:
         return None
+    from mlspec.runtime.serving.integrity import TAG
     from mlspec.runtime.tracking import client
 
     found: dict[str, int] = {}
@@ -117,6 +119,8 @@ def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
         best = max(versions, key=lambda v: int(v.version))
         found[name] = int(best.version)
         run_id = best.run_id
+        if best.tags.get(TAG):  # registered by this job's run an instant before the apply was interrupted
+            record_registered(ctx, name, int(best.version), best.tags[TAG], best.run_id, reused=True)
     return {"run_id": run_id, "models": found, "adopted": True}
 
 
@@ -135,6 +139,9 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         tail = "\n".join(f"    {line}" for line in result.log_tail[-10:])
         raise StepFailed(f"job '{job.name}': {result.error} (MLflow run {result.run_id}, "
                          f"{result.attempts} attempt(s)); last lines:\n{tail}\n  full log: {run.log_path}")
+    for m in result.models:
+        record_registered(ctx, m.name, int(m.version), m.sha256, m.run_id or result.run_id,
+                          reused=m.reused)
     # The run behind each version: this one's, or an earlier one's whose version the same files reused.
     return {"run_id": result.run_id, "models": {m.name: int(m.version) for m in result.models},
             "model_runs": {m.name: m.run_id or result.run_id for m in result.models},

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.handlers.model_versions import record_registered
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import Model
@@ -33,6 +34,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                                              loader=model.loader, code=code, tags={"mlspec.hash": node.hash},
                                              signature=model.signature)
         number = int(registered.version)
+        record_registered(ctx, model.name, number, registered.sha256, registered.run_id,
+                          reused=registered.reused)
         outputs = {"version": number, "uri": f"models:/{model.name}/{number}"}
     previous = ctx.outputs(node.id).get("aliases", [])
     outputs["aliases"] = _set_aliases(ctx, model, number, previous)
