@@ -205,7 +205,9 @@ class _Connection(asyncio.Protocol):
                 body = httplimits.decode(self._coding, body, self._max_body())
             except httplimits.CodingError as error:
                 raise _Refused(error.status, str(error).encode()) from None
-            headers = [(k, v) for k, v in headers if k != b"content-encoding"]  # the handler gets it decoded
+            # The handler gets the body decoded, described as it now is.
+            headers = [(k, v) for k, v in headers if k not in (b"content-encoding", b"content-length")]
+            headers.append((b"content-length", b"%d" % len(body)))
         request = Request(self._parser.get_method(), self._url, path, headers, body, self._prechecked)
         self._queue.append((request, self._parser.should_keep_alive()))
         if not self._busy:

@@ -26,7 +26,8 @@ def handle(request: Request, reply: Reply) -> None:
     answer: Answer = (200, [(b"content-type", b"application/json")], json.dumps({
         "method": request.method.decode(), "target": request.target.decode("latin-1"), "size": len(request.body),
         "sha256": hashlib.sha256(request.body).hexdigest(),
-        "headers": sorted(name.decode("latin-1") for name, _ in request.headers)}).encode())
+        "headers": sorted(name.decode("latin-1") for name, _ in request.headers),
+        "content_length": (request.header(b"content-length") or b"").decode()}).encode())
     if request.path == b"/slow":
         asyncio.get_running_loop().call_later(0.3, reply, answer)
     else:

@@ -226,6 +226,7 @@ def test_gzip_and_deflate_bodies_are_decoded(echo: Echo, coding: bytes, encode: 
     assert status == 200
     seen = json.loads(answer)
     assert seen["size"] == len(body) and "content-encoding" not in seen["headers"]
+    assert seen["content_length"] == str(len(body))
 
 
 def test_a_zip_bomb_is_413_and_unknown_codings_are_refused(echo: Echo) -> None:
