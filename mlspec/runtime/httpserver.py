@@ -82,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self._reading_head = True  # between a request's end (or the connection's start) and its headers' end
         self._head_bytes = 0  # bytes of the head being read, counted as they are fed to the parser
         self._began = False  # a request has begun and its headers are not all in
+        self._begun = 0  # requests begun on this connection
         self._head_since: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._unchecked = False  # a request whose headers came in behind another, its body still to be read
@@ -117,9 +118,11 @@ class _Connection(asyncio.Protocol):
                 # Fed no more than the head's room: a huge head is refused before httptools buffers it.
                 room = httplimits.MAX_HEAD - self._head_bytes + 1
                 piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
-                began = self._began
+                begun = self._begun
                 self._parser.feed_data(piece)
-                if self._reading_head and began:  # (a head that began within the piece is counted from the next)
+                # The same head as before the piece, still not whole: all of the piece was head. (One that began
+                # within the piece is counted from the next: at most one read's bytes more than the limit.)
+                if self._reading_head and self._began and self._begun == begun:
                     self._head_bytes += len(piece)
                     if self._head_bytes > httplimits.MAX_HEAD:
                         raise _Refused(431, b"the request head is over the limit of %d bytes" % httplimits.MAX_HEAD)
@@ -146,6 +149,7 @@ class _Connection(asyncio.Protocol):
         self._prechecked = self._continue = self._unchecked = False
         self._coding = None
         self._began, self._head_bytes, self._head_since = True, 0, None
+        self._begun += 1
 
     def on_url(self, url: bytes) -> None:
         self._url += url

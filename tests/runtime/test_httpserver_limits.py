@@ -240,3 +240,19 @@ def test_a_zip_bomb_is_413_and_unknown_codings_are_refused(echo: Echo) -> None:
     chunked_gzip = b"POST /echo HTTP/1.1\r\nhost: t\r\ntransfer-encoding: gzip\r\n\r\n"
     (status, _, _), = exchange(echo, chunked_gzip)
     assert status == 501
+
+
+def test_a_pipelined_body_does_not_count_against_the_next_head(echo: Echo) -> None:
+    body = b"b" * 60_000
+    first = post("/echo", body)
+    headers = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 500) for i in range(80))
+    second_head = b"POST /echo HTTP/1.1\r\nhost: t\r\n" + headers
+    with echo.connect() as sock:
+        sock.sendall(first[:20])  # the first head in two reads
+        time.sleep(0.05)
+        sock.sendall(first[20:] + second_head[:20_000])
+        time.sleep(0.05)
+        sock.sendall(second_head[20_000:] + b"content-length: 0\r\n\r\n")  # about 40 KiB of head in all
+        reader = Reader(sock)
+        answers = [reader.next(), reader.next()]
+    assert [a[0] for a in answers if a is not None] == [200, 200]
