@@ -50,8 +50,9 @@ def measure(tree: Path, requests: int) -> float:
     """Microseconds of server CPU per request."""
     with tempfile.TemporaryDirectory() as folder:
         port_file = Path(folder) / "port"
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port_file)], env={**os.environ,
-                                                                                      "PYTHONPATH": str(tree)})
+        # In the tree's folder: `python -c` puts the working folder first on the path.
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port_file)], cwd=tree,
+                                  env={**os.environ, "PYTHONPATH": str(tree)})
         try:
             while not port_file.exists() or not port_file.read_text():
                 assert server.poll() is None, "the server did not start"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=common.REPO, help="source tree whose server runs")
     options = parser.parse_args()
     common.REPO = options.source.resolve()
+    os.chdir(common.REPO)  # `python -m` puts the working folder first on the path: the tree's own mlspec is run
     row = [5.1, 3.5, 1.4, 0.2]
     body = json.dumps({"inputs": [{"name": "x", "shape": [options.rows, 4], "datatype": "FP64",
                                    "data": row * options.rows}]}).encode()
