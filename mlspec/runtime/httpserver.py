@@ -22,6 +22,8 @@ from http import HTTPStatus
 
 import httptools
 
+from mlspec.runtime import httplimits
+
 KEEP_ALIVE_S = 75.0  # idle client connections are closed after this
 DRAIN_S = 10.0  # on SIGTERM, requests in flight get this long to finish
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
@@ -76,6 +78,17 @@ class _Connection(asyncio.Protocol):
         self._last_active = 0.0
         self._prechecked = False
         self._url, self._headers, self._body, self._size = b"", [], [], 0  # type: ignore[var-annotated]
+        self._coding: bytes | None = None  # the body's content-encoding, decoded once it is whole
+        self._reading_head = True  # between a request's end (or the connection's start) and its headers' end
+        self._head_bytes = 0  # bytes of the head being read, counted as they are fed to the parser
+        self._began = False  # a request has begun and its headers are not all in
+        self._begun = 0  # requests begun on this connection
+        self._head_since: float | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._unchecked = False  # a request whose headers came in behind another, its body still to be read
+        self._continue = False  # that request expects 100 Continue
+        self._final: bytes | None = None  # a refusal, written once the requests ahead of it are answered
+        self._eof = False  # the client has shut its side: answer what came, then close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -84,63 +97,122 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._live.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
+        for timer in (self._idle, self._head_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def eof_received(self) -> bool:
+        """A client that shut its sending side (after its request) still gets its answers: keep the connection
+        half-open until they are written."""
+        self._eof = True
+        return bool(self._busy or self._queue)  # nothing in flight: closed at once
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is None or self._transport.is_closing():
+        if self._final is not None or self._transport is None or self._transport.is_closing():
             return  # refused already: the rest of what the client sent is dropped
         try:
-            self._parser.feed_data(data)
+            while data:
+                if not self._reading_head:
+                    self._parser.feed_data(data)
+                    break
+                # Fed no more than the head's room: a huge head is refused before httptools buffers it.
+                room = httplimits.MAX_HEAD - self._head_bytes + 1
+                piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
+                begun = self._begun
+                self._parser.feed_data(piece)
+                # The same head as before the piece, still not whole: all of the piece was head. (One that began
+                # within the piece is counted from the next: at most one read's bytes more than the limit.)
+                if self._reading_head and self._began and self._begun == begun:
+                    self._head_bytes += len(piece)
+                    if self._head_bytes > httplimits.MAX_HEAD:
+                        raise _Refused(431, b"the request head is over the limit of %d bytes" % httplimits.MAX_HEAD)
+        except _Refused as refused:
+            self._refuse(refused.status, refused.message)
         except httptools.HttpParserUpgrade:
             self._refuse(400, b"protocol upgrades are not supported")
         except httptools.HttpParserError as error:
             # An exception raised in a callback comes back wrapped, with the original as its context.
-            if isinstance(error.__context__, _Answered):
-                assert self._transport is not None
-                self._transport.write(render(*error.__context__.answer, close=True,
-                                             head=self._parser.get_method() == b"HEAD"))
-                self._transport.close()  # the body was not read: the connection cannot carry another request
-            elif isinstance(error.__context__, _TooLarge):
-                self._refuse(413, b"the request body is over the limit of %d bytes" % self._max_body())
+            context = error.__context__
+            if isinstance(context, _Answered):
+                self._fail(context.answer)
+            elif isinstance(context, _Refused):
+                self._refuse(context.status, context.message)
             else:
                 self._refuse(400, b"malformed HTTP request")
+        else:
+            if self._began:
+                self._watch_head()
 
     # httptools callbacks ---------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._url, self._headers, self._body, self._size = b"", [], [], 0
-        self._prechecked = False
+        self._prechecked = self._continue = self._unchecked = False
+        self._coding = None
+        self._began, self._head_bytes, self._head_since = True, 0, None
+        self._begun += 1
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > httplimits.MAX_URL:
+            raise _Refused(414, b"the request target is over the limit of %d bytes" % httplimits.MAX_URL)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+        if len(name) + len(value) > httplimits.MAX_HEADER_LINE or len(self._headers) > httplimits.MAX_HEADERS:
+            raise _Refused(431, b"a request header is over the limit of %d bytes, or there are more than %d "
+                                b"headers" % (httplimits.MAX_HEADER_LINE, httplimits.MAX_HEADERS))
 
     def on_headers_complete(self) -> None:
-        if not self._busy and not self._queue:  # with requests ahead of it, answering now would reorder answers
-            early = self._precheck(self._url.partition(b"?")[0], self._headers)
-            if early is not None:
-                raise _Answered(early)
-            self._prechecked = True
+        self._reading_head = self._began = False
+        expect = False
         for name, value in self._headers:  # one pass: this runs for every request
             if name == b"content-length":
                 if value.isdigit() and int(value) > self._max_body():
-                    raise _TooLarge()  # answered 413 at once: the body is not read
-            elif name == b"expect" and value.lower() == b"100-continue":
-                assert self._transport is not None
-                self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    raise _Refused(413, b"the request body is over the limit of %d bytes" % self._max_body())
+            elif name == b"expect":
+                expect = value.lower() == b"100-continue"
+            elif name == b"content-encoding":
+                try:
+                    self._coding = httplimits.check_coding(value)
+                except httplimits.CodingError as error:
+                    raise _Refused(error.status, str(error).encode()) from None
+            elif name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+                raise _Refused(501, b"transfer-encoding %s is not supported; send chunked or a content-length"
+                                    % value.strip())
+        if self._busy or self._queue:  # with requests ahead of it, answering now would reorder answers
+            self._unchecked, self._continue = True, expect
+            return
+        self._check(expect)
+
+    def _check(self, expect: bool) -> None:
+        """The precheck, once this request is the one being read; then 100 Continue if it asked."""
+        early = self._precheck(self._url.partition(b"?")[0], self._headers)
+        if early is not None:
+            raise _Answered(early)
+        self._prechecked = True
+        if expect:
+            assert self._transport is not None
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self._max_body():
-            raise _TooLarge()
+            raise _Refused(413, b"the request body is over the limit of %d bytes" % self._max_body())
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._reading_head, self._unchecked = True, False
         path = self._url.partition(b"?")[0]
-        request = Request(self._parser.get_method(), self._url, path, self._headers, b"".join(self._body),
-                          self._prechecked)
+        body, headers = b"".join(self._body), self._headers
+        if self._coding is not None:
+            try:
+                body = httplimits.decode(self._coding, body, self._max_body())
+            except httplimits.CodingError as error:
+                raise _Refused(error.status, str(error).encode()) from None
+            # The handler gets the body decoded, described as it now is.
+            headers = [(k, v) for k, v in headers if k not in (b"content-encoding", b"content-length")]
+            headers.append((b"content-length", b"%d" % len(body)))
+        request = Request(self._parser.get_method(), self._url, path, headers, body, self._prechecked)
         self._queue.append((request, self._parser.should_keep_alive()))
         if not self._busy:
             self._next()
@@ -165,6 +237,25 @@ class _Connection(asyncio.Protocol):
                 return  # answered later: the reply goes on from there
         self._busy = False
         self._arm_idle()
+        if self._final is not None or self._eof or self._unchecked:
+            self._caught_up()
+
+    def _caught_up(self) -> None:
+        """Every request received is answered: the refusal that waited behind them, the close a half-closed
+        client is owed, or the check of the request now being read."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        if self._final is not None:
+            self._transport.write(self._final)
+            self._linger()
+        elif self._eof:
+            self._transport.close()
+        elif self._unchecked:
+            self._unchecked = False
+            try:
+                self._check(self._continue)
+            except _Answered as answered:
+                self._fail(answered.answer)
 
     def _reply(self, answer: Answer) -> None:
         if not self._busy or self._current is None:
@@ -181,10 +272,48 @@ class _Connection(asyncio.Protocol):
             self._next()
 
     def _refuse(self, status: int, message: bytes) -> None:
+        self._fail((status, [(b"content-type", b"application/json")], b'{"error": "%s"}' % message))
+
+    def _fail(self, answer: Answer) -> None:
+        """Refuse the request being read: after the answers of those ahead of it, in order; then close (its body,
+        unread, cannot be told from a next request)."""
+        try:
+            head = self._parser.get_method() == b"HEAD"
+        except httptools.HttpParserError:
+            head = False
+        self._final = render(*answer, close=True, head=head)
+        if not self._busy and not self._queue:
+            self._caught_up()
+
+    def _linger(self) -> None:
+        """Close after the refusal: the writing side at once, the reading side once the client stops sending (or
+        after LINGER_S), so that what it still sends does not reset the connection before it reads the answer."""
         assert self._transport is not None
-        self._transport.write(render(status, [(b"content-type", b"application/json")],
-                                     b'{"error": "%s"}' % message, close=True))
-        self._transport.close()
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+            asyncio.get_running_loop().call_later(httplimits.LINGER_S, self._transport.close)
+        else:
+            self._transport.close()
+
+    def _watch_head(self) -> None:
+        """A head came in part: it must be whole within HEAD_TIMEOUT_S. The timer is made only for heads split
+        across reads, never for a request that comes in one."""
+        loop = asyncio.get_running_loop()
+        if self._head_since is None:
+            self._head_since = loop.time()
+        if self._head_timer is None:
+            self._head_timer = loop.call_later(httplimits.HEAD_TIMEOUT_S, self._head_overdue, self._head_since)
+
+    def _head_overdue(self, since: float) -> None:
+        self._head_timer = None
+        if self._final is not None or self._transport is None or self._transport.is_closing() or not self._began:
+            return
+        if self._head_since is not None and self._head_since != since:  # a later head: its own deadline
+            remaining = self._head_since + httplimits.HEAD_TIMEOUT_S - asyncio.get_running_loop().time()
+            self._head_timer = asyncio.get_running_loop().call_later(max(remaining, 0.0), self._head_overdue,
+                                                                     self._head_since)
+            return
+        self._refuse(408, b"the request head was not complete within %d seconds" % httplimits.HEAD_TIMEOUT_S)
 
     def _arm_idle(self) -> None:
         """Note the connection idle from now. One timer per connection, re-armed only when it fires: a timer
@@ -215,8 +344,10 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    def __init__(self, status: int, message: bytes) -> None:
+        super().__init__()
+        self.status, self.message = status, message
 
 
 class _Answered(Exception):

@@ -3,6 +3,7 @@ server that can be slow, or close its keep-alive connections. Timeouts, pipelini
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import socket
@@ -164,3 +165,27 @@ def test_sigterm_lets_a_request_in_flight_finish(replica: str, tmp_path: Path) -
     worker.join(10)
     assert served.process.wait(10) == 0
     assert [a.status_code for a in answers] == [200]
+
+
+def test_a_known_path_with_the_wrong_method_is_405_with_allow(gateway: Server) -> None:
+    for method, path, allow in [("GET", "/invocations", "POST"), ("PUT", "/score", "POST"),
+                                ("POST", "/health", "GET, HEAD"), ("DELETE", "/metrics", "GET")]:
+        answer = httpx.request(method, f"{gateway.url}{path}", headers=AUTH, timeout=10)
+        assert answer.status_code == 405 and answer.headers.get("allow") == allow, (method, path, answer.text)
+
+
+def test_a_huge_header_is_431_before_authentication(gateway: Server) -> None:
+    with socket.create_connection(("127.0.0.1", _port(gateway.url))) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 200_000)  # no key, never ended
+        [(status, body)] = _read_responses(sock, 1)
+    assert status == 431 and b"over the limit" in body
+    assert httpx.post(f"{gateway.url}/invocations", content=b"{}", headers=AUTH, timeout=10).status_code == 200
+
+
+def test_a_gzip_body_reaches_the_replica_decoded(gateway: Server) -> None:
+    answer = httpx.post(f"{gateway.url}/invocations", content=gzip.compress(b'{"rows": [1, 2]}'),
+                        headers={**AUTH, "content-encoding": "gzip"}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["body"] == '{"rows": [1, 2]}'
+    bomb = httpx.post(f"{gateway.url}/invocations", content=gzip.compress(b" " * 100_000),
+                      headers={**AUTH, "content-encoding": "gzip"}, timeout=10)
+    assert bomb.status_code == 413  # decoded, it is over the gateway's 4096 bytes

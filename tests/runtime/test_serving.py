@@ -147,6 +147,10 @@ V2_BAD = [
     ('{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 2, 3, 4]}]}', 422, "not numbers"),
     ('{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}', 422, "4 values"),
     ('{"inputs": [{"name": "x", "shape": "1", "datatype": "FP32", "data": [1]}]}', 400, "shape"),
+    ('{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "UINT8", "data": [300, 1, 1, 1]}]}', 400,
+     "input 'x': value 300 does not fit UINT8"),
+    ('{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT32", "data": [1, 1099511627776, 1, 1]}]}', 400,
+     "input 'x': value 1099511627776 does not fit INT32"),
 ]
 
 
@@ -159,8 +163,11 @@ def test_v2_malformed_inputs_get_a_4xx(server: Server, body: str, status: int, s
 
 def test_wrong_routes_and_methods(server: Server) -> None:
     assert httpx.get(f"{server.url}/nope").status_code == 404
-    assert httpx.get(f"{server.url}/invocations").status_code == 405
-    assert httpx.get(f"{server.url}/v2/models/{MODEL}/infer").status_code == 405
+    for method, path, allow in [("GET", "/invocations", "POST"), ("GET", f"/v2/models/{MODEL}/infer", "POST"),
+                                ("POST", "/health", "GET, HEAD"), ("DELETE", f"/v2/models/{MODEL}", "GET, HEAD"),
+                                ("POST", "/metrics", "GET")]:
+        answer = httpx.request(method, f"{server.url}{path}")
+        assert answer.status_code == 405 and answer.headers.get("allow") == allow, (method, path, answer.headers)
 
 
 def test_body_over_the_limit_is_413(server: Server) -> None:

@@ -215,3 +215,33 @@ def test_torchscript_model_is_served_through_its_tensor_signature(store: IrisSto
         assert wrong.status_code == 422 and "shape" in wrong.json()["error"]
     finally:
         server.stop()
+
+
+def test_v2_metadata_states_the_datatype_infer_returns_not_the_signatures(store: IrisStore, tmp_path: Path) -> None:
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from mlspec.runtime.serving.integrity import model_digest
+
+    features = store.features.iloc[:3]
+    claimed = store.model.predict(features).astype(float)  # the signature says double; predict returns int64
+    with fluent_tracking_uri(store.tracking_uri), mlflow.start_run(
+            experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id) as run:
+        info = mlflow.sklearn.log_model(store.model, name="clf", signature=infer_signature(features, claimed),
+                                        input_example=features, pip_requirements=["scikit-learn"])
+    folder = Path(mlflow.MlflowClient(store.tracking_uri).get_logged_model(info.model_id).artifact_location
+                  .removeprefix("file://"))
+    version = register(store.tracking_uri, info.model_uri, run.info.run_id, {"mlspec.sha256": model_digest(folder)},
+                       name="mislabelled")
+    server = start_scoring(store, f"models:/mislabelled/{version}", tmp_path / "mislabelled.log")
+    try:
+        server.wait_ready()
+        body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64",
+                            "data": features.to_numpy().ravel().tolist()}]}
+        outputs = post(server.url, "/v2/models/mislabelled/infer", json.dumps(body)).json()["outputs"]
+        described = httpx.get(f"{server.url}/v2/models/mislabelled").json()["outputs"]
+        assert [(o["name"], o["datatype"]) for o in described] == [(o["name"], o["datatype"]) for o in outputs]
+        assert outputs[0]["datatype"] == "INT64"
+    finally:
+        server.stop()

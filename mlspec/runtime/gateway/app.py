@@ -36,6 +36,9 @@ _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", 
                             b"server"})
 _UNAUTHORISED = [(b"www-authenticate", b'Bearer realm="mlspec"')]
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}  # a metric label per request, made once
+# The gateway's own routes and those it forwards whole, with the methods they take (others: 405 with Allow).
+_METHODS = {b"/health": (b"GET", b"HEAD"), b"/metrics": (b"GET",), b"/invocations": (b"POST",),
+            b"/score": (b"POST",)}
 
 
 class GatewayApp:
@@ -100,6 +103,10 @@ class GatewayApp:
             if refused is not None:
                 reply(refused)
                 return
+        allowed = _METHODS.get(request.path)
+        if allowed is not None and request.method not in allowed:
+            self._refuse(reply, _wrong_method(request, allowed))
+            return
         if request.path == b"/health":
             reply(_json(200, self._health(config)))
         elif request.path == b"/metrics":
@@ -291,6 +298,13 @@ def _json(status: int, payload: Any) -> Answer:
 
 def _error(status: int, message: str) -> Answer:
     return _json(status, {"error": message})
+
+
+def _wrong_method(request: Request, allowed: tuple[bytes, ...]) -> Answer:
+    methods = " or ".join(method.decode() for method in allowed)
+    status, headers, body = _error(405, f"{request.path.decode()} takes {methods}, not "
+                                        f"{request.method.decode('latin-1')}")
+    return status, [*headers, (b"allow", b", ".join(allowed))], body
 
 
 def _no_replica(deployment: Deployment, unready: set[str]) -> Answer:

@@ -20,9 +20,16 @@ from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.internal_token import matches
 from mlspec.runtime.serving import binary, probes
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope, Send, TooLarge, header, lifespan, read_body, reply
+from mlspec.runtime.serving.decoding import V2Decoder
 from mlspec.runtime.serving.loading import LoadedModel, PyfuncInput
 from mlspec.runtime.serving.metrics import ServingMetrics
-from mlspec.runtime.serving.protocols import InputError, Table, parse_invocations, parse_v2, v2_datatype
+from mlspec.runtime.serving.protocols import (
+    InputError,
+    MethodNotAllowed,
+    Table,
+    parse_invocations,
+    v2_outputs,
+)
 from mlspec.runtime.serving.scorer import Scorer
 
 _PARSE_OFF_LOOP = 1 << 20  # bodies this large are parsed on a worker thread, so the loop keeps answering
@@ -53,6 +60,7 @@ class ServingApp:
         self.error: str | None = None
         self.exit_code = 0
         self.metrics = ServingMetrics(self)
+        self.v2_decoder = V2Decoder()
         self._on_fatal = on_fatal
         self.settled = asyncio.Event()  # set once loading is over: the model is scoring, or `error` says why not
         health = probes.health(self)
@@ -98,7 +106,7 @@ class ServingApp:
         if fixed is not None:
             route, allowed, handler = fixed
             if method not in allowed:
-                raise InputError(f"{path} takes {' or '.join(allowed)}, not {method}", 405)
+                raise MethodNotAllowed(path, method, allowed)
             return route, handler
         if path.startswith("/v2/models/"):
             return probes.v2_model_route(self, path, method)
@@ -131,11 +139,11 @@ class ServingApp:
         model = self.model or await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         document, binary_tail = binary.split(body, header(scope, binary.HEADER))
-        table, request_id, parameters = parse_v2(document, binary.Tail(binary_tail) if binary_tail else None)
+        table, request_id, parameters = await self.v2_decoder.parse(document, binary_tail)
         x = await self._off_loop_if_large(body, lambda: self._prepare(model, table, parameters))
         predictions = await self._score(x)
         answer: dict[str, Any] = {"model_name": name, "model_version": model.source.version or "",
-                                  "outputs": _v2_outputs(predictions)}
+                                  "outputs": v2_outputs(predictions)}
         if request_id is not None:
             answer["id"] = request_id
         return 200, orjson.dumps(answer, default=_jsonable, option=_NUMPY), JSON, []
@@ -173,6 +181,7 @@ class ServingApp:
         threading.Thread(target=probes.load_in_background, args=(self, loop), name="model-loader", daemon=True).start()
 
     def _stop(self) -> None:
+        self.v2_decoder.close()
         if self.scorer is not None:
             self.scorer.close()
 
@@ -220,6 +229,8 @@ def _error_reply(error: Exception, settings: Settings) -> Reply:
             JSON, []
     status = getattr(error, "status", 500)
     headers = [(b"retry-after", b"1")] if status == 503 else []
+    if isinstance(error, MethodNotAllowed):
+        headers = [(b"allow", ", ".join(error.allowed).encode())]
     return status, _error(str(error)), JSON, headers
 
 
@@ -239,14 +250,3 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()  # a pandas Series
     raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def _v2_outputs(predictions: Any) -> list[dict[str, Any]]:
-    if hasattr(predictions, "columns"):  # a DataFrame: one output per column
-        return [_v2_tensor(str(c), predictions[c].to_numpy()) for c in predictions.columns]
-    return [_v2_tensor("predict", np.asarray(predictions))]
-
-
-def _v2_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    return {"name": name, "datatype": v2_datatype(array.dtype), "shape": list(array.shape),
-            "data": np.ascontiguousarray(array).reshape(-1)}

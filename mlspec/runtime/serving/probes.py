@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope
-from mlspec.runtime.serving.protocols import InputError
+from mlspec.runtime.serving.protocols import InputError, MethodNotAllowed
 
 if TYPE_CHECKING:
     from mlspec.runtime.serving.app import Reply, ServingApp
@@ -60,9 +60,9 @@ def v2_model_route(app: ServingApp, path: str, method: str) -> tuple[str, Callab
                               version not in (None, model.source.version)):
         raise InputError(f"this server serves model '{model.source.name}' version {model.source.version}; "
                          f"there is no model '{name}'{f' version {version}' if version else ''} here", 404)
-    allowed = "POST" if rest == ["infer"] else "GET"
-    if method != allowed and not (allowed == "GET" and method == "HEAD"):
-        raise InputError(f"{path} takes {allowed}, not {method}", 405)
+    allowed = ("POST",) if rest == ["infer"] else ("GET", "HEAD")
+    if method not in allowed:
+        raise MethodNotAllowed(path, method, allowed)
     if rest == ["infer"]:
         return "v2_infer", lambda scope, receive: app.infer(scope, receive, name)
     if rest == ["ready"]:
@@ -122,7 +122,7 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
 def _warm_up(model: LoadedModel) -> float | None:
     """A few predictions on the model's own input example (or a row of zeros) before reporting ready; returns how
     long the last one took (None: no example), which tells the scorer where to run the model."""
-    from mlspec.runtime.serving.protocols import Table, parse_invocations
+    from mlspec.runtime.serving.protocols import Table, parse_invocations, v2_output_metadata
 
     example = model.folder / "serving_input_example.json"
     try:
@@ -134,8 +134,10 @@ def _warm_up(model: LoadedModel) -> float | None:
             return None
         for _ in range(WARM_UP_CALLS):
             started = time.perf_counter()
-            model.predict(x)
-        return time.perf_counter() - started
+            predictions = model.predict(x)
+        elapsed = time.perf_counter() - started
+        model.outputs = v2_output_metadata(predictions)  # what infer will return, whatever the signature says
+        return elapsed
     except Exception as error:  # an example the model rejects does not stop it from serving real requests
         print(f"mlspec-serve: warm-up skipped: {type(error).__name__}: {error}", file=sys.stderr)
         return None

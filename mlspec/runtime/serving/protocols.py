@@ -34,6 +34,17 @@ class InputError(Exception):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in the decoding process: its status comes back with it
+        return type(self), (str(self), self.status)
+
+
+class MethodNotAllowed(InputError):
+    """405: the path is served, with other methods; the answer's Allow header names them."""
+
+    def __init__(self, path: str, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{path} takes {' or '.join(allowed)}, not {method}", 405)
+        self.allowed = allowed
+
 
 @dataclass(slots=True)
 class Table:
@@ -210,10 +221,23 @@ def _v2_tensor(spec: Any, index: int, tail: Tail | None) -> tuple[str, np.ndarra
         raise InputError(f"{label}: shape {shape} holds {math.prod(shape)} values but data has {data.size}")
     if datatype != "BYTES" and data.size and data.dtype.kind not in "biuf":
         raise InputError(f"{label} is {datatype} but its data holds values that are not numbers")
+    _check_range(label, data, datatype)
     try:
         return name, data.reshape(shape).astype(V2_DTYPES[datatype], copy=False)
     except (ValueError, OverflowError) as error:
         raise InputError(f"{label}: data does not fit {datatype}: {error}") from None
+
+
+def _check_range(label: str, data: np.ndarray, datatype: str) -> None:
+    """Integers that do not fit the datatype are refused, not wrapped around (300 as UINT8 would score as 44)."""
+    target = np.dtype(V2_DTYPES[datatype])
+    if target.kind not in "iu" or not data.size or data.dtype.kind not in "iuf":
+        return
+    info = np.iinfo(target)
+    low, high = data.min(), data.max()
+    if low < info.min or high > info.max:
+        bad = low if low < info.min else high
+        raise InputError(f"{label}: value {bad} does not fit {datatype} ({info.min} to {info.max})", 400)
 
 
 def v2_datatype(dtype: np.dtype[Any]) -> str:
@@ -221,3 +245,21 @@ def v2_datatype(dtype: np.dtype[Any]) -> str:
         if candidate is not object and dtype == np.dtype(candidate):
             return name
     return "BYTES"
+
+
+def v2_outputs(predictions: Any) -> list[dict[str, Any]]:
+    """Predictions as v2 output tensors: a DataFrame's columns, or one tensor named `predict`."""
+    if hasattr(predictions, "columns"):  # a DataFrame: one output per column
+        return [_output(str(c), predictions[c].to_numpy()) for c in predictions.columns]
+    return [_output("predict", np.asarray(predictions))]
+
+
+def v2_output_metadata(predictions: Any) -> list[dict[str, Any]]:
+    """What v2_outputs returns for such predictions, as v2 model metadata: names, datatypes, shapes (-1 rows)."""
+    return [{"name": tensor["name"], "datatype": tensor["datatype"], "shape": [-1, *tensor["shape"][1:]]}
+            for tensor in v2_outputs(predictions)]
+
+
+def _output(name: str, array: np.ndarray) -> dict[str, Any]:
+    return {"name": name, "datatype": v2_datatype(array.dtype), "shape": list(array.shape),
+            "data": np.ascontiguousarray(array).reshape(-1)}
