@@ -99,7 +99,9 @@ class OnlineEndpoint(pulumi.ComponentResource):
             for d in args.deployments}
         hashes = pulumi.Output.all(*[p.result for p in self.passwords.values()]).apply(
             lambda keys: [key_hash(k) for k in keys])
-        config = hashes.apply(lambda found: _gateway_config(name, args, found, self._replica_urls(name, args)))
+        versions = pulumi.Output.all(*[pulumi.Output.from_input(d.version) for d in args.deployments])
+        config = pulumi.Output.all(hashes, versions).apply(
+            lambda found: _gateway_config(name, args, found[0], self._replica_urls(name, args), found[1]))
         publish = workspace.settings.publish_address
         gateway_alias = f"{name}-gateway"
         self.gateway = docker.Container(
@@ -175,24 +177,27 @@ def _model_uri(d: DeploymentArgs, version: int | None) -> str:
 
 
 def _gateway_limits(d: DeploymentArgs, settings: RequestSettings) -> dict[str, Any]:
-    """Enforced by the gateway, per replica: the concurrency limit with its queue, and the readiness probe."""
-    return {"max_concurrent": settings.max_concurrent_requests_per_instance,
+    """Enforced by the gateway, per replica: the concurrency limit with its queue, the body limit (the replicas'
+    own, so that a body too large is refused before it is sent), and the readiness probe."""
+    return {"max_concurrent": settings.max_concurrent_requests_per_instance, "max_body_size": settings.max_body_size,
             "max_queue_wait": settings.max_queue_wait,
             "readiness": Probes.model_validate(d.probes).readiness.model_dump(mode="json")}
 
 
-def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
-                    replicas: dict[str, list[str]]) -> str:
+def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], replicas: dict[str, list[str]],
+                    versions: list[int | None]) -> str:
+    """The gateway's routing: each deployment with its replicas, limits and the model it serves (its version None
+    where a registry alias picks it: Open Inference Protocol paths then reach it by the model's name)."""
     limits = [RequestSettings.model_validate(d.request_settings) for d in args.deployments]
     config = {
         "endpoint": name,
         "auth": args.auth,
         "key_hashes": hashes,
         "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name],
+                                 "model": {"name": d.model, "version": None if version is None else str(version)},
                                  **_gateway_limits(d, limit)}
-                        for d, limit in zip(args.deployments, limits, strict=True)},
+                        for d, limit, version in zip(args.deployments, limits, versions, strict=True)},
         "mirror": dict(args.mirror),
-        "max_body_size": max(s.max_body_size for s in limits),
         "request_timeout": max(s.request_timeout for s in limits) + 1,
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlspec.runtime.gateway.config import parse
 from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy
 from tests.pulumi.harness import Captured, CapturedResource, run_program
@@ -142,10 +143,15 @@ def test_deployments_and_gateway(iris: Captured) -> None:
     assert "uploads" in gateway.secret_inputs  # derived from the keys: kept secret in the state
     config = json.loads(gateway.inputs["uploads"][0]["content"])
     limits = {"max_concurrent": 64, "max_queue_wait": 0.5,  # the spec's defaults, enforced by the gateway
+              "max_body_size": 16 * 2**20,
               "readiness": {"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30,
                             "success_threshold": 1}}
-    assert config["deployments"] == {"blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits},
-                                     "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits}}
+    assert config["deployments"] == {  # each with the model it serves: Open Inference Protocol paths route by it
+        "blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits,
+                 "model": {"name": "iris-clf", "version": "1"}},
+        "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits,
+                  "model": {"name": "iris-forest", "version": "1"}}}
+    assert parse(config).max_body_size == 16 * 2**20  # the gateway reads no more than the largest limit
     keys = iris.exports["iris.keys"]
     assert config["key_hashes"] == [key_hash(keys["primary"]), key_hash(keys["secondary"])]
     assert iris.exports["iris.url"] == "http://127.0.0.1:25232"
