@@ -146,6 +146,18 @@ def test_readiness_and_the_repository_index_come_from_the_probes() -> None:
     assert status == 405 and (b"allow", b"POST") in headers
 
 
+def test_deployments_that_do_not_state_their_model_take_the_models_no_other_serves() -> None:
+    random.seed(11)
+    config = json.loads(json.dumps(CONFIG))
+    del config["deployments"]["green"]["model"]
+    config["deployments"]["other"] = {"weight": 30, "replicas": ["http://127.0.0.1:4"]}
+    index = ModelIndex(parse(config))
+    unstated = index.choice("iris-forest", None)
+    assert unstated is not None and [d.name for d in unstated.deployments] == ["green", "other"]
+    assert Counter(unstated.choose().name for _ in range(400)).keys() == {"green", "other"}  # by weight, 10 : 30
+    assert [d.name for d in index.choice("iris-clf", None).deployments] == ["blue", "canary"]  # type: ignore[union-attr]
+
+
 def test_readiness_is_left_to_the_replicas_without_a_probe() -> None:
     config = json.loads(json.dumps(CONFIG))
     del config["deployments"]["green"]["readiness"]

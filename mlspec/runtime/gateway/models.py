@@ -73,6 +73,7 @@ class ModelIndex:
         for deployment in config.deployments.values():
             if deployment.model is not None:
                 self._by_model.setdefault(deployment.model.name, []).append(deployment)
+        self._unstated = [d for d in config.deployments.values() if d.model is None]
         self._choices: dict[tuple[str, str | None], Choice | None] = {}
         self.smallest_body_limit = min(d.max_body_size for d in config.deployments.values())
 
@@ -92,7 +93,8 @@ class ModelIndex:
         named = self._by_model.get(name)
         if named is None:
             own = self.config.deployments.get(name)
-            named = [own] if own is not None else []
+            # Deployments whose model the config does not state may serve it: their replicas tell.
+            named = [own] if own is not None else self._unstated
         if version is None:
             return tuple(named)
         exact = [d for d in named if d.model is not None and d.model.version == version]
@@ -125,8 +127,8 @@ class ModelIndex:
 
 
 def too_large(length: int, limit: int, deployment: str) -> Answer:
-    return _json(413, {"error": f"the request body ({length} bytes) is over the limit of deployment "
-                                f"'{deployment}': {limit} bytes"})
+    return _json(413, {"error": f"the request body ({length} bytes) is over the limit of {limit} bytes of "
+                                f"deployment '{deployment}'"})
 
 
 def model_ready(deployments: tuple[Deployment, ...], router: Router, target: ModelPath) -> Answer | None:
