@@ -99,9 +99,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             for d in args.deployments}
         hashes = pulumi.Output.all(*[p.result for p in self.passwords.values()]).apply(
             lambda keys: [key_hash(k) for k in keys])
-        versions = pulumi.Output.all(*[pulumi.Output.from_input(d.version) for d in args.deployments])
-        config = pulumi.Output.all(hashes, versions).apply(
-            lambda found: _gateway_config(name, args, found[0], self._replica_urls(name, args), found[1]))
+        config = hashes.apply(lambda found: _gateway_config(name, args, found, self._replica_urls(name, args)))
         publish = workspace.settings.publish_address
         gateway_alias = f"{name}-gateway"
         self.gateway = docker.Container(
@@ -184,19 +182,21 @@ def _gateway_limits(d: DeploymentArgs, settings: RequestSettings) -> dict[str, A
             "readiness": Probes.model_validate(d.probes).readiness.model_dump(mode="json")}
 
 
-def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], replicas: dict[str, list[str]],
-                    versions: list[int | None]) -> str:
-    """The gateway's routing: each deployment with its replicas, limits and the model it serves (its version None
-    where a registry alias picks it: Open Inference Protocol paths then reach it by the model's name)."""
+def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], replicas: dict[str, list[str]]) -> str:
+    """The gateway's routing: each deployment with its replicas, limits and the model it serves. The version is
+    stated only where the spec pins it: one a job registers changes on every retraining, and a changed config
+    would replace the gateway's container (its front door down) where only the replicas need replacing; Open
+    Inference Protocol paths reach such a deployment by its model's name, and its replicas check the version."""
     limits = [RequestSettings.model_validate(d.request_settings) for d in args.deployments]
     config = {
         "endpoint": name,
         "auth": args.auth,
         "key_hashes": hashes,
         "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name],
-                                 "model": {"name": d.model, "version": None if version is None else str(version)},
+                                 "model": {"name": d.model,
+                                           "version": str(d.version) if isinstance(d.version, int) else None},
                                  **_gateway_limits(d, limit)}
-                        for d, limit, version in zip(args.deployments, limits, versions, strict=True)},
+                        for d, limit in zip(args.deployments, limits, strict=True)},
         "mirror": dict(args.mirror),
         "request_timeout": max(s.request_timeout for s in limits) + 1,
     }

@@ -109,14 +109,15 @@ class GatewayApp:
 
     def _over_limit(self, path: bytes, headers: Headers) -> Answer | None:
         """413 when the declared length is over the limit of every deployment the request may go to."""
+        index = self.models(self.watcher.config)
+        if index.smallest_body_limit == index.config.max_body_size:
+            return None  # one limit for all: the server holds every request to it
         length = pinned = None
         for name, value in headers:
             if name == b"content-length":
                 length = int(value) if value.isdigit() else None
             elif name in PIN_HEADERS and pinned is None:
                 pinned = value.decode("latin-1").strip()
-        config = self.watcher.config
-        index = self.models(config)
         if length is None or length <= index.smallest_body_limit:
             return None
         limit, deployment = index.body_limit(model_path(path), pinned)

@@ -18,6 +18,7 @@ from mlspec.runtime.httpserver import Answer
 MODELS_PREFIX = b"/v2/models/"
 REPOSITORY_INDEX = b"/v2/repository/index"
 _CACHED_CHOICES = 1024  # (model, version) pairs remembered per configuration; clients may send any version
+_CACHED_PATHS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,23 @@ class ModelPath:
     rest: str  # what follows the model and version: "", "infer", "ready", ...
 
 
+_PATHS: dict[bytes, ModelPath | None] = {}
+
+
 def model_path(path: bytes) -> ModelPath | None:
-    """`/v2/models/NAME[/versions/V][/REST]` read apart (names percent-decoded, as Triton's client quotes them)."""
+    """`/v2/models/NAME[/versions/V][/REST]` read apart (names percent-decoded, as Triton's client quotes them).
+    Clients send the same few paths again and again: each is read once."""
     if not path.startswith(MODELS_PREFIX):
         return None
+    found = _PATHS.get(path)
+    if found is None:
+        if len(_PATHS) >= _CACHED_PATHS:
+            _PATHS.clear()
+        found = _PATHS[path] = _read_model_path(path)
+    return found
+
+
+def _read_model_path(path: bytes) -> ModelPath | None:
     parts = path[len(MODELS_PREFIX):].decode("utf-8", "replace").split("/")
     name, rest = unquote(parts[0]), parts[1:]
     if not name:
