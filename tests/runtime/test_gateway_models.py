@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from mlspec.runtime.gateway.config import ConfigError, parse, routing_digest
-from mlspec.runtime.gateway.models import ModelIndex, ModelPath, model_path, model_ready, repository_index
+from mlspec.runtime.gateway.models import (
+    ModelIndex,
+    ModelPath,
+    Routed,
+    model_path,
+    model_ready,
+    over_limit,
+    repository_index,
+    serving_model,
+)
 from mlspec.runtime.gateway.routing import Router
 
 PROBE = {"period": 1.0}
@@ -164,3 +173,31 @@ def test_readiness_is_left_to_the_replicas_without_a_probe() -> None:
     forest = ModelIndex(parse(config)).choice("iris-forest", None)
     assert forest is not None and model_ready(forest.deployments, Router(), ModelPath("iris-forest", None, "ready")) \
         is None
+
+
+def test_a_declared_length_over_the_limit_of_where_the_request_goes_is_refused() -> None:
+    index = ModelIndex(parse(CONFIG))
+    pins = (b"azureml-model-deployment",)
+
+    def status(path: bytes, length: int, *extra: tuple[bytes, bytes]) -> int | None:
+        answer = over_limit(index, path, [(b"content-length", b"%d" % length), *extra], pins)
+        return None if answer is None else answer[0]
+
+    assert status(b"/v2/models/iris-clf/versions/1/infer", 1001) == 413  # blue's limit is 1000
+    assert status(b"/v2/models/iris-clf/versions/1/infer", 1000) is None
+    assert status(b"/v2/models/iris-forest/infer", 4000) is None  # green's is 5000
+    assert status(b"/invocations", 4000, (b"azureml-model-deployment", b"blue")) == 413
+    assert status(b"/invocations", 4000) is None  # the split may choose green: known only once the body is in
+    assert over_limit(index, b"/invocations", [(b"transfer-encoding", b"chunked")], pins) is None
+    same = ModelIndex(parse({**CONFIG, "deployments": {"a": {"weight": 1, "replicas": [], "max_body_size": 10}}}))
+    assert over_limit(same, b"/invocations", [(b"content-length", b"11")], pins) is None  # the server's own check
+
+
+def test_a_ready_question_is_answered_and_other_paths_are_routed() -> None:
+    index, router = ModelIndex(parse(CONFIG)), Router()
+    ready = serving_model(index, router, ModelPath("iris-forest", None, "ready"), b"GET")
+    assert not isinstance(ready, Routed) and ready[0] == 200
+    routed = serving_model(index, router, ModelPath("iris-forest", None, "infer"), b"POST")
+    assert isinstance(routed, Routed) and routed.deployment.name == "green"
+    unknown = serving_model(index, router, ModelPath("nope", None, "infer"), b"POST")
+    assert not isinstance(unknown, Routed) and unknown[0] == 404

@@ -21,10 +21,11 @@ from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
 from mlspec.runtime.gateway.models import (
     REPOSITORY_INDEX,
     ModelIndex,
-    ModelPath,
+    Routed,
     model_path,
-    model_ready,
+    over_limit,
     repository_index,
+    serving_model,
     too_large,
 )
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
@@ -105,23 +106,7 @@ class GatewayApp:
             status, sent, body = _error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
                                              "'api-key: KEY'")
             return status, [*sent, *_UNAUTHORISED], body
-        return self._over_limit(path, headers)
-
-    def _over_limit(self, path: bytes, headers: Headers) -> Answer | None:
-        """413 when the declared length is over the limit of every deployment the request may go to."""
-        index = self.models(self.watcher.config)
-        if index.smallest_body_limit == index.config.max_body_size:
-            return None  # one limit for all: the server holds every request to it
-        length = pinned = None
-        for name, value in headers:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else None
-            elif name in PIN_HEADERS and pinned is None:
-                pinned = value.decode("latin-1").strip()
-        if length is None or length <= index.smallest_body_limit:
-            return None
-        limit, deployment = index.body_limit(model_path(path), pinned)
-        return too_large(length, limit, deployment) if length > limit else None
+        return over_limit(self.models(self.watcher.config), path, headers, PIN_HEADERS)
 
     def handle(self, request: Request, reply: Reply) -> None:
         config = self.watcher.config
@@ -151,8 +136,9 @@ class GatewayApp:
                                                 f"{known}"))
                 return
         elif (target := model_path(request.path)) is not None:
-            chosen = self._serving(target, request, config, reply)
-            if chosen is None:
+            chosen = serving_model(self.models(config), self.router, target, request.method)
+            if not isinstance(chosen, Routed):  # the gateway's own answer: an unknown model, or its readiness
+                self._refuse(reply, chosen)
                 return
             deployment, serving = chosen
         else:
@@ -168,22 +154,6 @@ class GatewayApp:
         if mirror is not None and (serving is None or mirror in serving):  # a copy goes where its model is served
             self._mirror(mirror, request, config.request_timeout)
         _Forward(self, deployment, request, config.request_timeout, reply).attempt()
-
-    def _serving(self, target: ModelPath, request: Request, config: GatewayConfig,
-                 reply: Reply) -> tuple[Deployment, tuple[Deployment, ...]] | None:
-        """The deployment for a path that names a model, drawn among those serving it; None when the gateway
-        answered itself (an unknown model, or the model's readiness, which it knows from its probes)."""
-        index = self.models(config)
-        choice = index.choice(target.name, target.version)
-        if choice is None:
-            self._refuse(reply, index.unknown(target))
-            return None
-        if target.rest == "ready" and request.method in (b"GET", b"HEAD"):
-            known = model_ready(choice.deployments, self.router, target)
-            if known is not None:
-                self._refuse(reply, known)
-                return None
-        return choice.choose(), choice.deployments
 
     def _refuse(self, reply: Reply, answer: Answer) -> None:
         """An answer no deployment gave (the gateway's own): counted under deployment ""."""

@@ -7,13 +7,14 @@ import random
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import orjson
 
 from mlspec.runtime.gateway.config import Deployment, GatewayConfig
 from mlspec.runtime.gateway.routing import Router
-from mlspec.runtime.httpserver import Answer
+from mlspec.runtime.httpserver import Answer, Headers
 
 MODELS_PREFIX = b"/v2/models/"
 REPOSITORY_INDEX = b"/v2/repository/index"
@@ -138,6 +139,41 @@ class ModelIndex:
             return self.config.max_body_size, ""
         largest = max(deployments, key=lambda d: d.max_body_size)
         return largest.max_body_size, largest.name
+
+
+class Routed(NamedTuple):
+    deployment: Deployment  # where the request goes
+    serving: tuple[Deployment, ...]  # every deployment serving its model
+
+
+def serving_model(index: ModelIndex, router: Router, target: ModelPath, method: bytes) -> Routed | Answer:
+    """The deployment for a path that names a model, drawn among those serving it (returned too), or the
+    gateway's own answer: an unknown model, or the model's readiness, which it knows from its probes."""
+    choice = index.choice(target.name, target.version)
+    if choice is None:
+        return index.unknown(target)
+    if target.rest == "ready" and method in (b"GET", b"HEAD"):
+        known = model_ready(choice.deployments, router, target)
+        if known is not None:
+            return known
+    return Routed(choice.choose(), choice.deployments)
+
+
+def over_limit(index: ModelIndex, path: bytes, headers: Headers, pins: tuple[bytes, ...]) -> Answer | None:
+    """413 when the declared length is over the limit of every deployment the request may go to; called as soon
+    as the headers are in, so that such a body is never read."""
+    if index.smallest_body_limit == index.config.max_body_size:
+        return None  # one limit for all: the server holds every request to it
+    length = pinned = None
+    for name, value in headers:
+        if name == b"content-length":
+            length = int(value) if value.isdigit() else None
+        elif name in pins and pinned is None:
+            pinned = value.decode("latin-1").strip()
+    if length is None or length <= index.smallest_body_limit:
+        return None
+    limit, deployment = index.body_limit(model_path(path), pinned)
+    return too_large(length, limit, deployment) if length > limit else None
 
 
 def too_large(length: int, limit: int, deployment: str) -> Answer:
