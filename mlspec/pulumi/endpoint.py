@@ -201,24 +201,29 @@ def _model_uri(d: DeploymentArgs, version: int | None) -> str:
 
 
 def _gateway_limits(d: DeploymentArgs, settings: RequestSettings) -> dict[str, Any]:
-    """Enforced by the gateway, per replica: the concurrency limit with its queue, and the readiness probe."""
-    return {"max_concurrent": settings.max_concurrent_requests_per_instance,
+    """Enforced by the gateway, per replica: the concurrency limit with its queue, the body limit (the replicas'
+    own, so that a body too large is refused before it is sent), and the readiness probe."""
+    return {"max_concurrent": settings.max_concurrent_requests_per_instance, "max_body_size": settings.max_body_size,
             "max_queue_wait": settings.max_queue_wait,
             "readiness": Probes.model_validate(d.probes).readiness.model_dump(mode="json")}
 
 
-def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str],
-                    replicas: dict[str, list[str]]) -> str:
+def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], replicas: dict[str, list[str]]) -> str:
+    """The gateway's routing: each deployment with its replicas, limits and the model it serves. The version is
+    stated only where the spec pins it: one a job registers changes on every retraining, and a changed config
+    would replace the gateway's container (its front door down) where only the replicas need replacing; Open
+    Inference Protocol paths reach such a deployment by its model's name, and its replicas check the version."""
     limits = [RequestSettings.model_validate(d.request_settings) for d in args.deployments]
     config = {
         "endpoint": name,
         "auth": args.auth,
         "key_hashes": hashes,
         "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name],
+                                 "model": {"name": d.model,
+                                           "version": str(d.version) if isinstance(d.version, int) else None},
                                  **_gateway_limits(d, limit)}
                         for d, limit in zip(args.deployments, limits, strict=True)},
         "mirror": dict(args.mirror),
-        "max_body_size": max(s.max_body_size for s in limits),
         "request_timeout": max(s.request_timeout for s in limits) + 1,
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -7,6 +7,7 @@ import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,7 @@ def test_up_serves_is_idempotent_retrains_on_change_and_down_cleans_up(iris: Pat
     assert json.loads(mlspec("endpoint", "invoke", "iris", "--data", str(iris / "request.json"),
                              str(iris)).stdout)["predictions"] == [0, 2]
     assert "No changes" in mlspec("up", str(iris), "--yes").stdout
+    _open_inference_paths_reach_the_deployment_serving_their_model(endpoint)
 
     workspace = str((iris / ".mlspec").resolve())
     assert workspace_processes(workspace)  # replicas and the gateway are running
@@ -75,6 +77,23 @@ def test_up_serves_is_idempotent_retrains_on_change_and_down_cleans_up(iris: Pat
     assert workspace_processes(workspace) == {}
     models = json.loads(mlspec("models", str(iris), "--json").stdout)
     assert {m["name"]: len(m["versions"]) for m in models} == {"iris-clf": 1, "iris-forest": 2}  # kept
+
+
+def _open_inference_paths_reach_the_deployment_serving_their_model(endpoint: dict[str, Any]) -> None:
+    """Blue (iris-clf, 90% of the traffic) and green (iris-forest, 10%): a path that names a model goes to the
+    deployment serving it, whatever the weights; the repository index lists both."""
+    key = json.loads(Path(endpoint["keys_file"]).read_text())["primary"]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    v2 = json.dumps({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
+                                 "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}).encode()
+    for path, model in (("/v2/models/iris-forest/infer", "iris-forest"),
+                        ("/v2/models/iris-clf/versions/1/infer", "iris-clf")):
+        for _ in range(20):
+            status_code, body = post(endpoint["url"] + path, v2, headers)
+            assert status_code == 200 and json.loads(body)["model_name"] == model, body
+    status_code, body = post(endpoint["url"] + "/v2/repository/index", b"{}", headers)
+    assert status_code == 200 and [(m["name"], m["version"], m["state"]) for m in json.loads(body)] == [
+        ("iris-clf", "1", "READY"), ("iris-forest", "2", "READY")]
 
 
 def test_a_failing_job_shows_its_log_and_stops_only_its_dependants(iris: Path) -> None:

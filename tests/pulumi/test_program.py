@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlspec.runtime.gateway.config import parse
 from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy, mock_digest
 from tests.pulumi.harness import Captured, CapturedResource, run_program
@@ -144,10 +145,15 @@ def test_deployments_and_gateway(iris: Captured) -> None:
     assert "uploads" in gateway.secret_inputs  # derived from the keys: kept secret in the state
     config = json.loads(gateway.inputs["uploads"][0]["content"])
     limits = {"max_concurrent": 64, "max_queue_wait": 0.5,  # the spec's defaults, enforced by the gateway
+              "max_body_size": 16 * 2**20,
               "readiness": {"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30,
                             "success_threshold": 1}}
-    assert config["deployments"] == {"blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits},
-                                     "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits}}
+    assert config["deployments"] == {  # each with the model it serves: Open Inference Protocol paths route by it
+        "blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits,
+                 "model": {"name": "iris-clf", "version": None}},  # the version its job registers: not stated,
+        "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits,  # or each retraining would
+                  "model": {"name": "iris-forest", "version": None}}}  # replace the gateway's container
+    assert parse(config).max_body_size == 16 * 2**20  # the gateway reads no more than the largest limit
     keys = iris.exports["iris.keys"]
     assert config["key_hashes"] == [key_hash(keys["primary"]), key_hash(keys["secondary"])]
     assert iris.exports["iris.url"] == "http://127.0.0.1:25232"
@@ -299,3 +305,17 @@ def test_a_cluster_runs_at_most_max_nodes_jobs_at_once(tmp_path: Path) -> None:
     assert "train" in _deps(serial.get(CONTAINER, "train-forest"))
     parallel = run_program(compile_copy(tmp_path / "two", "iris"), {}, mocks=RegistryMocks())
     assert "train" not in _deps(parallel.get(CONTAINER, "train-forest"))
+
+
+def test_the_gateway_states_a_pinned_version_and_each_deployments_body_limit() -> None:
+    from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpointArgs, _gateway_config
+
+    pinned = DeploymentArgs("blue", None, "iris-clf", version=3,  # type: ignore[arg-type]
+                            request_settings={"max_body_size": 4096})
+    latest = DeploymentArgs("green", None, "iris-forest")  # type: ignore[arg-type]
+    args = OnlineEndpointArgs([pinned, latest], {"blue": 100}, 25000)
+    config = json.loads(_gateway_config("iris", args, [], {"blue": ["http://b:8080"], "green": ["http://g:8080"]}))
+    blue, green = config["deployments"]["blue"], config["deployments"]["green"]
+    assert blue["model"] == {"name": "iris-clf", "version": "3"} and blue["max_body_size"] == 4096
+    assert green["model"] == {"name": "iris-forest", "version": None} and green["max_body_size"] == 16 * 2**20
+    assert parse(config).max_body_size == 16 * 2**20

@@ -1,4 +1,5 @@
-"""The gateway's request handler: authenticate, pick a deployment (pinned or by weight), forward, mirror.
+"""The gateway's request handler: authenticate, pick a deployment (pinned, by the model a path names, or by
+weight), forward, mirror.
 
 Concurrency limits are enforced here, per replica (limits.py), because every request to a replica passes through
 its gateway, which counts exactly what each replica holds whatever its number of worker processes.
@@ -17,6 +18,16 @@ import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
 from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
+from mlspec.runtime.gateway.models import (
+    REPOSITORY_INDEX,
+    ModelIndex,
+    Routed,
+    model_path,
+    over_limit,
+    repository_index,
+    serving_model,
+    too_large,
+)
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
@@ -50,6 +61,7 @@ class GatewayApp:
         self._mirrors_in_flight = 0
         self._origins: dict[str, tuple[str, int]] = {}  # replica URL -> (host, port), parsed once
         self._watch: asyncio.Task[None] | None = None
+        self._index: ModelIndex | None = None  # of the configuration in use, made again when it changes
         self.queues = Queues(self.router)
         self.probes = ProbeRunner(self._readiness_changed)
         self._probing: asyncio.Task[None] | None = None
@@ -82,9 +94,15 @@ class GatewayApp:
     def max_body(self) -> int:
         return self.watcher.config.max_body_size
 
+    def models(self, config: GatewayConfig) -> ModelIndex:
+        index = self._index
+        if index is None or index.config is not config:
+            index = self._index = ModelIndex(config)
+        return index
+
     def precheck(self, path: bytes, headers: Headers) -> Answer | None:
-        """404 for unknown paths, 401 without a valid key; None to go on. The server calls it as soon as the
-        headers are in, so an unauthenticated request's body is never read."""
+        """404 for unknown paths, 401 without a valid key, 413 for a body over its deployment's limit; None to go
+        on. The server calls it as soon as the headers are in, so a refused request's body is never read."""
         if path == b"/health":
             return None
         if not (path in (b"/invocations", b"/score", b"/metrics", b"/v2") or path.startswith(b"/v2/")):
@@ -94,7 +112,7 @@ class GatewayApp:
             status, sent, body = _error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
                                              "'api-key: KEY'")
             return status, [*sent, *_UNAUTHORISED], body
-        return None
+        return over_limit(self.models(self.watcher.config), path, headers, PIN_HEADERS)
 
     def handle(self, request: Request, reply: Reply) -> None:
         config = self.watcher.config
@@ -115,27 +133,40 @@ class GatewayApp:
             self._route(request, config, reply)
 
     def _route(self, request: Request, config: GatewayConfig, reply: Reply) -> None:
+        if request.path == REPOSITORY_INDEX:
+            self._refuse(reply, repository_index(config, self.router, request.method, request.body))
+            return
         pinned = next((value for name in PIN_HEADERS if (value := request.header(name)) is not None), None)
-        if pinned is not None:
+        serving: tuple[Deployment, ...] | None = None  # the deployments serving the model the path names
+        if pinned is not None:  # a pin wins over the model a path names
             deployment = config.deployments.get(pinned.decode("latin-1").strip())
             if deployment is None:
                 known = ", ".join(config.deployments)
                 self._refuse(reply, _error(404, f"no deployment {pinned.decode('latin-1')!r}; this endpoint has "
                                                 f"{known}"))
                 return
+        elif (target := model_path(request.path)) is not None:
+            chosen = serving_model(self.models(config), self.router, target, request.method)
+            if not isinstance(chosen, Routed):  # the gateway's own answer: an unknown model, or its readiness
+                self._refuse(reply, chosen)
+                return
+            deployment, serving = chosen
         else:
             deployment = config.choose()
             if deployment is None:
                 self._refuse(reply, _error(503, "no deployment takes traffic (every weight is 0 or has no "
                                                 "replicas)"))
                 return
+        if len(request.body) > deployment.max_body_size:  # read whole: pipelined, or sent without a length
+            self._refuse(reply, too_large(len(request.body), deployment.max_body_size, deployment.name))
+            return
         mirror = config.mirror_to(deployment.name) if config.mirror else None
-        if mirror is not None:
+        if mirror is not None and (serving is None or mirror in serving):  # a copy goes where its model is served
             self._mirror(mirror, request, config.request_timeout)
         _Forward(self, deployment, request, config.request_timeout, reply).attempt()
 
     def _refuse(self, reply: Reply, answer: Answer) -> None:
-        """An answer no deployment gave: counted under deployment ""."""
+        """An answer no deployment gave (the gateway's own): counted under deployment ""."""
         self.requests.inc(("", str(answer[0])))
         reply(answer)
 

@@ -21,15 +21,28 @@ from urllib.parse import urlsplit
 from mlspec.runtime.probing import ProbeSettings
 
 RECHECK_S = 0.5  # how often the file's modification time is looked at
-DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
+DEFAULT_MAX_BODY = 64 * 2**20  # a deployment's limit when its config states none
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
-_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness"}
+_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "model",
+                      "max_body_size"}
+_MODEL_FIELDS = {"name", "version"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
 
 class ConfigError(Exception):
     """The file is not a valid gateway configuration; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The registered model a deployment's replicas serve; version None: whichever the registry resolved."""
+
+    name: str
+    version: str | None = None
+
+    def describe(self) -> str:
+        return self.name if self.version is None else f"{self.name} version {self.version}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class Deployment:
     max_concurrent: int = 0  # requests in flight per replica (0: no limit); more wait in the deployment's queue
     max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
     readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
+    model: ServedModel | None = None  # what Open Inference Protocol paths name to reach this deployment
+    max_body_size: int = DEFAULT_MAX_BODY  # the replicas' own limit: a larger body is refused here, unsent
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -53,7 +68,7 @@ class GatewayConfig:
     key_hashes: tuple[str, ...]  # sha256 hex of each accepted key: plain keys are never kept
     deployments: dict[str, Deployment]
     mirror: dict[str, int]  # deployment -> percent of requests copied to it
-    max_body_size: int = DEFAULT_MAX_BODY
+    max_body_size: int = DEFAULT_MAX_BODY  # the largest deployment's: what the server reads at most
     request_timeout: float = DEFAULT_TIMEOUT_S
     _names: tuple[str, ...] = field(default=(), repr=False)
     _cumulative: tuple[int, ...] = field(default=(), repr=False)
@@ -86,7 +101,9 @@ def routing_digest(config: GatewayConfig) -> str:
     the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
     routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
                "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
-               "deployments": {d.name: [d.weight, list(d.replicas)] for d in config.deployments.values()}}
+               "deployments": {d.name: [d.weight, list(d.replicas), d.max_body_size,
+                                        [d.model.name, d.model.version] if d.model else None]
+                               for d in config.deployments.values()}}
     return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
 
 
@@ -106,10 +123,13 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
         raise ConfigError(f"{source}: auth must be 'key' or 'none', not {auth!r}")
     hashes = [_key_hash(h, source) for h in _strings(data.get("key_hashes", []), "key_hashes", source)]
     hashes += [hashlib.sha256(k.encode()).hexdigest() for k in _strings(data.get("keys", []), "keys", source)]
+    limit, timeout = data.get("max_body_size", DEFAULT_MAX_BODY), data.get("request_timeout", DEFAULT_TIMEOUT_S)
+    if not _positive_int(limit) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{source}: max_body_size and request_timeout must be positive numbers")
     deployments = data.get("deployments")
     if not isinstance(deployments, dict) or not deployments:
         raise ConfigError(f"{source}: deployments must be an object naming at least one deployment")
-    parsed = {name: _deployment(name, spec, source) for name, spec in deployments.items()}
+    parsed = {name: _deployment(name, spec, source, limit) for name, spec in deployments.items()}
     mirror = data.get("mirror", {})
     if not isinstance(mirror, dict):
         raise ConfigError(f"{source}: mirror must be an object, e.g. {{\"green\": 10}}")
@@ -118,12 +138,10 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
             raise ConfigError(f"{source}: mirror names deployment '{name}', which is not in deployments")
         if not isinstance(percent, int | float) or not 0 <= percent <= 100:
             raise ConfigError(f"{source}: mirror percent for '{name}' must be a number from 0 to 100")
-    limit, timeout = data.get("max_body_size", DEFAULT_MAX_BODY), data.get("request_timeout", DEFAULT_TIMEOUT_S)
-    if not isinstance(limit, int) or limit < 1 or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"{source}: max_body_size and request_timeout must be positive numbers")
     live = [d for d in parsed.values() if d.weight > 0 and d.replicas]
     return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
-                         {k: int(v) for k, v in mirror.items()}, limit, float(timeout),
+                         {k: int(v) for k, v in mirror.items()}, max(d.max_body_size for d in parsed.values()),
+                         float(timeout),
                          tuple(d.name for d in live), tuple(accumulate(d.weight for d in live)))
 
 
@@ -140,7 +158,25 @@ def _key_hash(value: str, source: str) -> str:
     return text
 
 
-def _deployment(name: str, spec: Any, source: str) -> Deployment:
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _model(value: Any, where: str) -> ServedModel | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - _MODEL_FIELDS:
+        raise ConfigError(f"{where}: model must be an object with name and version (only)")
+    name, version = value.get("name"), value.get("version")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"{where}: model name must be a non-empty string without '/'")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int) or
+                                not str(version) or "/" in str(version)):
+        raise ConfigError(f"{where}: model version must be a string or number (or null: the registry's)")
+    return ServedModel(name, None if version is None else str(version))
+
+
+def _deployment(name: str, spec: Any, source: str, max_body: int = DEFAULT_MAX_BODY) -> Deployment:
     where = f"{source}: deployment '{name}'"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be an object with weight and replicas")
@@ -156,6 +192,9 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
         raise ConfigError(f"{where}: max_concurrent must be a non-negative integer (0: no limit)")
     if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:
         raise ConfigError(f"{where}: max_queue_wait must be non-negative seconds")
+    body_limit = spec.get("max_body_size", max_body)
+    if not _positive_int(body_limit):
+        raise ConfigError(f"{where}: max_body_size must be a positive integer (bytes)")
     readiness = None
     if spec.get("readiness") is not None:
         try:
@@ -168,7 +207,8 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
             raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
         replicas.append(f"http://{parts.netloc}")
-    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness)
+    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, _model(spec.get("model"), where),
+                      body_limit)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -76,3 +76,8 @@ class Router:
     def down(self, deployment: Deployment) -> int:
         now = time.monotonic()
         return sum(self._down_until.get(url, 0.0) > now for url in deployment.replicas)
+
+    def ready(self, deployment: Deployment) -> int:
+        """Replicas that would take a request now: passing readiness, not recently refusing connections."""
+        now = time.monotonic()
+        return sum(url not in self.unready and self._down_until.get(url, 0.0) <= now for url in deployment.replicas)

@@ -187,6 +187,8 @@ def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint,
         "endpoint": node.name, "auth": endpoint.auth,
         "key_hashes": key_hashes(keys),
         "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"],
+                               "model": {"name": ModelRef.parse(endpoint.deployments[name].model).name,
+                                         "version": str(d["version"])},
                                **_gateway_limits(endpoint.deployments[name])} for name, d in deployments.items()},
         "mirror": dict(endpoint.mirror_traffic),
     }
@@ -195,9 +197,10 @@ def _write_gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint,
 
 
 def _gateway_limits(deployment: Deployment) -> dict[str, Any]:
-    """What the gateway enforces per replica: the concurrency limit and queue, and the readiness probe."""
+    """What the gateway enforces per replica: the concurrency limit and queue, the body limit (the replicas' own,
+    so that a body too large is refused before it is sent) and the readiness probe."""
     settings = deployment.request_settings
-    return {"max_concurrent": settings.max_concurrent_requests_per_instance,
+    return {"max_concurrent": settings.max_concurrent_requests_per_instance, "max_body_size": settings.max_body_size,
             "max_queue_wait": settings.max_queue_wait,
             "readiness": deployment.probes.readiness.model_dump(mode="json")}
 
