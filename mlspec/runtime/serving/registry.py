@@ -90,25 +90,24 @@ def fetch(source: ModelSource, destination: Path, tracking_uri: str | None) -> P
     download (and, for a local store without a destination, writes it into the store itself). Files on this
     machine are copied without MLflow, which a replica would otherwise import for this alone.
     """
-    folder = sqlite_store.local_folder(source.location)
-    if folder is not None:
+    folder = _copy_or_download(source, destination, tracking_uri)
+    if not (folder / "MLmodel").is_file():
+        raise ModelNotFound(f"the files of {source.label} ({source.location}) are not an MLflow model: no MLmodel")
+    return folder
+
+
+def _copy_or_download(source: ModelSource, destination: Path, tracking_uri: str | None) -> Path:
+    on_disk = sqlite_store.local_folder(source.location)
+    if on_disk is not None:
         try:
-            local = sqlite_store.copy_folder(folder, destination)
+            return sqlite_store.copy_folder(on_disk, destination)
         except OSError as error:
-            raise ModelNotFound(f"cannot copy the files of {source.label} from {folder}: {error}") from None
-        if not (local / "MLmodel").is_file():
-            raise ModelNotFound(f"the files of {source.label} ({source.location}) are not an MLflow model: no "
-                                "MLmodel")
-        return local
+            raise ModelNotFound(f"cannot copy the files of {source.label} from {on_disk}: {error}") from None
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(destination),
-                                                    tracking_uri=tracking_uri)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(destination),
+                                                        tracking_uri=tracking_uri))
     except (MlflowException, OSError) as error:
         raise ModelNotFound(f"cannot fetch the files of {source.label} from {source.location}: {error}") from None
-    folder = Path(local)
-    if not (folder / "MLmodel").is_file():
-        raise ModelNotFound(f"the files of {source.label} ({source.location}) are not an MLflow model: no MLmodel")
-    return folder
