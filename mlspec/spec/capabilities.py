@@ -238,7 +238,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "resources": ALL,
         "environment_variables": ALL,
     },
-    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_utilization", "polling_interval"),
+    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_concurrency", "target_rps", "window",
+                                "scale_up_delay", "scale_down_delay"),
                                Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER))),
     "Probes": {"liveness": ALL, "readiness": ALL},
     "LivenessProbe": {
