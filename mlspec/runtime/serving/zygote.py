@@ -106,7 +106,7 @@ def _child(request: dict[str, object], listener: socket.socket, connection: sock
         code = main([str(arg) for arg in argv])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
-    except BaseException as error:  # noqa: BLE001 - a child must never return into the zygote's loop
+    except BaseException as error:  # a child must never return into the zygote's loop
         print(f"mlspec-zygote: replica failed to start: {error}", file=sys.stderr)
     finally:
         from mlspec.runtime.serving.__main__ import _exit
