@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
+from mlspec.runtime.gateway.hold import Holds
 from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
 from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
@@ -45,9 +46,10 @@ class GatewayApp:
         self._origins: dict[str, tuple[str, int]] = {}  # replica URL -> (host, port), parsed once
         self._watch: asyncio.Task[None] | None = None
         self.queues = Queues(self.router)
+        self.holds = Holds()
         self.probes = ProbeRunner(self._readiness_changed)
         self._probing: asyncio.Task[None] | None = None
-        self.watcher.on_reload = self._probe_targets
+        self.watcher.on_reload = self._reloaded
         self._probe_targets(self.watcher.config)
         self.registry = registry = Registry()
         self.requests = registry.add(Counter("mlspec_gateway_requests_total", "Requests by deployment and status.",
@@ -61,7 +63,7 @@ class GatewayApp:
 
     def start(self) -> None:
         """On the running loop: watch the config file, and reload it at once on SIGHUP."""
-        self.queues.loop = loop = asyncio.get_running_loop()
+        self.queues.loop = self.holds.loop = loop = asyncio.get_running_loop()
         self._watch = loop.create_task(self.watcher.watch())
         self._probing = loop.create_task(self.probes.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -161,11 +163,16 @@ class GatewayApp:
         return {"status": "ok", "endpoint": config.endpoint, "auth": config.auth,
                 "deployments": {d.name: {"weight": d.weight, "replicas": len(d.replicas),
                                          "down": self.router.down(d),
-                                         "unready": sum(url in self.router.unready for url in d.replicas)}
+                                         "unready": sum(url in self.router.unready for url in d.replicas),
+                                         **({"held": self.holds.held(d.name)} if d.hold else {})}
                                 for d in config.deployments.values()},
                 "mirror": config.mirror, "config": routing_digest(config), "keys": keys_digest(config.key_hashes)}
 
     # --- readiness ---------------------------------------------------------------------------------------------
+
+    def _reloaded(self, config: GatewayConfig) -> None:
+        self._probe_targets(config)
+        self.holds.release(config.deployments)
 
     def _probe_targets(self, config: GatewayConfig) -> None:
         """Probe every replica of every deployment that declares a readiness probe; a replica is in rotation
@@ -182,6 +189,7 @@ class GatewayApp:
         if ready:
             self.router.unready.discard(url)
             self.queues.dispatch_all()
+            self.holds.release(self.watcher.config.deployments)
         else:
             self.router.unready.add(url)
 
@@ -208,6 +216,8 @@ class _Forward:
             self.app.queues.enqueue(self)
         elif url is not None:
             self.send(url)
+        elif self.deployment.hold and not self.failures:
+            self.app.holds.hold(self)  # scaled to zero, or its replicas not ready yet: wait for one
         elif self.failures:
             name = self.deployment.name
             self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))

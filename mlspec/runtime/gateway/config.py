@@ -24,7 +24,7 @@ RECHECK_S = 0.5  # how often the file's modification time is looked at
 DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
-_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness"}
+_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "hold"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
 
@@ -40,6 +40,7 @@ class Deployment:
     max_concurrent: int = 0  # requests in flight per replica (0: no limit); more wait in the deployment's queue
     max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
     readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
+    hold: bool = False  # no ready replica (scaled to zero): requests wait for one, up to the request timeout
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -68,7 +69,8 @@ class GatewayConfig:
         return sum(hmac.compare_digest(offered, known) for known in self.key_hashes) > 0
 
     def choose(self) -> Deployment | None:
-        """A deployment drawn by weight among those with replicas; None when none takes traffic."""
+        """A deployment drawn by weight among those with replicas (or holding requests until one comes); None when
+        none takes traffic."""
         if not self._cumulative or self._cumulative[-1] == 0:
             return None
         index = bisect_right(self._cumulative, random.random() * self._cumulative[-1])
@@ -86,7 +88,8 @@ def routing_digest(config: GatewayConfig) -> str:
     the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
     routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
                "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
-               "deployments": {d.name: [d.weight, list(d.replicas)] for d in config.deployments.values()}}
+               "deployments": {d.name: [d.weight, list(d.replicas), *(["hold"] if d.hold else [])]
+                               for d in config.deployments.values()}}
     return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
 
 
@@ -121,7 +124,7 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
     limit, timeout = data.get("max_body_size", DEFAULT_MAX_BODY), data.get("request_timeout", DEFAULT_TIMEOUT_S)
     if not isinstance(limit, int) or limit < 1 or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{source}: max_body_size and request_timeout must be positive numbers")
-    live = [d for d in parsed.values() if d.weight > 0 and d.replicas]
+    live = [d for d in parsed.values() if d.weight > 0 and (d.replicas or d.hold)]
     return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
                          {k: int(v) for k, v in mirror.items()}, limit, float(timeout),
                          tuple(d.name for d in live), tuple(accumulate(d.weight for d in live)))
@@ -168,7 +171,10 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
             raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
         replicas.append(f"http://{parts.netloc}")
-    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness)
+    hold = spec.get("hold", False)
+    if not isinstance(hold, bool):
+        raise ConfigError(f"{where}: hold must be true or false")
+    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, hold)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
