@@ -38,7 +38,7 @@ class ScalingSettings:
 class Load:
     """One reading of a deployment's counters at the gateway (its control channel's `stats`)."""
 
-    in_flight: int = 0
+    in_flight: int = 0  # every request taken and not yet answered, queued and held ones included
     queued: int = 0
     held: int = 0
     requests_total: int = 0
@@ -64,7 +64,7 @@ class ScalingPolicy:
             self._first = now
         self._held = load.held
         if self.settings.metric == "concurrency":
-            self._sample(now, load.in_flight + load.queued + load.held)
+            self._sample(now, max(load.in_flight, load.queued + load.held))  # in_flight counts both already
         else:
             previous, self._last_total = self._last_total, (now, load.requests_total)
             if previous is not None and now > previous[0] and load.requests_total >= previous[1]:

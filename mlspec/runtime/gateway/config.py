@@ -1,8 +1,8 @@
-"""The gateway's config file: parsed strictly, re-read when it changes (or on SIGHUP), never half-applied."""
+"""The gateway's config: parsed strictly, taken whole from the control channel (or its file, at start and on
+SIGHUP), never half-applied."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlspec.runtime.probing import ProbeSettings
+from mlspec.runtime.sockets import SUN_PATH_MAX, is_unix, unix_path
 
-RECHECK_S = 0.5  # how often the file's modification time is looked at
 DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
@@ -36,7 +36,7 @@ class ConfigError(Exception):
 class Deployment:
     name: str
     weight: int
-    replicas: tuple[str, ...]  # http://HOST:PORT, no trailing slash
+    replicas: tuple[str, ...]  # http://HOST:PORT (no trailing slash) or unix:/ABS/PATH
     max_concurrent: int = 0  # requests in flight per replica (0: no limit); more wait in the deployment's queue
     max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
     readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
@@ -167,9 +167,15 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
             raise ConfigError(str(error)) from None
     replicas = []
     for url in _strings(spec.get("replicas", []), f"deployment '{name}' replicas", source):
+        if is_unix(url):
+            if not os.path.isabs(unix_path(url)) or len(os.fsencode(unix_path(url))) > SUN_PATH_MAX:
+                raise ConfigError(f"{where}: replica {url!r} must be unix:/ABSOLUTE/PATH of at most "
+                                  f"{SUN_PATH_MAX} bytes")
+            replicas.append(url)
+            continue
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
-            raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
+            raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT or unix:/PATH")
         replicas.append(f"http://{parts.netloc}")
     hold = spec.get("hold", False)
     if not isinstance(hold, bool):
@@ -186,7 +192,8 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 class ConfigWatcher:
-    """Holds the current configuration; a changed file replaces it whole, an invalid one is reported and skipped."""
+    """Holds the current configuration: one taken from the control channel, or the file re-read (on SIGHUP),
+    replaces it whole; an invalid file is reported and skipped."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -210,10 +217,12 @@ class ConfigWatcher:
         if self.on_reload is not None:
             self.on_reload(self.config)
 
-    async def watch(self) -> None:
-        while True:
-            await asyncio.sleep(RECHECK_S)
-            self.check()
+    def take(self, config: GatewayConfig) -> None:
+        """Serve `config` from now on: every request routed after this call sees it."""
+        self.config = config
+        self.reloads["ok"] += 1
+        if self.on_reload is not None:
+            self.on_reload(config)
 
 
 def load(path: Path) -> GatewayConfig:
