@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,26 +14,35 @@ import pytest
 from test_gateway_limits import fake_replica
 from test_serving_support import Server, start
 
+from mlspec.backends.local.gateway_control import configure
+
 pytestmark = pytest.mark.e2e
 
 
-def write(path: Path, replicas: list[str], timeout: float = 10.0, hold: bool = True) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"endpoint": "zero", "auth": "none", "request_timeout": timeout, "deployments": {
+def document(replicas: list[str], timeout: float = 10.0, hold: bool = True) -> dict[str, Any]:
+    return {"endpoint": "zero", "auth": "none", "request_timeout": timeout, "deployments": {
         "blue": {"weight": 100, "replicas": replicas, "hold": hold,
                  "readiness": {"initial_delay": 0, "period": 0.2, "timeout": 1, "failure_threshold": 1,
-                               "success_threshold": 1}}}}))
-    os.replace(temporary, path)
+                               "success_threshold": 1}}}}
+
+
+def write(control: Path, replicas: list[str], timeout: float = 10.0, hold: bool = True) -> None:
+    """The new replica set, through the control channel, as the scaler pushes it (acknowledged once in use)."""
+    configure(control, document(replicas, timeout, hold))
 
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     config = tmp_path / "gateway.json"
-    write(config, [])
-    served = start("mlspec.runtime.gateway", ["--config", str(config)], tmp_path / "gateway.log")
+    config.write_text(json.dumps(document([])))
+    private = tmp_path / "control"
+    private.mkdir(mode=0o700)
+    control = private / "gateway.sock"
+    served = start("mlspec.runtime.gateway", ["--config", str(config), "--control", str(control)],
+                   tmp_path / "gateway.log")
     try:
         served.wait_ready(30)
-        yield served, config
+        yield served, control
     finally:
         served.stop()
 
@@ -79,7 +87,6 @@ def test_first_request_waits_for_the_first_replica(gateway: tuple[Server, Path],
 def test_a_held_request_times_out_with_a_503(gateway: tuple[Server, Path]) -> None:
     served, config = gateway
     write(config, [], timeout=1.0)
-    time.sleep(1.2)  # the gateway re-reads its file every 0.5 s
     started = time.monotonic()
     answer = httpx.post(f"{served.url}/invocations", json={"instances": [[1]]}, timeout=30)
     assert answer.status_code == 503 and "scaling up" in answer.json()["error"], answer.text
@@ -111,6 +118,5 @@ def test_a_replica_that_becomes_ready_takes_the_held_requests(gateway: tuple[Ser
 def test_without_hold_no_replica_is_refused_at_once(gateway: tuple[Server, Path]) -> None:
     served, config = gateway
     write(config, [], hold=False)
-    time.sleep(1.2)
     answer = httpx.post(f"{served.url}/invocations", json={"instances": [[1]]}, timeout=30)
     assert answer.status_code == 503
