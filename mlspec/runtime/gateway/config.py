@@ -24,7 +24,7 @@ from mlspec.runtime.sockets import SUN_PATH_MAX, is_unix, unix_path
 DEFAULT_MAX_BODY = 64 * 2**20  # above any deployment's own limit, which the replicas enforce
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
-_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "hold"}
+_DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "hold", "scaled"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
 
@@ -41,6 +41,7 @@ class Deployment:
     max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
     readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
     hold: bool = False  # no ready replica (scaled to zero): requests wait for one, up to the request timeout
+    scaled: bool = False  # its replica set is an autoscaler's to change: the routing digest leaves it out
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -88,8 +89,8 @@ def routing_digest(config: GatewayConfig) -> str:
     the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
     routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
                "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
-               "deployments": {d.name: [d.weight, list(d.replicas), *(["hold"] if d.hold else [])]
-                               for d in config.deployments.values()}}
+               "deployments": {d.name: [d.weight, *(["scaled"] if d.scaled else [list(d.replicas)]),
+                                        *(["hold"] if d.hold else [])] for d in config.deployments.values()}}
     return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
 
 
@@ -177,10 +178,10 @@ def _deployment(name: str, spec: Any, source: str) -> Deployment:
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
             raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT or unix:/PATH")
         replicas.append(f"http://{parts.netloc}")
-    hold = spec.get("hold", False)
-    if not isinstance(hold, bool):
-        raise ConfigError(f"{where}: hold must be true or false")
-    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, hold)
+    hold, scaled = spec.get("hold", False), spec.get("scaled", False)
+    if not isinstance(hold, bool) or not isinstance(scaled, bool):
+        raise ConfigError(f"{where}: hold and scaled must be true or false")
+    return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, hold, scaled)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -11,6 +11,7 @@ from typing import Any
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.gateway_control import configure
+from mlspec.backends.local.handlers.endpoint_scaling import declare_scaler, forget_scaler, scaled_count, scaler_fields
 from mlspec.backends.local.handlers.model_versions import resolve_version
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
@@ -23,6 +24,7 @@ from mlspec.plan import Record
 from mlspec.runtime.gateway.config import parse, routing_digest
 from mlspec.runtime.jobrun import NodeLimits
 from mlspec.runtime.launch import limited_argv
+from mlspec.runtime.scaling import ScalingSettings
 from mlspec.runtime.sockets import split_url, unix_path, with_path
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
 from mlspec.spec.compute import ComputeBase
@@ -34,11 +36,11 @@ def _python(ctx: Context, node: Node, name: str) -> str:
 
 
 def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, version: int,
-              generation: str) -> list[ProcessRow]:
+              generation: str, count: int) -> list[ProcessRow]:
     ref = ModelRef.parse(deployment.model)
     settings = deployment.request_settings
     rows = []
-    for index in range(_replica_count(deployment)):
+    for index in range(count):
         # Only the gateway reaches a replica: its socket file is 0600 in an owner-only folder.
         address = "unix:" + str(replica_socket(ctx.paths, node.name, name, generation, index))
         argv = python_command(
@@ -124,28 +126,37 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
         return batch.apply(ctx, node)
     previous = ctx.outputs(node.id)
     deployments: dict[str, Any] = {}
+    scaling: dict[str, Any] = {}
     keep: set[str] = set()
     for name, deployment in endpoint.deployments.items():
         version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
         run_id = _run_id(ctx, deployment)
         generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name), run_id)
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
+        # An autoscaled deployment keeps the replicas its scaler added, within [min, max].
+        count = scaled_count(deployment, current, node.id, name, generation)
         # Replica ids carry their generation, so replicas already declared for it are kept, whether the last `up`
         # completed or was killed after declaring them.
-        expected = [_replica_id(node, name, generation, index) for index in range(_replica_count(deployment))]
+        expected = [_replica_id(node, name, generation, index) for index in range(count)]
         if all(pid in current for pid in expected):
             rows = [current[pid] for pid in expected]
         else:
-            rows = _replicas(ctx, node, name, deployment, version, generation)
+            rows = _replicas(ctx, node, name, deployment, version, generation, count)
             for row in rows:
                 ctx.store.want_process(row)
             model_name = ModelRef.parse(deployment.model).name
             ctx.say(f"starting {len(rows)} replica(s) of {node.name}/{name} (model {model_name} version {version})")
         keep.update(r.id for r in rows)
         deployments[name] = {"version": version, "run_id": run_id, "generation": generation,
-                             "processes": [r.id for r in rows],
+                             # the scaler's replicas come and go: only fixed ones are checked for drift
+                             "processes": [] if deployment.autoscale else [r.id for r in rows],
                              "replicas": [split_url(r.health)[0] for r in rows if r.health],
                              "deadline": _probe_deadline(deployment)}
+        if deployment.autoscale is not None:
+            scaling[name] = {"settings": ScalingSettings.of(
+                deployment.autoscale, deployment.request_settings.max_concurrent_requests_per_instance),
+                "generation": generation, "deadline": _probe_deadline(deployment),
+                "rows": _replicas(ctx, node, name, deployment, version, generation, deployment.autoscale.max_instances)}
     ensure_running(ctx.paths)
     # Every replica the gateway will route to, kept ones too: after an interrupted `up` they may still be starting.
     wait_healthy(ctx, sorted(keep), max(d["deadline"] for d in deployments.values()),
@@ -170,6 +181,10 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     if acknowledged != routing:
         raise StepFailed(f"endpoint '{node.name}': the gateway acknowledged routing {acknowledged[:12]}, not the "
                          f"{routing[:12]} it was given; see its log")
+    if scaling:  # after the gateway took its config: the scaler's first reading is of the set in use
+        keep.add(declare_scaler(ctx, node, control, gateway_config(ctx.paths, node.name), scaling))
+    else:
+        forget_scaler(ctx.paths, node.name)
     ctx.store.release_processes(node.id, keep)
     return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth, "routing": routing,
             "deployments": {k: {kk: vv for kk, vv in v.items() if kk != "deadline"} for k, v in deployments.items()},
@@ -195,7 +210,8 @@ def _gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint,
         "endpoint": node.name, "auth": endpoint.auth,
         "key_hashes": key_hashes(keys),
         "deployments": {name: {"weight": traffic.get(name, 0), "replicas": d["replicas"],
-                               **_gateway_limits(endpoint.deployments[name])} for name, d in deployments.items()},
+                               **_gateway_limits(endpoint.deployments[name]),
+                               **scaler_fields(endpoint.deployments[name])} for name, d in deployments.items()},
         "mirror": dict(endpoint.mirror_traffic),
     }
     return config
@@ -216,6 +232,7 @@ def delete(ctx: Context, record: Record, purge: bool) -> None:
         batch.delete(ctx, record, purge)
         return
     ctx.store.release_processes(record.id)
+    forget_scaler(ctx.paths, record.id.split("/", 1)[1])
     ensure_running(ctx.paths)
     # Listening sockets need no file once bound: their folder goes now (it may be outside the workspace).
     shutil.rmtree(socket_dir(ctx.paths, record.id.split("/", 1)[1]), ignore_errors=True)
