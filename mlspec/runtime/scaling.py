@@ -73,7 +73,7 @@ class ScalingPolicy:
                 self._sample(now, float(load.held))  # no rate yet, but someone is waiting
         self._proposals.append((now, self.proposal(now)))
         horizon = max(self.settings.scale_up_delay, self.settings.scale_down_delay)
-        while self._proposals and self._proposals[0][0] < now - horizon:
+        while len(self._proposals) > 1 and self._proposals[1][0] < now - horizon:
             self._proposals.popleft()
 
     def _sample(self, now: float, value: float) -> None:
@@ -103,9 +103,12 @@ class ScalingPolicy:
         return self.current
 
     def _sustained(self, now: float, delay: float) -> list[int]:
-        """The proposals of the last `delay` seconds, or none while the policy has not watched that long."""
+        """The proposals in force over the last `delay` seconds (each holds until the next, so the one made before
+        the span counts too: a long pause between readings never empties it); none while the policy has not
+        watched that long."""
         if self._first is None or not self._proposals or now - self._first < delay:
             return []
         since = now - delay
         recent = [count for at, count in self._proposals if at >= since]
-        return recent or [self._proposals[-1][1]]
+        before = [count for at, count in self._proposals if at < since]
+        return recent + before[-1:]

@@ -100,3 +100,15 @@ def test_spec_refuses_two_targets_and_old_names() -> None:
         Autoscale.model_validate({"max_instances": 2, "target_rps": 5, "target_concurrency": 5})
     with pytest.raises(ValidationError):
         Autoscale.model_validate({"max_instances": 2, "target_utilization": 70})
+
+
+def test_a_long_pause_between_readings_does_not_drop_a_replica_at_once() -> None:
+    """A scaling step blocks the readings for seconds: the need recorded before the pause still holds after it."""
+    policy = ScalingPolicy(settings(min_instances=0, scale_down_delay=3.0), current=0)
+    run(policy, 0, 4, Load())
+    policy.observe(4.1, Load(held=1))
+    assert policy.decide(4.1) == 1
+    policy.observe(9.0, Load())  # 5 s later (the replica started meanwhile), idle again
+    assert policy.decide(9.0) == 1  # the 1 was in force until now: scale_down_delay counts from here
+    assert run(policy, 9.0, 2.5, Load())[-1] == 1
+    assert run(policy, 11.5, 1.0, Load())[-1] == 0

@@ -11,6 +11,7 @@ interleaves with an `up` or `down`; a busy lock postpones it to a later tick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ from mlspec.runtime.scaling import Load, ScalingPolicy, ScalingSettings
 from mlspec.runtime.sockets import split_url
 
 TICK_S = 0.2
+LOCK_WAIT_S = 2.0  # an `up` holds the lock for its whole apply: a scaling step waits this long, then a later tick
 
 
 def plan_path(paths: WorkspacePaths, endpoint: str) -> Path:
@@ -125,22 +127,32 @@ class Autoscaler:
         write_json_atomically(status_path(self.paths, self.plan["endpoint"]), status)
 
     def scale(self, scaled: Scaled, current: int, desired: int) -> int:
-        """Move to `desired` replicas; the count declared afterwards."""
+        """Move to `desired` replicas; the count declared afterwards. The workspace lock is held to declare, push
+        and release, never while new replicas start, so an `up` waits for it milliseconds at most."""
+        stamp = self.stamp
         try:
-            with exclusive(self.paths.lock, 0.0, "mlspec up or down"):
-                current = self.declared(scaled)  # up may have changed it while we waited
-                if desired > current:
-                    self.add(scaled, scaled.rows[current:desired])
+            if desired > current:
+                with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                    current = self.declared(scaled)  # up may have changed it meanwhile
+                    for row in scaled.rows[current:desired]:
+                        self.store.want_process(row)
+                ensure_running(self.paths)
+                self.wait_healthy(scaled, scaled.rows[current:desired])
+            with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                if self.plan_file.stat().st_mtime_ns != stamp:
+                    return self.declared(scaled)  # an up replaced the plan meanwhile: decide again from it
+                before = self.declared(scaled)
                 self.push(scaled, scaled.rows[:desired])
-                if desired < current:
+                if desired < before:
                     self.store.release_processes(self.plan["owner"], self.keep(scaled, desired))
-                self.log(f"{scaled.name}: {current} -> {desired} replica(s) (load {scaled.policy.average():.1f})")
-                return desired
+            self.log(f"{scaled.name}: {current} -> {desired} replica(s) (load {scaled.policy.average():.1f})")
+            return desired
         except LockTimeout:
             scaled.policy.current = current  # decided again on a later tick
         except StepFailed as error:
             self.log(f"{scaled.name}: scaling to {desired} failed: {error}")
-            self.store.release_processes(self.plan["owner"], self.keep(scaled, current))
+            with contextlib.suppress(LockTimeout), exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                self.store.release_processes(self.plan["owner"], self.keep(scaled, current))
             scaled.policy.current = current
         return current
 
@@ -149,10 +161,7 @@ class Autoscaler:
         others = {row.id for row in self.store.processes(self.plan["owner"]) if row.desired and row.id not in mine}
         return others | {row.id for row in scaled.rows[:count]}
 
-    def add(self, scaled: Scaled, rows: list[ProcessRow]) -> None:
-        for row in rows:
-            self.store.want_process(row)
-        ensure_running(self.paths)
+    def wait_healthy(self, scaled: Scaled, rows: list[ProcessRow]) -> None:
         deadline = time.monotonic() + scaled.deadline
         waiting = [row for row in rows if row.health]
         while waiting:
