@@ -112,6 +112,7 @@ class Autoscaler:
         if self.load_plan():
             for scaled in self.scaled.values():
                 scaled.policy.current = self.declared(scaled)
+                self.reconcile(scaled)
         measured = stats(Path(self.plan["control"]))["deployments"]
         now = time.monotonic()
         status: dict[str, Any] = {}
@@ -155,6 +156,20 @@ class Autoscaler:
                 self.store.release_processes(self.plan["owner"], self.keep(scaled, current))
             scaled.policy.current = current
         return current
+
+    def reconcile(self, scaled: Scaled) -> None:
+        """A scaler stopped between declaring replicas and pushing them (killed, restarted) left the gateway with
+        another set than the one declared: push the declared one, once healthy."""
+        count = scaled.policy.current
+        config = json.loads(Path(self.plan["config"]).read_text())
+        routed = config["deployments"].get(scaled.name, {}).get("replicas", [])
+        if routed != [split_url(str(row.health))[0] for row in scaled.rows[:count]]:
+            try:
+                self.wait_healthy(scaled, scaled.rows[:count])
+                with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                    self.push(scaled, scaled.rows[:count])
+            except (LockTimeout, StepFailed) as error:
+                self.log(f"{scaled.name}: could not route the {count} declared replica(s) yet: {error}")
 
     def keep(self, scaled: Scaled, count: int) -> set[str]:
         mine = {row.id for row in scaled.rows}
