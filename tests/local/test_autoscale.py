@@ -54,7 +54,7 @@ def test_scale_from_zero_up_under_load_and_back_down(iris: Path) -> None:
 
     with Load(outputs["port"], key) as load:
         wait_for(iris, 2, 60)
-        mlspec("up", str(iris), "--yes", "--lock-timeout", "30")  # a second up keeps what the scaler added (within [min, max])
+        mlspec("up", str(iris), "--yes", "--lock-timeout", "30")  # keeps what the scaler added (within [min, max])
         assert scaled(iris)["blue"]["current"] == 2
         assert len(status(iris)["autoscale"]["iris"]) == 1
     assert load.failures == [] and load.ok > 0
