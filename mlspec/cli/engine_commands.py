@@ -106,6 +106,7 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    from mlspec.backends.local.autoscaler import read_status
     from mlspec.backends.local.degraded import degraded
     from mlspec.backends.local.engine import observed_processes
     from mlspec.backends.local.state import StateStore
@@ -122,13 +123,15 @@ def status(args: argparse.Namespace) -> int:
     sick = {t.resource for t in troubles}  # shown as 'degraded' in place of 'ready'
     the_plan = engine.plan()
     store.close()
+    scaling = {rid.split("/", 1)[1]: found for rid in records if rid.startswith("endpoint/")
+               if (found := read_status(engine.paths, rid.split("/", 1)[1]))}
     if args.json:
         print_json({"resources": {r.id: {"status": "degraded" if r.id in sick else r.status, "outputs": r.outputs,
                                           "description": r.spec.get("description", ""), "tags": r.spec.get("tags", {})}
                                   for r in records.values()},
                     "processes": [p.__dict__ for p in processes], "supervisor": running(engine.paths),
                     "degraded": [t.__dict__ for t in troubles],
-                    "in_sync": not the_plan.has_changes and not troubles})
+                    "in_sync": not the_plan.has_changes and not troubles, "autoscale": scaling})
         return EXIT_OK
     width = max((len(r) for r in records), default=10)
     for rid, record in records.items():
@@ -136,6 +139,9 @@ def status(args: argparse.Namespace) -> int:
         print(f"{rid:<{width}}  {shown:<7} {_summary(record.outputs)}")
         if record.spec.get("description"):
             print(f"{'':<{width}}  {record.spec['description']}")
+        for name, scaled in scaling.get(rid.split("/", 1)[-1], {}).items() if rid.startswith("endpoint/") else ():
+            print(f"{'':<{width}}  {name}: {scaled['current']} replica(s), {scaled['desired']} wanted "
+                  f"(autoscale, load {scaled['load']})")
     if processes:
         print(f"\nprocesses (supervisor {'running' if running(engine.paths) else 'NOT running: run mlspec up'}):")
         for p in processes:

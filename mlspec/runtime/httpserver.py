@@ -11,8 +11,11 @@ coroutine, so that the gateway makes no task per request; the scoring server's A
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
+import stat
 import sys
 import traceback
 from collections import deque
@@ -362,7 +365,7 @@ async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_b
     (up to DRAIN_S)."""
     loop = asyncio.get_running_loop()
     live: set[_Connection] = set()
-    server = await loop.create_server(lambda: _Connection(handler, precheck, max_body, live), sock=sock, backlog=2048)
+    server = await listen(sock, handler, precheck, max_body, live)
     stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -377,6 +380,18 @@ async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_b
         connection.close_if_idle()
 
 
+async def listen(sock: socket.socket, handler: Handler, precheck: Precheck, max_body: Callable[[], int],
+                 live: set[_Connection] | None = None) -> asyncio.Server:
+    """Serve on the listening socket (TCP or Unix) on the running loop, with no signal handling of its own."""
+    loop = asyncio.get_running_loop()
+    connections: set[_Connection] = set() if live is None else live
+    if sock.family == socket.AF_UNIX:
+        return await loop.create_unix_server(lambda: _Connection(handler, precheck, max_body, connections),
+                                             sock=sock, backlog=2048)
+    return await loop.create_server(lambda: _Connection(handler, precheck, max_body, connections), sock=sock,
+                                    backlog=2048)
+
+
 def bind(host: str, port: int, program: str) -> socket.socket:
     """Listen at once, before anything slow is imported: the port is taken (or the clash reported) immediately."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -386,6 +401,32 @@ def bind(host: str, port: int, program: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sys.exit(f"{program}: error: cannot listen on {host}:{port}: {error.strerror}")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_unix(path: str, program: str) -> socket.socket:
+    """Listen on a Unix socket readable and writable by its owner only (0600): the file mode is the access
+    control. Its folder must be owner-only too (see mlspec.runtime.sockets); a stale socket file is replaced."""
+    from mlspec.runtime.sockets import check_private_dir
+
+    try:
+        check_private_dir(os.path.dirname(path))
+    except PermissionError as error:
+        sys.exit(f"{program}: error: {error}")
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)  # the file is created 0600: no moment where another user could connect
+    try:
+        sock.bind(path)
+    except OSError as error:
+        sys.exit(f"{program}: error: cannot listen on {path}: {error.strerror or error}")
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlspec.runtime.sockets import is_unix, split_url, unix_path
+
 TICK_S = 0.02  # the runner's resolution: probe times are rounded up to it
 IDLE_TICK_S = 0.5  # the longest the runner sleeps: how soon it notices new targets
 
@@ -75,16 +77,21 @@ class ProbeState:
 
 
 async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
-    """GET `url` (http://HOST:PORT/PATH?QUERY) within `timeout` seconds: (status, body); (0, b"") when there is no
-    answer in time."""
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    """GET `url` (http://HOST:PORT/PATH?QUERY, or unix:/SOCKET:/PATH) within `timeout` seconds: (status, body);
+    (0, b"") when there is no answer in time."""
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or 80)
+            if is_unix(url):
+                address, target = split_url(url)
+                netloc = "localhost"
+                reader, writer = await asyncio.open_unix_connection(unix_path(address))
+            else:
+                parts = urlsplit(url)
+                target, netloc = (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), parts.netloc
+                reader, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or 80)
             writer.write(b"GET %s HTTP/1.1\r\nhost: %s\r\nconnection: close\r\n\r\n" % (
-                target.encode(), parts.netloc.encode()))
+                target.encode(), netloc.encode()))
             head = await reader.readuntil(b"\r\n\r\n")
             length = next((line.split(b":", 1)[1] for line in head.lower().split(b"\r\n")
                            if line.startswith(b"content-length:")), None)

@@ -66,7 +66,7 @@ class Row:
 
 
 ALL = Row()
-_NO_AUTOSCALER = "no autoscaler yet: give instance_count instead"
+_NO_AUTOSCALER = "no autoscaler on this target yet: give instance_count instead"
 _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
             "initial_delay + period × failure_threshold")
@@ -231,15 +231,16 @@ TABLE: dict[str, dict[str, Row]] = {
         "compute": ALL,
         "instance_count": ALL,
         "workers": ALL,
-        "autoscale": Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER)),
+        "autoscale": Row(docker=no(_NO_AUTOSCALER)),
         "probes": ALL,
         "request_settings": ALL,
         "batching": ALL,
         "resources": ALL,
         "environment_variables": ALL,
     },
-    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_utilization", "polling_interval"),
-                               Row(local=no(_NO_AUTOSCALER), docker=no(_NO_AUTOSCALER))),
+    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_concurrency", "target_rps", "window",
+                                "scale_up_delay", "scale_down_delay"),
+                               Row(docker=no(_NO_AUTOSCALER))),
     "Probes": {"liveness": ALL, "readiness": ALL},
     "LivenessProbe": {
         "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS)),

@@ -13,20 +13,44 @@ from mlspec.spec.model import model_reference
 ModelReference = Annotated[str, AfterValidator(model_reference)]
 
 
-class Autoscale(Strict):
-    """Replica autoscaling of a deployment."""
+# Knative's defaults: a replica is aimed at 70% of its hard concurrency limit (or of 100 without one).
+KNATIVE_CONCURRENCY_TARGET = 100
+KNATIVE_TARGET_UTILIZATION = 0.7
 
-    min_instances: int = Field(1, ge=0, description="Fewest replicas.")
+
+class Autoscale(Strict):
+    """Replica autoscaling of a deployment from the load its gateway measures (Knative/KServe semantics)."""
+
+    min_instances: int = Field(1, ge=0, description="Fewest replicas; 0 scales to zero when idle (the first request "
+                                                    "then waits, up to its timeout, for a replica to start).")
     max_instances: int = Field(1, ge=1, description="Most replicas.")
-    target_utilization: int = Field(70, ge=1, le=100, description="CPU percentage to hold replicas at.")
-    polling_interval: Seconds = Field(1, description="How often load is measured.")
+    target_concurrency: float | None = Field(
+        None, gt=0, description="Requests in flight per replica to aim for (default: 70% of "
+                                "max_concurrent_requests_per_instance, at most 70, as Knative).")
+    target_rps: float | None = Field(None, gt=0, description="Requests per second per replica to aim for, instead "
+                                                             "of target_concurrency.")
+    window: Seconds = Field(6, description="Load is averaged over this long (Knative's panic window).")
+    scale_up_delay: Seconds = Field(0, description="More replicas are added once the need has lasted this long.")
+    scale_down_delay: Seconds = Field(30, description="Replicas are removed once they have been unneeded this long "
+                                                      "(Knative's scale-to-zero grace period).")
 
     @model_validator(mode="after")
-    def _min_le_max(self) -> Autoscale:
+    def _coherent(self) -> Autoscale:
         if self.min_instances > self.max_instances:
             raise ValueError(
                 f"min_instances ({self.min_instances}) is greater than max_instances ({self.max_instances})")
+        if self.target_concurrency is not None and self.target_rps is not None:
+            raise ValueError("give target_concurrency or target_rps, not both")
         return self
+
+    def target(self, max_concurrent_per_instance: int) -> tuple[str, float]:
+        """The metric scaled on and its per-replica target: ("rps", N) or ("concurrency", N)."""
+        if self.target_rps is not None:
+            return "rps", float(self.target_rps)
+        if self.target_concurrency is not None:
+            return "concurrency", float(self.target_concurrency)
+        hard = min(max_concurrent_per_instance, KNATIVE_CONCURRENCY_TARGET)
+        return "concurrency", max(1.0, hard * KNATIVE_TARGET_UTILIZATION)
 
 
 class Probe(Strict):

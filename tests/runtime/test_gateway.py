@@ -1,13 +1,15 @@
-"""The gateway as a real process in front of two real scoring servers (blue and green): auth, routing, reloads."""
+"""The gateway as a real process in front of two real scoring servers (blue and green): auth, routing, and new
+configs through its control channel."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,6 @@ from test_serving_support import (
 pytestmark = pytest.mark.e2e
 PRIMARY, SECONDARY = "primary-key-0123456789", "secondary-key-9876543210"
 BODY = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-RELOAD_WAIT_S = 5.0
 
 
 def digest(key: str) -> str:
@@ -53,14 +54,18 @@ def replicas(store: IrisStore) -> Iterator[dict[str, Server]]:
 
 
 class Gateway:
-    def __init__(self, server: Server, config: Path) -> None:
-        self.server, self.config, self.url = server, config, server.url
+    def __init__(self, server: Server, config: Path, control: Path) -> None:
+        self.server, self.config, self.control, self.url = server, config, control, server.url
+
+    def put(self, config: dict[str, Any] | str) -> httpx.Response:
+        """PUT a config on the control socket, as the engine does."""
+        body = config if isinstance(config, str) else json.dumps(config)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.control)), timeout=10) as client:
+            return client.put("http://gateway/config", content=body)
 
     def write(self, config: dict[str, Any]) -> None:
-        """Replace the file atomically, as the engine does (readers never see half a file)."""
-        temporary = self.config.with_suffix(".tmp")
-        temporary.write_text(json.dumps(config))
-        os.replace(temporary, self.config)
+        answer = self.put(config)
+        assert answer.status_code == 200, answer.text
 
     def post(self, key: str | None = PRIMARY, headers: dict[str, str] | None = None,
              path: str = "/invocations") -> httpx.Response:
@@ -71,12 +76,6 @@ class Gateway:
         answers = [self.post(**kwargs) for _ in range(count)]
         assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
         return Counter(a.headers["x-mlspec-deployment"] for a in answers)
-
-    def eventually(self, check: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + RELOAD_WAIT_S
-        while not check():
-            assert time.monotonic() < deadline, "the gateway did not pick up the new configuration"
-            time.sleep(0.1)
 
 
 def config(replicas: dict[str, Server], blue: int = 100, green: int = 0, **extra: Any) -> dict[str, Any]:
@@ -89,8 +88,12 @@ def config(replicas: dict[str, Server], blue: int = 100, green: int = 0, **extra
 def gateway(replicas: dict[str, Server], store: IrisStore) -> Iterator[Gateway]:
     path = store.root / "gateway.json"
     path.write_text(json.dumps(config(replicas)))
-    served = start("mlspec.runtime.gateway", ["--config", str(path)], store.root / "gateway.log")
-    front = Gateway(served, path)
+    folder = store.root / "control"
+    folder.mkdir(mode=0o700)
+    control = folder / "gateway.sock"
+    served = start("mlspec.runtime.gateway", ["--config", str(path), "--control", str(control)],
+                   store.root / "gateway.log")
+    front = Gateway(served, path, control)
     try:
         served.wait_ready(30)
         yield front
@@ -102,7 +105,7 @@ def gateway(replicas: dict[str, Server], store: IrisStore) -> Iterator[Gateway]:
 def reset(gateway: Gateway, replicas: dict[str, Server]) -> Iterator[None]:
     yield
     gateway.write(config(replicas))
-    gateway.eventually(lambda: gateway.post().status_code == 200 and gateway.deployments(4) == Counter(blue=4))
+    assert gateway.post().status_code == 200 and gateway.deployments(4) == Counter(blue=4)
 
 
 def test_health_needs_no_key_and_unknown_paths_are_404(gateway: Gateway) -> None:
@@ -141,23 +144,50 @@ def test_key_rotation_and_weight_shift_apply_without_restart(gateway: Gateway, r
     pid = gateway.server.process.pid
     rotated = "rotated-primary-key-555"
     gateway.write({**config(replicas, blue=0, green=100), "key_hashes": [digest(rotated), digest(SECONDARY)]})
-    gateway.eventually(lambda: gateway.post(PRIMARY).status_code == 401)
+    assert gateway.post(PRIMARY).status_code == 401
     assert gateway.post(rotated).status_code == 200 and gateway.post(SECONDARY).status_code == 200
     assert gateway.deployments(20, key=rotated) == Counter(green=20)
     # Plain keys are accepted too (hashed when read); a split sends some to each.
     gateway.write({**config(replicas, blue=50, green=50), "key_hashes": [], "keys": ["plain-key"]})
-    gateway.eventually(lambda: gateway.post("plain-key").status_code == 200)
+    assert gateway.post("plain-key").status_code == 200
     split = gateway.deployments(60, key="plain-key")
     assert split["blue"] > 5 and split["green"] > 5
     assert gateway.server.process.pid == pid and gateway.server.process.poll() is None
 
 
 @pytest.mark.usefixtures("reset")
-def test_an_invalid_config_is_reported_and_the_last_good_one_kept(gateway: Gateway) -> None:
+def test_an_invalid_config_is_refused_and_the_last_good_one_kept(gateway: Gateway) -> None:
+    before = httpx.get(f"{gateway.url}/health").json()["config"]
+    refused = gateway.put('{"deployments": {"blue": {"weight": -1}}}')
+    assert refused.status_code == 400 and "weight must be a non-negative integer" in refused.json()["error"]
+    assert gateway.put("{not json").status_code == 400
+    assert httpx.get(f"{gateway.url}/health").json()["config"] == before
+    assert gateway.deployments(4) == Counter(blue=4)
+    # The file is read again on SIGHUP only; an invalid one there is reported and skipped too.
     gateway.config.write_text('{"deployments": {"blue": {"weight": -1}}}')
-    time.sleep(1.2)
+    gateway.server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "keeping the previous configuration" not in gateway.server.output():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     assert gateway.post().status_code == 200
-    assert "keeping the previous configuration" in gateway.server.output()
+
+
+@pytest.mark.usefixtures("reset")
+def test_the_acknowledgement_comes_once_the_new_routing_is_in_use(gateway: Gateway,
+                                                                  replicas: dict[str, Server]) -> None:
+    for blue, green in ((0, 100), (100, 0), (0, 100)):
+        answer = gateway.put(config(replicas, blue=blue, green=green))
+        assert answer.status_code == 200
+        assert answer.json()["config"] == httpx.get(f"{gateway.url}/health").json()["config"]
+        expected = Counter(green=8) if green else Counter(blue=8)
+        assert gateway.deployments(8) == expected  # at once: no request after the answer goes by the old routing
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(gateway.control)), timeout=10) as client:
+        stats = client.get("http://gateway/stats").json()
+    assert stats["deployments"]["green"]["requests_total"] >= 16
+    assert stats["deployments"]["green"] | {"requests_total": 0} == {
+        "in_flight": 0, "queued": 0, "held": 0, "requests_total": 0, "replicas": 1, "ready": 1}
+    assert oct(os.stat(gateway.control).st_mode & 0o777) == "0o600"
 
 
 @pytest.mark.usefixtures("reset")
@@ -167,7 +197,7 @@ def test_mirror_sends_copies_and_discards_the_answers(gateway: Gateway, replicas
         return metric(text, "mlspec_requests_total", route="invocations", status="200")
 
     gateway.write(config(replicas, mirror={"green": 100}))
-    gateway.eventually(lambda: httpx.get(f"{gateway.url}/health").json()["mirror"] == {"green": 100})
+    assert httpx.get(f"{gateway.url}/health").json()["mirror"] == {"green": 100}
     before = green_invocations()
     assert gateway.deployments(20) == Counter(blue=20)  # every answer still comes from blue
     deadline = time.monotonic() + 5
@@ -182,7 +212,7 @@ def test_no_reachable_replica_is_502_and_a_dead_one_is_skipped(gateway: Gateway,
     gateway.write({**config(replicas), "deployments": {
         "blue": {"weight": 100, "replicas": [dead, replicas["blue"].url]},
         "red": {"weight": 0, "replicas": [dead]}}})
-    gateway.eventually(lambda: "red" in httpx.get(f"{gateway.url}/health").json()["deployments"])
+    assert "red" in httpx.get(f"{gateway.url}/health").json()["deployments"]
     assert gateway.deployments(10) == Counter(blue=10)  # the dead replica is retried around, then skipped
     assert httpx.get(f"{gateway.url}/health").json()["deployments"]["blue"]["down"] == 1
     failed = gateway.post(headers={"x-mlspec-deployment": "red"})
@@ -194,7 +224,7 @@ def test_killing_a_replica_leaves_the_other_answering(gateway: Gateway, replicas
     # Last in the module: green is killed for good.
     both = [replicas["blue"].url, replicas["green"].url]
     gateway.write({**config(replicas), "deployments": {"blue": {"weight": 100, "replicas": both}}})
-    gateway.eventually(lambda: httpx.get(f"{gateway.url}/health").json()["deployments"]["blue"]["replicas"] == 2)
+    assert httpx.get(f"{gateway.url}/health").json()["deployments"]["blue"]["replicas"] == 2
     assert gateway.deployments(10) == Counter(blue=10)
     replicas["green"].process.kill()
     replicas["green"].process.wait(10)

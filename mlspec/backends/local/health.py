@@ -10,11 +10,15 @@ from pathlib import Path
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import SupervisorFailed, ensure_running, running, start_marker
+from mlspec.runtime.sockets import http_status, is_unix
 
 SUPERVISOR_CHECK_S = 1.0  # how often a wait makes sure the supervisor it relies on is still there
 
 
 def healthy(url: str, timeout: float = 1.0) -> bool:
+    """200 from GET `url`: http://HOST:PORT/PATH, or unix:/SOCKET:/PATH for a replica on a Unix socket."""
+    if is_unix(url):
+        return http_status(url, timeout) == 200
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)

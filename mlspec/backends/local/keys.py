@@ -7,7 +7,9 @@ import os
 import secrets
 from pathlib import Path
 
+from mlspec.backends.local.gateway_control import configure
 from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.backends.local.replica_sockets import control_socket
 from mlspec.runtime.keys import key_hash
 
 SLOTS = ("primary", "secondary")
@@ -47,12 +49,13 @@ def key_hashes(keys: dict[str, str]) -> list[str]:
 
 
 def write_json_atomically(path: Path, value: object) -> None:
-    """Readers (the gateway polls its config) never see half a file; only the owner can read it."""
+    """Readers (a gateway starting) never see half a file; only the owner can read it."""
     _write_private(path, value, indent=2)
 
 
 def rotate(paths: WorkspacePaths, endpoint: str, slot: str) -> dict[str, str]:
-    """Replace one key; the running gateway reloads its config, so no restart and the other key keeps working."""
+    """Replace one key. The running gateway takes the new key set through its control channel before this returns,
+    so the new key works (and the old one is refused) as soon as the caller has it; the other key keeps working."""
     keys = load_keys(paths, endpoint)
     keys[slot] = secrets.token_urlsafe(32)
     _write_private(keys_file(paths, endpoint), keys)
@@ -60,5 +63,8 @@ def rotate(paths: WorkspacePaths, endpoint: str, slot: str) -> dict[str, str]:
     if config_path.exists():
         config = json.loads(config_path.read_text())
         config["key_hashes"] = key_hashes(keys)
-        write_json_atomically(config_path, config)
+        write_json_atomically(config_path, config)  # a gateway that restarts starts from it
+        control = control_socket(paths, endpoint)
+        if control.exists():  # no socket: no gateway runs, and the next one reads the file
+            configure(control, config)
     return keys

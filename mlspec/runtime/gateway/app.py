@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
+from mlspec.runtime.gateway.hold import Holds
 from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
 from mlspec.runtime.gateway.models import (
     REPOSITORY_INDEX,
@@ -29,11 +30,12 @@ from mlspec.runtime.gateway.models import (
     too_large,
 )
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
-from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamTimeout
+from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
 from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.probing import ProbeRunner, ProbeSettings
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
+from mlspec.runtime.sockets import is_unix, unix_path, with_path
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
 MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: mirroring must never slow live traffic
@@ -60,12 +62,14 @@ class GatewayApp:
         self.pool = Pool()
         self._mirrors_in_flight = 0
         self._origins: dict[str, tuple[str, int]] = {}  # replica URL -> (host, port), parsed once
-        self._watch: asyncio.Task[None] | None = None
         self._index: ModelIndex | None = None  # of the configuration in use, made again when it changes
+        self.in_flight: dict[str, int] = {}  # per deployment: requests taken and not yet answered
+        self.requests_total: dict[str, int] = {}  # per deployment
         self.queues = Queues(self.router)
+        self.holds = Holds()
         self.probes = ProbeRunner(self._readiness_changed)
         self._probing: asyncio.Task[None] | None = None
-        self.watcher.on_reload = self._probe_targets
+        self.watcher.on_reload = self._reloaded
         self._probe_targets(self.watcher.config)
         self.registry = registry = Registry()
         self.requests = registry.add(Counter("mlspec_gateway_requests_total", "Requests by deployment and status.",
@@ -78,18 +82,33 @@ class GatewayApp:
                                              "deployment.", ("deployment", "outcome")))
 
     def start(self) -> None:
-        """On the running loop: watch the config file, and reload it at once on SIGHUP."""
-        self.queues.loop = loop = asyncio.get_running_loop()
-        self._watch = loop.create_task(self.watcher.watch())
+        """On the running loop: probe replicas, and re-read the config file on SIGHUP."""
+        self.queues.loop = self.holds.loop = loop = asyncio.get_running_loop()
         self._probing = loop.create_task(self.probes.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.watcher.check, True)
 
     def stop(self) -> None:
-        for task in (self._watch, self._probing):
-            if task is not None:
-                task.cancel()
+        if self._probing is not None:
+            self._probing.cancel()
         self.pool.close()
+
+    def configure(self, config: GatewayConfig) -> None:
+        """Route by `config` from now on. Requests waiting in a queue are re-pointed at their deployment's new
+        replica set, so once this returns no request goes to a replica the config no longer lists."""
+        self.watcher.take(config)
+        self.queues.rebind(config.deployments)
+        self.queues.dispatch_all()
+
+    def stats(self) -> dict[str, Any]:
+        """The gateway's own measurements per deployment (the control channel's GET /stats)."""
+        config, router = self.watcher.config, self.router
+        return {"deployments": {
+            name: {"in_flight": self.in_flight.get(name, 0), "queued": self.queues.queued(name),
+                   "held": self.holds.held(name),
+                   "requests_total": self.requests_total.get(name, 0), "replicas": len(d.replicas),
+                   "ready": sum(url not in router.unready for url in d.replicas)}
+            for name, d in config.deployments.items()}, "time": time.monotonic()}
 
     def max_body(self) -> int:
         return self.watcher.config.max_body_size
@@ -200,13 +219,18 @@ class GatewayApp:
 
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
         """Always a 200 (the gateway itself is up); "degraded" when a deployment has replicas and none ready."""
-        deployments = {d.name: self.router.health(d) for d in config.deployments.values()}
+        deployments = {d.name: {**self.router.health(d), **({"held": self.holds.held(d.name)} if d.hold else {})}
+                       for d in config.deployments.values()}
         degraded = any(d["state"] == "unavailable" for d in deployments.values())
         return {"status": "degraded" if degraded else "ok", "endpoint": config.endpoint, "auth": config.auth,
                 "deployments": deployments,
                 "mirror": config.mirror, "config": routing_digest(config), "keys": keys_digest(config.key_hashes)}
 
     # --- readiness ---------------------------------------------------------------------------------------------
+
+    def _reloaded(self, config: GatewayConfig) -> None:
+        self._probe_targets(config)
+        self.holds.release(config.deployments)
 
     def _probe_targets(self, config: GatewayConfig) -> None:
         """Probe every replica of every deployment that declares a readiness probe; a replica is in rotation
@@ -215,7 +239,8 @@ class GatewayApp:
         for deployment in config.deployments.values():
             if deployment.readiness is not None:
                 for url in deployment.replicas:
-                    targets[url] = (url + READINESS_PATH, deployment.readiness, url not in self.router.unready)
+                    targets[url] = (with_path(url, READINESS_PATH), deployment.readiness,
+                                    url not in self.router.unready)
         self.router.unready.intersection_update(targets)
         self.probes.set_targets(targets)
 
@@ -223,6 +248,7 @@ class GatewayApp:
         if ready:
             self.router.unready.discard(url)
             self.queues.dispatch_all()
+            self.holds.release(self.watcher.config.deployments)
         else:
             self.router.unready.add(url)
 
@@ -242,13 +268,19 @@ class _Forward:
         self.failures: list[str] = []
         self.expiry: asyncio.TimerHandle | None = None  # while queued
         self.started = time.perf_counter()
+        in_flight = app.in_flight
+        in_flight[deployment.name] = in_flight.get(deployment.name, 0) + 1
 
     def attempt(self) -> None:
+        if self.tried:  # a retry goes by the replica set in use now, which may have changed since the first try
+            self.deployment = self.app.watcher.config.deployments.get(self.deployment.name, self.deployment)
         url = self.app.router.pick(self.deployment, self.url) if self.tried < ATTEMPTS else None
         if url == FULL:
             self.app.queues.enqueue(self)
         elif url is not None:
             self.send(url)
+        elif self.deployment.hold and not self.failures:
+            self.app.holds.hold(self)  # scaled to zero, or its replicas not ready yet: wait for one
         elif self.failures:
             name = self.deployment.name
             self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
@@ -279,7 +311,10 @@ class _Forward:
             self.app.router.failed(url)
             self.app.upstream_errors.inc((name, url))
             self.failures.append(f"{url}: {error}")
-            self.attempt()  # predictions change nothing, so the request is retried once on another replica
+            if isinstance(error, UpstreamError) and error.connect:
+                self.attempt()  # no byte of it reached the replica: another ready replica may take it
+            else:  # written, so the replica may have acted on it: never sent twice
+                self.finish(_error(502, f"deployment '{name}' failed the request: {'; '.join(self.failures)}"))
 
     def overdue(self) -> None:
         self.expiry = None
@@ -288,6 +323,9 @@ class _Forward:
     def finish(self, answer: Answer) -> None:
         status, headers, body = answer
         name = self.deployment.name
+        app = self.app
+        app.in_flight[name] -= 1
+        app.requests_total[name] = app.requests_total.get(name, 0) + 1
         self.app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
         self.app.latency.observe(time.perf_counter() - self.started, (name,))
         self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
@@ -306,6 +344,9 @@ def _key(headers: Headers) -> bytes | None:
 
 
 def _origin(url: str) -> tuple[str, int]:
+    """(host, port) of an http:// replica; (socket path, 0) of a unix: one."""
+    if is_unix(url):
+        return unix_path(url), 0
     host, _, port = url.removeprefix("http://").rpartition(":")
     return host.strip("[]"), int(port)
 
@@ -313,8 +354,9 @@ def _origin(url: str) -> tuple[str, int]:
 def _upstream_request(request: Request, url: str, internal_token: bytes | None = None) -> bytes:
     """The request as the replica gets it: /score is Azure ML's name for /invocations."""
     target = b"/invocations" + request.target[len(b"/score"):] if request.path == b"/score" else request.target
+    host = b"localhost" if is_unix(url) else url.removeprefix("http://").encode()
     lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n" % (
-        request.method, target, url.removeprefix("http://").encode(), len(request.body))]
+        request.method, target, host, len(request.body))]
     lines += [b"%s: %s\r\n" % (name, value) for name, value in request.headers if name not in _DROP_REQUEST]
     if internal_token is not None:
         lines.append(b"%s: %s\r\n" % (INTERNAL_TOKEN, internal_token))

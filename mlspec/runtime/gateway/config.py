@@ -1,8 +1,8 @@
-"""The gateway's config file: parsed strictly, re-read when it changes (or on SIGHUP), never half-applied."""
+"""The gateway's config: parsed strictly, taken whole from the control channel (or its file, at start and on
+SIGHUP), never half-applied."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -19,13 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlspec.runtime.probing import ProbeSettings
+from mlspec.runtime.sockets import SUN_PATH_MAX, is_unix, unix_path
 
-RECHECK_S = 0.5  # how often the file's modification time is looked at
 DEFAULT_MAX_BODY = 64 * 2**20  # a deployment's limit when its config states none
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
 _DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "model",
-                      "max_body_size"}
+                      "max_body_size", "hold", "scaled"}
 _MODEL_FIELDS = {"name", "version"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
@@ -49,12 +49,14 @@ class ServedModel:
 class Deployment:
     name: str
     weight: int
-    replicas: tuple[str, ...]  # http://HOST:PORT, no trailing slash
+    replicas: tuple[str, ...]  # http://HOST:PORT (no trailing slash) or unix:/ABS/PATH
     max_concurrent: int = 0  # requests in flight per replica (0: no limit); more wait in the deployment's queue
     max_queue_wait: float = DEFAULT_QUEUE_WAIT_S  # how long a request waits for a free replica before a 429
     readiness: ProbeSettings | None = None  # probe each replica's /health; None: passive health only
     model: ServedModel | None = None  # what Open Inference Protocol paths name to reach this deployment
     max_body_size: int = DEFAULT_MAX_BODY  # the replicas' own limit: a larger body is refused here, unsent
+    hold: bool = False  # no ready replica (scaled to zero): requests wait for one, up to the request timeout
+    scaled: bool = False  # its replica set is an autoscaler's to change: the routing digest leaves it out
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -83,7 +85,8 @@ class GatewayConfig:
         return sum(hmac.compare_digest(offered, known) for known in self.key_hashes) > 0
 
     def choose(self) -> Deployment | None:
-        """A deployment drawn by weight among those with replicas; None when none takes traffic."""
+        """A deployment drawn by weight among those with replicas (or holding requests until one comes); None when
+        none takes traffic."""
         if not self._cumulative or self._cumulative[-1] == 0:
             return None
         index = bisect_right(self._cumulative, random.random() * self._cumulative[-1])
@@ -101,7 +104,8 @@ def routing_digest(config: GatewayConfig) -> str:
     the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
     routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
                "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
-               "deployments": {d.name: [d.weight, list(d.replicas), d.max_body_size,
+               "deployments": {d.name: [d.weight, *(["scaled"] if d.scaled else [list(d.replicas)]),
+                                        *(["hold"] if d.hold else []), d.max_body_size,
                                         [d.model.name, d.model.version] if d.model else None]
                                for d in config.deployments.values()}}
     return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
@@ -138,7 +142,7 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
             raise ConfigError(f"{source}: mirror names deployment '{name}', which is not in deployments")
         if not isinstance(percent, int | float) or not 0 <= percent <= 100:
             raise ConfigError(f"{source}: mirror percent for '{name}' must be a number from 0 to 100")
-    live = [d for d in parsed.values() if d.weight > 0 and d.replicas]
+    live = [d for d in parsed.values() if d.weight > 0 and (d.replicas or d.hold)]
     return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
                          {k: int(v) for k, v in mirror.items()}, max(d.max_body_size for d in parsed.values()),
                          float(timeout),
@@ -203,12 +207,21 @@ def _deployment(name: str, spec: Any, source: str, max_body: int = DEFAULT_MAX_B
             raise ConfigError(str(error)) from None
     replicas = []
     for url in _strings(spec.get("replicas", []), f"deployment '{name}' replicas", source):
+        if is_unix(url):
+            if not os.path.isabs(unix_path(url)) or len(os.fsencode(unix_path(url))) > SUN_PATH_MAX:
+                raise ConfigError(f"{where}: replica {url!r} must be unix:/ABSOLUTE/PATH of at most "
+                                  f"{SUN_PATH_MAX} bytes")
+            replicas.append(url)
+            continue
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
-            raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT")
+            raise ConfigError(f"{where}: replica {url!r} must look like http://HOST:PORT or unix:/PATH")
         replicas.append(f"http://{parts.netloc}")
+    hold, scaled = spec.get("hold", False), spec.get("scaled", False)
+    if not isinstance(hold, bool) or not isinstance(scaled, bool):
+        raise ConfigError(f"{where}: hold and scaled must be true or false")
     return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, _model(spec.get("model"), where),
-                      body_limit)
+                      body_limit, hold, scaled)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -220,7 +233,8 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 class ConfigWatcher:
-    """Holds the current configuration; a changed file replaces it whole, an invalid one is reported and skipped."""
+    """Holds the current configuration: one taken from the control channel, or the file re-read (on SIGHUP),
+    replaces it whole; an invalid file is reported and skipped."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -244,10 +258,12 @@ class ConfigWatcher:
         if self.on_reload is not None:
             self.on_reload(self.config)
 
-    async def watch(self) -> None:
-        while True:
-            await asyncio.sleep(RECHECK_S)
-            self.check()
+    def take(self, config: GatewayConfig) -> None:
+        """Serve `config` from now on: every request routed after this call sees it."""
+        self.config = config
+        self.reloads["ok"] += 1
+        if self.on_reload is not None:
+            self.on_reload(config)
 
 
 def load(path: Path) -> GatewayConfig:

@@ -89,6 +89,14 @@ class Queues:
             else:
                 waiter.send(url)
 
+    def rebind(self, deployments: dict[str, Deployment]) -> None:
+        """A new config is in use: waiting requests take their deployment's new replica set (and limits)."""
+        for name, waiting in self._waiting.items():
+            current = deployments.get(name)
+            if current is not None:
+                for waiter in waiting:
+                    waiter.deployment = current
+
     def queued(self, name: str) -> int:
         waiting = self._waiting.get(name)
         return len(waiting) if waiting else 0

@@ -22,7 +22,8 @@ MAX_IDLE = 256  # per replica
 
 
 class UpstreamError(Exception):
-    """The replica could not be reached or dropped the connection; `connect` tells whether nothing was sent."""
+    """The replica could not be reached or dropped the connection; `connect` is True only when no byte of the
+    request was sent (it could not connect), so the request may go to another replica."""
 
     def __init__(self, message: str, connect: bool) -> None:
         super().__init__(message)
@@ -40,10 +41,6 @@ class Response:
     body: bytes
 
 
-class _Stale(Exception):
-    """A pooled connection the server had closed while idle: try a fresh one (the replica itself is fine)."""
-
-
 Done = Callable[[Response | None, Exception | None], None]  # called once: the response, or why there is none
 
 
@@ -52,7 +49,6 @@ class _Connection(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.used = False  # it carried an exchange before: a close with no answer means the server let it go
         self.idle_since = 0.0
         self._done: Done | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -76,8 +72,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        stale = self.used and not self._received
-        self._finish(None, _Stale() if stale else UpstreamError("the replica closed the connection", connect=False))
+        # The request was written: the replica may have read and acted on it, so this is never retried.
+        why = "without answering" if not self._received else "in the middle of its answer"
+        self._finish(None, UpstreamError(f"the replica closed the connection {why}", connect=False))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -123,7 +120,6 @@ class _Connection(asyncio.Protocol):
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        self.used = True
         done(response, error)
 
     def close(self) -> None:
@@ -138,23 +134,18 @@ class Pool:
         self._connecting: set[asyncio.Task[None]] = set()
 
     def send(self, host: str, port: int, request: bytes, timeout: float, done: Done) -> None:
-        """One request/response on a pooled connection, or on a new one if none is idle or the pooled one turns
-        out closed; `done` gets the response or an UpstreamError/UpstreamTimeout."""
+        """One request/response on a pooled connection, or on a new one if none is idle; `done` gets the response
+        or an UpstreamError/UpstreamTimeout. `port` 0: `host` is the path of a Unix socket."""
         origin = (host, port)
         connection = self._pooled(origin)
         if connection is None:
             self._connect_then_send(origin, request, timeout, done)
         else:
-            self._exchange(origin, connection, request, timeout, done, fresh=False)
+            self._exchange(origin, connection, request, timeout, done)
 
     def _exchange(self, origin: tuple[str, int], connection: _Connection, request: bytes, timeout: float,
-                  done: Done, fresh: bool) -> None:
+                  done: Done) -> None:
         def answered(response: Response | None, error: Exception | None) -> None:
-            if isinstance(error, _Stale):
-                if not fresh:  # the pooled connection had been let go: the replica itself is fine
-                    self._connect_then_send(origin, request, timeout, done)
-                    return
-                error = UpstreamError("the replica closed the connection without answering", connect=False)
             self._after(origin, connection, response, error, done)
 
         connection.exchange(request, timeout, answered)
@@ -170,7 +161,7 @@ class Pool:
         except UpstreamError as error:
             done(None, error)
             return
-        self._exchange(origin, connection, request, timeout, done, fresh=True)
+        self._exchange(origin, connection, request, timeout, done)
 
     def _after(self, origin: tuple[str, int], connection: _Connection, response: Response | None,
                error: Exception | None, done: Done) -> None:
@@ -188,19 +179,28 @@ class Pool:
         now = time.monotonic()
         while idle:
             connection = idle.pop()
-            if not connection.closed and now - connection.idle_since < IDLE_S:
+            # One the replica has closed (or begun to close) is never written to: it would take the request and
+            # lose it. Only a connection still open when the request goes may carry it.
+            transport = connection.transport
+            if not connection.closed and transport is not None and not transport.is_closing() \
+                    and now - connection.idle_since < IDLE_S:
                 return connection
             connection.close()
         return None
 
     async def _connect(self, origin: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
+        host, port = origin
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop), *origin), CONNECT_TIMEOUT_S)
+            if port == 0:
+                connecting = loop.create_unix_connection(lambda: _Connection(loop), host)
+            else:
+                connecting = loop.create_connection(lambda: _Connection(loop), host, port)
+            _, protocol = await asyncio.wait_for(connecting, CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as error:
             reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or str(error)
-            raise UpstreamError(f"cannot connect to {origin[0]}:{origin[1]}: {reason}", connect=True) from None
+            where = host if port == 0 else f"{host}:{port}"
+            raise UpstreamError(f"cannot connect to {where}: {reason}", connect=True) from None
         return protocol
 
     def close(self) -> None:

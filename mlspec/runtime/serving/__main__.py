@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 
-from mlspec.runtime.httpserver import bind
+from mlspec.runtime.httpserver import bind, bind_unix
 
 PROG = "mlspec-serve"
 
@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--unix", metavar="PATH", help="listen on this Unix socket (created 0600, in an owner-only "
+                        "folder) instead of --host/--port: then only its owner can reach the server")
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
     parser.add_argument("--name", default="default", help="the deployment's name, for logs, metrics and v2 routes")
     parser.add_argument("--max-body-size", type=int, default=16 * 2**20, metavar="BYTES",
@@ -121,7 +123,7 @@ def _exit(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sock = bind(args.host, args.port, PROG)
+    sock = bind_unix(args.unix, PROG) if args.unix else bind(args.host, args.port, PROG)
     return supervise(sock, args) if args.workers > 1 else serve(sock, args)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -74,7 +75,7 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # version-mismatch chatter from MLflow's loaders belongs to registration
         if "sklearn" in flavors:
-            model = _sklearn(folder, signature.get("inputs"), source, digest, outputs)
+            model = _sklearn(folder, flavors["sklearn"], signature.get("inputs"), source, digest, outputs)
         elif "pytorch" in flavors:
             model = _torch(folder, flavors["pytorch"], signature.get("inputs"), source, digest, outputs, device)
         elif "python_function" in flavors:
@@ -108,11 +109,9 @@ def _outputs(spec: str | None) -> list[dict[str, Any]]:
     return described or [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
 
 
-def _sklearn(folder: Path, inputs: str | None, source: ModelSource, digest: str,
+def _sklearn(folder: Path, flavor: dict[str, Any], inputs: str | None, source: ModelSource, digest: str,
              outputs: list[dict[str, Any]]) -> LoadedModel:
-    import mlflow.sklearn
-
-    estimator = mlflow.sklearn.load_model(str(folder))  # the estimator itself: no pyfunc or pandas on the way
+    estimator = _unpickle_estimator(folder, flavor)
     names = getattr(estimator, "feature_names_in_", None)
     schema = InputSchema.build(inputs, list(map(str, names)) if names is not None else None,
                                getattr(estimator, "n_features_in_", None))
@@ -127,6 +126,23 @@ def _sklearn(folder: Path, inputs: str | None, source: ModelSource, digest: str,
             return schema.to_frame(table, cast=False)  # no signature: a pipeline may take text columns
 
     return LoadedModel(source, "sklearn", digest, schema, prepare, estimator.predict, True, outputs, folder)
+
+
+def _unpickle_estimator(folder: Path, flavor: dict[str, Any]) -> Any:
+    """The estimator itself: no pyfunc or pandas on the way. A plain pickle or cloudpickle file (cloudpickle
+    writes standard pickles that import what they need) is read as MLflow reads it, without importing MLflow,
+    which would cost a replica about a second; code paths and other formats go through MLflow."""
+    pickled = flavor.get("pickled_model")
+    refused = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() not in ("true", "1")
+    plain = flavor.get("serialization_format", "pickle") in ("pickle", "cloudpickle") and not flavor.get("code")
+    if refused or not plain or not isinstance(pickled, str) or not (folder / pickled).is_file():
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(str(folder))
+    import pickle
+
+    with (folder / pickled).open("rb") as file:
+        return pickle.load(file)  # the folder's digest was verified before this
 
 
 def _torch(folder: Path, flavor: dict[str, Any], inputs: str | None, source: ModelSource, digest: str,

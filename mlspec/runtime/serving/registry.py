@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlspec.runtime.serving import sqlite_store
 from mlspec.runtime.serving.integrity import TAG
 
 # models:/iris-clf/3, models:/iris-clf@champion, models:/iris-clf@latest, models:/iris-clf/latest, models:/iris-clf
@@ -42,12 +43,26 @@ def resolve(model_uri: str, tracking_uri: str | None) -> ModelSource:
         return ModelSource(folder.name, None, str(folder), None)
     if not tracking_uri:
         raise ModelNotFound(f"{model_uri} is a registry URI: pass --tracking-uri (or set MLFLOW_TRACKING_URI)")
+    name, version, alias = match.group("name"), match.group("version"), match.group("alias")
+    try:
+        answer = sqlite_store.lookup(tracking_uri, name, version, alias)
+    except sqlite_store.NoVersions:
+        raise ModelNotFound(f"model '{name}' has no versions in {tracking_uri}") from None
+    except LookupError as error:
+        raise ModelNotFound(f"cannot resolve {model_uri} in {tracking_uri}: {error}") from None
+    if answer is not None:
+        if answer.status != "READY":
+            raise ModelNotFound(f"model {name} version {answer.version} is {answer.status}, not READY")
+        return ModelSource(name, str(answer.version), answer.location, answer.tags.get(TAG), answer.tags)
+    return _resolve_with_mlflow(model_uri, tracking_uri, name, version, alias)
 
+
+def _resolve_with_mlflow(model_uri: str, tracking_uri: str, name: str, version: str | None,
+                         alias: str | None) -> ModelSource:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    name, version, alias = match.group("name"), match.group("version"), match.group("alias")
     try:
         if version and version != "latest":
             found = client.get_model_version(name, version)
@@ -72,17 +87,27 @@ def fetch(source: ModelSource, destination: Path, tracking_uri: str | None) -> P
 
     The copy is what gets verified and then loaded, so nothing can change the files in between. The version's
     storage URI is downloaded, not models:/NAME/VERSION: MLflow adds a `registered_model_meta` file to a models:/
-    download (and, for a local store without a destination, writes it into the store itself).
+    download (and, for a local store without a destination, writes it into the store itself). Files on this
+    machine are copied without MLflow, which a replica would otherwise import for this alone.
     """
+    folder = _copy_or_download(source, destination, tracking_uri)
+    if not (folder / "MLmodel").is_file():
+        raise ModelNotFound(f"the files of {source.label} ({source.location}) are not an MLflow model: no MLmodel")
+    return folder
+
+
+def _copy_or_download(source: ModelSource, destination: Path, tracking_uri: str | None) -> Path:
+    on_disk = sqlite_store.local_folder(source.location)
+    if on_disk is not None:
+        try:
+            return sqlite_store.copy_folder(on_disk, destination)
+        except OSError as error:
+            raise ModelNotFound(f"cannot copy the files of {source.label} from {on_disk}: {error}") from None
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(destination),
-                                                    tracking_uri=tracking_uri)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source.location, dst_path=str(destination),
+                                                        tracking_uri=tracking_uri))
     except (MlflowException, OSError) as error:
         raise ModelNotFound(f"cannot fetch the files of {source.label} from {source.location}: {error}") from None
-    folder = Path(local)
-    if not (folder / "MLmodel").is_file():
-        raise ModelNotFound(f"the files of {source.label} ({source.location}) are not an MLflow model: no MLmodel")
-    return folder

@@ -1,0 +1,210 @@
+"""The gateway in-process on real sockets: its control channel (acknowledged swaps, refused configs), the retry
+rule (only requests no byte of which reached a replica go to another), and replicas on Unix sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlspec.runtime.gateway.app import GatewayApp
+from mlspec.runtime.gateway.control import Control
+from mlspec.runtime.httpserver import bind, bind_unix, listen
+
+Behaviour = str  # "answer": 200 naming the replica; "drop": read the request, close without answering;
+# "answer-then-close": 200, then close the connection (as a replica draining its idle connections does)
+
+
+class Replica:
+    """A stand-in replica on a Unix socket that counts the requests it read."""
+
+    def __init__(self, name: str, path: Path, behaviour: Behaviour = "answer") -> None:
+        self.name, self.path, self.behaviour = name, path, behaviour
+        self.read = 0
+        self.server: asyncio.AbstractServer | None = None
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.path}"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_unix_server(self._connection, str(self.path))
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                self.read += 1
+                if self.behaviour == "drop":
+                    break
+                body = json.dumps({"replica": self.name}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                if self.behaviour == "answer-then-close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def config(*deployments: tuple[str, int, list[str]]) -> dict[str, Any]:
+    return {"endpoint": "e", "auth": "none",
+            "deployments": {name: {"weight": weight, "replicas": replicas} for name, weight, replicas in deployments}}
+
+
+async def exchange(connect: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], method: str, path: str,
+                   body: bytes = b"") -> tuple[int, Any]:
+    reader, writer = await connect
+    writer.write(f"{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(body)}\r\n"
+                 "connection: close\r\n\r\n".encode() + body)
+    head = await reader.readuntil(b"\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    return int(head[9:12]), json.loads(answer) if answer else None
+
+
+class Harness:
+    def __init__(self, app: GatewayApp, port: int, control: Path) -> None:
+        self.app, self.port, self.control = app, port, control
+
+    async def invoke(self) -> tuple[int, Any]:
+        return await exchange(asyncio.open_connection("127.0.0.1", self.port), "POST", "/invocations", b"{}")
+
+    async def put(self, body: dict[str, Any] | bytes) -> tuple[int, Any]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return await exchange(asyncio.open_unix_connection(str(self.control)), "PUT", "/config", raw)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        return await exchange(asyncio.open_unix_connection(str(self.control)), "GET", path)
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, first: dict[str, Any]) -> AsyncIterator[Harness]:
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(first))
+    folder = tmp_path / "control"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    app = GatewayApp(path)
+    app.start()
+    sock = bind("127.0.0.1", 0, "test")
+    public = await listen(sock, app.handle, app.precheck, app.max_body)
+    channel = Control(app)
+    control = await listen(bind_unix(str(folder / "gateway.sock"), "test"), channel.handle, channel.precheck,
+                           channel.max_body)
+    try:
+        yield Harness(app, sock.getsockname()[1], folder / "gateway.sock")
+    finally:
+        public.close()
+        control.close()
+        app.stop()
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    sockets = tmp_path / "s"
+    sockets.mkdir(mode=0o700)
+    return sockets
+
+
+def test_the_answer_to_put_config_comes_after_the_swap(tmp_path: Path, folder: Path) -> None:
+    async def scenario() -> None:
+        old, new = Replica("old", folder / "old.sock"), Replica("new", folder / "new.sock")
+        for replica in (old, new):
+            await replica.start()
+        async with gateway(tmp_path, config(("blue", 100, [old.address]))) as harness:
+            assert (await harness.invoke())[1] == {"replica": "old"}
+            status, answer = await harness.put(config(("blue", 100, [new.address])))
+            assert status == 200 and set(answer) == {"config", "keys"}
+            _, health = await harness.get("/health")
+            assert health["config"] == answer["config"]
+            old.stop()  # what the engine does once acknowledged: nothing may go to the old replica any more
+            before = old.read
+            for _ in range(5):
+                assert await harness.invoke() == (200, {"replica": "new"})
+            assert old.read == before
+            status, stats = await harness.get("/stats")
+            assert status == 200 and stats["deployments"]["blue"] == {
+                "in_flight": 0, "queued": 0, "held": 0, "requests_total": 6, "replicas": 1, "ready": 1}
+        new.stop()
+
+    run(scenario)
+
+
+def test_an_invalid_config_is_a_400_and_changes_nothing(tmp_path: Path, folder: Path) -> None:
+    async def scenario() -> None:
+        replica = Replica("only", folder / "only.sock")
+        await replica.start()
+        async with gateway(tmp_path, config(("blue", 100, [replica.address]))) as harness:
+            _, health = await harness.get("/health")
+            for bad in (b"{not json", config(("blue", -1, [replica.address])),
+                        config(("blue", 100, ["unix:relative.sock"])), {"deployments": {}}):
+                status, answer = await harness.put(bad)  # type: ignore[arg-type]
+                assert status == 400 and answer["error"]
+            assert (await harness.get("/health"))[1]["config"] == health["config"]
+            assert await harness.invoke() == (200, {"replica": "only"})
+            assert (await exchange(asyncio.open_unix_connection(str(harness.control)), "GET", "/config"))[0] == 405
+        replica.stop()
+
+    run(scenario)
+
+
+def test_a_request_that_could_not_connect_goes_to_another_replica(tmp_path: Path, folder: Path) -> None:
+    async def scenario() -> None:
+        live = Replica("live", folder / "live.sock")
+        await live.start()
+        nothing = f"unix:{folder / 'nothing.sock'}"  # no server: the connection is refused, no byte sent
+        async with gateway(tmp_path, config(("blue", 100, [nothing, live.address]))) as harness:
+            for _ in range(4):
+                assert await harness.invoke() == (200, {"replica": "live"})
+        live.stop()
+
+    run(scenario)
+
+
+def test_a_request_a_replica_read_is_never_sent_again(tmp_path: Path, folder: Path) -> None:
+    async def scenario() -> None:
+        dropping, other = Replica("drop", folder / "drop.sock", "drop"), Replica("other", folder / "other.sock")
+        for replica in (dropping, other):
+            await replica.start()
+        async with gateway(tmp_path, config(("blue", 100, [dropping.address]),
+                                            ("green", 0, [other.address]))) as harness:
+            status, answer = await harness.invoke()
+            assert status == 502 and "closed the connection without answering" in answer["error"]
+            assert dropping.read == 1
+            await harness.put(config(("blue", 100, [dropping.address, other.address])))
+            statuses = [(await harness.invoke())[0] for _ in range(6)]
+            # Round-robin: the requests the dropping replica read fail; none of them is sent to the other.
+            assert statuses.count(502) == dropping.read - 1 and statuses.count(200) == other.read
+        for replica in (dropping, other):
+            replica.stop()
+
+    run(scenario)
+
+
+def test_a_pooled_connection_the_replica_closed_is_never_written_to(tmp_path: Path, folder: Path) -> None:
+    async def scenario() -> None:
+        closing = Replica("closing", folder / "closing.sock", "answer-then-close")
+        await closing.start()
+        async with gateway(tmp_path, config(("blue", 100, [closing.address]))) as harness:
+            for _ in range(5):
+                assert await harness.invoke() == (200, {"replica": "closing"})
+                await asyncio.sleep(0.05)  # the close reaches the gateway: that pooled connection is let go
+        closing.stop()
+
+    run(scenario)
