@@ -26,6 +26,7 @@ class Replica:
     def __init__(self, name: str, path: Path, behaviour: Behaviour = "answer") -> None:
         self.name, self.path, self.behaviour = name, path, behaviour
         self.read = 0
+        self.health = 200  # what GET /health answers
         self.server: asyncio.AbstractServer | None = None
 
     @property
@@ -42,6 +43,10 @@ class Replica:
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
                 await reader.readexactly(length)
+                if head.startswith(b"GET /health "):
+                    writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 0\r\n\r\n" % self.health)
+                    await writer.drain()
+                    continue
                 self.read += 1
                 if self.behaviour == "drop":
                     break
@@ -59,9 +64,9 @@ class Replica:
             self.server.close()
 
 
-def config(*deployments: tuple[str, int, list[str]]) -> dict[str, Any]:
-    return {"endpoint": "e", "auth": "none",
-            "deployments": {name: {"weight": weight, "replicas": replicas} for name, weight, replicas in deployments}}
+def config(*deployments: tuple[str, int, list[str]], **extra: Any) -> dict[str, Any]:
+    return {"endpoint": "e", "auth": "none", "deployments": {
+        name: {"weight": weight, "replicas": replicas, **extra} for name, weight, replicas in deployments}}
 
 
 async def exchange(connect: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], method: str, path: str,
@@ -206,5 +211,39 @@ def test_a_pooled_connection_the_replica_closed_is_never_written_to(tmp_path: Pa
                 assert await harness.invoke() == (200, {"replica": "closing"})
                 await asyncio.sleep(0.05)  # the close reaches the gateway: that pooled connection is let go
         closing.stop()
+
+    run(scenario)
+
+
+def test_a_replica_that_refused_a_connection_gets_no_request_until_it_is_ready(tmp_path: Path,
+                                                                              folder: Path) -> None:
+    """As after a kill -9: the supervisor restarts it, and it answers 503 while it loads its model."""
+    async def scenario() -> None:
+        steady, restarted = Replica("steady", folder / "steady.sock"), Replica("restarted", folder / "r.sock")
+        for replica in (steady, restarted):
+            await replica.start()
+        slow_probe = {"initial_delay": 0, "period": 30, "timeout": 1, "failure_threshold": 3,
+                      "success_threshold": 1}
+        async with gateway(tmp_path, config(("blue", 100, [steady.address, restarted.address]),
+                                            readiness=slow_probe)) as harness:
+            await asyncio.sleep(0.6)  # the runner has taken its targets
+            restarted.stop()
+            restarted.path.unlink()
+            assert [(await harness.invoke())[0] for _ in range(4)] == [200] * 4  # retried on the steady one
+            restarted.health = 503  # back, loading
+            restarted.read = 0
+            await restarted.start()
+            for _ in range(10):
+                assert await harness.invoke() == (200, {"replica": "steady"})
+                await asyncio.sleep(0.03)
+            restarted.health = 200  # ready: back in rotation at once, not a probe period (30 s) later
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if restarted.address not in harness.app.router.unready:
+                    break
+            answers = [(await harness.invoke())[1]["replica"] for _ in range(6)]
+            assert answers.count("restarted") == 3 and restarted.read == 3
+        for replica in (steady, restarted):
+            replica.stop()
 
     run(scenario)

@@ -198,6 +198,7 @@ class GatewayApp:
     def _readiness_changed(self, url: str, ready: bool) -> None:
         if ready:
             self.router.unready.discard(url)
+            self.router.succeeded(url)  # a refused connection's mark goes too: the probe has just reached it
             self.queues.dispatch_all()
         else:
             self.router.unready.add(url)
@@ -259,6 +260,10 @@ class _Forward:
             self.app.upstream_errors.inc((name, url))
             self.failures.append(f"{url}: {error}")
             if isinstance(error, UpstreamError) and error.connect:
+                # Not listening (killed, restarting): out of rotation until its readiness probe passes again,
+                # so it gets no request while it loads its model.
+                if self.app.probes.suspect(url):
+                    self.app.router.unready.add(url)
                 self.attempt()  # no byte of it reached the replica: another ready replica may take it
             else:  # written, so the replica may have acted on it: never sent twice
                 self.finish(_error(502, f"deployment '{name}' failed the request: {'; '.join(self.failures)}"))
