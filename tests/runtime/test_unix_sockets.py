@@ -92,7 +92,7 @@ def test_a_fallback_folder_another_user_made_first_is_refused(tmp_path: Path,
 
 
 class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_GET(self) -> None:
         body = self.path.encode()
         self.send_response(200 if self.path == "/health" else 404)
         self.send_header("content-length", str(len(body)))
@@ -121,6 +121,5 @@ def test_probes_and_health_checks_reach_a_unix_address(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    with socket.socket(socket.AF_UNIX) as probe:  # closed: nothing answers there any more
-        with pytest.raises(OSError):
-            probe.connect(str(path))
+    with socket.socket(socket.AF_UNIX) as probe, pytest.raises(OSError):  # closed: nothing answers there now
+        probe.connect(str(path))
