@@ -247,3 +247,43 @@ def test_a_replica_that_refused_a_connection_gets_no_request_until_it_is_ready(t
             replica.stop()
 
     run(scenario)
+
+
+def test_a_request_written_to_a_connection_whose_replica_is_gone_counts_as_not_sent(folder: Path) -> None:
+    """The replica died (kill -9) while its connection sat in the pool, before the gateway saw the close: the
+    write fails at once with not one byte sent, so the request may go to another replica."""
+    async def scenario() -> None:
+        import socket
+
+        from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
+
+        loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(folder / "raw.sock"))
+        listener.listen()
+        listener.setblocking(False)
+        pool = Pool()
+        outcomes: list[tuple[Response | None, Exception | None]] = []
+        answered = asyncio.Event()
+
+        def done(response: Response | None, error: Exception | None) -> None:
+            outcomes.append((response, error))
+            answered.set()
+
+        request = b"POST /invocations HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n"
+        pool.send(str(folder / "raw.sock"), 0, request, 5, done)
+        server_side, _ = await loop.sock_accept(listener)
+        assert await loop.sock_recv(server_side, 4096) == request
+        await loop.sock_sendall(server_side, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await answered.wait()
+        assert outcomes[0][0] is not None and outcomes[0][0].status == 200  # its connection is pooled now
+        answered.clear()
+        server_side.close()  # gone, and the gateway's loop has not yet seen it
+        pool.send(str(folder / "raw.sock"), 0, request, 5, done)
+        await answered.wait()
+        error = outcomes[1][1]
+        assert isinstance(error, UpstreamError) and error.connect, error
+        pool.close()
+        listener.close()
+
+    run(scenario)
