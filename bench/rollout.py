@@ -77,7 +77,7 @@ class Load:
                 if 200 <= status < 300:
                     counts.ok += 1
                 else:
-                    counts.fail(f"{status} {body[:120].decode(errors='replace')}")
+                    counts.fail(f"{status} " + re.sub(r"unix:\S*/", "unix:.../", body.decode(errors="replace"))[:160])
                 if b"connection: close" in head.lower():
                     writer.close()
                     writer = None

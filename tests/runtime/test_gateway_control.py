@@ -287,3 +287,39 @@ def test_a_request_written_to_a_connection_whose_replica_is_gone_counts_as_not_s
         listener.close()
 
     run(scenario)
+
+
+@pytest.mark.parametrize(("reads_it", "may_go_elsewhere"), [(False, True), (True, False)])
+def test_a_replica_that_dies_counts_as_not_sent_only_if_it_never_read_the_request(
+        folder: Path, reads_it: bool, may_go_elsewhere: bool) -> None:
+    """A replica killed while the request waited unread in its socket cannot have acted on it (the connection is
+    reset); one that had read it may have (the connection just ends): that one is never sent twice."""
+    async def scenario() -> None:
+        import socket
+
+        from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
+
+        loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(folder / "raw.sock"))
+        listener.listen()
+        listener.setblocking(False)
+        pool = Pool()
+        answered: asyncio.Future[Exception | None] = loop.create_future()
+
+        def done(response: Response | None, error: Exception | None) -> None:
+            answered.set_result(error)
+
+        pool.send(str(folder / "raw.sock"), 0, b"POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 5, done)
+        server_side, _ = await loop.sock_accept(listener)
+        if reads_it:
+            await loop.sock_recv(server_side, 4096)
+        else:
+            await asyncio.sleep(0.2)  # the request is in the replica's queue, unread
+        server_side.close()
+        error = await answered
+        assert isinstance(error, UpstreamError) and error.connect is may_go_elsewhere, error
+        pool.close()
+        listener.close()
+
+    run(scenario)

@@ -45,8 +45,9 @@ Done = Callable[[Response | None, Exception | None], None]  # called once: the r
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, unix: bool = False) -> None:
         self.loop = loop
+        self.unix = unix
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -76,6 +77,12 @@ class _Connection(asyncio.Protocol):
         # The request was written: the replica may have read and acted on it, so this is never retried.
         if self._unsent:
             self._finish(None, UpstreamError("the replica had closed the connection before the request was sent",
+                                             connect=True))
+            return
+        if self.unix and isinstance(exc, ConnectionResetError) and not self._received:
+            # On a Unix socket a reset means the replica closed with what was sent still unread in its queue: it
+            # never had the whole request, so it cannot have acted on it (a replica killed while it waited).
+            self._finish(None, UpstreamError("the replica went away before it had read the request",
                                              connect=True))
             return
         why = "without answering" if not self._received else "in the middle of its answer"
@@ -202,7 +209,7 @@ class Pool:
         host, port = origin
         try:
             if port == 0:
-                connecting = loop.create_unix_connection(lambda: _Connection(loop), host)
+                connecting = loop.create_unix_connection(lambda: _Connection(loop, unix=True), host)
             else:
                 connecting = loop.create_connection(lambda: _Connection(loop), host, port)
             _, protocol = await asyncio.wait_for(connecting, CONNECT_TIMEOUT_S)
