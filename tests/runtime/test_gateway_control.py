@@ -51,7 +51,8 @@ class Replica:
                 if self.behaviour == "drop":
                     break
                 body = json.dumps({"replica": self.name}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                status = 503 if self.behaviour == "loading" else 200
+                writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
                 await writer.drain()
                 if self.behaviour == "answer-then-close":
                     break
@@ -321,5 +322,30 @@ def test_a_replica_that_dies_counts_as_not_sent_only_if_it_never_read_the_reques
         assert isinstance(error, UpstreamError) and error.connect is may_go_elsewhere, error
         pool.close()
         listener.close()
+
+    run(scenario)
+
+
+def test_a_replica_that_answers_not_ready_leaves_the_rotation_until_its_probe_passes(tmp_path: Path,
+                                                                                    folder: Path) -> None:
+    async def scenario() -> None:
+        steady, loading = Replica("steady", folder / "steady.sock"), Replica("loading", folder / "l.sock", "loading")
+        for replica in (steady, loading):
+            await replica.start()
+        probe = {"initial_delay": 30, "period": 30, "timeout": 1, "failure_threshold": 3, "success_threshold": 1}
+        async with gateway(tmp_path, config(("blue", 100, [loading.address, steady.address]),
+                                            readiness=probe)) as harness:
+            await asyncio.sleep(0.6)  # the runner has taken its targets (first probe in 30 s)
+            loading.health = 503
+            statuses = [(await harness.invoke())[0] for _ in range(8)]
+            assert statuses.count(503) == loading.read == 1  # the one it answered; none after
+            loading.behaviour, loading.health = "answer", 200
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if loading.address not in harness.app.router.unready:
+                    break
+            assert {(await harness.invoke())[1]["replica"] for _ in range(4)} == {"steady", "loading"}
+        for replica in (steady, loading):
+            replica.stop()
 
     run(scenario)
