@@ -77,7 +77,7 @@ class Load:
                 if 200 <= status < 300:
                     counts.ok += 1
                 else:
-                    counts.fail(f"{status} {body[:120].decode(errors='replace')}")
+                    counts.fail(f"{status} " + re.sub(r"unix:\S*/", "unix:.../", body.decode(errors="replace"))[:160])
                 if b"connection: close" in head.lower():
                     writer.close()
                     writer = None
@@ -169,11 +169,14 @@ async def rotate(ws: Workspace, load: Load, slot_in_use: list[str]) -> None:
     slot_in_use[0] = other
 
 
-async def run_events(ws: Workspace, load: Load, repeats: int) -> dict[str, list[Counts]]:
-    results: dict[str, list[Counts]] = {event: [] for event in EVENTS}
+async def run_events(ws: Workspace, load: Load, repeats: int, events: list[str]) -> dict[str, list[Counts]]:
+    results: dict[str, list[Counts]] = {event: [] for event in events}
     slot = ["primary"]
     for repeat in range(repeats):
-        for event in EVENTS:
+        for event in events:
+            if event == "kill-9" and len(ws.replica_pids("blue")) < 2:  # one of two: scale blue up, uncounted
+                ws.edit(r"(blue:\n    model: iris-clf@latest\n    instance_count:) 1", r"\g<1> 2")
+                await ws.up()
             load.counts = counts = Counts()
             await asyncio.sleep(SETTLE_S)
             started = time.monotonic()
@@ -206,13 +209,13 @@ async def run_events(ws: Workspace, load: Load, repeats: int) -> dict[str, list[
     return results
 
 
-async def bench(ws: Workspace, connections: int, repeats: int) -> dict[str, list[Counts]]:
+async def bench(ws: Workspace, connections: int, repeats: int, events: list[str]) -> dict[str, list[Counts]]:
     outputs = json.loads(cli("status", str(ws.folder), "--json"))["resources"]["endpoint/iris"]["outputs"]
     load = Load(int(outputs["port"]), ws.keys()["primary"], connections)
     clients = [asyncio.create_task(load.client()) for _ in range(connections)]
     try:
         await asyncio.sleep(1.0)  # warm-up, not counted
-        return await run_events(ws, load, repeats)
+        return await run_events(ws, load, repeats, events)
     finally:
         load.running = False
         await asyncio.gather(*clients, return_exceptions=True)
@@ -239,6 +242,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--events", nargs="+", choices=EVENTS, default=list(EVENTS),
+                        help="a subset of the events, run in the usual order (kill-9 scales blue to 2 first)")
     args = parser.parse_args()
 
     import uvloop
@@ -250,7 +255,7 @@ def main() -> None:
         print("mlspec up (first: trains and registers both models) ...", flush=True)
         cli("up", str(folder), "--yes")
         try:
-            report(uvloop.run(bench(ws, args.connections, args.repeats)))
+            report(uvloop.run(bench(ws, args.connections, args.repeats, args.events)))
         finally:
             cli("down", str(folder), "--yes", timeout=120)
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from mlspec.runtime.sockets import is_unix, split_url, unix_path
 
 TICK_S = 0.02  # the runner's resolution: probe times are rounded up to it
+SUSPECT_PERIOD_S = 0.1  # how often a target reported down by its traffic is probed until it passes again
 IDLE_TICK_S = 0.5  # the longest the runner sleeps: how soon it notices new targets
 
 
@@ -128,10 +129,23 @@ class ProbeRunner:
         self._due: dict[str, float] = {}
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._suspects: set[str] = set()  # failing because traffic found them down: probed often until they pass
 
     def set_targets(self, targets: dict[str, tuple[str, ProbeSettings, bool]]) -> None:
         """Thread-safe: the dict is swapped in whole and read by the runner on its next tick."""
         self._wanted = dict(targets)
+
+    def suspect(self, key: str) -> bool:
+        """Traffic found the target down (it refused a connection): it fails now, without waiting for its
+        probe's failure threshold, and is probed every SUSPECT_PERIOD_S until it passes again (success_threshold
+        times). False when the key is not probed (nothing to bring it back)."""
+        state = self._states.get(key)
+        if state is None:
+            return False
+        state.passing, state.successes, state.failures = False, 0, 0
+        self._suspects.add(key)
+        self._due[key] = min(self._due.get(key, 0.0), time.monotonic() + SUSPECT_PERIOD_S)
+        return True
 
     def state(self, key: str) -> ProbeState | None:
         return self._states.get(key)
@@ -141,6 +155,7 @@ class ProbeRunner:
         for key in [k for k in self._states if k not in wanted]:
             del self._states[key]
             self._due.pop(key, None)
+            self._suspects.discard(key)
         for key, (_, settings, passing) in wanted.items():
             state = self._states.get(key)
             if state is None or state.settings != settings:
@@ -154,7 +169,7 @@ class ProbeRunner:
             for key, due in self._due.items():
                 if due <= now and key not in self._running:
                     url, settings, _ = self._wanted[key]
-                    self._due[key] = now + settings.period
+                    self._due[key] = now + (SUSPECT_PERIOD_S if key in self._suspects else settings.period)
                     self._running.add(key)
                     task = asyncio.get_running_loop().create_task(self._one(key, url, settings))
                     self._tasks.add(task)  # held until done: the loop keeps only weak references
@@ -170,4 +185,6 @@ class ProbeRunner:
             self._running.discard(key)
         state = self._states.get(key)
         if state is not None and state.settings == settings and state.record(ok):
+            if state.passing:
+                self._suspects.discard(key)
             self.on_change(key, state.passing)

@@ -55,9 +55,11 @@ def socket_folder(preferred: Path, longest_name: int) -> Path:
     if len(os.fsencode(preferred)) + 1 + longest_name <= SUN_PATH_MAX:
         return private_dir(preferred)
     digest = hashlib.sha256(os.fsencode(preferred)).hexdigest()[:12]
+    name = f"mlspec-{os.geteuid()}-{digest}"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
-    return private_dir(base / f"mlspec-{os.geteuid()}-{digest}")
+    fits = runtime and os.path.isdir(runtime) and len(os.fsencode(runtime)) + len(name) + 2 + longest_name \
+        <= SUN_PATH_MAX
+    return private_dir((Path(runtime) if fits and runtime else Path(tempfile.gettempdir())) / name)
 
 
 def with_path(address: str, path: str) -> str:

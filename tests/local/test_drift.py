@@ -113,6 +113,13 @@ def test_a_hand_edited_gateway_config_is_reconfigured(spec: Path) -> None:
     url = status(spec)["resources"]["endpoint/iris"]["outputs"]["url"]
     from mlspec.backends.local.live import gateway_health
 
+    # The gateway re-reads its file on SIGHUP (it is not polled: the engine configures it over its control socket).
+    pids = [pid for pid, process_id in workspace_processes(str((spec / ".mlspec").resolve())).items()
+            if process_id == "endpoint/iris/gateway"]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGHUP)
+
     deadline = time.monotonic() + 10
     while (health := gateway_health(url)) and health["deployments"]["blue"]["weight"] != 0:
         assert time.monotonic() < deadline, "the gateway did not reload its edited file"

@@ -26,6 +26,7 @@ class Replica:
     def __init__(self, name: str, path: Path, behaviour: Behaviour = "answer") -> None:
         self.name, self.path, self.behaviour = name, path, behaviour
         self.read = 0
+        self.health = 200  # what GET /health answers
         self.server: asyncio.AbstractServer | None = None
 
     @property
@@ -42,11 +43,16 @@ class Replica:
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
                 await reader.readexactly(length)
+                if head.startswith(b"GET /health "):
+                    writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 0\r\n\r\n" % self.health)
+                    await writer.drain()
+                    continue
                 self.read += 1
                 if self.behaviour == "drop":
                     break
                 body = json.dumps({"replica": self.name}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                status = 503 if self.behaviour == "loading" else 200
+                writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
                 await writer.drain()
                 if self.behaviour == "answer-then-close":
                     break
@@ -59,9 +65,9 @@ class Replica:
             self.server.close()
 
 
-def config(*deployments: tuple[str, int, list[str]]) -> dict[str, Any]:
-    return {"endpoint": "e", "auth": "none",
-            "deployments": {name: {"weight": weight, "replicas": replicas} for name, weight, replicas in deployments}}
+def config(*deployments: tuple[str, int, list[str]], **extra: Any) -> dict[str, Any]:
+    return {"endpoint": "e", "auth": "none", "deployments": {
+        name: {"weight": weight, "replicas": replicas, **extra} for name, weight, replicas in deployments}}
 
 
 async def exchange(connect: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], method: str, path: str,
@@ -206,5 +212,140 @@ def test_a_pooled_connection_the_replica_closed_is_never_written_to(tmp_path: Pa
                 assert await harness.invoke() == (200, {"replica": "closing"})
                 await asyncio.sleep(0.05)  # the close reaches the gateway: that pooled connection is let go
         closing.stop()
+
+    run(scenario)
+
+
+def test_a_replica_that_refused_a_connection_gets_no_request_until_it_is_ready(tmp_path: Path,
+                                                                              folder: Path) -> None:
+    """As after a kill -9: the supervisor restarts it, and it answers 503 while it loads its model."""
+    async def scenario() -> None:
+        steady, restarted = Replica("steady", folder / "steady.sock"), Replica("restarted", folder / "r.sock")
+        for replica in (steady, restarted):
+            await replica.start()
+        slow_probe = {"initial_delay": 0, "period": 30, "timeout": 1, "failure_threshold": 3,
+                      "success_threshold": 1}
+        async with gateway(tmp_path, config(("blue", 100, [steady.address, restarted.address]),
+                                            readiness=slow_probe)) as harness:
+            await asyncio.sleep(0.6)  # the runner has taken its targets
+            restarted.stop()
+            restarted.path.unlink()
+            assert [(await harness.invoke())[0] for _ in range(4)] == [200] * 4  # retried on the steady one
+            restarted.health = 503  # back, loading
+            restarted.read = 0
+            await restarted.start()
+            for _ in range(10):
+                assert await harness.invoke() == (200, {"replica": "steady"})
+                await asyncio.sleep(0.03)
+            restarted.health = 200  # ready: back in rotation at once, not a probe period (30 s) later
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if restarted.address not in harness.app.router.unready:
+                    break
+            answers = [(await harness.invoke())[1]["replica"] for _ in range(6)]
+            assert answers.count("restarted") == 3 and restarted.read == 3
+        for replica in (steady, restarted):
+            replica.stop()
+
+    run(scenario)
+
+
+def test_a_request_written_to_a_connection_whose_replica_is_gone_counts_as_not_sent(folder: Path) -> None:
+    """The replica died (kill -9) while its connection sat in the pool, before the gateway saw the close: the
+    write fails at once with not one byte sent, so the request may go to another replica."""
+    async def scenario() -> None:
+        import socket
+
+        from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
+
+        loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(folder / "raw.sock"))
+        listener.listen()
+        listener.setblocking(False)
+        pool = Pool()
+        outcomes: list[tuple[Response | None, Exception | None]] = []
+        answered = asyncio.Event()
+
+        def done(response: Response | None, error: Exception | None) -> None:
+            outcomes.append((response, error))
+            answered.set()
+
+        request = b"POST /invocations HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n"
+        pool.send(str(folder / "raw.sock"), 0, request, 5, done)
+        server_side, _ = await loop.sock_accept(listener)
+        assert await loop.sock_recv(server_side, 4096) == request
+        await loop.sock_sendall(server_side, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await answered.wait()
+        assert outcomes[0][0] is not None and outcomes[0][0].status == 200  # its connection is pooled now
+        answered.clear()
+        server_side.close()  # gone, and the gateway's loop has not yet seen it
+        pool.send(str(folder / "raw.sock"), 0, request, 5, done)
+        await answered.wait()
+        error = outcomes[1][1]
+        assert isinstance(error, UpstreamError) and error.connect, error
+        pool.close()
+        listener.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(("reads_it", "may_go_elsewhere"), [(False, True), (True, False)])
+def test_a_replica_that_dies_counts_as_not_sent_only_if_it_never_read_the_request(
+        folder: Path, reads_it: bool, may_go_elsewhere: bool) -> None:
+    """A replica killed while the request waited unread in its socket cannot have acted on it (the connection is
+    reset); one that had read it may have (the connection just ends): that one is never sent twice."""
+    async def scenario() -> None:
+        import socket
+
+        from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
+
+        loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(folder / "raw.sock"))
+        listener.listen()
+        listener.setblocking(False)
+        pool = Pool()
+        answered: asyncio.Future[Exception | None] = loop.create_future()
+
+        def done(response: Response | None, error: Exception | None) -> None:
+            answered.set_result(error)
+
+        pool.send(str(folder / "raw.sock"), 0, b"POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 5, done)
+        server_side, _ = await loop.sock_accept(listener)
+        if reads_it:
+            await loop.sock_recv(server_side, 4096)
+        else:
+            await asyncio.sleep(0.2)  # the request is in the replica's queue, unread
+        server_side.close()
+        error = await answered
+        assert isinstance(error, UpstreamError) and error.connect is may_go_elsewhere, error
+        pool.close()
+        listener.close()
+
+    run(scenario)
+
+
+def test_a_replica_that_answers_not_ready_leaves_the_rotation_until_its_probe_passes(tmp_path: Path,
+                                                                                    folder: Path) -> None:
+    async def scenario() -> None:
+        steady, loading = Replica("steady", folder / "steady.sock"), Replica("loading", folder / "l.sock", "loading")
+        for replica in (steady, loading):
+            await replica.start()
+        probe = {"initial_delay": 30, "period": 30, "timeout": 1, "failure_threshold": 3, "success_threshold": 1}
+        async with gateway(tmp_path, config(("blue", 100, [loading.address, steady.address]),
+                                            readiness=probe)) as harness:
+            await asyncio.sleep(0.6)  # the runner has taken its targets (first probe in 30 s)
+            loading.health = 503
+            statuses = [(await harness.invoke())[0] for _ in range(8)]
+            assert statuses.count(503) == loading.read == 1  # the one it answered; none after
+            loading.behaviour, loading.health = "answer", 200
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if loading.address not in harness.app.router.unready:
+                    break
+            assert {(await harness.invoke())[1]["replica"] for _ in range(4)} == {"steady", "loading"}
+        for replica in (steady, loading):
+            replica.stop()
 
     run(scenario)

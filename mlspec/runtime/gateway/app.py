@@ -244,9 +244,17 @@ class GatewayApp:
         self.router.unready.intersection_update(targets)
         self.probes.set_targets(targets)
 
+    def suspect(self, url: str) -> None:
+        """The replica failed a request (dropped it, refused to connect, is not ready): out of rotation until its
+        readiness probe passes again (probed every 0.1 s meanwhile), so a killed replica that the supervisor
+        restarts gets no request while it loads its model. Without a probe, the router's passive mark only."""
+        if url not in self.router.unready and self.probes.suspect(url):
+            self.router.unready.add(url)
+
     def _readiness_changed(self, url: str, ready: bool) -> None:
         if ready:
             self.router.unready.discard(url)
+            self.router.succeeded(url)  # a refused connection's mark goes too: the probe has just reached it
             self.queues.dispatch_all()
             self.holds.release(self.watcher.config.deployments)
         else:
@@ -303,12 +311,16 @@ class _Forward:
             self.held = False
             self.app.queues.freed(url, name)
         if response is not None:
-            self.app.router.succeeded(url)
+            if response.status == 503:  # not ready (a restarted replica loading its model): no more until it is
+                self.app.suspect(url)
+            else:
+                self.app.router.succeeded(url)
             self.finish((response.status, [h for h in response.headers if h[0] not in _DROP_RESPONSE], response.body))
         elif isinstance(error, UpstreamTimeout):  # alive but slow: retrying elsewhere would only double the load
             self.finish(_error(504, f"deployment '{name}' did not answer within {self.timeout:g}s"))
         else:
             self.app.router.failed(url)
+            self.app.suspect(url)
             self.app.upstream_errors.inc((name, url))
             self.failures.append(f"{url}: {error}")
             if isinstance(error, UpstreamError) and error.connect:

@@ -45,8 +45,9 @@ Done = Callable[[Response | None, Exception | None], None]  # called once: the r
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, unix: bool = False) -> None:
         self.loop = loop
+        self.unix = unix
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -55,6 +56,7 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._received = False
+        self._unsent = False  # the write of the request in flight failed at once: not one byte of it was sent
         self._head = False  # the request in flight is a HEAD: its response has headers only
         self._parser = httptools.HttpResponseParser(self)
 
@@ -73,6 +75,16 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         # The request was written: the replica may have read and acted on it, so this is never retried.
+        if self._unsent:
+            self._finish(None, UpstreamError("the replica had closed the connection before the request was sent",
+                                             connect=True))
+            return
+        if self.unix and isinstance(exc, ConnectionResetError) and not self._received:
+            # On a Unix socket a reset means the replica closed with what was sent still unread in its queue: it
+            # never had the whole request, so it cannot have acted on it (a replica killed while it waited).
+            self._finish(None, UpstreamError("the replica went away before it had read the request",
+                                             connect=True))
+            return
         why = "without answering" if not self._received else "in the middle of its answer"
         self._finish(None, UpstreamError(f"the replica closed the connection {why}", connect=False))
 
@@ -97,7 +109,7 @@ class _Connection(asyncio.Protocol):
 
     def exchange(self, request: bytes, timeout: float, done: Done) -> None:
         """Send `request`; `done` gets the response, or the error, within `timeout` seconds."""
-        self._headers, self._body, self._received = [], [], False
+        self._headers, self._body, self._received, self._unsent = [], [], False, False
         head = request.startswith(b"HEAD ")
         if head or self._head:
             # The parser cannot be told a response has no body, so after a HEAD it waits for one: a fresh parser
@@ -106,7 +118,11 @@ class _Connection(asyncio.Protocol):
         self._head = head
         self._done = done
         assert self.transport is not None
+        # The transport sends at once what the socket takes; if that first send fails (the replica had gone: a
+        # broken pipe), it is closing as this returns and not one byte left. Only then may the request go elsewhere.
+        self._unsent = True
         self.transport.write(request)
+        self._unsent = self.transport.is_closing()
         self._expiry = self.loop.call_later(timeout, self._timed_out)
 
     def _timed_out(self) -> None:
@@ -193,7 +209,7 @@ class Pool:
         host, port = origin
         try:
             if port == 0:
-                connecting = loop.create_unix_connection(lambda: _Connection(loop), host)
+                connecting = loop.create_unix_connection(lambda: _Connection(loop, unix=True), host)
             else:
                 connecting = loop.create_connection(lambda: _Connection(loop), host, port)
             _, protocol = await asyncio.wait_for(connecting, CONNECT_TIMEOUT_S)
