@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.backends.local.processes import is_ours
+from mlspec.backends.local.state import StateStore
+from mlspec.backends.local.supervisor import ensure_running, running
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -37,3 +44,30 @@ def iris(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(EXAMPLES / "iris", target, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     yield target
     mlspec("down", str(target), "--yes", check=False)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    """Poll `condition` until it holds; fail the test when it has not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[tuple[WorkspacePaths, StateStore]]:
+    """A bare workspace and its state store; afterwards every process the test declared (owner "t") is stopped,
+    stopped ones resumed first, and the supervisor has exited."""
+    paths = WorkspacePaths(tmp_path / ".mlspec")
+    paths.create()
+    store = StateStore(paths.state_db)
+    yield paths, store
+    store = StateStore(paths.state_db)  # the test may have replaced the file
+    for row in store.processes():
+        if row.pid and is_ours(row.pid, row.id):
+            os.kill(row.pid, signal.SIGCONT)  # a SIGSTOPped process could not stop on SIGTERM
+        store.observe(row.id, desired=0)
+    if store.processes():
+        ensure_running(paths)
+        wait_for(lambda: not store.processes(), 20)
+    wait_for(lambda: not running(paths), 10)

@@ -19,7 +19,7 @@ import pytest
 
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.state import StateStore
-from tests.local.conftest import EXAMPLES, mlspec, status
+from tests.local.conftest import EXAMPLES, mlspec, status, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -66,12 +66,6 @@ def gateway_url(spec: Path) -> str:
 def health(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/health", timeout=2).json()  # type: ignore[no-any-return]
 
-
-def wait_for(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 class LightLoad:

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +16,13 @@ import pytest
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import free_port, is_ours
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.backends.local.supervisor import ensure_running
+from tests.local.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 FAKE = Path(__file__).resolve().parents[1] / "runtime" / "fake_replica.py"
 
 
-def wait_for(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[tuple[WorkspacePaths, StateStore]]:
-    paths = WorkspacePaths(tmp_path / ".mlspec")
-    paths.create()
-    store = StateStore(paths.state_db)
-    yield paths, store
-    for row in store.processes():
-        if row.pid:
-            os.kill(row.pid, signal.SIGCONT) if is_ours(row.pid, row.id) else None
-    store.release_processes("t")
-    ensure_running(paths)
-    wait_for(lambda: not store.processes(), 20)
-    wait_for(lambda: not running(paths), 10)
 
 
 def replica(paths: WorkspacePaths, failure_threshold: int) -> tuple[ProcessRow, str]:

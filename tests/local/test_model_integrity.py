@@ -101,9 +101,12 @@ def rewrite_registry(spec: Path, tmp_path: Path) -> str:
     return digest
 
 
-def predictions(url: str) -> list[int] | None:
+def predictions(address: str) -> list[int] | None:
+    """What the replica at `unix:/PATH` answers, or None while it does not."""
+    transport = httpx.HTTPTransport(uds=address.removeprefix("unix:"))
     try:
-        answer = httpx.post(f"{url}/invocations", json=ROWS, timeout=5)
+        with httpx.Client(transport=transport, timeout=5) as replica:
+            answer = replica.post("http://replica/invocations", json=ROWS)
     except httpx.TransportError:
         return None
     return [int(p) for p in answer.json()["predictions"]] if answer.status_code == 200 else None
@@ -113,8 +116,9 @@ def test_a_replica_refuses_files_rewritten_with_their_tag(workspace: Path, tmp_p
     store = StateStore(WorkspacePaths(workspace / ".mlspec").state_db)
     replica = next(r for r in store.processes("endpoint/ep") if "/blue/" in r.id)
     assert "--sha256" in replica.argv  # the digest recorded at registration travels with the replica
-    url = replica.health.rsplit("/", 1)[0] if replica.health else ""
-    assert predictions(url) == [0, 1]
+    assert replica.health is not None and replica.health.startswith("unix:/")
+    address = replica.health.removesuffix(":/health")
+    assert predictions(address) == [0, 1]
 
     rewrite_registry(workspace, tmp_path)
     assert replica.pid is not None
@@ -124,7 +128,7 @@ def test_a_replica_refuses_files_rewritten_with_their_tag(workspace: Path, tmp_p
     deadline = time.monotonic() + 90
     refused = ""
     while time.monotonic() < deadline and "refusing" not in refused.lower():
-        assert predictions(url) != [CHANGED, CHANGED], "the restarted replica unpickled the changed model"
+        assert predictions(address) != [CHANGED, CHANGED], "the restarted replica unpickled the changed model"
         refused = log.read_bytes()[seen:].decode(errors="replace")
         time.sleep(0.2)
     assert "does not match" in refused or "differs from" in refused, refused

@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,23 +19,12 @@ from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import ensure_running, running
-from tests.local.test_liveness import wait_for
+from mlspec.backends.local.supervisor import ensure_running
+from tests.local.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 FAKE = Path(__file__).resolve().parents[1] / "runtime" / "fake_replica.py"
 
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[tuple[WorkspacePaths, StateStore]]:
-    paths = WorkspacePaths(tmp_path / ".mlspec")
-    paths.create()
-    store = StateStore(paths.state_db)
-    yield paths, store
-    store.release_processes("t")
-    ensure_running(paths)
-    wait_for(lambda: not store.processes(), 20)
-    wait_for(lambda: not running(paths), 10)
 
 
 def declare(paths: WorkspacePaths, store: StateStore) -> ProcessRow:

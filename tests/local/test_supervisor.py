@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,32 +29,11 @@ from mlspec.backends.local.processes import (
 )
 from mlspec.backends.local.state import ProcessRow, StateStore
 from mlspec.backends.local.supervisor import STATE_GONE_S, ensure_running, running
-from tests.local.conftest import mlspec
+from tests.local.conftest import mlspec, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[tuple[WorkspacePaths, StateStore]]:
-    paths = WorkspacePaths(tmp_path / ".mlspec")
-    paths.create()
-    store = StateStore(paths.state_db)
-    yield paths, store
-    store = StateStore(paths.state_db)  # the test may have replaced the file
-    store.release_processes("t")
-    for row in store.processes():
-        store.observe(row.id, desired=0)
-    if store.processes():
-        ensure_running(paths)
-        wait_for(lambda: not store.processes(), 15)
-    wait_for(lambda: not running(paths), 10)
 
 
 def sleeper(paths: WorkspacePaths, name: str, seconds: float = 60) -> ProcessRow:
