@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from mlspec.runtime.gateway.answers import error, json_answer, wrong_method
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
+from mlspec.runtime.gateway.forward import Forward, replica_origin, upstream_request
 from mlspec.runtime.gateway.hold import Holds
-from mlspec.runtime.gateway.limits import RETRY_AFTER, Queues
+from mlspec.runtime.gateway.limits import Queues
 from mlspec.runtime.gateway.models import (
     REPOSITORY_INDEX,
     ModelIndex,
@@ -29,26 +29,17 @@ from mlspec.runtime.gateway.models import (
     serving_model,
     too_large,
 )
-from mlspec.runtime.gateway.routing import ATTEMPTS, FULL, Router
-from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError, UpstreamTimeout
+from mlspec.runtime.gateway.routing import Router
+from mlspec.runtime.gateway.upstream import Pool, Response
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
-from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.probing import ProbeRunner, ProbeSettings
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
-from mlspec.runtime.sockets import is_unix, unix_path, with_path
+from mlspec.runtime.sockets import with_path
 
 PIN_HEADERS = (b"azureml-model-deployment", b"x-mlspec-deployment")
 MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: mirroring must never slow live traffic
-READINESS_PATH = "/health"  # the scoring server's readiness route (200 once its model is loaded)
-# Not passed on to replicas: hop-by-hop headers, the ones rebuilt here, the caller's key and whatever the caller
-# offers as the internal token (only the gateway's own reaches a replica).
-_DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te",
-                           b"trailer", b"upgrade", b"expect", b"proxy-authorization", b"proxy-connection",
-                           b"authorization", b"api-key", INTERNAL_TOKEN})
-_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date",
-                            b"server"})
 _UNAUTHORISED = [(b"www-authenticate", b'Bearer realm="mlspec"')]
-_STATUS_TEXT = {status: str(status) for status in range(100, 600)}  # a metric label per request, made once
+READINESS_PATH = "/health"  # the scoring server's readiness route (200 once its model is loaded)
 # The gateway's own routes and those it forwards whole, with the methods they take (others: 405 with Allow).
 _METHODS = {b"/health": (b"GET", b"HEAD"), b"/metrics": (b"GET",), b"/invocations": (b"POST",),
             b"/score": (b"POST",)}
@@ -125,10 +116,10 @@ class GatewayApp:
         if path == b"/health":
             return None
         if not (path in (b"/invocations", b"/score", b"/metrics", b"/v2") or path.startswith(b"/v2/")):
-            return _error(404, f"no route {path.decode('latin-1')}; this endpoint answers /invocations, /score and "
+            return error(404, f"no route {path.decode('latin-1')}; this endpoint answers /invocations, /score and "
                                "/v2/...")
         if not self.watcher.config.authorised(_key(headers)):
-            status, sent, body = _error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
+            status, sent, body = error(401, "a valid key is required: send 'Authorization: Bearer KEY' or "
                                              "'api-key: KEY'")
             return status, [*sent, *_UNAUTHORISED], body
         return over_limit(self.models(self.watcher.config), path, headers, PIN_HEADERS)
@@ -142,10 +133,10 @@ class GatewayApp:
                 return
         allowed = _METHODS.get(request.path)
         if allowed is not None and request.method not in allowed:
-            self._refuse(reply, _wrong_method(request, allowed))
+            self._refuse(reply, wrong_method(request.path, request.method, allowed))
             return
         if request.path == b"/health":
-            reply(_json(200, self._health(config)))
+            reply(json_answer(200, self._health(config)))
         elif request.path == b"/metrics":
             reply((200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], self.registry.render()))
         else:
@@ -161,7 +152,7 @@ class GatewayApp:
             deployment = config.deployments.get(pinned.decode("latin-1").strip())
             if deployment is None:
                 known = ", ".join(config.deployments)
-                self._refuse(reply, _error(404, f"no deployment {pinned.decode('latin-1')!r}; this endpoint has "
+                self._refuse(reply, error(404, f"no deployment {pinned.decode('latin-1')!r}; this endpoint has "
                                                 f"{known}"))
                 return
         elif (target := model_path(request.path)) is not None:
@@ -173,7 +164,7 @@ class GatewayApp:
         else:
             deployment = config.choose()
             if deployment is None:
-                self._refuse(reply, _error(503, "no deployment takes traffic (every weight is 0 or has no "
+                self._refuse(reply, error(503, "no deployment takes traffic (every weight is 0 or has no "
                                                 "replicas)"))
                 return
         if len(request.body) > deployment.max_body_size:  # read whole: pipelined, or sent without a length
@@ -182,7 +173,7 @@ class GatewayApp:
         mirror = config.mirror_to(deployment.name) if config.mirror else None
         if mirror is not None and (serving is None or mirror in serving):  # a copy goes where its model is served
             self._mirror(mirror, request, config.request_timeout)
-        _Forward(self, deployment, request, config.request_timeout, reply).attempt()
+        Forward(self, deployment, request, config.request_timeout, reply).attempt()
 
     def _refuse(self, reply: Reply, answer: Answer) -> None:
         """An answer no deployment gave (the gateway's own): counted under deployment ""."""
@@ -194,7 +185,7 @@ class GatewayApp:
         if found is None:
             if len(self._origins) > 4096:  # replicas come and go across reloads: forget the old ones
                 self._origins.clear()
-            found = self._origins[url] = _origin(url)
+            found = self._origins[url] = replica_origin(url)
         return found
 
     def _mirror(self, deployment: Deployment, request: Request, timeout: float) -> None:
@@ -215,7 +206,7 @@ class GatewayApp:
             self.mirrored.inc((name, "sent" if sent else "failed"))  # the answer itself is discarded
 
         self._mirrors_in_flight += 1
-        self.pool.send(*self.origin(url), _upstream_request(request, url, self.internal_token), timeout, answered)
+        self.pool.send(*self.origin(url), upstream_request(request, url, self.internal_token), timeout, answered)
 
     def _health(self, config: GatewayConfig) -> dict[str, Any]:
         """Always a 200 (the gateway itself is up); "degraded" when a deployment has replicas and none ready."""
@@ -261,88 +252,6 @@ class GatewayApp:
             self.router.unready.add(url)
 
 
-class _Forward:
-    """One request on its way to a deployment: a replica, then (if that one cannot be reached) another."""
-
-    __slots__ = ("app", "deployment", "expiry", "failures", "held", "reply", "request", "started", "timeout",
-                 "tried", "url")
-
-    def __init__(self, app: GatewayApp, deployment: Deployment, request: Request, timeout: float,
-                 reply: Reply) -> None:
-        self.app, self.deployment, self.request, self.timeout, self.reply = app, deployment, request, timeout, reply
-        self.tried = 0
-        self.url: str | None = None  # the replica tried last
-        self.held = False  # whether that replica's concurrency slot is ours
-        self.failures: list[str] = []
-        self.expiry: asyncio.TimerHandle | None = None  # while queued
-        self.started = time.perf_counter()
-        in_flight = app.in_flight
-        in_flight[deployment.name] = in_flight.get(deployment.name, 0) + 1
-
-    def attempt(self) -> None:
-        if self.tried:  # a retry goes by the replica set in use now, which may have changed since the first try
-            self.deployment = self.app.watcher.config.deployments.get(self.deployment.name, self.deployment)
-        url = self.app.router.pick(self.deployment, self.url) if self.tried < ATTEMPTS else None
-        if url == FULL:
-            self.app.queues.enqueue(self)
-        elif url is not None:
-            self.send(url)
-        elif self.deployment.hold and not self.failures:
-            self.app.holds.hold(self)  # scaled to zero, or its replicas not ready yet: wait for one
-        elif self.failures:
-            name = self.deployment.name
-            self.finish(_error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
-        else:
-            self.finish(_no_replica(self.deployment, self.app.router.unready))
-
-    def send(self, url: str) -> None:
-        self.tried += 1
-        self.url = url
-        self.held = self.deployment.max_concurrent > 0
-        if self.held:
-            self.app.router.take(url)
-        upstream = _upstream_request(self.request, url, self.app.internal_token)
-        self.app.pool.send(*self.app.origin(url), upstream, self.timeout, self.answered)
-
-    def answered(self, response: Response | None, error: Exception | None) -> None:
-        url, name = self.url, self.deployment.name
-        assert url is not None
-        if self.held:
-            self.held = False
-            self.app.queues.freed(url, name)
-        if response is not None:
-            if response.status == 503:  # not ready (a restarted replica loading its model): no more until it is
-                self.app.suspect(url)
-            else:
-                self.app.router.succeeded(url)
-            self.finish((response.status, [h for h in response.headers if h[0] not in _DROP_RESPONSE], response.body))
-        elif isinstance(error, UpstreamTimeout):  # alive but slow: retrying elsewhere would only double the load
-            self.finish(_error(504, f"deployment '{name}' did not answer within {self.timeout:g}s"))
-        else:
-            self.app.router.failed(url)
-            self.app.suspect(url)
-            self.app.upstream_errors.inc((name, url))
-            self.failures.append(f"{url}: {error}")
-            if isinstance(error, UpstreamError) and error.connect:
-                self.attempt()  # no byte of it reached the replica: another ready replica may take it
-            else:  # written, so the replica may have acted on it: never sent twice
-                self.finish(_error(502, f"deployment '{name}' failed the request: {'; '.join(self.failures)}"))
-
-    def overdue(self) -> None:
-        self.expiry = None
-        self.app.queues.overdue(self)
-
-    def finish(self, answer: Answer) -> None:
-        status, headers, body = answer
-        name = self.deployment.name
-        app = self.app
-        app.in_flight[name] -= 1
-        app.requests_total[name] = app.requests_total.get(name, 0) + 1
-        self.app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
-        self.app.latency.observe(time.perf_counter() - self.started, (name,))
-        self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
-
-
 def _key(headers: Headers) -> bytes | None:
     authorization = api_key = None
     for name, value in headers:
@@ -353,49 +262,3 @@ def _key(headers: Headers) -> bytes | None:
     if authorization is not None and authorization[:7].lower() == b"bearer ":
         return authorization[7:].strip()
     return api_key
-
-
-def _origin(url: str) -> tuple[str, int]:
-    """(host, port) of an http:// replica; (socket path, 0) of a unix: one."""
-    if is_unix(url):
-        return unix_path(url), 0
-    host, _, port = url.removeprefix("http://").rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _upstream_request(request: Request, url: str, internal_token: bytes | None = None) -> bytes:
-    """The request as the replica gets it: /score is Azure ML's name for /invocations."""
-    target = b"/invocations" + request.target[len(b"/score"):] if request.path == b"/score" else request.target
-    host = b"localhost" if is_unix(url) else url.removeprefix("http://").encode()
-    lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n" % (
-        request.method, target, host, len(request.body))]
-    lines += [b"%s: %s\r\n" % (name, value) for name, value in request.headers if name not in _DROP_REQUEST]
-    if internal_token is not None:
-        lines.append(b"%s: %s\r\n" % (INTERNAL_TOKEN, internal_token))
-    lines.append(b"\r\n")
-    lines.append(request.body)
-    return b"".join(lines)
-
-
-def _json(status: int, payload: Any) -> Answer:
-    return status, [(b"content-type", b"application/json")], orjson.dumps(payload)
-
-
-def _error(status: int, message: str) -> Answer:
-    return _json(status, {"error": message})
-
-
-def _wrong_method(request: Request, allowed: tuple[bytes, ...]) -> Answer:
-    methods = " or ".join(method.decode() for method in allowed)
-    status, headers, body = _error(405, f"{request.path.decode()} takes {methods}, not "
-                                        f"{request.method.decode('latin-1')}")
-    return status, [*headers, (b"allow", b", ".join(allowed))], body
-
-
-def _no_replica(deployment: Deployment, unready: set[str]) -> Answer:
-    failing = sum(url in unready for url in deployment.replicas)
-    if failing:
-        status, headers, body = _error(503, f"deployment '{deployment.name}' has no ready replica ({failing} "
-                                            "failing the readiness probe)")
-        return status, [*headers, RETRY_AFTER], body
-    return _error(503, f"deployment '{deployment.name}' has no replicas")

@@ -4,10 +4,11 @@ new replica set is in use; GET /stats and GET /health report. The socket's file 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
+from mlspec.runtime.gateway.answers import json_answer, wrong_method
 from mlspec.runtime.gateway.config import ConfigError, keys_digest, parse, routing_digest
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
 
@@ -26,20 +27,19 @@ class Control:
         return MAX_CONFIG_BYTES
 
     def precheck(self, path: bytes, headers: Headers) -> Answer | None:
-        return None if path in _ROUTES else _json(404, {"error": "control routes: PUT /config, GET /stats, "
+        return None if path in _ROUTES else json_answer(404, {"error": "control routes: PUT /config, GET /stats, "
                                                                  "GET /health"})
 
     def handle(self, request: Request, reply: Reply) -> None:
         allowed = _ROUTES.get(request.path)
         if allowed is None:
-            reply(self.precheck(request.path, request.headers) or _json(404, {}))
+            reply(self.precheck(request.path, request.headers) or json_answer(404, {}))
         elif request.method not in allowed:
-            status, headers, body = _json(405, {"error": f"{request.path.decode()} takes {allowed[0].decode()}"})
-            reply((status, [*headers, (b"allow", allowed[0])], body))
+            reply(wrong_method(request.path, request.method, allowed))
         elif request.path == b"/config":
             reply(self.put_config(request.body))
         elif request.path == b"/stats":
-            reply(_json(200, self.app.stats()))
+            reply(json_answer(200, self.app.stats()))
         else:
             self.app.handle(request, reply)
 
@@ -49,15 +49,12 @@ class Control:
         try:
             config = parse(orjson.loads(body), "PUT /config")
         except orjson.JSONDecodeError as error:
-            return _json(400, {"error": f"PUT /config: not JSON: {error}"})
+            return json_answer(400, {"error": f"PUT /config: not JSON: {error}"})
         except ConfigError as error:
-            return _json(400, {"error": str(error)})
+            return json_answer(400, {"error": str(error)})
         self.app.configure(config)
         print(f"mlspec-gateway: configuration taken from the control channel (deployments "
               f"{', '.join(f'{d.name} {d.weight}' for d in config.deployments.values())})",
               file=sys.stderr, flush=True)
-        return _json(200, {"config": routing_digest(config), "keys": keys_digest(config.key_hashes)})
+        return json_answer(200, {"config": routing_digest(config), "keys": keys_digest(config.key_hashes)})
 
-
-def _json(status: int, payload: Any) -> Answer:
-    return status, [(b"content-type", b"application/json")], orjson.dumps(payload)

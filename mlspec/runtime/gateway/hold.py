@@ -12,17 +12,15 @@ import asyncio
 import time
 from typing import Protocol
 
-import orjson
-
+from mlspec.runtime.gateway.answers import RETRY_AFTER, error
 from mlspec.runtime.gateway.config import Deployment
-from mlspec.runtime.gateway.limits import RETRY_AFTER
 from mlspec.runtime.httpserver import Answer
 
 MAX_HELD = 4096  # per deployment: beyond this a request is refused at once, so held memory is bounded
 
 
 class Held(Protocol):
-    """A request on its way to a deployment (the gateway's _Forward)."""
+    """A request on its way to a deployment (the gateway's Forward)."""
 
     deployment: Deployment
     timeout: float
@@ -76,4 +74,4 @@ class Holds:
 def unavailable(deployment: Deployment, waited: float | None) -> Answer:
     how = "came up within the request timeout" if waited is not None else "is up and too many requests wait"
     message = f"no replica of deployment '{deployment.name}' {how}; it is scaling up: retry later"
-    return 503, [(b"content-type", b"application/json"), RETRY_AFTER], orjson.dumps({"error": message})
+    return error(503, message, [RETRY_AFTER])

@@ -11,18 +11,16 @@ import asyncio
 from collections import deque
 from typing import Protocol
 
-import orjson
-
+from mlspec.runtime.gateway.answers import RETRY_AFTER, error
 from mlspec.runtime.gateway.config import Deployment
 from mlspec.runtime.gateway.routing import FULL, Router
 from mlspec.runtime.httpserver import Answer
 
 MAX_QUEUED = 4096  # per deployment: a request beyond this is refused at once, so the queue's memory is bounded
-RETRY_AFTER = (b"retry-after", b"1")
 
 
 class Waiter(Protocol):
-    """A request on its way to a deployment (the gateway's _Forward)."""
+    """A request on its way to a deployment (the gateway's Forward)."""
 
     deployment: Deployment
     url: str | None
@@ -109,4 +107,4 @@ def too_many(deployment: Deployment, queued: bool) -> Answer:
     message = (f"deployment '{deployment.name}' is at its limit of {deployment.max_concurrent} concurrent requests "
                f"per replica on each of its {len(deployment.replicas)} replica(s); the request {waited} free slot; "
                "retry later or raise max_concurrent_requests_per_instance")
-    return 429, [(b"content-type", b"application/json"), RETRY_AFTER], orjson.dumps({"error": message})
+    return error(429, message, [RETRY_AFTER])

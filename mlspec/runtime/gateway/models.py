@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from mlspec.runtime.gateway.answers import error, json_answer, wrong_method
 from mlspec.runtime.gateway.config import Deployment, GatewayConfig
 from mlspec.runtime.gateway.routing import Router
 from mlspec.runtime.httpserver import Answer, Headers
@@ -120,7 +121,7 @@ class ModelIndex:
         served = sorted({f"'{d.model.describe()}'" if d.model else f"'{d.name}'"
                          for d in self.config.deployments.values()})
         what = f"model '{target.name}'" + (f" version {target.version}" if target.version else "")
-        return _json(404, {"error": f"there is no {what} at endpoint '{self.config.endpoint}'; it serves "
+        return json_answer(404, {"error": f"there is no {what} at endpoint '{self.config.endpoint}'; it serves "
                                     f"{', '.join(served)}"})
 
     def body_limit(self, target: ModelPath | None, pinned: str | None) -> tuple[int, str]:
@@ -177,7 +178,7 @@ def over_limit(index: ModelIndex, path: bytes, headers: Headers, pins: tuple[byt
 
 
 def too_large(length: int, limit: int, deployment: str) -> Answer:
-    return _json(413, {"error": f"the request body ({length} bytes) is over the limit of {limit} bytes of "
+    return json_answer(413, {"error": f"the request body ({length} bytes) is over the limit of {limit} bytes of "
                                 f"deployment '{deployment}'"})
 
 
@@ -192,21 +193,20 @@ def model_ready(deployments: tuple[Deployment, ...], router: Router, target: Mod
         answer["version"] = target.version
     if not ready:
         answer["error"] = f"no replica of {', '.join(repr(d.name) for d in deployments)} is ready"
-    return _json(200 if ready else 503, answer)
+    return json_answer(200 if ready else 503, answer)
 
 
 def repository_index(config: GatewayConfig, router: Router, method: bytes, body: bytes) -> Answer:
     """Triton's repository index: every model the endpoint serves, with its version and state; `{"ready": true}`
     lists only the ready ones."""
     if method != b"POST":
-        status, headers, payload = _json(405, {"error": f"{REPOSITORY_INDEX.decode()} takes POST"})
-        return status, [*headers, (b"allow", b"POST")], payload
+        return wrong_method(REPOSITORY_INDEX, method, (b"POST",))
     try:
         asked = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError:
         asked = None
     if not isinstance(asked, dict) or not isinstance(asked.get("ready", False), bool):
-        return _json(400, {"error": "the repository index request must be a JSON object such as {\"ready\": true}"})
+        return error(400, "the repository index request must be a JSON object such as {\"ready\": true}")
     ready: dict[tuple[str, str], int] = {}
     for deployment in config.deployments.values():
         if deployment.model is not None:
@@ -215,8 +215,5 @@ def repository_index(config: GatewayConfig, router: Router, method: bytes, body:
     index = [{"name": name, "version": version, "state": "READY"} if count else
              {"name": name, "version": version, "state": "UNAVAILABLE", "reason": "no ready replica"}
              for (name, version), count in sorted(ready.items()) if count or not asked.get("ready")]
-    return _json(200, index)
+    return json_answer(200, index)
 
-
-def _json(status: int, payload: object) -> Answer:
-    return status, [(b"content-type", b"application/json")], orjson.dumps(payload)
