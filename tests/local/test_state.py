@@ -67,6 +67,25 @@ def test_second_holder_fails_clearly_then_waits(tmp_path: Path) -> None:
     holder.join()
 
 
+def _hold_briefly(lock: str, seconds: float) -> None:
+    with exclusive(Path(lock), timeout=0, brief=True):
+        time.sleep(seconds)
+
+
+def test_a_brief_holder_is_waited_for_even_without_a_timeout(tmp_path: Path) -> None:
+    """The autoscaler holds the lock for milliseconds to push a change: an `up` (timeout 0) waits, never fails."""
+    lock = tmp_path / "lock"
+    holder = multiprocessing.get_context("fork").Process(target=_hold_briefly, args=(str(lock), 0.5))
+    holder.start()
+    deadline = time.monotonic() + 5
+    while "brief" not in (lock.read_text() if lock.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with exclusive(lock, timeout=0):
+        assert "brief" not in lock.read_text()
+    holder.join()
+
+
 def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     holder = multiprocessing.get_context("fork").Process(target=_hold, args=(str(lock), 60))

@@ -15,6 +15,7 @@ import contextlib
 import json
 import sys
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -127,19 +128,23 @@ class Autoscaler:
             status[name] = {"current": current, "desired": desired, "load": round(scaled.policy.average(), 2)}
         write_json_atomically(status_path(self.paths, self.plan["endpoint"]), status)
 
+    def locked(self) -> AbstractContextManager[None]:
+        """The workspace lock, marked brief: an `up` waits for it rather than failing."""
+        return exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down", brief=True)
+
     def scale(self, scaled: Scaled, current: int, desired: int) -> int:
         """Move to `desired` replicas; the count declared afterwards. The workspace lock is held to declare, push
         and release, never while new replicas start, so an `up` waits for it milliseconds at most."""
         stamp = self.stamp
         try:
             if desired > current:
-                with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                with self.locked():
                     current = self.declared(scaled)  # up may have changed it meanwhile
                     for row in scaled.rows[current:desired]:
                         self.store.want_process(row)
                 ensure_running(self.paths)
                 self.wait_healthy(scaled, scaled.rows[current:desired])
-            with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+            with self.locked():
                 if self.plan_file.stat().st_mtime_ns != stamp:
                     return self.declared(scaled)  # an up replaced the plan meanwhile: decide again from it
                 before = self.declared(scaled)
@@ -152,7 +157,7 @@ class Autoscaler:
             scaled.policy.current = current  # decided again on a later tick
         except StepFailed as error:
             self.log(f"{scaled.name}: scaling to {desired} failed: {error}")
-            with contextlib.suppress(LockTimeout), exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+            with contextlib.suppress(LockTimeout), self.locked():
                 self.store.release_processes(self.plan["owner"], self.keep(scaled, current))
             scaled.policy.current = current
         return current
@@ -166,7 +171,7 @@ class Autoscaler:
         if routed != [split_url(str(row.health))[0] for row in scaled.rows[:count]]:
             try:
                 self.wait_healthy(scaled, scaled.rows[:count])
-                with exclusive(self.paths.lock, LOCK_WAIT_S, "mlspec up or down"):
+                with self.locked():
                     self.push(scaled, scaled.rows[:count])
             except (LockTimeout, StepFailed) as error:
                 self.log(f"{scaled.name}: could not route the {count} declared replica(s) yet: {error}")

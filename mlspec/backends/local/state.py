@@ -226,27 +226,35 @@ class LockTimeout(Exception):
     pass
 
 
+BRIEF = " brief"  # the lock file's mark of a holder that keeps it for milliseconds
+BRIEF_HOLD_S = 5.0
+
+
 @contextmanager
-def exclusive(lock_path: Path, timeout: float, what: str = "another mlspec up or down") -> Iterator[None]:
-    """Hold the workspace lock; it is released by the OS even if this process is killed."""
+def exclusive(lock_path: Path, timeout: float, what: str = "another mlspec up or down",
+              brief: bool = False) -> Iterator[None]:
+    """Hold the workspace lock; it is released by the OS even if this process is killed. A `brief` holder (the
+    autoscaler, for milliseconds at a time) says so in the lock file, and a waiter then waits for it up to
+    BRIEF_HOLD_S whatever its own timeout: an `up` never fails because a scaler happened to be pushing a change."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the context
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
     try:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    raise LockTimeout(f"{what} is running on this workspace (pid {holder}); "
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                patience = max(timeout, BRIEF_HOLD_S) if holder.endswith(BRIEF) else timeout
+                if time.monotonic() - started >= patience:
+                    raise LockTimeout(f"{what} is running on this workspace (pid {holder.removesuffix(BRIEF)}); "
                                       f"wait for it, or pass --lock-timeout SECONDS to wait longer") from None
-                time.sleep(0.1)
+                time.sleep(0.02 if holder.endswith(BRIEF) else 0.1)
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()}{BRIEF if brief else ''}")
         handle.flush()
         yield
     finally:
