@@ -5,6 +5,7 @@ Also the floor server itself: `python bench/_serving_common.py floor PORT MODEL_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -86,6 +87,14 @@ def register_digits_mlp(root: Path) -> Registered:
 def digits_body() -> bytes:
     first = (REPO / "examples" / "torch-digits" / "data" / "digits.csv").read_text().splitlines()[1]
     return json.dumps({"inputs": [[float(v) for v in first.split(",")[:64]]]}).encode()
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[bytes, bytes]:
+    """One request on a keep-alive connection: its response's head and body (read by content-length)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    at = head.lower().find(b"content-length:")
+    return head, await reader.readexactly(int(head[at + 15:head.find(b"\r\n", at)]))
 
 
 def free_port() -> int:

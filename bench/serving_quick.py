@@ -26,6 +26,7 @@ from _serving_common import (
     IRIS_BODY,
     KEY,
     commands,
+    exchange,
     free_port,
     health_path,
     launch,
@@ -40,10 +41,7 @@ async def _client(port: int, request: bytes, count: int, latencies: list[float])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     for _ in range(count):
         started = time.perf_counter()
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        at = head.lower().find(b"content-length:")
-        body = await reader.readexactly(int(head[at + 15:head.find(b"\r\n", at)]))
+        head, body = await exchange(reader, writer, request)
         latencies.append(time.perf_counter() - started)
         if not head.startswith(b"HTTP/1.1 200"):
             raise SystemExit(f"port {port} answered {head.decode(errors='replace')}{body.decode(errors='replace')}")
