@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -119,6 +120,15 @@ async def gateway(tmp_path: Path, first: dict[str, Any]) -> AsyncIterator[Harnes
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def raw_listener(path: Path) -> socket.socket:
+    """A bare Unix socket the test plays the replica on, byte by byte (non-blocking, for the loop's sock_*)."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+    listener.setblocking(False)
+    return listener
 
 
 @pytest.fixture
@@ -254,15 +264,10 @@ def test_a_request_written_to_a_connection_whose_replica_is_gone_counts_as_not_s
     """The replica died (kill -9) while its connection sat in the pool, before the gateway saw the close: the
     write fails at once with not one byte sent, so the request may go to another replica."""
     async def scenario() -> None:
-        import socket
-
         from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
 
         loop = asyncio.get_running_loop()
-        listener = socket.socket(socket.AF_UNIX)
-        listener.bind(str(folder / "raw.sock"))
-        listener.listen()
-        listener.setblocking(False)
+        listener = raw_listener(folder / "raw.sock")
         pool = Pool()
         outcomes: list[tuple[Response | None, Exception | None]] = []
         answered = asyncio.Event()
@@ -296,15 +301,10 @@ def test_a_replica_that_dies_counts_as_not_sent_only_if_it_never_read_the_reques
     """A replica killed while the request waited unread in its socket cannot have acted on it (the connection is
     reset); one that had read it may have (the connection just ends): that one is never sent twice."""
     async def scenario() -> None:
-        import socket
-
         from mlspec.runtime.gateway.upstream import Pool, Response, UpstreamError
 
         loop = asyncio.get_running_loop()
-        listener = socket.socket(socket.AF_UNIX)
-        listener.bind(str(folder / "raw.sock"))
-        listener.listen()
-        listener.setblocking(False)
+        listener = raw_listener(folder / "raw.sock")
         pool = Pool()
         answered: asyncio.Future[Exception | None] = loop.create_future()
 
