@@ -68,10 +68,10 @@ def test_watcher_keeps_the_last_good_config(tmp_path: Path) -> None:
     path.write_text(json.dumps(BASE))
     watcher = ConfigWatcher(path)
     path.write_text("{not json")
-    watcher.check(force=True)
+    watcher.reload()
     assert watcher.config.endpoint == "iris" and watcher.reloads == {"ok": 0, "invalid": 1}
     path.write_text(json.dumps({**BASE, "endpoint": "renamed"}))
-    watcher.check(force=True)
+    watcher.reload()
     assert watcher.config.endpoint == "renamed"
 
 

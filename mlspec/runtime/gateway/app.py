@@ -77,7 +77,7 @@ class GatewayApp:
         self.queues.loop = self.holds.loop = loop = asyncio.get_running_loop()
         self._probing = loop.create_task(self.probes.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self.watcher.check, True)
+            loop.add_signal_handler(signal.SIGHUP, self.watcher.reload)
 
     def stop(self) -> None:
         if self._probing is not None:

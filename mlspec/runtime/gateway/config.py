@@ -224,30 +224,20 @@ def _deployment(name: str, spec: Any, source: str, max_body: int = DEFAULT_MAX_B
                       body_limit, hold, scaled)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_mtime_ns, status.st_size, status.st_ino  # an atomic replace changes the inode
-
-
 class ConfigWatcher:
     """Holds the current configuration: one taken from the control channel, or the file re-read (on SIGHUP),
     replaces it whole; an invalid file is reported and skipped."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp = _stamp(path)
         self.config = load(path)
         self.reloads = {"ok": 0, "invalid": 0}
         self.on_reload: Callable[[GatewayConfig], None] | None = None  # told of each configuration taken
 
-    def check(self, force: bool = False) -> None:
-        stamp = _stamp(self.path)
-        if stamp is None or (stamp == self._stamp and not force):
-            return  # a missing file (mid-replace, or deleted) keeps the last good configuration
-        self._stamp = stamp
+    def reload(self) -> None:
+        """Read the file again (on SIGHUP); a missing file (mid-replace, or deleted) keeps the configuration."""
+        if not self.path.exists():
+            return
         try:
             self.config = load(self.path)
         except ConfigError as error:
