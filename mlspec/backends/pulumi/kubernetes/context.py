@@ -1,0 +1,34 @@
+"""What every object builder of the Kubernetes target reads: the workspace, its namespace and where images come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlspec.backends.pulumi.kubernetes.meta import dns_name
+
+# Objects name their images by placeholder, `mlspec-image:<key>` where key is an EnvironmentModel's or a JobModel's
+# var ("runtime" for the workspace's runtime image); each renderer puts in the real reference: the manifests a
+# registry reference (pinned by digest where the digests are known), the Pulumi program the digest of the image it
+# built and pushed. The objects themselves are then the same for both.
+IMAGE_PLACEHOLDER = "mlspec-image:"
+
+
+def image(key: str) -> str:
+    """The placeholder of the image built for `key` (an environment's or a job's var, or "runtime")."""
+    return f"{IMAGE_PLACEHOLDER}{key}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """:param workspace: the workspace's name (ProgramModel.project). :param namespace: the namespace its objects
+    live in. :param tracking_uri: the MLflow tracking server the pods use (the in-cluster one unless the spec names
+    its own)."""
+
+    workspace: str
+    namespace: str
+    tracking_uri: str
+
+    @classmethod
+    def of(cls, workspace: str, tracking_uri: str | None = None, namespace: str | None = None) -> Context:
+        space = namespace or dns_name(workspace)
+        return cls(workspace, space, tracking_uri or f"http://mlflow.{space}.svc.cluster.local:5000")
