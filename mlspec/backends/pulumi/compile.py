@@ -15,13 +15,22 @@ JOB_FILES = "/opt/mlspec-job/files"  # where a job's code and data live in its i
 
 
 def project_files(program: ProgramModel) -> dict[str, str]:
-    """Every file of the project, relative to its folder, with its text."""
+    """Every file of the Docker project, relative to its folder, with its text."""
     files = {
-        "Pulumi.yaml": render("Pulumi.yaml.j2", program=program),
+        **common_files(program, "docker"),
         f"Pulumi.{program.stack}.yaml": render("Pulumi.stack.yaml.j2", program=program),
-        "requirements.txt": render("requirements.project.txt.j2", program=program),
-        ".gitignore": render("gitignore.j2", program=program),
         "__main__.py": render("__main__.py.j2", program=program, imports=_imports(program)),
+    }
+    return dict(sorted(files.items()))
+
+
+def common_files(program: ProgramModel, target: str) -> dict[str, str]:
+    """What every target's project holds: the project file, the program's requirements, and each image's
+    Dockerfile and requirements (the images are the same on every target)."""
+    files = {
+        "Pulumi.yaml": render("Pulumi.yaml.j2", program=program, target=target),
+        "requirements.txt": render("requirements.project.txt.j2", program=program, target=target),
+        ".gitignore": render("gitignore.j2", program=program),
     }
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
@@ -31,7 +40,7 @@ def project_files(program: ProgramModel) -> dict[str, str]:
     for job in program.jobs:
         files[f"docker/{job.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=job, user=USER,
                                                           files_dir=JOB_FILES)
-    return dict(sorted(files.items()))
+    return files
 
 
 def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker") -> list[Path]:

@@ -1,0 +1,55 @@
+"""The Kubernetes Pulumi project: the Docker target's Dockerfiles, the compiled objects and a program applying them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from mlspec.backends.pulumi.kubernetes.meta import Object
+from mlspec.backends.pulumi.model import ProgramModel
+from mlspec.backends.pulumi.render import render
+
+OBJECTS_FILE = "kubernetes/objects.yaml"
+
+
+def objects_yaml(objects: list[Object]) -> str:
+    """The objects as YAML documents, in their order, keys as built (kubectl's order): deterministic."""
+    return yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
+
+
+def images(program: ProgramModel) -> list[dict[str, Any]]:
+    """Every image the objects may run, in build order, as `ImageArgs` keyword arguments."""
+    runtime = program.runtime
+    found: list[dict[str, Any]] = [{
+        "key": runtime.var, "kind": "runtime", "content_hash": runtime.content_hash,
+        "dockerfile": f"docker/{runtime.folder}/Dockerfile",
+        "requirements": f"docker/{runtime.folder}/requirements.txt",
+    }]
+    for env in program.environments:
+        image: dict[str, Any] = {
+            "key": env.var, "kind": "environment", "content_hash": env.content_hash,
+            "dockerfile": f"docker/{env.folder}/Dockerfile", "requirements": f"docker/{env.folder}/requirements.txt",
+        }
+        if env.on_runtime:
+            image["base"] = runtime.var
+        elif env.base_image:
+            image["base_image"] = env.base_image
+        found.append(image)
+    for job in program.jobs:
+        found.append({"key": job.var, "kind": "job", "content_hash": job.content_hash,
+                      "dockerfile": f"docker/{job.folder}/Dockerfile", "files": job.files, "base": job.environment})
+    return found
+
+
+def program_files(program: ProgramModel, objects: list[Object], common: dict[str, str]) -> dict[str, str]:
+    """Every file of the Kubernetes project: `common` (the project file and the images' Dockerfiles, as every
+    target has them), the stack settings, the objects and `__main__.py`."""
+    files = {
+        **common,
+        f"Pulumi.{program.stack}.yaml": render("kubernetes.Pulumi.stack.yaml.j2", program=program),
+        OBJECTS_FILE: objects_yaml(objects),
+        "__main__.py": render("kubernetes.__main__.py.j2", program=program, objects=OBJECTS_FILE,
+                              images=images(program)),
+    }
+    return dict(sorted(files.items()))

@@ -1,0 +1,75 @@
+"""`ClusterWorkspace`: a workspace's images and compiled Kubernetes objects, applied to a cluster by Pulumi."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from mlspec.pulumi.kubernetes import objects as o
+from mlspec.pulumi.kubernetes.images import ImageArgs, RegistryImage
+from mlspec.pulumi.kubernetes.settings import ClusterSettings
+
+
+@dataclass(frozen=True)
+class ClusterWorkspaceArgs:
+    """A workspace on a cluster.
+
+    :param spec_root: the folder of the spec, relative to the project folder (job images read code and data).
+    :param objects: the compiled objects, a YAML file of one document per object, relative to the project folder;
+        their images are ``mlspec-image:KEY`` placeholders (the same objects `--format manifests` writes).
+    :param images: every image the objects run, in build order (an image after the one it is built on).
+    """
+
+    spec_root: str
+    objects: str
+    images: list[ImageArgs]
+
+
+class ClusterWorkspace(pulumi.ComponentResource):
+    """Builds and pushes the images, then creates each object as a typed pulumi-kubernetes resource with the
+    images' digests in place: the Namespace first, every other object after it and after the objects its
+    ``mlspec.io/depends-on`` annotation names (a training Job after the tracking server, a deployment after the
+    Job that registers its model). `references` maps image keys to the digests the pods run."""
+
+    references: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: ClusterWorkspaceArgs, settings: ClusterSettings | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        self.settings = settings or ClusterSettings.from_config()
+        provider = self.settings.provider()
+        options = pulumi.ResourceOptions(providers=[provider] if provider else None)
+        super().__init__("mlspec:kubernetes:Workspace", name, None, pulumi.ResourceOptions.merge(options, opts))
+        child = pulumi.ResourceOptions(parent=self)
+        built: dict[str, RegistryImage] = {}
+        for image in args.images:
+            built[image.key] = RegistryImage(name, args.spec_root, image, self.settings, built, child)
+        self.references = {key: image.reference for key, image in built.items()}
+        self.resources = self._apply(load_objects(Path(args.objects)))
+        self.register_outputs({"images": self.references})
+
+    def _apply(self, objects: list[dict[str, Any]]) -> dict[str, pulumi.CustomResource]:
+        created: dict[str, pulumi.CustomResource] = {}
+        namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
+        for obj in [*namespaces, *(obj for obj in objects if obj["kind"] != "Namespace")]:
+            after = [created[f"Namespace/{ns['metadata']['name']}"] for ns in namespaces
+                     if obj["kind"] != "Namespace" and obj["metadata"].get("namespace") == ns["metadata"]["name"]]
+            for reference in o.dependencies(obj):
+                if reference not in created:
+                    raise ValueError(f"{obj['kind']}/{obj['metadata']['name']} depends on {reference}, which comes "
+                                     "later or not at all in the compiled objects; recompile")
+                after.append(created[reference])
+            created[f"{obj['kind']}/{obj['metadata']['name']}"] = o.create(obj, self.references, after, self)
+        return created
+
+
+def load_objects(path: Path) -> list[dict[str, Any]]:
+    """The compiled objects, each a mapping with apiVersion, kind and metadata.name."""
+    found = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    for doc in found:
+        if not isinstance(doc, dict) or not {"apiVersion", "kind", "metadata"} <= doc.keys():
+            raise ValueError(f"{path}: every document must be a Kubernetes object; recompile")
+    return found

@@ -1,0 +1,144 @@
+"""The Kubernetes Pulumi program under mocks: images pushed and pinned by digest, every object a typed resource."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from mlspec.backends.pulumi.compile import common_files
+from mlspec.backends.pulumi.kubernetes import meta, pods
+from mlspec.backends.pulumi.kubernetes.context import Context, image
+from mlspec.backends.pulumi.kubernetes.program import OBJECTS_FILE, program_files
+from mlspec.backends.pulumi.model import ProgramModel, ResourceSize, build_program
+from mlspec.graph import load_graph
+from tests.pulumi.conftest import ROOT
+from tests.pulumi.harness import Captured, EchoMocks, run_program
+
+IMAGE = "docker:index/image:Image"
+REGISTRY = "registry.test/team"
+
+
+class PushingMocks(EchoMocks):
+    """An image push answers with the digest a registry would: the tag's repository at a digest of the tag."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        id_, state = super().new_resource(args)
+        if args.typ == IMAGE:
+            name = state["imageName"]
+            state["repoDigest"] = f"{name.rsplit(':', 1)[0]}@sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+        return id_, state
+
+
+def _objects(program: ProgramModel) -> list[dict[str, Any]]:
+    """A namespace, the tracking server and a training job on the example's images, a custom resource."""
+    ctx = Context.of(program.project)
+    size = ResourceSize(1, 512, 0)
+    ns = meta.k8s_object("v1", "Namespace", meta.metadata(ctx.namespace, None, {}))
+    tracking = meta.k8s_object("apps/v1", "Deployment", meta.metadata("mlflow", ctx.namespace, {"app": "mlflow"}),
+                               spec={"selector": {"matchLabels": {"app": "mlflow"}},
+                                     "template": {"metadata": {"labels": {"app": "mlflow"}}, "spec": pods.pod_spec(
+                                         [pods.container("mlflow", image("runtime"), ["mlflow"], size)])}})
+    job = program.jobs[0]
+    training = meta.k8s_object(
+        "batch/v1", "Job", meta.metadata(f"train-{job.content_hash[:10]}", ctx.namespace, {},
+                                         {"mlspec.io/depends-on": "Deployment/mlflow"}),
+        spec={"template": {"spec": pods.pod_spec([pods.container("train", image(job.var), ["python"], size)],
+                                                 restart_policy="Never")}})
+    queue = meta.k8s_object("kueue.x-k8s.io/v1beta1", "LocalQueue", meta.metadata("cpu", ctx.namespace, {}),
+                            spec={"clusterQueue": "cpu"})
+    return [ns, tracking, training, queue]
+
+
+def write_project(tmp_path: Path, objects: list[dict[str, Any]] | None = None) -> tuple[Path, ProgramModel]:
+    spec = tmp_path / "examples" / "iris"
+    shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    out = tmp_path / "stacks" / "iris-kubernetes"
+    program = build_program(load_graph([spec]), out)
+    for rel, text in program_files(program, objects or _objects(program), common_files(program, "kubernetes")).items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text, encoding="utf-8")
+    return out, program
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Captured, ProgramModel]:
+    out, program = write_project(tmp_path_factory.mktemp("k8s"))
+    return run_program(out, {"registry": REGISTRY}, mocks=PushingMocks()), program
+
+
+def test_images_are_pushed_to_the_registry_in_build_order(applied: tuple[Captured, ProgramModel]) -> None:
+    captured, program = applied
+    images = {r.name: r for r in captured.of_type(IMAGE)}
+    assert set(images) == {"runtime", *(e.var for e in program.environments), *(j.var for j in program.jobs)}
+    for name, built in images.items():
+        assert built.inputs["imageName"].startswith(f"{REGISTRY}/{program.project}-{name.replace('_', '-')}:")
+        assert built.inputs["skipPush"] is False
+    env = program.environments[0]
+    assert images[env.var].inputs["build"]["args"]["RUNTIME_IMAGE"] == images["runtime"].inputs["imageName"]
+    job = program.jobs[0]
+    assert images[job.var].inputs["build"]["args"]["ENVIRONMENT_IMAGE"] == images[job.environment].inputs["imageName"]
+
+
+def test_pods_run_images_by_digest(applied: tuple[Captured, ProgramModel]) -> None:
+    captured, program = applied
+    digests = {r.name: r.outputs["repoDigest"] for r in captured.of_type(IMAGE)}
+    tracking = captured.get("kubernetes:apps/v1:Deployment", "deployment-mlflow")
+    assert tracking.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == digests["runtime"]
+    job = program.jobs[0]
+    training = captured.get("kubernetes:batch/v1:Job", f"job-train-{job.content_hash[:10]}")
+    assert training.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == digests[job.var]
+    assert "@sha256:" in digests[job.var]
+    assert captured.exports["images"] == digests
+
+
+def test_objects_come_after_their_namespace_and_what_they_depend_on(applied: tuple[Captured, ProgramModel]) -> None:
+    captured, program = applied
+    namespace = captured.get("kubernetes:core/v1:Namespace", f"namespace-{program.project}")
+    tracking = captured.get("kubernetes:apps/v1:Deployment", "deployment-mlflow")
+    training = captured.get("kubernetes:batch/v1:Job", f"job-train-{program.jobs[0].content_hash[:10]}")
+    assert namespace.urn in tracking.dependencies and namespace.urn in training.dependencies
+    assert tracking.urn in training.dependencies
+    workspace = captured.get("mlspec:kubernetes:Workspace", program.project)
+    assert {tracking.parent, training.parent, namespace.parent} == {workspace.urn}
+
+
+def test_a_kind_without_a_typed_resource_is_a_custom_resource(applied: tuple[Captured, ProgramModel]) -> None:
+    captured, _ = applied
+    queue = captured.get("kubernetes:kueue.x-k8s.io/v1beta1:LocalQueue", "localqueue-cpu")
+    assert queue.inputs["spec"] == {"clusterQueue": "cpu"}
+
+
+def test_the_program_reads_the_objects_file_it_was_compiled_with(tmp_path: Path) -> None:
+    out, program = write_project(tmp_path)
+    objects = list(yaml.safe_load_all((out / OBJECTS_FILE).read_text()))
+    assert objects == _objects(program)
+    assert "mlspec-image:" in (out / OBJECTS_FILE).read_text()
+
+
+def test_a_missing_registry_is_a_clear_error(tmp_path: Path) -> None:
+    out, _ = write_project(tmp_path)
+    with pytest.raises(Exception, match="mlspec:registry is not set"):
+        run_program(out, {}, mocks=PushingMocks())
+
+
+def test_an_image_the_program_does_not_build_is_refused(tmp_path: Path) -> None:
+    program_less = meta.k8s_object("v1", "Namespace", meta.metadata("x", None, {}))
+    stray = meta.k8s_object("v1", "ConfigMap", meta.metadata("c", "x", {}), data={"image": image("nowhere")})
+    out, _ = write_project(tmp_path, [program_less, stray])
+    with pytest.raises(Exception, match="image 'nowhere', which the program does not build"):
+        run_program(out, {"registry": REGISTRY}, mocks=PushingMocks())
+
+
+def test_a_kube_context_adds_an_explicit_provider(tmp_path: Path) -> None:
+    out, _ = write_project(tmp_path)
+    captured = run_program(out, {"registry": REGISTRY, "kubeContext": "prod"}, mocks=PushingMocks())
+    provider = captured.get("pulumi:providers:kubernetes", "cluster")
+    assert provider.inputs["context"] == "prod"
+    tracking = captured.get("kubernetes:apps/v1:Deployment", "deployment-mlflow")
+    assert tracking.provider.startswith(provider.urn)
