@@ -228,9 +228,9 @@ TABLE: dict[str, dict[str, Row]] = {
     "OnlineEndpoint": {
         "": _K8S_YES,
         "type": _K8S_YES,
-        "auth": Row(kubernetes=approx("the gateway reads the keys' SHA-256 digests from the Secret "
-                                      "<endpoint>-gateway-keys, which the Pulumi program makes from generated keys "
-                                      "(plain manifests: create it yourself)")),
+        "auth": Row(kubernetes=Support("yes", "the gateway reads the keys' SHA-256 digests from the Secret "
+                                              "<endpoint>-gateway-keys, which the Pulumi program makes from "
+                                              "generated keys (plain manifests: create it yourself)")),
         "deployments": _K8S_YES,
         "traffic": _K8S_YES,
         "mirror_traffic": _K8S_YES,
@@ -248,8 +248,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "probes": _K8S_YES,
         "request_settings": _K8S_YES,
         "batching": _K8S_YES,
-        "resources": Row(kubernetes=approx("requests equal to limits (GPUs as nvidia.com/gpu, with a toleration "
-                                           "of GPU nodes' taint)")),
+        "resources": Row(kubernetes=Support("yes", "requests equal to limits (GPUs as nvidia.com/gpu, with a "
+                                                   "toleration of GPU nodes' taint)")),
         "environment_variables": _K8S_YES,
     },
     "Autoscale": {
@@ -258,7 +258,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "max_instances": _NO_AUTOSCALER_ROW,
         "target_concurrency": Row(docker=no(_NO_AUTOSCALER), kubernetes=approx(
             "scaled on CPU utilisation: the target's share of min(max_concurrent_requests_per_instance, 100) as a "
-            "percentage of the replica's CPU request (70% by default)")),
+            "percentage of the replica's CPU request (70% by default); a GPU replica's CPU tells little of its "
+            "load")),
         "target_rps": Row(docker=no(_NO_AUTOSCALER), kubernetes=no(
             "a request rate needs a custom-metrics adapter, which this target does not configure: give "
             "target_concurrency (scaled on CPU utilisation)")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -293,6 +294,17 @@ def test_the_gateway_config_parses_strictly_and_routes_to_each_deployments_servi
     blue = parse(json.loads(config_map["data"]["gateway.json"])).deployments["blue"]
     assert blue.max_concurrent * 2 == 8 * 3  # three replicas of 8, shared by the two gateway pods
     assert blue.readiness is not None and blue.readiness.failure_threshold == 40
+
+
+def test_an_endpoint_without_keys_mounts_no_key_secret(iris: ProgramModel) -> None:
+    endpoint = dataclasses.replace(iris.endpoints[0], auth="none")
+    ctx = Context.of(iris.project)
+    objects = endpoint_objects(endpoint, ctx)
+    (c,) = by_kind(objects, "Deployment")[gateway_name(endpoint)]["spec"]["template"]["spec"]["containers"]
+    assert "--key-hashes-file" not in c["command"]
+    assert [s.name for s in external_secrets(endpoint, ctx)] == ["iris-internal-token"]
+    config = parse(json.loads(by_kind(objects, "ConfigMap")["iris-gateway"]["data"]["gateway.json"]))
+    assert config.auth == "none" and config.authorised(None)
 
 
 def test_network_policies_admit_only_the_gateway_to_replicas(iris: ProgramModel, serving: ProgramModel) -> None:

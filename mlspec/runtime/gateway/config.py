@@ -268,7 +268,7 @@ class ConfigWatcher:
 
     def take(self, config: GatewayConfig) -> None:
         """Serve `config` from now on: every request routed after this call sees it."""
-        self.config = with_key_hashes(config, self.file_hashes)
+        self.config = with_key_hashes(config, self.file_hashes) if self.key_hashes_file else config
         self.reloads["ok"] += 1
         if self.on_reload is not None:
             self.on_reload(config)
