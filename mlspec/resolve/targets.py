@@ -72,6 +72,9 @@ class _Checker:
             if row is None:  # every field has a row (a test walks the schema); nothing to say otherwise
                 continue
             support = row.on(self.target)
+            if _is_refused(value, support):
+                self.report(item, cls, field, field_path, Support("no", support.note))
+                continue
             if support.level in ("no", "ignored"):
                 self.report(item, cls, field, field_path, support)
                 if support.level == "no":
@@ -117,6 +120,11 @@ class _Checker:
                 f"environment '{env.name}': the local target installs only the pip section of {path.name}, "
                 f"and it also asks conda for {', '.join(conda_only)}", item.doc.span(("conda_file",)), "conda_file",
                 "move them under 'pip:' (or into requirements), or deploy to the docker target")
+
+
+def _is_refused(value: Any, support: Support) -> bool:
+    """A value the target refuses though it honours the field (compared by type too: False is not 0)."""
+    return any(type(value) is type(refused) and value == refused for refused in support.refused)
 
 
 def _package_name(spec: str) -> str:

@@ -28,6 +28,8 @@ LEVELS: tuple[Level, ...] = ("yes", "approx", "n/a", "ignored", "no")
 class Support:
     level: Level
     note: str = ""
+    # Values refused (an error at the field's line) though the field is otherwise honoured; the note says why.
+    refused: tuple[Any, ...] = ()
 
 
 YES = Support("yes")
@@ -47,6 +49,11 @@ def ignored(note: str) -> Support:
 
 def no(note: str) -> Support:
     return Support("no", note)
+
+
+def refusing(values: tuple[Any, ...], note: str, level: Level = "yes") -> Support:
+    """Honoured (or approximated), except for `values`, which are errors: the note says why."""
+    return Support(level, note, values)
 
 
 KUBERNETES_LATER = no("the kubernetes target is not available yet")
@@ -72,6 +79,8 @@ _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline f
             "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
 _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"))
+_K8S_YES = Row(kubernetes=YES)
+_NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -217,52 +226,78 @@ TABLE: dict[str, dict[str, Row]] = {
     "Signature": {"inputs": ALL, "outputs": ALL},
     "Column": {"name": ALL, "type": ALL},
     "OnlineEndpoint": {
-        "": ALL,
-        "type": ALL,
-        "auth": ALL,
-        "deployments": ALL,
-        "traffic": ALL,
-        "mirror_traffic": ALL,
-        "port": ALL,
+        "": _K8S_YES,
+        "type": _K8S_YES,
+        "auth": Row(kubernetes=Support("yes", "the gateway reads the keys' SHA-256 digests from the Secret "
+                                              "<endpoint>-gateway-keys, which the Pulumi program makes from "
+                                              "generated keys (plain manifests: create it yourself)")),
+        "deployments": _K8S_YES,
+        "traffic": _K8S_YES,
+        "mirror_traffic": _K8S_YES,
+        "port": Row(kubernetes=na("the gateway's ClusterIP Service <endpoint> listens on port 80")),
     },
     "Deployment": {
-        "model": ALL,
-        "environment": ALL,
-        "compute": ALL,
-        "instance_count": ALL,
-        "workers": ALL,
-        "autoscale": Row(docker=no(_NO_AUTOSCALER)),
-        "probes": ALL,
-        "request_settings": ALL,
-        "batching": ALL,
-        "resources": ALL,
-        "environment_variables": ALL,
+        "model": Row(kubernetes=approx("a model a job of the spec registers is served at @latest; the job's "
+                                       "content hash on the pod template rolls the replicas when it retrains")),
+        "environment": _K8S_YES,
+        "compute": _K8S_YES,
+        "instance_count": _K8S_YES,
+        "workers": _K8S_YES,
+        "autoscale": Row(docker=no(_NO_AUTOSCALER),
+                         kubernetes=approx("a HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation")),
+        "probes": _K8S_YES,
+        "request_settings": _K8S_YES,
+        "batching": _K8S_YES,
+        "resources": Row(kubernetes=Support("yes", "requests equal to limits (GPUs as nvidia.com/gpu, with a "
+                                                   "toleration of GPU nodes' taint)")),
+        "environment_variables": _K8S_YES,
     },
-    "Autoscale": dict.fromkeys(("min_instances", "max_instances", "target_concurrency", "target_rps", "window",
-                                "scale_up_delay", "scale_down_delay"),
-                               Row(docker=no(_NO_AUTOSCALER))),
-    "Probes": {"liveness": ALL, "readiness": ALL},
+    "Autoscale": {
+        "min_instances": Row(docker=no(_NO_AUTOSCALER), kubernetes=refusing(
+            (0,), "the HPA's minReplicas; 0 (scale to zero) is refused: an HPA keeps at least one replica")),
+        "max_instances": _NO_AUTOSCALER_ROW,
+        "target_concurrency": Row(docker=no(_NO_AUTOSCALER), kubernetes=approx(
+            "scaled on CPU utilisation: the target's share of min(max_concurrent_requests_per_instance, 100) as a "
+            "percentage of the replica's CPU request (70% by default); a GPU replica's CPU tells little of its "
+            "load")),
+        "target_rps": Row(docker=no(_NO_AUTOSCALER), kubernetes=no(
+            "a request rate needs a custom-metrics adapter, which this target does not configure: give "
+            "target_concurrency (scaled on CPU utilisation)")),
+        "window": Row(docker=no(_NO_AUTOSCALER), kubernetes=ignored(
+            "CPU usage is averaged over the cluster's metrics-server window, not one of the HPA's")),
+        "scale_up_delay": Row(docker=no(_NO_AUTOSCALER), kubernetes=approx(
+            "the HPA's scale-up stabilisation window, checked on its own sync period (15 s by default)")),
+        "scale_down_delay": Row(docker=no(_NO_AUTOSCALER), kubernetes=approx(
+            "the HPA's scale-down stabilisation window, checked on its own sync period (15 s by default)")),
+    },
+    "Probes": {"liveness": _K8S_YES, "readiness": _K8S_YES},
     "LivenessProbe": {
-        "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS)),
-        "period": Row(docker=no(_NO_DOCKER_LIVENESS)),
-        "timeout": Row(docker=no(_NO_DOCKER_LIVENESS)),
-        "failure_threshold": Row(docker=no(_NO_DOCKER_LIVENESS)),
-        "success_threshold": Row(docker=no(_NO_DOCKER_LIVENESS)),
+        "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
+        "period": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
+        "timeout": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
+        "failure_threshold": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
+        "success_threshold": Row(docker=no(_NO_DOCKER_LIVENESS),
+                                 kubernetes=no("Kubernetes takes 1 success and no other for a liveness probe")),
     },
     "ReadinessProbe": {
-        "initial_delay": Row(local=approx(_STARTUP)),
-        "period": ALL,
-        "timeout": ALL,
-        "failure_threshold": ALL,
-        "success_threshold": ALL,
+        "initial_delay": Row(local=approx(_STARTUP), kubernetes=approx(
+            "the start-up probe's initial delay; with its period × failure_threshold it is a new replica's "
+            "deadline to load its model")),
+        "period": _K8S_YES,
+        "timeout": _K8S_YES,
+        "failure_threshold": _K8S_YES,
+        "success_threshold": _K8S_YES,
     },
     "RequestSettings": {
-        "request_timeout": ALL,
-        "max_concurrent_requests_per_instance": ALL,
-        "max_queue_wait": ALL,
-        "max_body_size": ALL,
+        "request_timeout": _K8S_YES,
+        "max_concurrent_requests_per_instance": Row(kubernetes=approx(
+            "the gateway holds each deployment to this × its replicas (instance_count, or max_instances when "
+            "autoscaled) in flight, shared among its pods; its Service spreads connections, not requests, so one "
+            "replica may hold more")),
+        "max_queue_wait": _K8S_YES,
+        "max_body_size": _K8S_YES,
     },
-    "Batching": {"max_batch_size": ALL, "max_wait": ALL},
+    "Batching": {"max_batch_size": _K8S_YES, "max_wait": _K8S_YES},
     "BatchEndpoint": {
         "": Row(docker=no("batch endpoints are not compiled for docker yet")),
         "type": ALL,

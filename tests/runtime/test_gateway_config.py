@@ -75,6 +75,25 @@ def test_watcher_keeps_the_last_good_config(tmp_path: Path) -> None:
     assert watcher.config.endpoint == "renamed"
 
 
+def test_keys_from_a_hashes_file_are_accepted_besides_the_configs_and_follow_its_changes(tmp_path: Path) -> None:
+    path, hashes = tmp_path / "gateway.json", tmp_path / "key_hashes"
+    path.write_text(json.dumps({**BASE, "key_hashes": [], "keys": []}))
+    hashes.write_text(f"# the endpoint's keys\n{hashlib.sha256(b'k9').hexdigest()}\n\n")
+    watcher = ConfigWatcher(path, hashes)
+    assert watcher.config.authorised(b"k9") and not watcher.config.authorised(b"k1")
+    assert not ConfigWatcher(path).config.authorised(b"k9")  # the file alone holds it
+    hashes.write_text(hashlib.sha256(b"k8").hexdigest().upper() + "\n")  # a rotated key, on SIGHUP
+    watcher.reload()
+    assert watcher.config.authorised(b"k8") and not watcher.config.authorised(b"k9")
+    watcher.take(parse(BASE))  # a config from the control channel keeps the file's keys
+    assert watcher.config.authorised(b"k8") and watcher.config.authorised(b"k1")
+    hashes.write_text("not-a-digest\n")
+    watcher.reload()  # refused whole: the previous keys stay
+    assert watcher.reloads["invalid"] == 1 and watcher.config.authorised(b"k8")
+    with pytest.raises(ConfigError, match="SHA-256"):
+        ConfigWatcher(path, hashes)
+
+
 def test_router_round_robins_and_skips_failed_replicas() -> None:
     deployment = parse(BASE).deployments["blue"]
     router = Router()

@@ -85,6 +85,9 @@ class DeploymentModel:
     job: str | None  # var of the job in this spec that registers the model (its version is used)
     settings: dict[str, Any]  # instance_count, workers, limits, batching, probes, env: plain values
     size: ResourceSize
+    # The spec's autoscale, whole (plain values): None for a fixed instance_count. Targets without an autoscaler
+    # refuse it when validating; settings.instance_count is then its min_instances (at least 1).
+    autoscale: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,8 @@ class _Builder:
                 name=name, environment=env_var, model=ref.name, version=ref.version,
                 alias=None if pinned_latest else ref.alias,
                 job=self.job_of_model.get(ref.name) if pinned_latest else None,
-                settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources)))
+                settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
+                autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None))
         return EndpointModel(
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),

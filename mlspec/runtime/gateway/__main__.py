@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--internal-token-env", metavar="NAME",
                         help="the variable holding the endpoint's internal token, added to every forwarded request "
                              "(replicas started with the same option require it)")
+    parser.add_argument("--key-hashes-file", metavar="PATH", type=Path,
+                        help="SHA-256 digests of accepted keys, one a line, besides the config's key_hashes (a "
+                             "mounted Secret, so the config can be public); read again with the config on SIGHUP")
     parser.add_argument("--control", metavar="SOCKET", help="Unix socket of the control channel (PUT /config, "
                         "GET /stats), created 0600; its folder must be owner-only (0700)")
     args = parser.parse_args(argv)
@@ -34,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from mlspec.runtime.internal_token import TokenError, from_env
 
     try:
-        app = GatewayApp(args.config, from_env(args.internal_token_env) if args.internal_token_env else None)
+        app = GatewayApp(args.config, from_env(args.internal_token_env) if args.internal_token_env else None,
+                         args.key_hashes_file)
     except (ConfigError, TokenError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1

@@ -46,9 +46,11 @@ _METHODS = {b"/health": (b"GET", b"HEAD"), b"/metrics": (b"GET",), b"/invocation
 
 
 class GatewayApp:
-    def __init__(self, config_path: Path, internal_token: bytes | None = None) -> None:
+    def __init__(self, config_path: Path, internal_token: bytes | None = None,
+                 key_hashes_file: Path | None = None) -> None:
         self.internal_token = internal_token  # added to every forwarded request: replicas that require it
-        self.watcher = ConfigWatcher(config_path)  # raises ConfigError: the gateway does not start on a bad file
+        # Raises ConfigError: the gateway does not start on a bad file.
+        self.watcher = ConfigWatcher(config_path, key_hashes_file)
         self.router = Router()
         self.pool = Pool()
         self._mirrors_in_flight = 0

@@ -11,7 +11,7 @@ import random
 import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
 from pathlib import Path
@@ -224,13 +224,31 @@ def _deployment(name: str, spec: Any, source: str, max_body: int = DEFAULT_MAX_B
                       body_limit, hold, scaled)
 
 
+def read_key_hashes(path: Path) -> tuple[str, ...]:
+    """SHA-256 hex digests of keys, one a line (blank lines and `#` comments aside): a file kept apart from the
+    routing config, such as a mounted Kubernetes Secret's key, so the config itself can be public."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    return tuple(_key_hash(line, str(path)) for line in (raw.strip() for raw in lines)
+                 if line and not line.startswith("#"))
+
+
+def with_key_hashes(config: GatewayConfig, hashes: Iterable[str]) -> GatewayConfig:
+    """`config` accepting the keys of `hashes` too."""
+    return replace(config, key_hashes=tuple(dict.fromkeys((*config.key_hashes, *hashes))))
+
+
 class ConfigWatcher:
     """Holds the current configuration: one taken from the control channel, or the file re-read (on SIGHUP),
-    replaces it whole; an invalid file is reported and skipped."""
+    replaces it whole; an invalid file is reported and skipped. With `key_hashes_file`, the keys it lists are
+    accepted besides the config's own, whichever config is taken; it is read again with the config file."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.config = load(path)
+    def __init__(self, path: Path, key_hashes_file: Path | None = None) -> None:
+        self.path, self.key_hashes_file = path, key_hashes_file
+        self.file_hashes: tuple[str, ...] = ()  # what key_hashes_file held when last read
+        self.config = self._load()
         self.reloads = {"ok": 0, "invalid": 0}
         self.on_reload: Callable[[GatewayConfig], None] | None = None  # told of each configuration taken
 
@@ -239,7 +257,7 @@ class ConfigWatcher:
         if not self.path.exists():
             return
         try:
-            self.config = load(self.path)
+            self.config = self._load()
         except ConfigError as error:
             self.reloads["invalid"] += 1
             print(f"mlspec-gateway: keeping the previous configuration: {error}", file=sys.stderr, flush=True)
@@ -250,10 +268,19 @@ class ConfigWatcher:
 
     def take(self, config: GatewayConfig) -> None:
         """Serve `config` from now on: every request routed after this call sees it."""
-        self.config = config
+        self.config = with_key_hashes(config, self.file_hashes) if self.key_hashes_file else config
         self.reloads["ok"] += 1
         if self.on_reload is not None:
             self.on_reload(config)
+
+
+    def _load(self) -> GatewayConfig:
+        config = load(self.path)
+        if self.key_hashes_file is None:
+            return config
+        hashes = read_key_hashes(self.key_hashes_file)
+        self.file_hashes = hashes  # only once both files read well: a bad one keeps the previous pair
+        return with_key_hashes(config, hashes)
 
 
 def load(path: Path) -> GatewayConfig:

@@ -1,0 +1,74 @@
+"""Names, selectors and addresses of an online endpoint's Kubernetes objects, and the Secrets they read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlspec.backends.pulumi.kubernetes.context import Context
+from mlspec.backends.pulumi.kubernetes.meta import dns_name, selector_labels
+from mlspec.backends.pulumi.model import DeploymentModel, EndpointModel
+
+SERVING_PORT = 8080  # inside each replica and the gateway, as on the Docker target
+TOKEN_KEY, KEY_HASHES_KEY = "token", "key_hashes"
+REPLICA, GATEWAY = "model-server", "gateway"  # app.kubernetes.io/component
+
+
+@dataclass(frozen=True)
+class ExternalSecret:
+    """A Secret the objects read and the Pulumi program creates; manifests users create it themselves."""
+
+    name: str
+    keys: tuple[str, ...]
+    how: str  # a command that creates it
+
+
+def external_secrets(endpoint: EndpointModel, ctx: Context) -> list[ExternalSecret]:
+    secrets = [ExternalSecret(
+        token_secret(endpoint), (TOKEN_KEY,),
+        f"kubectl -n {ctx.namespace} create secret generic {token_secret(endpoint)} "
+        f"--from-literal={TOKEN_KEY}=$(openssl rand -hex 32)")]
+    if endpoint.auth == "key":
+        secrets.append(ExternalSecret(
+            keys_secret(endpoint), (KEY_HASHES_KEY,),
+            f"printf '%s' \"$KEY\" | sha256sum | cut -d' ' -f1 > {KEY_HASHES_KEY}  # one line per key; then "
+            f"kubectl -n {ctx.namespace} create secret generic {keys_secret(endpoint)} --from-file={KEY_HASHES_KEY}"))
+    return secrets
+
+
+def token_secret(endpoint: EndpointModel) -> str:
+    return dns_name(endpoint.name, "internal-token")
+
+
+def keys_secret(endpoint: EndpointModel) -> str:
+    return dns_name(endpoint.name, "gateway-keys")
+
+
+def replica_name(endpoint: EndpointModel, deployment: DeploymentModel) -> str:
+    """The name of a deployment's Deployment, Service, PDB, HPA and NetworkPolicy."""
+    return dns_name(endpoint.name, deployment.name)
+
+
+def gateway_name(endpoint: EndpointModel) -> str:
+    """The gateway's objects are named after the endpoint: its Service is the endpoint's address."""
+    return dns_name(endpoint.name)
+
+
+def replica_selector(ctx: Context, endpoint: EndpointModel, deployment: DeploymentModel) -> dict[str, str]:
+    return {**selector_labels(ctx.workspace, REPLICA, replica_name(endpoint, deployment)),
+            "mlspec.io/endpoint": dns_name(endpoint.name), "mlspec.io/deployment": dns_name(deployment.name)}
+
+
+def gateway_selector(ctx: Context, endpoint: EndpointModel) -> dict[str, str]:
+    return {**selector_labels(ctx.workspace, GATEWAY, gateway_name(endpoint)),
+            "mlspec.io/endpoint": dns_name(endpoint.name)}
+
+
+def replica_url(ctx: Context, endpoint: EndpointModel, deployment: DeploymentModel) -> str:
+    """The deployment's Service: the one replica address the gateway knows (kube-proxy spreads its connections)."""
+    return f"http://{replica_name(endpoint, deployment)}.{ctx.namespace}.svc.cluster.local:{SERVING_PORT}"
+
+
+def replica_count(deployment: DeploymentModel) -> int:
+    """The most replicas a deployment runs: its instance_count, or its autoscaler's maximum."""
+    autoscale = deployment.autoscale
+    return int(autoscale["max_instances"]) if autoscale else int(deployment.settings["instance_count"])
