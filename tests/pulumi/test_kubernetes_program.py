@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ import yaml
 from mlspec.backends.pulumi.compile import common_files
 from mlspec.backends.pulumi.kubernetes import meta, pods
 from mlspec.backends.pulumi.kubernetes.context import Context, image
+from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
 from mlspec.backends.pulumi.kubernetes.program import OBJECTS_FILE, program_files
 from mlspec.backends.pulumi.model import ProgramModel, ResourceSize, build_program
 from mlspec.graph import load_graph
+from mlspec.pulumi.kubernetes.secrets import KEYS_HASH_ANNOTATION
+from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import ROOT
 from tests.pulumi.harness import Captured, EchoMocks, run_program
 
@@ -36,7 +40,8 @@ class PushingMocks(EchoMocks):
 
 
 def _objects(program: ProgramModel) -> list[dict[str, Any]]:
-    """A namespace, the tracking server and a training job on the example's images, a custom resource."""
+    """A namespace, the tracking server and a training job on the example's images, a custom resource, and the
+    example's online endpoint as the compiler builds it."""
     ctx = Context.of(program.project)
     size = ResourceSize(1, 512, 0)
     ns = meta.k8s_object("v1", "Namespace", meta.metadata(ctx.namespace, None, {}))
@@ -52,7 +57,7 @@ def _objects(program: ProgramModel) -> list[dict[str, Any]]:
                                                  restart_policy="Never")}})
     queue = meta.k8s_object("kueue.x-k8s.io/v1beta1", "LocalQueue", meta.metadata("cpu", ctx.namespace, {}),
                             spec={"clusterQueue": "cpu"})
-    return [ns, tracking, training, queue]
+    return [ns, tracking, training, queue, *(obj for e in program.endpoints for obj in endpoint_objects(e, ctx))]
 
 
 def write_project(tmp_path: Path, objects: list[dict[str, Any]] | None = None) -> tuple[Path, ProgramModel]:
@@ -60,7 +65,9 @@ def write_project(tmp_path: Path, objects: list[dict[str, Any]] | None = None) -
     shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     out = tmp_path / "stacks" / "iris-kubernetes"
     program = build_program(load_graph([spec]), out)
-    for rel, text in program_files(program, objects or _objects(program), common_files(program, "kubernetes")).items():
+    files = program_files(program, Context.of(program.project), objects or _objects(program),
+                          common_files(program, "kubernetes"))
+    for rel, text in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text, encoding="utf-8")
     return out, program
@@ -142,3 +149,34 @@ def test_a_kube_context_adds_an_explicit_provider(tmp_path: Path) -> None:
     assert provider.inputs["context"] == "prod"
     tracking = captured.get("kubernetes:apps/v1:Deployment", "deployment-mlflow")
     assert tracking.provider.startswith(provider.urn)
+
+
+def test_endpoint_secrets_are_generated_and_only_digests_reach_the_cluster(
+        applied: tuple[Captured, ProgramModel]) -> None:
+    captured, program = applied
+    endpoint = program.endpoints[0]
+    keys = captured.exports[f"{endpoint.name}.keys"]
+    assert f"{endpoint.name}.keys" in captured.secret_exports and set(keys) == {"primary", "secondary"}
+    hashes = captured.get("kubernetes:core/v1:Secret", f"secret-{endpoint.name}-gateway-keys")
+    expected = [key_hash(keys[slot]) for slot in ("primary", "secondary")]
+    assert hashes.inputs["stringData"]["key_hashes"].splitlines() == expected
+    token = captured.get("kubernetes:core/v1:Secret", f"secret-{endpoint.name}-internal-token")
+    assert len(token.inputs["stringData"]["token"]) == 48
+    everything = json.dumps([r.inputs for r in captured.resources if r.type.startswith("kubernetes:")])
+    assert keys["primary"] not in everything and keys["secondary"] not in everything
+    namespace = captured.get("kubernetes:core/v1:Namespace", f"namespace-{program.project}")
+    assert namespace.urn in hashes.dependencies
+    for deployment in captured.of_type("kubernetes:apps/v1:Deployment"):
+        if deployment.name != "deployment-mlflow":
+            assert {hashes.urn, token.urn} <= set(deployment.dependencies), deployment.name
+
+
+def test_new_keys_roll_the_gateway_alone(applied: tuple[Captured, ProgramModel]) -> None:
+    captured, program = applied
+    endpoint = program.endpoints[0]
+    keys = captured.exports[f"{endpoint.name}.keys"]
+    digest = hashlib.sha256("".join(f"{key_hash(keys[s])}\n" for s in ("primary", "secondary")).encode())
+    annotated = {d.name: (d.inputs["spec"]["template"]["metadata"].get("annotations") or {}).get(KEYS_HASH_ANNOTATION)
+                 for d in captured.of_type("kubernetes:apps/v1:Deployment")}
+    assert annotated.pop(f"deployment-{endpoint.name}") == digest.hexdigest()[:16]
+    assert set(annotated.values()) == {None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,10 @@ import yaml
 
 from mlspec.pulumi.kubernetes import objects as o
 from mlspec.pulumi.kubernetes.images import ImageArgs, RegistryImage
+from mlspec.pulumi.kubernetes.secrets import EndpointSecrets, EndpointSecretsArgs
 from mlspec.pulumi.kubernetes.settings import ClusterSettings
+
+WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}  # what starts pods, which may read generated Secrets
 
 
 @dataclass(frozen=True)
@@ -22,20 +25,24 @@ class ClusterWorkspaceArgs:
     :param objects: the compiled objects, a YAML file of one document per object, relative to the project folder;
         their images are ``mlspec-image:KEY`` placeholders (the same objects `--format manifests` writes).
     :param images: every image the objects run, in build order (an image after the one it is built on).
+    :param endpoints: the Secrets of each online endpoint, made here from generated passwords.
     """
 
     spec_root: str
     objects: str
     images: list[ImageArgs]
+    endpoints: list[EndpointSecretsArgs] = field(default_factory=list)
 
 
 class ClusterWorkspace(pulumi.ComponentResource):
     """Builds and pushes the images, then creates each object as a typed pulumi-kubernetes resource with the
     images' digests in place: the Namespace first, every other object after it and after the objects its
     ``mlspec.io/depends-on`` annotation names (a training Job after the tracking server, a deployment after the
-    Job that registers its model). `references` maps image keys to the digests the pods run."""
+    Job that registers its model); the endpoints' Secrets before any Deployment. `references` maps image keys to
+    the digests the pods run, `keys` each endpoint to its keys (a secret output)."""
 
     references: dict[str, pulumi.Output[str]]
+    keys: dict[str, pulumi.Output[dict[str, str]]]
 
     def __init__(self, name: str, args: ClusterWorkspaceArgs, settings: ClusterSettings | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -48,15 +55,24 @@ class ClusterWorkspace(pulumi.ComponentResource):
         for image in args.images:
             built[image.key] = RegistryImage(name, args.spec_root, image, self.settings, built, child)
         self.references = {key: image.reference for key, image in built.items()}
+        self.secrets = [EndpointSecrets(endpoint, self) for endpoint in args.endpoints]
+        self.keys = {secrets.args.endpoint: secrets.keys for secrets in self.secrets if secrets.args.keys_secret}
         self.resources = self._apply(load_objects(Path(args.objects)))
         self.register_outputs({"images": self.references})
 
     def _apply(self, objects: list[dict[str, Any]]) -> dict[str, pulumi.CustomResource]:
         created: dict[str, pulumi.CustomResource] = {}
         namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
-        for obj in [*namespaces, *(obj for obj in objects if obj["kind"] != "Namespace")]:
-            after = [created[f"Namespace/{ns['metadata']['name']}"] for ns in namespaces
-                     if obj["kind"] != "Namespace" and obj["metadata"].get("namespace") == ns["metadata"]["name"]]
+        for obj in namespaces:
+            created[f"Namespace/{obj['metadata']['name']}"] = o.create(obj, self.references, [], self)
+        generated = [secret for secrets in self.secrets
+                     for secret in secrets.create(_in(created, secrets.args.namespace))]
+        for obj in (obj for obj in objects if obj["kind"] != "Namespace"):
+            for secrets in self.secrets:
+                obj = secrets.annotate_gateway(obj)
+            after = _in(created, obj["metadata"].get("namespace"))
+            if obj["kind"] in WORKLOADS:
+                after += generated
             for reference in o.dependencies(obj):
                 if reference not in created:
                     raise ValueError(f"{obj['kind']}/{obj['metadata']['name']} depends on {reference}, which comes "
@@ -64,6 +80,12 @@ class ClusterWorkspace(pulumi.ComponentResource):
                 after.append(created[reference])
             created[f"{obj['kind']}/{obj['metadata']['name']}"] = o.create(obj, self.references, after, self)
         return created
+
+
+def _in(created: dict[str, pulumi.CustomResource], namespace: str | None) -> list[pulumi.Resource]:
+    """What an object in `namespace` is created after: that namespace, when the objects create it."""
+    found = created.get(f"Namespace/{namespace}")
+    return [found] if found is not None else []
 
 
 def load_objects(path: Path) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ Secrets the objects name but never hold (no key or token is ever in compiled out
 
 The Pulumi program makes both from generated passwords (the keys are its secret outputs); users of the plain
 manifests create them before applying (`endpoint_names.external_secrets` lists them with a command for each). The
-gateway reads the key digests at start: a rotation rolls its pods where the program sets KEYS_HASH_ANNOTATION on its
-pod template to a hash of the digests (manifests users: `kubectl rollout restart deployment/<endpoint>`).
+gateway reads the key digests at start: a rotation rolls its pods, the program annotating its pod template with a
+hash of the digests (mlspec.pulumi.kubernetes.secrets); manifests users: `kubectl rollout restart deployment/NAME`.
 
 A deployment's model digest: ``--sha256`` where the renderer knows it (``digests``); otherwise the scoring server
 checks the files against the ``mlspec.sha256`` tag the registering job wrote on the model version.
@@ -65,7 +65,6 @@ GATEWAY_SIZE = ResourceSize(cpus=1, memory_mb=512, gpus=0)  # one event loop: mo
 GATEWAY_CONFIG_DIR = "/etc/mlspec/gateway"
 GATEWAY_KEYS_DIR = "/etc/mlspec/keys"
 CONFIG_KEY = "gateway.json"
-KEYS_HASH_ANNOTATION = "mlspec.io/keys-hash"  # set by the Pulumi program, which alone knows the keys
 PULL_ALLOWANCE_S = 120  # scheduling and an image pull before a replica's own start-up budget begins
 DRAIN_DELAY_S = 5  # a stopping pod keeps serving this long, while Services stop sending it connections
 READINESS_PATH, LIVENESS_PATH = "/health", "/v2/health/live"  # 200 once the model is ready / while it answers

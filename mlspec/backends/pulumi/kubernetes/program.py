@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from mlspec.backends.pulumi.kubernetes.context import Context
+from mlspec.backends.pulumi.kubernetes.endpoint_names import gateway_name, keys_secret, token_secret
 from mlspec.backends.pulumi.kubernetes.meta import Object
 from mlspec.backends.pulumi.model import ProgramModel
 from mlspec.backends.pulumi.render import render
@@ -42,7 +44,20 @@ def images(program: ProgramModel) -> list[dict[str, Any]]:
     return found
 
 
-def program_files(program: ProgramModel, objects: list[Object], common: dict[str, str]) -> dict[str, str]:
+def endpoint_secrets(program: ProgramModel, ctx: Context) -> list[dict[str, Any]]:
+    """The Secrets each online endpoint's objects read, as `EndpointSecretsArgs` keyword arguments."""
+    found = []
+    for endpoint in program.endpoints:
+        args = {"endpoint": endpoint.name, "namespace": ctx.namespace, "token_secret": token_secret(endpoint),
+                "gateway": gateway_name(endpoint)}
+        if endpoint.auth == "key":
+            args["keys_secret"] = keys_secret(endpoint)
+        found.append(args)
+    return found
+
+
+def program_files(program: ProgramModel, ctx: Context, objects: list[Object],
+                  common: dict[str, str]) -> dict[str, str]:
     """Every file of the Kubernetes project: `common` (the project file and the images' Dockerfiles, as every
     target has them), the stack settings, the objects and `__main__.py`."""
     files = {
@@ -50,6 +65,6 @@ def program_files(program: ProgramModel, objects: list[Object], common: dict[str
         f"Pulumi.{program.stack}.yaml": render("kubernetes.Pulumi.stack.yaml.j2", program=program),
         OBJECTS_FILE: objects_yaml(objects),
         "__main__.py": render("kubernetes.__main__.py.j2", program=program, objects=OBJECTS_FILE,
-                              images=images(program)),
+                              images=images(program), endpoints=endpoint_secrets(program, ctx)),
     }
     return dict(sorted(files.items()))
