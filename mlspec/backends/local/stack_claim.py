@@ -39,7 +39,8 @@ def claim(paths: WorkspacePaths, stack: str | None) -> None:
     paths.create()
     marker = paths.root / CLAIM_FILE
     partial = marker.with_name(f".{CLAIM_FILE}.{os.getpid()}")
-    partial.write_text(stack + "\n", encoding="utf-8")
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(stack + "\n")  # owner-only, like every file of the workspace
     os.replace(partial, marker)
 
 
