@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("schema", help="print the JSON Schema of spec documents",
                             description="Print the JSON Schema that editors use to complete and check specs.")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--stacks", action="store_true", help="the schema of the stack file (mlspec.stacks.yaml) instead")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "schema"))
 
     p = commands.add_parser("targets", help="what each target does with each spec field",

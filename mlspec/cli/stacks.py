@@ -21,6 +21,9 @@ def choose(args: argparse.Namespace) -> None:
     if selection.overridden and selection.source != "default":
         print(f"mlspec: {selection.describe()}", file=sys.stderr)
     args.target, args.selection = selection.target, selection
+    carried = selection.kubernetes
+    if carried is not None and carried.registry and hasattr(args, "registry") and not args.registry:
+        args.registry = carried.registry  # a command's --registry option defaults to the stack's registry
 
 
 def selection_of(args: argparse.Namespace) -> Any:

@@ -148,3 +148,11 @@ def test_two_stack_files_in_one_folder_are_refused(tmp_path: Path) -> None:
 def test_the_stack_file_is_no_spec_document(tmp_path: Path, name: str) -> None:
     analysis = analyze([_folder(tmp_path, STACKS, name)])
     assert not analysis.diagnostics.errors and [Path(f).name for f in analysis.files] == ["mlspec.yaml"]
+
+
+def test_a_python_spec_keeps_its_stack_file_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "mlspec.py").write_text("from mlspec.dsl import Workspace\n\nWorkspace(name='in-python')\n")
+    (tmp_path / "mlspec.stacks.yaml").write_text(STACKS)
+    analysis = analyze([tmp_path])
+    assert not analysis.diagnostics.errors and [Path(f).name for f in analysis.files] == ["mlspec.py"]
+    assert select([tmp_path], None, None, {}).stack == "dev"
