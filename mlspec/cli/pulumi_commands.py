@@ -25,14 +25,14 @@ def _compile(graph: Any, out_dir: Path, args: argparse.Namespace) -> list[Path]:
     from mlspec.backends.pulumi import CompileError, compile_project
 
     selection = selection_of(args)
+    if selection.stack and selection.target == "local":
+        raise CommandError(f"{selection.describe()}, which runs processes and compiles to nothing: pass the --stack "
+                           "of a docker stack, or --target docker for a Docker host with the default settings")
     settings = selection.docker.pulumi_config() if selection.docker else None
     try:
         return compile_project(graph, out_dir, args.target or "docker", selection.stack or STACK, settings)
     except CompileError as error:
-        if not selection.stack:
-            raise CommandError(str(error)) from None
-        raise CommandError(f"{selection.describe()}; {error}: pass the --stack of a docker stack, or --target docker "
-                           "to compile this stack's resources for a Docker host with the default settings") from None
+        raise CommandError(f"{selection.describe()}: {error}" if selection.stack else str(error)) from None
 
 
 def compile(args: argparse.Namespace) -> int:
