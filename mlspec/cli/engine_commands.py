@@ -58,11 +58,12 @@ def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.apply import Interrupted
     from mlspec.backends.local.state import LockTimeout, StateError
     from mlspec.cli.interrupts import EXIT_INTERRUPTED, stop_steps_now, two_stage_interrupt
-    from mlspec.cli.stacks import claim_workspace
+    from mlspec.cli.stacks import announce, claim_workspace
     from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
     from mlspec.render.progress import interrupted
 
+    announce(args)
     engine = local_engine(args, check_target=True)
     claim_workspace(engine.paths, args)
     started = time.monotonic()

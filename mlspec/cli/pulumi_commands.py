@@ -11,7 +11,7 @@ from typing import Any
 
 from mlspec.cli.common import CommandError, confirm, load_spec
 from mlspec.cli.output import EXIT_FAILED, EXIT_OK
-from mlspec.cli.stacks import selection_of
+from mlspec.cli.stacks import announce, selection_of
 
 STACK = "dev"  # the project's stack without an mlspec stack (Pulumi.dev.yaml); a stack of the stack file names its own
 PASSPHRASE_VAR = "PULUMI_CONFIG_PASSPHRASE"
@@ -88,6 +88,7 @@ def _print(line: str) -> None:
 def _run(action: str, args: argparse.Namespace) -> int:
     from pulumi import automation as auto
 
+    announce(args)
     stack = _stack(args)
     try:
         if action == "preview":

@@ -123,6 +123,7 @@ def test_one_local_workspace_holds_one_stack_at_a_time(small: Path, tmp_path: Pa
 
     first = mlspec("up", "--stack", "dev", "--yes")
     assert first.returncode == 0, first.stderr
+    assert first.stderr == "mlspec: stack 'dev' (from --stack): target local\n"
     assert (small / ".mlspec" / "stack").read_text() == "dev\n"
     state = (small / ".mlspec" / "state.db").read_bytes()
 
