@@ -32,22 +32,32 @@ def load_spec(args: argparse.Namespace, check_target: bool = True) -> Any:
 
 
 def target_of(args: argparse.Namespace) -> Any:
-    """The target a command deploys to or checks against: --target, else the local engine."""
+    """The target a command deploys to or checks against: --target or the stack's, else the local engine."""
     return getattr(args, "target", None) or "local"
 
 
 def local_engine(args: argparse.Namespace, check_target: bool = False) -> Any:
     """The local engine on the spec; `check_target` for commands that deploy it (plan, up)."""
-    target = target_of(args)
-    if target != "local":
-        raise CommandError(f"the {target} target is not available in this version of mlspec; "
-                           "use --target local (the default)")
+    require_local(args)
     from mlspec.backends.local.engine import LocalEngine
     from mlspec.cli.failures import note_workspace
+    from mlspec.cli.stacks import check_workspace
 
     engine = LocalEngine(load_spec(args, check_target), lock_timeout=getattr(args, "lock_timeout", 0.0))
     note_workspace(engine.paths.root)
+    check_workspace(engine.paths, args)
     return engine
+
+
+def require_local(args: argparse.Namespace) -> None:
+    """The local engine's commands refuse the other targets, rather than act on the local workspace."""
+    target = target_of(args)
+    if target == "docker":
+        raise CommandError("this command reads the local engine's workspace; a docker deployment is Pulumi's: "
+                           "use `mlspec preview|up|down` with the same --stack or --target docker")
+    if target != "local":
+        raise CommandError(f"the {target} target is not available in this version of mlspec; "
+                           "use --target local (the default)")
 
 
 def confirm(question: str, args: argparse.Namespace) -> bool:

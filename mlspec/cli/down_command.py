@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlspec.cli.common import CommandError, confirm
+from mlspec.cli.common import CommandError, confirm, require_local
 from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, report_diagnostics
 
 
@@ -57,11 +57,15 @@ def down(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError, exclusive
     from mlspec.backends.local.teardown import purge_tracking, wait_until_gone
     from mlspec.cli.failures import note_workspace
+    from mlspec.cli.stacks import check_workspace, release_workspace
     from mlspec.render.teardown import removal_text
 
+    require_local(args)
     engine = _engine(args)
     paths = engine.paths
     note_workspace(paths.root)
+    if not args.workspace:  # --workspace names the folder to remove, whichever stack deployed it
+        check_workspace(paths, args)
     if not paths.state_db.exists():
         print(f"Nothing to remove: no mlspec state in {paths.root}.")
         return EXIT_OK
@@ -88,6 +92,8 @@ def down(args: argparse.Namespace) -> int:
                 purge_tracking(paths, workspace.name, workspace.tracking.uri or paths.tracking_uri, print)
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
+    if outcome.ok:
+        release_workspace(paths)
     kept = "" if args.purge else " Registered models and runs are kept (--purge removes them)."
     print(f"Removed {len(outcome.done)} resource(s); no process of the workspace is left.{kept}")
     return EXIT_OK if outcome.ok else EXIT_FAILED

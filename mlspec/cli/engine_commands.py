@@ -18,8 +18,10 @@ def _style() -> Any:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from mlspec.cli.stacks import announce
     from mlspec.render.plan import plan_markdown, plan_text
 
+    announce(args)
     the_plan = local_engine(args, check_target=True).plan()
     if args.json:
         print_json(the_plan.as_dict())
@@ -56,11 +58,14 @@ def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.apply import Interrupted
     from mlspec.backends.local.state import LockTimeout, StateError
     from mlspec.cli.interrupts import EXIT_INTERRUPTED, stop_steps_now, two_stage_interrupt
+    from mlspec.cli.stacks import announce, claim_workspace
     from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
     from mlspec.render.progress import interrupted
 
+    announce(args)
     engine = local_engine(args, check_target=True)
+    claim_workspace(engine.paths, args)
     started = time.monotonic()
     try:
         with two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
@@ -111,7 +116,9 @@ def status(args: argparse.Namespace) -> int:
     from mlspec.backends.local.engine import observed_processes
     from mlspec.backends.local.state import StateStore
     from mlspec.backends.local.supervisor import running
+    from mlspec.cli.stacks import announce
 
+    announce(args)
     engine = local_engine(args)
     if not engine.paths.state_db.exists():
         print("Nothing deployed yet: run `mlspec up`.")

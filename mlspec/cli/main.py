@@ -22,6 +22,8 @@ Start with:
   mlspec schema -o mlspec.schema.json  JSON Schema for your editor
   mlspec compile examples/iris --target docker -o stacks/iris
                                        the same spec as a Pulumi program for a Docker host
+  mlspec up examples/iris --stack staging
+                                       the stack 'staging' of examples/iris/mlspec.stacks.yaml
 """
 
 
@@ -45,13 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "what its target honours (`mlspec targets`); print every problem at once.")
     _paths(p)
     _json(p)
-    p.add_argument("--target", choices=["local", "docker", "kubernetes"], default="local",
-                   help="the target to check the spec against (default: local)")
+    p.add_argument("--target", choices=["local", "docker", "kubernetes"],
+                   help="the target to check the spec against (default: the stack's, else local)")
+    _stack(p)
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "validate"))
 
     p = commands.add_parser("schema", help="print the JSON Schema of spec documents",
                             description="Print the JSON Schema that editors use to complete and check specs.")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--stacks", action="store_true", help="the schema of the stack file (mlspec.stacks.yaml) instead")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "schema"))
 
     p = commands.add_parser("targets", help="what each target does with each spec field",
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Compile the spec into a Pulumi project: __main__.py, stack settings "
                                         "and Dockerfiles. Compiling the same spec twice writes the same bytes.")
     _paths(p)
-    p.add_argument("--target", choices=["docker"], default="docker", help="what to compile for (default: docker)")
+    p.add_argument("--target", choices=["docker"], help="what to compile for (default: the stack's, else docker)")
+    _stack(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the project folder to write")
     p.set_defaults(handler=_lazy("mlspec.cli.pulumi_commands", "compile"))
 
@@ -186,7 +191,14 @@ def _engine(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", default=["."], metavar="SPEC",
                         help="spec files or folders (default: the current folder)")
     parser.add_argument("--target", choices=["local", "docker", "kubernetes"],
-                        help="where to deploy (default: local)")
+                        help="where to deploy, whatever the stack says (default: the stack's, else local)")
+    _stack(parser)
+
+
+def _stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", metavar="NAME",
+                        help="the stack of the spec's mlspec.stacks.yaml to act on: its target and settings "
+                             "(default: $MLSPEC_STACK, else the file's `default:`, else none: the local target)")
 
 
 def _by_target(function: str) -> Handler:
@@ -229,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlspec.diagnostics import SpecError
 
     try:
+        if hasattr(args, "stack"):
+            from mlspec.cli.stacks import choose
+
+            choose(args)
         code = int(args.handler(args))
         sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's final flush
         return code

@@ -11,28 +11,39 @@ from typing import Any
 
 from mlspec.cli.common import CommandError, confirm, load_spec
 from mlspec.cli.output import EXIT_FAILED, EXIT_OK
+from mlspec.cli.stacks import announce, selection_of
 
-STACK = "dev"  # the stack whose settings file `mlspec compile` writes (Pulumi.dev.yaml)
+STACK = "dev"  # the project's stack without an mlspec stack (Pulumi.dev.yaml); a stack of the stack file names its own
 PASSPHRASE_VAR = "PULUMI_CONFIG_PASSPHRASE"
 INSTALL_HINT = ("the docker target runs Pulumi, and no `pulumi` command is on PATH. Install the Pulumi CLI "
                 "(https://www.pulumi.com/docs/install/) and run this again; or write the project with "
                 "`mlspec compile SPEC --target docker -o DIR` and run `pulumi up` in DIR where Pulumi is installed.")
 
 
-def _compile(graph: Any, out_dir: Path, target: str) -> list[Path]:
+def _compile(graph: Any, out_dir: Path, args: argparse.Namespace) -> list[Path]:
+    """The project of the command's target, its stack named after the selected stack, with that stack's settings."""
     from mlspec.backends.pulumi import CompileError, compile_project
 
+    selection = selection_of(args)
+    if selection.stack and selection.target == "local":
+        raise CommandError(f"{selection.describe()}, which runs processes and compiles to nothing: pass the --stack "
+                           "of a docker stack, or --target docker for a Docker host with the default settings")
+    settings = selection.docker.pulumi_config() if selection.docker else None
     try:
-        return compile_project(graph, out_dir, target)
+        return compile_project(graph, out_dir, args.target or "docker", selection.stack or STACK, settings)
     except CompileError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(f"{selection.describe()}: {error}" if selection.stack else str(error)) from None
 
 
 def compile(args: argparse.Namespace) -> int:
     graph = load_spec(args)
-    written = _compile(graph, Path(args.output), args.target or "docker")
+    written = _compile(graph, Path(args.output), args)
+    selection = selection_of(args)
+    stack = selection.stack
+    again = " ".join(([f"--stack {stack}"] if stack else []) + (["--target docker"] if not stack or
+                                                                 selection.overridden else []))
     print(f"Wrote a Pulumi project for workspace '{graph.spec.workspace.name}' to {args.output} "
-          f"({len(written)} files); `pulumi up` there, or `mlspec up --target docker`.")
+          f"({len(written)} files{f', stack {stack}' if stack else ''}); `pulumi up` there, or `mlspec up {again}`.")
     return EXIT_OK
 
 
@@ -47,7 +58,7 @@ def pulumi_cli() -> str:
 def _stack(args: argparse.Namespace) -> Any:
     """Compile into the workspace folder and select its stack, with its state in a local file backend there."""
     if (getattr(args, "target", None) or "local") != "docker":
-        raise CommandError("this command drives Pulumi: pass --target docker")
+        raise CommandError("this command drives Pulumi: pass --target docker, or the --stack of a docker stack")
     pulumi_cli()
     passphrase = os.environ.get(PASSPHRASE_VAR)
     if not passphrase:
@@ -56,7 +67,7 @@ def _stack(args: argparse.Namespace) -> Any:
     graph = load_spec(args)
     folder = (graph.spec.root / graph.spec.workspace.storage.path / "docker").resolve()
     project_dir, state_dir = folder / "project", folder / "state"
-    _compile(graph, project_dir, "docker")
+    _compile(graph, project_dir, args)
     state_dir.mkdir(parents=True, exist_ok=True)
     from pulumi import automation as auto
 
@@ -64,7 +75,8 @@ def _stack(args: argparse.Namespace) -> Any:
            "PULUMI_PYTHON_CMD": sys.executable}  # the program imports mlspec: run it with this interpreter
     options = auto.LocalWorkspaceOptions(work_dir=str(project_dir), env_vars=env)
     try:
-        return auto.create_or_select_stack(stack_name=STACK, work_dir=str(project_dir), opts=options)
+        return auto.create_or_select_stack(stack_name=selection_of(args).stack or STACK, work_dir=str(project_dir),
+                                           opts=options)
     except auto.CommandError as error:
         raise CommandError(f"pulumi could not select the stack: {error}", EXIT_FAILED) from None
 
@@ -76,6 +88,7 @@ def _print(line: str) -> None:
 def _run(action: str, args: argparse.Namespace) -> int:
     from pulumi import automation as auto
 
+    announce(args)
     stack = _stack(args)
     try:
         if action == "preview":

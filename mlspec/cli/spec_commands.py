@@ -20,9 +20,9 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
-    from mlspec.spec.schema import json_schema
+    from mlspec.spec.schema import json_schema, stacks_json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(stacks_json_schema() if getattr(args, "stacks", False) else json_schema(), indent=2) + "\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -9,6 +9,7 @@ from pathlib import Path
 from mlspec.diagnostics import Diagnostics, Span
 from mlspec.load.python_source import run_python_spec
 from mlspec.load.yaml_source import Document, parse_yaml
+from mlspec.spec.stacks import STACKS_FILES
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -32,8 +33,9 @@ def display_path(path: Path) -> str:
 
 
 def spec_files(folder: Path) -> list[Path]:
-    """The spec files of a folder: its YAML files, or `mlspec.py` when it has none."""
-    found = sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+    """The spec files of a folder: its YAML files (the stack file aside), or `mlspec.py` when it has none."""
+    found = sorted(p for p in folder.iterdir()
+                   if p.suffix in YAML_SUFFIXES and p.name not in STACKS_FILES and p.is_file())
     if not found and (folder / "mlspec.py").is_file():
         found = [folder / "mlspec.py"]
     return found

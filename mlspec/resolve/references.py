@@ -59,7 +59,7 @@ class _Resolver:
 
     def locate(self, item: Declared, path: str, relative: str, want_dir: bool | None = None) -> Path | None:
         """A path from the spec, relative to the file that declared it; it must exist."""
-        base = _folder_of(item.doc.file)
+        base = _folder_of(os.getcwd(), item.doc.file)
         located = Path(os.path.normpath(base / relative))  # normpath, not resolve(): no syscall per path
         if not located.exists():
             self.diagnostics.error(f"{item.kind} '{item.resource.name}': {path}: '{relative}' does not exist",
@@ -220,8 +220,9 @@ class _Resolver:
 
 
 @functools.lru_cache(maxsize=256)
-def _folder_of(file: str) -> Path:
-    return Path(file).resolve().parent
+def _folder_of(cwd: str, file: str) -> Path:
+    """The folder of a spec file; keyed on the working folder too, since files are named relative to it."""
+    return Path(cwd, file).resolve().parent
 
 
 def _span(doc: Document, dotted: str) -> Span | None:

@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 from mlspec.spec import KINDS, Resource
 
 SCHEMA_ID = "https://mlspec.dev/schema/mlspec.schema.json"
+STACKS_SCHEMA_ID = "https://mlspec.dev/schema/mlspec.stacks.schema.json"
 
 
 def json_schema() -> dict[str, Any]:
@@ -51,3 +52,15 @@ def json_schema() -> dict[str, Any]:
         ],
         "$defs": defs,
     }
+
+
+def stacks_json_schema() -> dict[str, Any]:
+    """The schema of the stack file, `mlspec.stacks.yaml`."""
+    from mlspec.spec.stacks import STACK_NAME, STACKS_FILES, StacksFile
+
+    schema = StacksFile.model_json_schema(ref_template="#/$defs/{model}")
+    schema["properties"]["stacks"]["propertyNames"] = {"pattern": STACK_NAME.pattern}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": STACKS_SCHEMA_ID,
+            "title": "mlspec stacks",
+            "description": f"{STACKS_FILES[0]}: the stacks of the spec beside it, each a target and its settings.",
+            **{k: v for k, v in schema.items() if k not in ("title", "description")}}

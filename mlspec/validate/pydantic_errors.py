@@ -84,9 +84,11 @@ def _friendly(error: dict[str, Any], value: Any) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def to_diagnostics(exc: ValidationError, model: type[BaseModel], doc: Document) -> list[Diagnostic]:
+def to_diagnostics(exc: ValidationError, model: type[BaseModel], doc: Document,
+                   label: str | None = None) -> list[Diagnostic]:
+    """`label` names what the document is in messages (default: its kind and name)."""
     data = doc.data
-    label = _label(data)
+    label = label or _label(data)
     grouped: dict[Path, list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
         names_field = error["type"] in ("missing", "extra_forbidden")

@@ -15,8 +15,10 @@ from mlspec.load import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schema" / "mlspec.schema.json"
-SPECS = sorted([*ROOT.glob("examples/*/*.yaml"), *(ROOT / "tests/corpus/valid").glob("*.yaml"),
-                *(ROOT / "tests/corpus/valid/parts").glob("*.yaml")])
+STACKS_SCHEMA = ROOT / "schema" / "mlspec.stacks.schema.json"
+STACK_FILES = sorted(ROOT.glob("examples/*/mlspec.stacks.yaml"))
+SPECS = sorted({*ROOT.glob("examples/*/*.yaml"), *(ROOT / "tests/corpus/valid").glob("*.yaml"),
+                *(ROOT / "tests/corpus/valid/parts").glob("*.yaml")} - set(STACK_FILES))
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,21 @@ def test_every_valid_document_satisfies_the_schema(validator: Any) -> None:
 ])
 def test_invalid_documents_fail_the_schema(validator: Any, document: dict[str, object]) -> None:
     assert not validator.is_valid(document)
+
+
+def test_committed_stacks_schema_is_current_and_the_examples_satisfy_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import jsonschema
+
+    assert main(["schema", "--stacks"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema == json.loads(STACKS_SCHEMA.read_text()), \
+        "schema/mlspec.stacks.schema.json is stale: run mlspec schema --stacks -o schema/mlspec.stacks.schema.json"
+    validator = jsonschema.Draft202012Validator(schema)
+    assert STACK_FILES, "an example keeps a stack file"
+    for path in STACK_FILES:
+        [document] = parse_yaml(path.read_text(), str(path), Diagnostics())
+        assert [e.message for e in validator.iter_errors(document.data)] == [], path
+    for wrong in ({"stacks": {"dev": {"targt": "local"}}}, {"stacks": {"dev": {"target": "cloud"}}},
+                  {"stacks": {"my stack": {"target": "local"}}}, {"stacks": {}},
+                  {"stacks": {"s": {"target": "docker", "docker": {"baseImage": "x"}}}}):
+        assert not validator.is_valid(wrong), wrong

@@ -14,11 +14,12 @@ USER = "mlspec"  # the non-root user of every image (mlspec.pulumi.containers.US
 JOB_FILES = "/opt/mlspec-job/files"  # where a job's code and data live in its image (mlspec.pulumi.job.FILES)
 
 
-def project_files(program: ProgramModel) -> dict[str, str]:
-    """Every file of the Docker project, relative to its folder, with its text."""
+def project_files(program: ProgramModel, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """Every file of the Docker project, relative to its folder, with its text; `settings`: the stack's Pulumi
+    config (`mlspec:*` keys without the namespace), None for the defaults."""
     files = {
         **common_files(program, "docker"),
-        f"Pulumi.{program.stack}.yaml": render("Pulumi.stack.yaml.j2", program=program),
+        f"Pulumi.{program.stack}.yaml": render("Pulumi.stack.yaml.j2", program=program, settings=settings or None),
         "__main__.py": render("__main__.py.j2", program=program, imports=_imports(program)),
     }
     return dict(sorted(files.items()))
@@ -43,16 +44,18 @@ def common_files(program: ProgramModel, target: str) -> dict[str, str]:
     return files
 
 
-def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker") -> list[Path]:
-    """Write the project for `target` into `out_dir`, replacing what an earlier compile wrote there.
+def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", stack: str = "dev",
+                    settings: dict[str, str] | None = None) -> list[Path]:
+    """Write the project for `target` into `out_dir`, replacing what an earlier compile wrote there; its stack is
+    `stack`, with `settings` as its Pulumi config (a settings file per stack: other stacks' files are kept).
 
     Returns the files written. Raises CompileError when the spec uses something the target cannot express.
     """
     if target not in TARGETS:
         raise CompileError(f"cannot compile for target '{target}'; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
-    program = build_program(graph, out)
-    files = project_files(program)
+    program = build_program(graph, out, stack)
+    files = project_files(program, settings)
     generated = out / "docker"
     if generated.is_dir():
         shutil.rmtree(generated)  # Dockerfiles of environments and jobs that no longer exist
