@@ -23,6 +23,13 @@ def project_files(program: ProgramModel) -> dict[str, str]:
         ".gitignore": render("gitignore.j2", program=program),
         "__main__.py": render("__main__.py.j2", program=program, imports=_imports(program)),
     }
+    files.update(dockerfiles(program))
+    return dict(sorted(files.items()))
+
+
+def dockerfiles(program: ProgramModel) -> dict[str, str]:
+    """The Dockerfile (and requirements) of every image: the runtime, each environment and each job."""
+    files: dict[str, str] = {}
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
         template = "environment.Dockerfile.j2" if env.on_runtime else "runtime.Dockerfile.j2"
@@ -43,6 +50,10 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker") -
         raise CompileError(f"cannot compile for target '{target}'; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
     program = build_program(graph, out)
+    several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
+    if several:
+        raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
+                           "distributed and multi-node jobs need the local or kubernetes target")
     files = project_files(program)
     generated = out / "docker"
     if generated.is_dir():
