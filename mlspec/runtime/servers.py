@@ -18,11 +18,16 @@ def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT)
     return shell(f"mkdir -p {store}/artifacts", f"exec {server}")
 
 
-def jupyter_lab(notebooks: str, hashed_password: str, port: int = JUPYTER_PORT) -> list[str]:
-    """JupyterLab on `notebooks` behind a hashed password and no token."""
+def jupyter_lab(notebooks: str, hashed_password: str | None = None, port: int = JUPYTER_PORT, *,
+                password_file: str | None = None) -> list[str]:
+    """JupyterLab on `notebooks` behind a hashed password (given, or read from `password_file` as it starts, so
+    the hash appears in no command line or environment) and no token."""
     lab = quote("jupyter", "lab", "--ip", "0.0.0.0", "--port", str(port), "--no-browser",
-                f"--ServerApp.root_dir={notebooks}", f"--PasswordIdentityProvider.hashed_password={hashed_password}",
-                "--IdentityProvider.token=")
+                f"--ServerApp.root_dir={notebooks}", "--IdentityProvider.token=")
+    if password_file is not None:
+        lab += f' --PasswordIdentityProvider.hashed_password="$(cat {shlex.quote(password_file)})"'
+    else:
+        lab += " " + quote(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
     return shell(f"mkdir -p {notebooks}", f"exec {lab}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlspec.backends.pulumi.kubernetes.context import Context, image
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name, k8s_object, labels, metadata, selector_labels
-from mlspec.backends.pulumi.kubernetes.pods import container, http_probe, pod_spec, secret_value
+from mlspec.backends.pulumi.kubernetes.pods import container, http_probe, pod_spec
 from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
 from mlspec.backends.pulumi.model import ComputeModel, EnvironmentModel, InstanceModel
 from mlspec.runtime import servers
@@ -13,7 +13,7 @@ from mlspec.runtime import servers
 COMPONENT = "notebooks"
 NOTEBOOKS = "/mlspec/notebooks"
 PASSWORD_KEY = "hashed-password"
-PASSWORD_VAR = "JUPYTER_PASSWORD_HASH"
+PASSWORD_DIR = "/etc/mlspec-jupyter"
 
 
 def password_secret(instance: InstanceModel) -> str:
@@ -31,12 +31,14 @@ def instance_objects(instance: InstanceModel, env: EnvironmentModel, compute: Co
     def probe(period: float, failures: int) -> Object:
         return http_probe("/api", "http", period=period, timeout=2, failure_threshold=failures)
 
-    # The kubelet puts the Secret's value in for $(JUPYTER_PASSWORD_HASH) before the shell runs.
+    # The hash is read from the Secret's file as JupyterLab starts: it is in no environment variable.
     lab = container(
-        "jupyter", image(instance.environment), servers.jupyter_lab(NOTEBOOKS, f"$({PASSWORD_VAR})"), instance.size,
-        env={**env.env, "HOME": "/tmp", "MLFLOW_TRACKING_URI": ctx.tracking_uri,
-             PASSWORD_VAR: secret_value(password_secret(instance), PASSWORD_KEY)},
-        ports={"http": servers.JUPYTER_PORT}, mounts=[{"name": "notebooks", "mountPath": NOTEBOOKS}],
+        "jupyter", image(instance.environment),
+        servers.jupyter_lab(NOTEBOOKS, password_file=f"{PASSWORD_DIR}/{PASSWORD_KEY}"), instance.size,
+        env={**env.env, "HOME": "/tmp", "MLFLOW_TRACKING_URI": ctx.tracking_uri},
+        ports={"http": servers.JUPYTER_PORT},
+        mounts=[{"name": "notebooks", "mountPath": NOTEBOOKS},
+                {"name": "password", "mountPath": PASSWORD_DIR, "readOnly": True}],
         startupProbe=probe(2, 90), readinessProbe=probe(5, 3), livenessProbe=probe(10, 6))
     claim = {"metadata": {"name": "notebooks", "labels": own},
              "spec": {"accessModes": ["ReadWriteOnce"],
@@ -47,7 +49,10 @@ def instance_objects(instance: InstanceModel, env: EnvironmentModel, compute: Co
               # Deleting the instance (or scaling it to 0) keeps its notebooks' claim.
               "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
               "template": {"metadata": {"labels": own},
-                           "spec": pod_spec([lab], scheduling=scheduling(ctx, compute, instance.size.gpus))},
+                           "spec": pod_spec([lab], scheduling=scheduling(ctx, compute, instance.size.gpus),
+                                            volumes=[{"name": "password", "secret": {
+                                                "secretName": password_secret(instance), "defaultMode": 0o440,
+                                                "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}]}}])},
               "volumeClaimTemplates": [claim]})
     service = k8s_object("v1", "Service", metadata(name, ctx.namespace, own),
                          spec={"type": "ClusterIP", "selector": pods,
