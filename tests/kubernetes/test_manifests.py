@@ -147,3 +147,18 @@ def test_validate_for_kubernetes_still_says_the_target_is_not_deployable(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(SPECS["iris"]), "--target", "kubernetes"]) == 2
     assert "cannot deploy to kubernetes" in capsys.readouterr().err
+
+
+def test_node_pools_must_name_declared_computes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _compile(SPECS["iris"], tmp_path, "--node-pool", "gpux=pool=a100") == 2
+    assert "node pools are given for gpux, which the spec does not declare" in capsys.readouterr().err
+    assert _compile(SPECS["iris"], tmp_path, "--node-pool", "cpu") == 2
+    assert "expected COMPUTE=LABEL=VALUE" in capsys.readouterr().err
+
+
+def test_a_tag_that_cannot_be_a_label_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "mlspec.yaml").write_text("kind: Workspace\nname: w\ntags: {team: 'two words'}\n")
+    assert _compile(spec, tmp_path / "out") == 2
+    assert "'two words' cannot be a Kubernetes label" in capsys.readouterr().err

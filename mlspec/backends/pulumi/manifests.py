@@ -122,7 +122,8 @@ def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[st
     files.update(dockerfiles(program))
     files["README.md"] = render("kubernetes.README.md.j2", program=program, images=found,
                                 secrets=external_secrets(program), skipped=built.skipped,
-                                namespace=context_of(program).namespace, pinned=bool(settings.digests))
+                                namespace=context_of(program).namespace, pinned=bool(settings.digests),
+                                node_pools=settings.node_pools)
     return dict(sorted(files.items()))
 
 
