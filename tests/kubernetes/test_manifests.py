@@ -162,3 +162,12 @@ def test_a_tag_that_cannot_be_a_label_is_refused(tmp_path: Path, capsys: pytest.
     (spec / "mlspec.yaml").write_text("kind: Workspace\nname: w\ntags: {team: 'two words'}\n")
     assert _compile(spec, tmp_path / "out") == 2
     assert "'two words' cannot be a Kubernetes label" in capsys.readouterr().err
+
+
+def test_the_format_must_fit_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(SPECS["iris"]), "--target", "kubernetes", "--registry", REGISTRY, "-o",
+                 str(tmp_path)]) == 2
+    assert "pass --format manifests" in capsys.readouterr().err
+    assert main(["compile", str(SPECS["iris"]), "--target", "docker", "--format", "manifests", "-o",
+                 str(tmp_path)]) == 2
+    assert "the docker target compiles to a Pulumi program" in capsys.readouterr().err
