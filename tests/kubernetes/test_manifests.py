@@ -171,3 +171,26 @@ def test_the_format_must_fit_the_target(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["compile", str(SPECS["iris"]), "--target", "docker", "--format", "manifests", "-o",
                  str(tmp_path)]) == 2
     assert "the docker target compiles to a Pulumi program" in capsys.readouterr().err
+
+
+def test_a_tracking_uri_of_the_spec_replaces_the_workspace_server(tmp_path: Path) -> None:
+    import shutil
+
+    from mlspec.backends.pulumi.manifests import ManifestSettings, manifest_files
+    from mlspec.backends.pulumi.model import build_program
+    from mlspec.graph import analyze
+
+    spec = tmp_path / "iris"
+    shutil.copytree(SPECS["iris"], spec, ignore=shutil.ignore_patterns(".mlspec"))
+    text = (spec / "mlspec.yaml").read_text()
+    (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
+                                                                  "defaults:\n", 1))
+    graph = analyze([spec], "kubernetes", leave_out_later=True).graph
+    files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
+    objects = [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]
+    assert not [o for o in objects if o["metadata"]["name"] == "mlflow"]
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    assert jobs and all("initContainers" not in j["spec"]["template"]["spec"] for j in jobs)
+    env = {e["name"]: e.get("value") for e in jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example"
+    assert "https://mlflow.example" in next(o for o in objects if o["kind"] == "ConfigMap")["data"]["node-0.json"]
