@@ -17,12 +17,12 @@ class CommandError(Exception):
         self.code = code
 
 
-def load_spec(args: argparse.Namespace, check_target: bool = True) -> Any:
+def load_spec(args: argparse.Namespace, check_target: bool = True, leave_out_later: bool = False) -> Any:
     """The graph of the spec named on the command line, checked against what its target honours; exits 2 with
     diagnostics when it is invalid, and prints warnings (to standard error) when it is not."""
     from mlspec.graph import analyze
 
-    analysis = analyze(args.paths, target_of(args) if check_target else None)
+    analysis = analyze(args.paths, target_of(args) if check_target else None, leave_out_later)
     if analysis.graph is None:
         report_diagnostics(analysis, getattr(args, "json", False))
         raise CommandError("", EXIT_INVALID)

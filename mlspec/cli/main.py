@@ -119,12 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
     p.set_defaults(handler=_by_target("down"))
 
-    p = commands.add_parser("compile", help="write the Pulumi project of a spec (--target docker)",
-                            description="Compile the spec into a Pulumi project: __main__.py, stack settings "
-                                        "and Dockerfiles. Compiling the same spec twice writes the same bytes.")
+    p = commands.add_parser("compile", help="write the Pulumi project (docker) or the manifests (kubernetes) of a spec",
+                            description="Compile the spec into a Pulumi project (--target docker: __main__.py, stack "
+                                        "settings and Dockerfiles) or into Kubernetes manifests (--target kubernetes "
+                                        "--format manifests: one YAML file per object, a kustomization, Dockerfiles "
+                                        "and a README). Compiling the same spec twice writes the same bytes.")
     _paths(p)
-    p.add_argument("--target", choices=["docker"], help="what to compile for (default: the stack's, else docker)")
+    p.add_argument("--target", choices=["docker", "kubernetes"],
+                   help="what to compile for (default: the stack's, else docker)")
     _stack(p)
+    p.add_argument("--format", choices=["program", "manifests"], default=None,
+                   help="a Pulumi program (the default) or, for kubernetes, plain manifests")
+    p.add_argument("--registry", metavar="REGISTRY",
+                   help="kubernetes: where images are pushed (REGISTRY/<workspace>-<image>:<content hash>)")
+    p.add_argument("--images", metavar="FILE",
+                   help="kubernetes: JSON of each image reference -> its pushed name@sha256:..., to pin digests")
+    p.add_argument("--node-pool", action="append", default=[], metavar="COMPUTE=LABEL=VALUE",
+                   help="kubernetes: schedule a compute's pods onto nodes with this label (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the project folder to write")
     p.set_defaults(handler=_lazy("mlspec.cli.pulumi_commands", "compile"))
 

@@ -36,6 +36,10 @@ def _compile(graph: Any, out_dir: Path, args: argparse.Namespace) -> list[Path]:
 
 
 def compile(args: argparse.Namespace) -> int:
+    if (args.target or "docker") == "kubernetes":
+        return _compile_manifests(args)
+    if getattr(args, "format", None) not in (None, "program"):
+        raise CommandError("the docker target compiles to a Pulumi program: leave out --format")
     graph = load_spec(args)
     written = _compile(graph, Path(args.output), args)
     selection = selection_of(args)
@@ -44,6 +48,36 @@ def compile(args: argparse.Namespace) -> int:
                                                                  selection.overridden else []))
     print(f"Wrote a Pulumi project for workspace '{graph.spec.workspace.name}' to {args.output} "
           f"({len(written)} files{f', stack {stack}' if stack else ''}); `pulumi up` there, or `mlspec up {again}`.")
+    return EXIT_OK
+
+
+def _compile_manifests(args: argparse.Namespace) -> int:
+    """`compile --target kubernetes --format manifests`: the objects as YAML, for kubectl, Argo CD or Flux."""
+    from mlspec.backends.pulumi import CompileError, build_program
+    from mlspec.backends.pulumi.manifests import ManifestSettings, read_digests, write_manifests
+
+    if args.format != "manifests":
+        raise CommandError("the kubernetes target writes plain manifests (a Pulumi program for it is not written "
+                           "yet): pass --format manifests")
+    if not args.registry:
+        raise CommandError("the kubernetes target pulls images from a registry: pass --registry REGISTRY "
+                           "(images are REGISTRY/<workspace>-<image>:<content hash>)")
+    pools: dict[str, dict[str, str]] = {}
+    for item in args.node_pool:
+        compute, _, label = item.partition("=")
+        key, _, value = label.partition("=")
+        if not (compute and key and value):
+            raise CommandError(f"--node-pool {item!r}: expected COMPUTE=LABEL=VALUE, e.g. gpu=pool=a100")
+        pools.setdefault(compute, {})[key] = value
+    graph = load_spec(args, leave_out_later=True)
+    out = Path(args.output)
+    try:
+        digests = read_digests(args.images) if args.images else {}
+        written = write_manifests(build_program(graph, out), out, ManifestSettings(args.registry, digests, pools))
+    except CompileError as error:
+        raise CommandError(str(error)) from None
+    print(f"Wrote Kubernetes manifests for workspace '{graph.spec.workspace.name}' to {args.output} "
+          f"({len(written)} files); read its README.md, then `kubectl apply -k {args.output}`.")
     return EXIT_OK
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 import pulumi
@@ -89,14 +88,6 @@ def network(network_name: pulumi.Input[str], *aliases: str) -> list[docker.Conta
 
 def storage(volume_name: pulumi.Input[str], read_only: bool = False) -> list[docker.ContainerVolumeArgs]:
     return [docker.ContainerVolumeArgs(volume_name=volume_name, container_path=STORAGE, read_only=read_only)]
-
-
-def shell(*commands: str) -> list[str]:
-    return ["sh", "-c", " && ".join(commands)]
-
-
-def quote(*words: str) -> str:
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def _duration(seconds: float) -> str:

@@ -12,8 +12,9 @@ import pulumi_random as random
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import servers
 
-JUPYTER_PORT = 8888
+JUPYTER_PORT = servers.JUPYTER_PORT
 HEALTH = c.Health(interval=2, timeout=2, retries=60)
 
 
@@ -50,16 +51,12 @@ class ComputeInstance(pulumi.ComponentResource):
         hashed = secret.result.apply(
             lambda p: f"sha256:{salt}:{hashlib.sha256(p.encode() + salt.encode()).hexdigest()}")
         notebooks = f"{c.STORAGE}/notebooks/{name}"
-        lab = hashed.apply(lambda h: c.quote(
-            "jupyter", "lab", "--ip", "0.0.0.0", "--port", str(JUPYTER_PORT), "--no-browser",
-            f"--ServerApp.root_dir={notebooks}", f"--PasswordIdentityProvider.hashed_password={h}",
-            "--IdentityProvider.token="))
         publish = workspace.settings.publish_address
         self.container = docker.Container(
             name,
             name=f"{workspace.name}-{name}",
             image=args.environment.image_name,
-            command=lab.apply(lambda cmd: c.shell(f"mkdir -p {notebooks}", f"exec {cmd}")),
+            command=hashed.apply(lambda h: servers.jupyter_lab(notebooks, h)),
             user=c.USER,
             envs=c.envs(args.environment.env),
             ports=[docker.ContainerPortArgs(internal=JUPYTER_PORT, external=args.port, ip=publish)],

@@ -10,9 +10,10 @@ import pulumi_docker as docker
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment, EnvironmentArgs
 from mlspec.pulumi.settings import Settings
+from mlspec.runtime import servers
 
 MLFLOW_ALIAS = "mlflow"  # the tracking server's name on the workspace network
-MLFLOW_PORT = 5000
+MLFLOW_PORT = servers.MLFLOW_PORT
 
 
 @dataclass(frozen=True)
@@ -81,19 +82,15 @@ class Workspace(pulumi.ComponentResource):
     def _tracking_server(self, name: str, child: pulumi.ResourceOptions) -> docker.Container:
         """MLflow on the volume, with proxied artifacts, waited on until healthy."""
         host = f"{name}-mlflow"
-        allowed = ",".join([f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
-                            f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"])
+        allowed = [f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
+                   f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"]
         store = f"{c.STORAGE}/tracking"
-        server = c.quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(MLFLOW_PORT),
-                         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
-                         "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
-                         "--allowed-hosts", allowed)
         health = c.Health(interval=2, timeout=3, retries=60, start_period=5)
         return docker.Container(
             f"{name}-mlflow",
             name=host,
             image=self.runtime.image_name,
-            command=c.shell(f"mkdir -p {store}/artifacts", f"exec {server}"),
+            command=servers.mlflow_server(store, allowed),
             user=c.USER,
             networks_advanced=c.network(self.network.name, MLFLOW_ALIAS),
             volumes=c.storage(self.volume.name),

@@ -56,9 +56,11 @@ def refusing(values: tuple[Any, ...], note: str, level: Level = "yes") -> Suppor
     return Support(level, note, values)
 
 
-KUBERNETES_LATER = no("the kubernetes target is not available yet")
-# Targets no spec can deploy to yet, with why: a check against one is a single error, not one per field.
-UNAVAILABLE: dict[Target, str] = {"kubernetes": KUBERNETES_LATER.note}
+KUBERNETES_LATER = no("not compiled for the kubernetes target yet")
+# Targets no spec can deploy to yet, with why: a check against one is a single error, not one per field. `compile`
+# for such a target checks the fields its column honours, and leaves out the kinds it does not build yet.
+UNAVAILABLE: dict[Target, str] = {
+    "kubernetes": "only `mlspec compile --target kubernetes --format manifests` writes it yet (no preview, up or down)"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,80 +74,111 @@ class Row:
         return support
 
 
-ALL = Row()
+ALL = Row()  # local and docker; kubernetes later
+EVERYWHERE = Row(kubernetes=YES)
+_NO_K8S_DESCRIPTION = "no Kubernetes object carries a description"
+_K8S_TAGS = "`mlspec.io/tag.KEY` labels of its objects (a value must be a valid label value)"
+_NO_K8S_MLFLOW_LABELS = "tags and descriptions are not written to MLflow on the kubernetes target yet"
+_POOL_AUTOSCALER = "the node pool's own autoscaler decides (outside the manifests)"
+_ALIASES = ("set when the job registers; an alias change re-runs it, and identical model files reuse their "
+            "version")
 _NO_AUTOSCALER = "no autoscaler on this target yet: give instance_count instead"
 _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
             "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
-_UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"))
-_K8S_YES = Row(kubernetes=YES)
+_UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"),
+                  kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
-        "name": ALL,
-        "kind": ALL,
-        "description": ALL,
-        "tags": ALL,
+        "name": EVERYWHERE,
+        "kind": EVERYWHERE,
+        "description": Row(kubernetes=ignored(_NO_K8S_DESCRIPTION)),
+        "tags": Row(kubernetes=approx(_K8S_TAGS)),
     },
     "Workspace": {
-        "": ALL,
-        "storage": ALL,
-        "tracking": ALL,
-        "defaults": ALL,
+        "": Row(kubernetes=approx("a namespace (Pod Security \"restricted\", a ResourceQuota summed from its "
+                                  "workloads, ingress denied but for what its pods need) and its MLflow server")),
+        "tags": Row(kubernetes=approx(_K8S_TAGS + "; not written to MLflow's experiments there yet")),
+        "description": Row(kubernetes=approx("an annotation of its namespace")),
+        "storage": EVERYWHERE,
+        "tracking": EVERYWHERE,
+        "defaults": EVERYWHERE,
     },
     "Storage": {
-        "path": Row(docker=na("the docker target keeps the workspace in a volume (storage.volume)")),
-        "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)")),
-        "size": Row(local=na("a folder has no size"), docker=na("a Docker volume has no size")),
+        "path": Row(docker=na("the docker target keeps the workspace in a volume (storage.volume)"),
+                    kubernetes=na("the kubernetes target keeps the workspace on volume claims (storage.size)")),
+        "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)"),
+                      kubernetes=na("the kubernetes target keeps the workspace on volume claims (storage.size)")),
+        "size": Row(local=na("a folder has no size"), docker=na("a Docker volume has no size"),
+                    kubernetes=approx("the size of each claim: MLflow's store, and each instance's notebooks")),
     },
     "Tracking": {
-        "backend": ALL,
-        "uri": ALL,
+        "backend": EVERYWHERE,
+        "uri": EVERYWHERE,
     },
-    "Defaults": {"compute": ALL, "environment": ALL},
+    "Defaults": {"compute": EVERYWHERE, "environment": EVERYWHERE},
     "ComputeBase": {
-        "type": ALL,  # the type's own row ('') says what the target does with it
-        "target": ALL,  # checked by value: it must name the target the command deploys to
-        "resources": ALL,
+        "type": EVERYWHERE,  # the type's own row ('') says what the target does with it
+        "target": EVERYWHERE,  # checked by value: it must name the target the command deploys to
+        "resources": EVERYWHERE,
     },
     "Resources": {
         "cpus": Row(local=approx("when written out, each job node, replica or batch run is pinned to that many "
                                  "whole cores (a fraction rounds up; nodes take the cores in turn)"),
-                    docker=approx("Docker CPU shares: a relative weight under contention, not a hard limit")),
+                    docker=approx("Docker CPU shares: a relative weight under contention, not a hard limit"),
+                    kubernetes=approx("each pod's CPU request and limit (equal: the Guaranteed class)")),
         "memory": Row(local=approx("when written out, a job node, replica or batch run whose process tree's "
                                    "resident memory goes over it is stopped: a job fails saying so, a replica "
-                                   "restarts")),
+                                   "restarts"),
+                      kubernetes=approx("each pod's memory request and limit (equal)")),
         "gpus": Row(local=approx("when written out, CUDA_VISIBLE_DEVICES names each node's own GPUs of this "
-                                 "machine's; more than it has is refused when planning")),
+                                 "machine's; more than it has is refused when planning"),
+                    kubernetes=approx("nvidia.com/gpu requests and limits, and a toleration of the GPU taint")),
         "gpu_type": Row(local=no("this machine's GPUs are what they are"),
-                        docker=no("a Docker host's GPUs are what they are")),
+                        docker=no("a Docker host's GPUs are what they are"),
+                        kubernetes=approx("a nodeSelector on nvidia.com/gpu.product, the label NVIDIA's GPU feature "
+                                          "discovery puts on GPU nodes")),
     },
-    "LocalCompute": {"": Row(docker=approx("containers on the Docker host")), "tags": _UNLABELLED,
-                     "description": _UNLABELLED},
+    "LocalCompute": {"": Row(docker=approx("containers on the Docker host"),
+                             kubernetes=approx("pods wherever the scheduler puts them (a node pool with --node-pool)")),
+                     "tags": _UNLABELLED, "description": _UNLABELLED},
     "ClusterCompute": {
         "": Row(local=approx("jobs run as processes on this machine"),
-                docker=approx("jobs run as containers on the Docker host")),
+                docker=approx("jobs run as containers on the Docker host"),
+                kubernetes=approx("its jobs' pods carry its PriorityClass, and go to its node pool where "
+                                  "`mlspec compile --node-pool COMPUTE=LABEL=VALUE` names one")),
         "min_nodes": Row(local=ignored("processes start at once; there are no nodes to keep warm"),
-                         docker=ignored("containers start at once; there are no nodes to keep warm")),
+                         docker=ignored("containers start at once; there are no nodes to keep warm"),
+                         kubernetes=ignored(_POOL_AUTOSCALER)),
         "max_nodes": Row(docker=approx("the cluster's jobs take turns in max_nodes lanes: each waits for the one "
-                                       "ahead of it in its lane, not for any free node")),
+                                       "ahead of it in its lane, not for any free node"),
+                         kubernetes=approx("a ResourceQuota scoped to the cluster's PriorityClass admits max_nodes of "
+                                           "its pods at once; the Job controller creates the rest as pods finish")),
         "idle_time_before_scale_down": Row(local=ignored("no node is held after a job ends"),
-                                           docker=ignored("no node is held after a job ends")),
+                                           docker=ignored("no node is held after a job ends"),
+                                           kubernetes=ignored(_POOL_AUTOSCALER)),
         "low_priority": Row(local=ignored("this machine has no preemptible capacity"),
-                            docker=ignored("a Docker host has no preemptible capacity")),
+                            docker=ignored("a Docker host has no preemptible capacity"),
+                            kubernetes=approx("its pods tolerate the spot taints of AKS and GKE node pools and carry "
+                                              "a PriorityClass below the default that never preempts")),
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
     },
     "InstanceCompute": {
-        "": Row(local=approx("JupyterLab as a process on this machine")),
-        "resources": Row(local=no("JupyterLab runs without the compute's CPU, memory and GPU limits here")),
-        "environment": ALL,
-        "port": ALL,
+        "": Row(local=approx("JupyterLab as a process on this machine"),
+                kubernetes=approx("JupyterLab as a one-pod StatefulSet with its notebooks on a claim that deleting "
+                                  "it keeps, behind a password hash in a Secret you create")),
+        "resources": Row(local=no("JupyterLab runs without the compute's CPU, memory and GPU limits here"),
+                         kubernetes=YES),
+        "environment": EVERYWHERE,
+        "port": Row(kubernetes=approx("the port of its ClusterIP Service: reach it with kubectl port-forward")),
         "idle_time_before_shutdown": Row(local=approx("stopped after that long with no API request, kernel message "
                                                       "or terminal and no busy kernel, until `mlspec compute start`"),
-                                         docker=no("idle instances are not stopped on the docker target yet")),
+                                         docker=no("idle instances are not stopped on the docker target yet"),
+                                         kubernetes=no("idle instances are not stopped on the kubernetes target yet")),
     },
     "InferenceClusterCompute": {
         "": Row(local=approx("deployments run as processes on this machine"),
@@ -157,100 +190,118 @@ TABLE: dict[str, dict[str, Row]] = {
     "AttachedCompute": {
         "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here"),
                 docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost (a "
-                          "Kubernetes context needs the kubernetes target)")),
+                          "Kubernetes context needs the kubernetes target)"),
+                kubernetes=no("manifests apply to the cluster kubectl points at; a compute of its own context is "
+                              "not compiled yet")),
         "host": ALL,
         "kube_context": ALL,
         "namespace": ALL,
     },
     "Environment": {
-        "": ALL,
+        "": EVERYWHERE,
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
-        "image": Row(local=na("local environments are virtualenvs on this machine")),
+        "image": Row(local=na("local environments are virtualenvs on this machine"), kubernetes=YES),
         "python": Row(local=approx("environments are virtualenvs on mlspec's own interpreter: another "
                                    "version, written out, is refused when planning"),
                       docker=no("the image's Python is its base image's: set image (or the stack's "
-                                "mlspec:baseImage)")),
-        "requirements": ALL,
+                                "mlspec:baseImage)"),
+                      kubernetes=no("the image's Python is its base image's: set image")),
+        "requirements": EVERYWHERE,
         "conda_file": Row(local=approx("its pip section is installed into a virtualenv; other conda packages "
                                        "are refused"),
-                          docker=no("declare requirements instead")),
+                          docker=no("declare requirements instead"), kubernetes=no("declare requirements instead")),
         "build": Row(local=no("a Dockerfile needs a Docker engine: use the docker target"),
-                     docker=no("your own Dockerfile is not supported yet; declare requirements instead")),
-        "wheelhouse": Row(docker=approx("the stack's mlspec:wheelhouse setting is used instead")),
-        "environment_variables": ALL,
+                     docker=no("your own Dockerfile is not supported yet; declare requirements instead"),
+                     kubernetes=no("your own Dockerfile is not supported yet; declare requirements instead")),
+        "wheelhouse": Row(docker=approx("the stack's mlspec:wheelhouse setting is used instead"),
+                          kubernetes=ignored("images are built outside the manifests, by your build step")),
+        "environment_variables": EVERYWHERE,
     },
     "Build": {"context": ALL, "dockerfile": ALL},
     "Data": {
-        "": ALL,
+        "": Row(kubernetes=approx("baked into the image of each job that reads it, as on the docker target")),
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
-        "type": ALL,
-        "path": ALL,
+        "type": EVERYWHERE,
+        "path": EVERYWHERE,
         "datastore": Row(local=no("only the workspace's own datastore exists"),
-                         docker=no("only the workspace's own datastore exists")),
+                         docker=no("only the workspace's own datastore exists"),
+                         kubernetes=no("only the workspace's own datastore exists")),
     },
     "Job": {
-        "": ALL,
-        "type": ALL,
-        "command": ALL,
-        "code": ALL,
-        "environment": ALL,
-        "compute": ALL,
-        "inputs": ALL,
-        "outputs": ALL,
-        "resources": ALL,
-        "distribution": Row(docker=no("distributed jobs need the local or kubernetes target")),
-        "environment_variables": ALL,
-        "timeout": ALL,
-        "retries": ALL,
-        "experiment_name": ALL,
+        "": Row(kubernetes=approx("a batch/v1 Job named by its content hash: an unchanged job is not run again; "
+                                  "jobs that read another job's model are ordered by Argo CD sync waves, not by "
+                                  "kubectl (see the manifests' README)")),
+        "tags": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
+        "description": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
+        "type": EVERYWHERE,
+        "command": EVERYWHERE,
+        "code": EVERYWHERE,
+        "environment": EVERYWHERE,
+        "compute": EVERYWHERE,
+        "inputs": EVERYWHERE,
+        "outputs": EVERYWHERE,
+        "resources": EVERYWHERE,
+        "distribution": Row(docker=no("distributed jobs need the local or kubernetes target"),
+                            kubernetes=approx("an Indexed Job, a headless Service and a torchrun agent per pod, with "
+                                              "a static rendezvous on pod 0; node 0 registers the models")),
+        "environment_variables": EVERYWHERE,
+        "timeout": Row(kubernetes=approx("activeDeadlineSeconds: the whole Job, retries included")),
+        "retries": Row(kubernetes=approx("backoffLimit: each retry is a new pod")),
+        "experiment_name": EVERYWHERE,
     },
-    "PathInput": {"type": ALL, "path": ALL},
-    "Output": {"type": ALL, "register_as": ALL, "flavor": ALL},
+    "PathInput": {"type": EVERYWHERE, "path": EVERYWHERE},
+    "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),
-                                           docker=no("a job runs in one container on the docker target"))},
-    "Distribution": {"type": ALL, "process_count_per_instance": ALL},
+                                           docker=no("a job runs in one container on the docker target"),
+                                           kubernetes=approx("an Indexed Job of that many pods at once; without a "
+                                                             "distribution each runs the command with NODE_RANK "
+                                                             "and NODE_COUNT set")),
+                     },
+    "Distribution": {"type": EVERYWHERE, "process_count_per_instance": EVERYWHERE},
     "Model": {
-        "": ALL,
-        "job": ALL,
-        "output": ALL,
-        "path": Row(docker=no("models registered from a path are not compiled for docker yet")),
-        "flavor": ALL,
-        "loader": ALL,
-        "signature": ALL,
-        "aliases": Row(docker=approx("set when the job's container registers; an alias change re-runs it, and "
-                                     "identical model files reuse their version")),
+        "": EVERYWHERE,
+        "tags": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
+        "description": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
+        "job": EVERYWHERE,
+        "output": EVERYWHERE,
+        "path": Row(docker=no("models registered from a path are not compiled for docker yet"),
+                    kubernetes=no("models registered from a path are not compiled for kubernetes yet")),
+        "flavor": EVERYWHERE,
+        "loader": EVERYWHERE,
+        "signature": EVERYWHERE,
+        "aliases": Row(docker=approx(_ALIASES), kubernetes=approx(_ALIASES)),
     },
-    "Signature": {"inputs": ALL, "outputs": ALL},
-    "Column": {"name": ALL, "type": ALL},
+    "Signature": {"inputs": EVERYWHERE, "outputs": EVERYWHERE},
+    "Column": {"name": EVERYWHERE, "type": EVERYWHERE},
     "OnlineEndpoint": {
-        "": _K8S_YES,
-        "type": _K8S_YES,
+        "": EVERYWHERE,
+        "type": EVERYWHERE,
         "auth": Row(kubernetes=Support("yes", "the gateway reads the keys' SHA-256 digests from the Secret "
                                               "<endpoint>-gateway-keys, which the Pulumi program makes from "
                                               "generated keys (plain manifests: create it yourself)")),
-        "deployments": _K8S_YES,
-        "traffic": _K8S_YES,
-        "mirror_traffic": _K8S_YES,
+        "deployments": EVERYWHERE,
+        "traffic": EVERYWHERE,
+        "mirror_traffic": EVERYWHERE,
         "port": Row(kubernetes=na("the gateway's ClusterIP Service <endpoint> listens on port 80")),
     },
     "Deployment": {
         "model": Row(kubernetes=approx("a model a job of the spec registers is served at @latest; the job's "
                                        "content hash on the pod template rolls the replicas when it retrains")),
-        "environment": _K8S_YES,
-        "compute": _K8S_YES,
-        "instance_count": _K8S_YES,
-        "workers": _K8S_YES,
+        "environment": EVERYWHERE,
+        "compute": EVERYWHERE,
+        "instance_count": EVERYWHERE,
+        "workers": EVERYWHERE,
         "autoscale": Row(docker=no(_NO_AUTOSCALER),
                          kubernetes=approx("a HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation")),
-        "probes": _K8S_YES,
-        "request_settings": _K8S_YES,
-        "batching": _K8S_YES,
+        "probes": EVERYWHERE,
+        "request_settings": EVERYWHERE,
+        "batching": EVERYWHERE,
         "resources": Row(kubernetes=Support("yes", "requests equal to limits (GPUs as nvidia.com/gpu, with a "
                                                    "toleration of GPU nodes' taint)")),
-        "environment_variables": _K8S_YES,
+        "environment_variables": EVERYWHERE,
     },
     "Autoscale": {
         "min_instances": Row(docker=no(_NO_AUTOSCALER), kubernetes=refusing(
@@ -270,7 +321,7 @@ TABLE: dict[str, dict[str, Row]] = {
         "scale_down_delay": Row(docker=no(_NO_AUTOSCALER), kubernetes=approx(
             "the HPA's scale-down stabilisation window, checked on its own sync period (15 s by default)")),
     },
-    "Probes": {"liveness": _K8S_YES, "readiness": _K8S_YES},
+    "Probes": {"liveness": EVERYWHERE, "readiness": EVERYWHERE},
     "LivenessProbe": {
         "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
         "period": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
@@ -283,21 +334,21 @@ TABLE: dict[str, dict[str, Row]] = {
         "initial_delay": Row(local=approx(_STARTUP), kubernetes=approx(
             "the start-up probe's initial delay; with its period × failure_threshold it is a new replica's "
             "deadline to load its model")),
-        "period": _K8S_YES,
-        "timeout": _K8S_YES,
-        "failure_threshold": _K8S_YES,
-        "success_threshold": _K8S_YES,
+        "period": EVERYWHERE,
+        "timeout": EVERYWHERE,
+        "failure_threshold": EVERYWHERE,
+        "success_threshold": EVERYWHERE,
     },
     "RequestSettings": {
-        "request_timeout": _K8S_YES,
+        "request_timeout": EVERYWHERE,
         "max_concurrent_requests_per_instance": Row(kubernetes=approx(
             "the gateway holds each deployment to this × its replicas (instance_count, or max_instances when "
             "autoscaled) in flight, shared among its pods; its Service spreads connections, not requests, so one "
             "replica may hold more")),
-        "max_queue_wait": _K8S_YES,
-        "max_body_size": _K8S_YES,
+        "max_queue_wait": EVERYWHERE,
+        "max_body_size": EVERYWHERE,
     },
-    "Batching": {"max_batch_size": _K8S_YES, "max_wait": _K8S_YES},
+    "Batching": {"max_batch_size": EVERYWHERE, "max_wait": EVERYWHERE},
     "BatchEndpoint": {
         "": Row(docker=no("batch endpoints are not compiled for docker yet")),
         "type": ALL,

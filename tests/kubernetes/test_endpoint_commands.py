@@ -1,5 +1,5 @@
 """The commands an endpoint's pods declare, run as processes: the replica serves its model with the internal token
-from its Secret's variable, and the gateway routes by its ConfigMap's config with the keys from its key file."""
+from its Secret's file, and the gateway routes by its ConfigMap's config with the keys from its key file."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _run(command: list[str], swaps: dict[str, str], log: Path) -> Server:
         args[args.index(flag) + 1] = value
     port = free_port()
     args[args.index("--port") + 1], args[args.index("--host") + 1] = str(port), "127.0.0.1"
-    env = {**os.environ, ENV: TOKEN,  # as the Secret's key reaches the pod: a variable, never an argument
+    env = {**{k: v for k, v in os.environ.items() if k != ENV},  # the token comes from its file alone
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with log.open("wb") as handle:
         process = subprocess.Popen([sys.executable, *args], stdout=handle, stderr=subprocess.STDOUT, env=env,
@@ -61,14 +61,18 @@ def endpoint(store: IrisStore) -> Iterator[tuple[Server, Server]]:
     program = build_program(load_graph([ROOT / "examples" / "iris"]), store.root / "out")
     ctx = Context.of(program.project, tracking_uri=store.tracking_uri)
     objects = endpoint_objects(program.endpoints[0], ctx, environments=program.environments, jobs=program.jobs)
-    replica = _run(_container(objects, "Deployment", "iris-blue")["command"], {}, store.root / "replica.log")
+    token = store.root / "token"
+    token.write_text(TOKEN + "\n")  # as the Secret's key is mounted in the pod: a file, never an argument
+    token.chmod(0o440)
+    replica = _run(_container(objects, "Deployment", "iris-blue")["command"], {"--internal-token-file": str(token)},
+                   store.root / "replica.log")
     config = json.loads(next(o for o in objects if o["kind"] == "ConfigMap")["data"]["gateway.json"])
     for deployment in config["deployments"].values():  # the Services' names resolve only in the cluster
         deployment["replicas"] = [replica.url]
     (store.root / "gateway.json").write_text(json.dumps(config))
     (store.root / "key_hashes").write_text(key_hash(KEY) + "\n")
     gateway = _run(_container(objects, "Deployment", "iris")["command"],
-                   {"--config": str(store.root / "gateway.json"),
+                   {"--config": str(store.root / "gateway.json"), "--internal-token-file": str(token),
                     "--key-hashes-file": str(store.root / "key_hashes")}, store.root / "gateway.log")
     try:
         replica.wait_ready()

@@ -224,8 +224,14 @@ def test_the_replica_command_serves_the_declared_model_with_its_limits(serving: 
     assert arg(pinned_server["command"], "--sha256") == "ab" * 32
     env = {e["name"]: e for e in server(replica_name(endpoint, green))["env"]}
     assert env["TORCH_THREADS"]["value"] == "2"
-    assert env["MLSPEC_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] in \
-        {s.name for s in external_secrets(endpoint, Context.of(serving.project))}
+    assert "MLSPEC_INTERNAL_TOKEN" not in env  # a file of its Secret, not a variable any child would inherit
+    green_pod = deployments[replica_name(endpoint, green)]["spec"]["template"]["spec"]
+    token_file = Path(arg(server(replica_name(endpoint, green))["command"], "--internal-token-file"))
+    (mount,) = [m for m in server(replica_name(endpoint, green))["volumeMounts"]
+                if token_file.is_relative_to(m["mountPath"])]
+    (volume,) = [v for v in green_pod["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] and volume["secret"]["items"] == [{"key": "token", "path": token_file.name}]
+    assert volume["secret"]["secretName"] in {s.name for s in external_secrets(endpoint, Context.of(serving.project))}
     gpu = server(replica_name(endpoint, green))["resources"]
     assert gpu["requests"] == gpu["limits"] and gpu["limits"]["nvidia.com/gpu"] == "1"
     assert server(replica_name(endpoint, blue))["resources"]["limits"]["cpu"] == "2000m"

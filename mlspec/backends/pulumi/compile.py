@@ -28,11 +28,17 @@ def project_files(program: ProgramModel, settings: dict[str, str] | None = None)
 def common_files(program: ProgramModel, target: str) -> dict[str, str]:
     """What every target's project holds: the project file, the program's requirements, and each image's
     Dockerfile and requirements (the images are the same on every target)."""
-    files = {
+    return {
         "Pulumi.yaml": render("Pulumi.yaml.j2", program=program, target=target),
         "requirements.txt": render("requirements.project.txt.j2", program=program, target=target),
         ".gitignore": render("gitignore.j2", program=program),
+        **dockerfiles(program),
     }
+
+
+def dockerfiles(program: ProgramModel) -> dict[str, str]:
+    """The Dockerfile (and requirements) of every image: the runtime, each environment and each job."""
+    files: dict[str, str] = {}
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
         template = "environment.Dockerfile.j2" if env.on_runtime else "runtime.Dockerfile.j2"
@@ -55,6 +61,10 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
         raise CompileError(f"cannot compile for target '{target}'; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
     program = build_program(graph, out, stack)
+    several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
+    if several:
+        raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
+                           "distributed and multi-node jobs need the local or kubernetes target")
     files = project_files(program, settings)
     generated = out / "docker"
     if generated.is_dir():

@@ -73,6 +73,10 @@ class JobModel:
     size: ResourceSize
     registers: tuple[str, ...]  # model names it registers
     after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
+    compute: str | None = None  # the compute it runs on (its name), for targets that schedule by compute
+    nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
+    distribution: str | None = None  # "pytorch": every node runs a torchrun agent (the docker target refuses it)
+    processes_per_node: int = 1  # torchrun workers per node
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,19 @@ class InstanceModel:
 
 
 @dataclass(frozen=True)
+class ComputeModel:
+    """A compute as targets that schedule onto node pools see it (the docker target runs everything on its host)."""
+
+    name: str
+    type: str  # the spec's compute type: local, cluster, instance, inference-cluster, attached
+    size: ResourceSize  # one node's
+    max_nodes: int = 1  # nodes at once (a cluster's max_nodes)
+    low_priority: bool = False
+    gpu_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LabelsModel:
     """Tags and descriptions for MLflow, applied after the jobs (see mlspec.pulumi.MlflowLabels)."""
 
@@ -140,6 +157,8 @@ class ProgramModel:
     tracking_uri: str | None = None  # the team's own MLflow server, when the spec names one
     tags: dict[str, str] = field(default_factory=dict)  # the workspace's
     labels: LabelsModel | None = None  # None: nothing in the spec has a tag or a description for MLflow
+    computes: tuple[ComputeModel, ...] = ()  # in spec order
+    storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -259,6 +278,7 @@ class _Builder:
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
         code = self.spec.files.get(node.id, {}).get("code")
+        compute = self.compute(node.id, "compute")
         var = identifier("job", job.name, self.taken)
         registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
         for model_name in registers:
@@ -270,7 +290,9 @@ class _Builder:
             code=code.relative_to(self.spec.root).as_posix() if code else None,
             files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
             env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
-            size=self.size(node.id, "compute"), registers=registers)
+            size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
+            nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
+            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -369,6 +391,11 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
         model = node.resource
         if getattr(model, "path", None):
             builder.skipped.append(f"{node.id}: models registered from a path are not compiled for docker yet")
+    computes = tuple(
+        ComputeModel(n.resource.name, n.resource.type, _size(n.resource.resources),  # type: ignore[attr-defined]
+                     getattr(n.resource, "max_nodes", 1), getattr(n.resource, "low_priority", False),
+                     n.resource.resources.gpu_type, dict(sorted(n.resource.tags.items())))  # type: ignore[attr-defined]
+        for n in builder.nodes("Compute"))
     ws = graph.spec.workspace
     runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",
                                RUNTIME_REQUIREMENTS, None, {})
@@ -377,7 +404,8 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                         spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
                         endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
                         volume=ws.storage.volume, tracking_uri=ws.tracking.uri,
-                        tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs))
+                        tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs), computes=computes,
+                        storage_size=ws.storage.size)
 
 
 def _relpath(target: Path, start: Path) -> str:

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mlspec.runtime import internal_token
+
 PROG = "mlspec-gateway"
 
 
@@ -17,9 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="gateway.json")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--internal-token-env", metavar="NAME",
-                        help="the variable holding the endpoint's internal token, added to every forwarded request "
-                             "(replicas started with the same option require it)")
+    internal_token.add_arguments(parser, "added to every forwarded request (replicas started with it require it)")
     parser.add_argument("--key-hashes-file", metavar="PATH", type=Path,
                         help="SHA-256 digests of accepted keys, one a line, besides the config's key_hashes (a "
                              "mounted Secret, so the config can be public); read again with the config on SIGHUP")
@@ -34,12 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlspec.runtime.gateway.control import Control
     from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.httpserver import bind, bind_unix, listen, serve
-    from mlspec.runtime.internal_token import TokenError, from_env
-
     try:
-        app = GatewayApp(args.config, from_env(args.internal_token_env) if args.internal_token_env else None,
-                         args.key_hashes_file)
-    except (ConfigError, TokenError) as error:
+        app = GatewayApp(args.config, internal_token.from_arguments(args), args.key_hashes_file)
+    except (ConfigError, internal_token.TokenError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     sock = bind(args.host, args.port, PROG)

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 
+from mlspec.runtime import internal_token
 from mlspec.runtime.httpserver import bind, bind_unix
 
 PROG = "mlspec-serve"
@@ -41,20 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="serve a model with no digest to check (its files are unpickled unverified)")
     parser.add_argument("--device", default="auto", help="torch models: auto (a GPU when there is one), cpu, cuda:N")
-    parser.add_argument("--internal-token-env", metavar="NAME",
-                        help="the variable holding the endpoint's internal token: requests without it (health "
-                             "probes aside) get 403, so only the gateway that adds it reaches this replica")
+    internal_token.add_arguments(parser, "requests without it (health probes aside) get 403, so only the gateway "
+                                         "that adds it reaches this replica")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.max_body_size < 1 or args.request_timeout <= 0 or args.max_batch_size < 1:
         parser.error("--workers, --max-body-size, --request-timeout and --max-batch-size must be positive")
-    args.internal_token = None
-    if args.internal_token_env:
-        from mlspec.runtime.internal_token import TokenError, from_env
-
-        try:
-            args.internal_token = from_env(args.internal_token_env)
-        except TokenError as error:
-            parser.error(str(error))
+    try:
+        args.internal_token = internal_token.from_arguments(args)
+    except internal_token.TokenError as error:
+        parser.error(str(error))
     return args
 
 

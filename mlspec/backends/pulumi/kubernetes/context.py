@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlspec.backends.pulumi.kubernetes.meta import dns_name
 
@@ -11,6 +11,7 @@ from mlspec.backends.pulumi.kubernetes.meta import dns_name
 # registry reference (pinned by digest where the digests are known), the Pulumi program the digest of the image it
 # built and pushed. The objects themselves are then the same for both.
 IMAGE_PLACEHOLDER = "mlspec-image:"
+TRACKING_SERVICE = "mlflow"  # the in-cluster MLflow server's Service (and Deployment) name
 
 
 def image(key: str) -> str:
@@ -22,13 +23,19 @@ def image(key: str) -> str:
 class Context:
     """:param workspace: the workspace's name (ProgramModel.project). :param namespace: the namespace its objects
     live in. :param tracking_uri: the MLflow tracking server the pods use (the in-cluster one unless the spec names
-    its own)."""
+    its own). :param node_pools: per compute name, the node labels its pods are scheduled onto (a node pool's
+    label, given at compile time: `--node-pool COMPUTE=LABEL=VALUE`); a compute not named here goes wherever the
+    scheduler puts it."""
 
     workspace: str
     namespace: str
     tracking_uri: str
+    node_pools: dict[str, dict[str, str]] = field(default_factory=dict)
+    own_tracking: bool = True  # the tracking server is the workspace's own, in its namespace
 
     @classmethod
-    def of(cls, workspace: str, tracking_uri: str | None = None, namespace: str | None = None) -> Context:
+    def of(cls, workspace: str, tracking_uri: str | None = None, namespace: str | None = None,
+           node_pools: dict[str, dict[str, str]] | None = None) -> Context:
         space = namespace or dns_name(workspace)
-        return cls(workspace, space, tracking_uri or f"http://mlflow.{space}.svc.cluster.local:5000")
+        return cls(workspace, space, tracking_uri or f"http://{TRACKING_SERVICE}.{space}.svc.cluster.local:5000",
+                   dict(sorted((node_pools or {}).items())), tracking_uri is None)

@@ -3,8 +3,8 @@ PodDisruptionBudget, NetworkPolicy and HorizontalPodAutoscaler; the gateway as i
 
 Secrets the objects name but never hold (no key or token is ever in compiled output):
 
-- ``<endpoint>-internal-token``, key ``token``: the endpoint's internal token (at least 32 characters), given to the
-  gateway and the replicas as ``MLSPEC_INTERNAL_TOKEN``; replicas answer nothing but their probes without it.
+- ``<endpoint>-internal-token``, key ``token``: the endpoint's internal token (at least 32 characters), mounted as a
+  file for the gateway's and the replicas' ``--internal-token-file``; replicas answer only probes without it.
 - ``<endpoint>-gateway-keys``, key ``key_hashes`` (``auth: key`` only): the SHA-256 hex digests of the accepted
   keys, one a line, mounted for the gateway's ``--key-hashes-file``; the keys themselves live nowhere in the cluster.
 
@@ -46,6 +46,7 @@ from mlspec.backends.pulumi.kubernetes.endpoint_policy import (
     gateway_policy,
     replica_policy,
 )
+from mlspec.backends.pulumi.kubernetes.jobs import DEPENDS_ANNOTATION, job_name
 from mlspec.backends.pulumi.kubernetes.meta import (
     HASH_LABEL_LENGTH,
     Object,
@@ -54,9 +55,8 @@ from mlspec.backends.pulumi.kubernetes.meta import (
     labels,
     metadata,
 )
-from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, http_probe, pod_spec, secret_value
+from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, http_probe, pod_spec
 from mlspec.backends.pulumi.model import DeploymentModel, EndpointModel, EnvironmentModel, JobModel, ResourceSize
-from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 GATEWAY_SERVICE_PORT = 80  # the endpoint's address: http://<endpoint>.<namespace>.svc
@@ -64,6 +64,9 @@ GATEWAY_REPLICAS = 2  # the front door survives a node drain or a lost node
 GATEWAY_SIZE = ResourceSize(cpus=1, memory_mb=512, gpus=0)  # one event loop: more than a core is never used
 GATEWAY_CONFIG_DIR = "/etc/mlspec/gateway"
 GATEWAY_KEYS_DIR = "/etc/mlspec/keys"
+TOKEN_DIR = "/etc/mlspec/token"
+TOKEN_FILE = f"{TOKEN_DIR}/{TOKEN_KEY}"
+TOKEN_MOUNT = {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}
 CONFIG_KEY = "gateway.json"
 PULL_ALLOWANCE_S = 120  # scheduling and an image pull before a replica's own start-up budget begins
 DRAIN_DELAY_S = 5  # a stopping pod keeps serving this long, while Services stop sending it connections
@@ -120,7 +123,7 @@ def _replica_command(deployment: DeploymentModel, ctx: Context, digest: str | No
                "--tracking-uri", ctx.tracking_uri, "--host", "0.0.0.0", "--port", str(SERVING_PORT),
                "--workers", str(deployment.settings.get("workers", 1)), "--name", deployment.name,
                "--max-body-size", str(settings.max_body_size), "--request-timeout", str(settings.request_timeout),
-               "--internal-token-env", INTERNAL_TOKEN_ENV]
+               "--internal-token-file", TOKEN_FILE]
     if digest:
         command += ["--sha256", digest]
     batching = deployment.settings.get("batching")
@@ -151,8 +154,15 @@ def _draining(request_timeout: float) -> tuple[Object, dict[str, Any]]:
     return lifecycle, {"terminationGracePeriodSeconds": max(30, DRAIN_DELAY_S + int(request_timeout + 0.999) + 5)}
 
 
+def _token_volume(endpoint: EndpointModel) -> Object:
+    """The internal token's Secret as a file, readable by the pod's group alone: a file, not a variable, so no
+    child process or crash report inherits it."""
+    return {"name": "token", "secret": {"secretName": token_secret(endpoint),
+                                        "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}], "defaultMode": 0o440}}
+
+
 def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: Context,
-                     environments: Mapping[str, EnvironmentModel], job_hashes: Mapping[str, str],
+                     environments: Mapping[str, EnvironmentModel], jobs: Mapping[str, JobModel],
                      digest: str | None) -> list[Object]:
     name = replica_name(endpoint, deployment)
     selector = replica_selector(ctx, endpoint, deployment)
@@ -162,23 +172,25 @@ def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: 
     environment = environments.get(deployment.environment)
     env: dict[str, Any] = {**(environment.env if environment else {}),
                            **deployment.settings.get("environment_variables", {}),
-                           "MLFLOW_TRACKING_URI": ctx.tracking_uri, "HOME": SCRATCH,  # the root is read-only
-                           INTERNAL_TOKEN_ENV: secret_value(token_secret(endpoint), TOKEN_KEY)}
+                           "MLFLOW_TRACKING_URI": ctx.tracking_uri, "HOME": SCRATCH}  # the root is read-only
     startup, readiness, liveness = _replica_probes(deployment)
     server = container("server", image(deployment.environment), _replica_command(deployment, ctx, digest),
-                       deployment.size, env=env, ports={"http": SERVING_PORT}, startupProbe=startup,
-                       readinessProbe=readiness, livenessProbe=liveness)
+                       deployment.size, env=env, ports={"http": SERVING_PORT}, mounts=[TOKEN_MOUNT],
+                       startupProbe=startup, readinessProbe=readiness, livenessProbe=liveness)
     lifecycle, grace = _draining(settings.request_timeout)
     server["lifecycle"] = lifecycle
     scheduling = {"tolerations": [dict(GPU_TOLERATION)]} if deployment.size.gpus else None
     annotations = {}
-    if deployment.job is not None and deployment.job in job_hashes:
-        annotations["mlspec.io/model-source"] = job_hashes[deployment.job][:HASH_LABEL_LENGTH]
+    registering = jobs.get(deployment.job) if deployment.job is not None else None
+    if registering is not None:
+        annotations["mlspec.io/model-source"] = registering.content_hash[:HASH_LABEL_LENGTH]
     template = {"metadata": {"labels": pod_labels, **({"annotations": annotations} if annotations else {})},
-                "spec": pod_spec([server], scheduling=scheduling, enableServiceLinks=False, **grace)}
+                "spec": pod_spec([server], volumes=[_token_volume(endpoint)], scheduling=scheduling,
+                                 enableServiceLinks=False, **grace)}
     # Pulumi waits for the rollout: one new pod at a time (maxSurge 1), each with its model-load budget.
     timeout = (PULL_ALLOWANCE_S + startup_budget(deployment)) * replica_count(deployment)
-    meta = metadata(name, ctx.namespace, object_labels, {"pulumi.com/timeoutSeconds": str(timeout)})
+    after = {DEPENDS_ANNOTATION: f"Job/{job_name(registering)}"} if registering is not None else {}
+    meta = metadata(name, ctx.namespace, object_labels, {"pulumi.com/timeoutSeconds": str(timeout), **after})
     autoscale = deployment.autoscale
     objects = [
         _deployment(name, meta, selector, None if autoscale else int(deployment.settings["instance_count"]),
@@ -227,10 +239,11 @@ def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
     config = gateway_config(endpoint, ctx)
     config_map = dns_name(endpoint.name, "gateway")
     command = ["python", "-m", "mlspec.runtime.gateway", "--config", f"{GATEWAY_CONFIG_DIR}/{CONFIG_KEY}",
-               "--host", "0.0.0.0", "--port", str(SERVING_PORT), "--internal-token-env", INTERNAL_TOKEN_ENV]
-    mounts = [{"name": "config", "mountPath": GATEWAY_CONFIG_DIR, "readOnly": True}]
+               "--host", "0.0.0.0", "--port", str(SERVING_PORT), "--internal-token-file", TOKEN_FILE]
+    mounts = [{"name": "config", "mountPath": GATEWAY_CONFIG_DIR, "readOnly": True}, TOKEN_MOUNT]
     volumes: list[Object] = [{"name": "config", "configMap": {
-        "name": config_map, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}], "defaultMode": 0o444}}]
+        "name": config_map, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}], "defaultMode": 0o444}},
+        _token_volume(endpoint)]
     if endpoint.auth == "key":
         command += ["--key-hashes-file", f"{GATEWAY_KEYS_DIR}/{KEY_HASHES_KEY}"]
         mounts.append({"name": "keys", "mountPath": GATEWAY_KEYS_DIR, "readOnly": True})
@@ -239,7 +252,7 @@ def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
             "defaultMode": 0o444}})
     health = http_probe("/health", "http", period=2, timeout=2, failure_threshold=15)
     gateway = container("gateway", image("runtime"), command, GATEWAY_SIZE,
-                        env={"HOME": SCRATCH, INTERNAL_TOKEN_ENV: secret_value(token_secret(endpoint), TOKEN_KEY)},
+                        env={"HOME": SCRATCH},
                         ports={"http": SERVING_PORT}, mounts=mounts,
                         readinessProbe=health, livenessProbe={**health, "failureThreshold": 5})
     lifecycle, grace = _draining(gateway_timeout(endpoint))
@@ -261,13 +274,13 @@ def endpoint_objects(endpoint: EndpointModel, ctx: Context, *, environments: Seq
                      jobs: Sequence[JobModel] = (), digests: Mapping[str, str] | None = None) -> list[Object]:
     """Every object of an online endpoint, in a fixed order: each deployment's (Deployment, Service, PDB,
     NetworkPolicy, then its HPA when autoscaled), then the gateway's (ConfigMap, Deployment, Service, PDB,
-    NetworkPolicy). `environments` give the replicas their environment's variables; `jobs` the content hash of the
-    job that registers a served model (a retrained model rolls the replicas); `digests` the sha256 a deployment's
-    model files must have, by deployment name, where the renderer knows it."""
+    NetworkPolicy). `environments` give the replicas their environment's variables; `jobs` the job that registers
+    a served model (its replicas come after its Job, and its content hash rolls them when it retrains); `digests`
+    the sha256 a deployment's model files must have, by deployment name, where the renderer knows it."""
     by_var = {e.var: e for e in environments}
-    job_hashes = {j.var: j.content_hash for j in jobs}
+    registering = {j.var: j for j in jobs}
     objects: list[Object] = []
     for deployment in endpoint.deployments:
-        objects += _replica_objects(endpoint, deployment, ctx, by_var, job_hashes,
+        objects += _replica_objects(endpoint, deployment, ctx, by_var, registering,
                                     (digests or {}).get(deployment.name))
     return objects + _gateway_objects(endpoint, ctx)

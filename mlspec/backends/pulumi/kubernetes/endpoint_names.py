@@ -20,18 +20,21 @@ class ExternalSecret:
     name: str
     keys: tuple[str, ...]
     how: str  # a command that creates it
+    what: str = ""  # what it holds, for whom
 
 
 def external_secrets(endpoint: EndpointModel, ctx: Context) -> list[ExternalSecret]:
     secrets = [ExternalSecret(
         token_secret(endpoint), (TOKEN_KEY,),
-        f"kubectl -n {ctx.namespace} create secret generic {token_secret(endpoint)} "
-        f"--from-literal={TOKEN_KEY}=$(openssl rand -hex 32)")]
+        f"kubectl create secret generic {token_secret(endpoint)} -n {ctx.namespace} "
+        f"--from-literal={TOKEN_KEY}=$(openssl rand -hex 32)",
+        f"the token endpoint '{endpoint.name}''s replicas require of its gateway")]
     if endpoint.auth == "key":
         secrets.append(ExternalSecret(
             keys_secret(endpoint), (KEY_HASHES_KEY,),
             f"printf '%s' \"$KEY\" | sha256sum | cut -d' ' -f1 > {KEY_HASHES_KEY}  # one line per key; then "
-            f"kubectl -n {ctx.namespace} create secret generic {keys_secret(endpoint)} --from-file={KEY_HASHES_KEY}"))
+            f"kubectl create secret generic {keys_secret(endpoint)} -n {ctx.namespace} --from-file={KEY_HASHES_KEY}",
+            f"the SHA-256 digests of endpoint '{endpoint.name}''s keys, which its gateway accepts"))
     return secrets
 
 

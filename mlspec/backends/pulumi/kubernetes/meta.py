@@ -6,9 +6,13 @@ import hashlib
 import re
 from typing import Any
 
+from mlspec.backends.pulumi.model import CompileError
+
 MAX_NAME = 63  # a DNS-1123 label, which Services, Pods' hostnames and most names must be
 HASH_LABEL_LENGTH = 16  # a label value holds 63 characters at most; 16 hex digits of a sha256 tell changes apart
 MANAGED_BY = "mlspec"
+LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?)?")
+LABEL_NAME = re.compile(r"[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?")
 
 Object = dict[str, Any]
 
@@ -37,6 +41,11 @@ def labels(workspace: str, component: str, name: str, *, content_hash: str | Non
     """Every label of an object: the selector's, the recommended app.kubernetes.io ones, its content hash (the
     first HASH_LABEL_LENGTH hex digits) and the spec's tags as `mlspec.io/tag.KEY`."""
     values = {f"mlspec.io/tag.{key}": value for key, value in sorted((tags or {}).items())}
+    for key, value in values.items():
+        if not (LABEL_VALUE.fullmatch(value) and LABEL_NAME.fullmatch(key.split("/", 1)[1])):
+            raise CompileError(f"tag {key.split('/', 1)[1]}: {value!r} cannot be a Kubernetes label: a tag's key "
+                               "and value must be at most 63 letters, digits, '-', '_' or '.', beginning and "
+                               "ending with a letter or digit")
     values.update({
         **selector_labels(workspace, component, name),
         "app.kubernetes.io/instance": dns_name(workspace, name),

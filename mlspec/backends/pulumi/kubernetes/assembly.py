@@ -1,0 +1,89 @@
+"""`build_objects`: every Kubernetes object of a program model, in a fixed order (the order they apply in)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlspec.backends.pulumi.kubernetes.context import Context
+from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
+from mlspec.backends.pulumi.kubernetes.instances import instance_objects
+from mlspec.backends.pulumi.kubernetes.jobs import job_name, job_objects
+from mlspec.backends.pulumi.kubernetes.meta import Object
+from mlspec.backends.pulumi.kubernetes.quota import cluster_quota, workspace_quota
+from mlspec.backends.pulumi.kubernetes.scheduling import priority_class_object
+from mlspec.backends.pulumi.kubernetes.tracking import tracking_objects
+from mlspec.backends.pulumi.kubernetes.workspace import deny_ingress, namespace
+from mlspec.backends.pulumi.model import CompileError, JobModel, ProgramModel
+
+
+@dataclass(frozen=True)
+class Objects:
+    """The objects, and what the spec declares that they leave out, with why."""
+
+    objects: list[Object]
+    skipped: list[str]
+
+
+def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | None = None) -> Context:
+    return Context.of(program.project, program.tracking_uri, node_pools=node_pools)
+
+
+def build_objects(program: ProgramModel, ctx: Context) -> Objects:
+    """Namespace, cluster scheduling, tracking, jobs, instances and endpoints, then the quota that sums them."""
+    computes = {c.name: c for c in program.computes}
+    unknown = sorted(set(ctx.node_pools) - set(computes))
+    if unknown:
+        raise CompileError(f"node pools are given for {', '.join(unknown)}, which the spec does not declare as "
+                           f"computes ({', '.join(computes) or 'none'})")
+    clusters = [c for c in program.computes if c.type == "cluster"]
+    objects: list[Object] = [namespace(ctx, program.tags, program.description), deny_ingress(ctx, program.tags)]
+    objects += [priority_class_object(ctx, c) for c in clusters]
+    objects += [cluster_quota(ctx, c) for c in clusters]
+    if program.tracking_uri is None:
+        objects += tracking_objects(ctx, program.storage_size, program.tags)
+    environments = {e.var: e for e in (program.runtime, *program.environments)}
+    waves = _waves(program.jobs)
+    for job in program.jobs:
+        compute = computes.get(job.compute) if job.compute else None
+        if compute is not None and compute.type == "cluster" and job.nodes > compute.max_nodes:
+            raise CompileError(f"job '{job.name}' runs on {job.nodes} nodes, more than cluster '{compute.name}' "
+                               f"has (max_nodes: {compute.max_nodes}); it would never start")
+        objects += job_objects(job, environments[job.environment], compute, ctx,
+                               [job_name(j) for j in program.jobs if j.var in _reads(job, program.jobs)],
+                               waves[job.var])
+    for instance in program.instances:
+        objects += instance_objects(instance, environments[instance.environment], computes.get(instance.name), ctx,
+                                    program.storage_size)
+    skipped: list[str] = []
+    for endpoint in program.endpoints:
+        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs)
+    objects.insert(2 + 2 * len(clusters), workspace_quota(ctx, objects, clusters, program.tags))
+    return Objects(objects, skipped)
+
+
+def _model_names(job: JobModel) -> set[str]:
+    """The registered models a job reads (inputs `models:/NAME/...` or `models:/NAME@alias`)."""
+    return {re.split(r"[/@]", value[len("models:/"):], maxsplit=1)[0] for value in job.inputs.values()
+            if isinstance(value, str) and value.startswith("models:/")}
+
+
+def _reads(job: JobModel, jobs: tuple[JobModel, ...]) -> set[str]:
+    """The vars of the jobs in the program that register a model `job` reads."""
+    wanted = _model_names(job)
+    return {other.var for other in jobs if other.var != job.var and wanted & set(other.registers)}
+
+
+def _waves(jobs: tuple[JobModel, ...]) -> dict[str, int]:
+    """Each job's depth in the jobs' dependencies: 0 for a job that reads no model another job registers."""
+    waves: dict[str, int] = {}
+
+    def depth(job: JobModel, seen: frozenset[str]) -> int:
+        if job.var not in waves:
+            ahead = [j for j in jobs if j.var in _reads(job, jobs) and j.var not in seen]
+            waves[job.var] = 1 + max((depth(j, seen | {job.var}) for j in ahead), default=-1)
+        return waves[job.var]
+
+    for job in jobs:
+        depth(job, frozenset())
+    return waves

@@ -1,0 +1,39 @@
+"""The command lines of the workspace's servers (MLflow tracking, JupyterLab), shared by every container target."""
+
+from __future__ import annotations
+
+import shlex
+
+MLFLOW_PORT = 5000
+JUPYTER_PORT = 8888
+
+
+def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT) -> list[str]:
+    """MLflow with its sqlite store and proxied artifacts under `store` (`--serve-artifacts`: clients upload
+    through the server, so they share no volume with it), answering only to `allowed_hosts`."""
+    server = quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
+                   "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
+                   "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
+                   "--allowed-hosts", ",".join(allowed_hosts))
+    return shell(f"mkdir -p {store}/artifacts", f"exec {server}")
+
+
+def jupyter_lab(notebooks: str, hashed_password: str | None = None, port: int = JUPYTER_PORT, *,
+                password_file: str | None = None) -> list[str]:
+    """JupyterLab on `notebooks` behind a hashed password (given, or read from `password_file` as it starts, so
+    the hash appears in no command line or environment) and no token."""
+    lab = quote("jupyter", "lab", "--ip", "0.0.0.0", "--port", str(port), "--no-browser",
+                f"--ServerApp.root_dir={notebooks}", "--IdentityProvider.token=")
+    if password_file is not None:
+        lab += f' --PasswordIdentityProvider.hashed_password="$(cat {shlex.quote(password_file)})"'
+    else:
+        lab += " " + quote(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
+    return shell(f"mkdir -p {notebooks}", f"exec {lab}")
+
+
+def shell(*commands: str) -> list[str]:
+    return ["sh", "-c", " && ".join(commands)]
+
+
+def quote(*words: str) -> str:
+    return " ".join(shlex.quote(w) for w in words)
