@@ -17,12 +17,12 @@ class CommandError(Exception):
         self.code = code
 
 
-def load_spec(args: argparse.Namespace, check_target: bool = True, leave_out_later: bool = False) -> Any:
+def load_spec(args: argparse.Namespace, check_target: bool = True) -> Any:
     """The graph of the spec named on the command line, checked against what its target honours; exits 2 with
     diagnostics when it is invalid, and prints warnings (to standard error) when it is not."""
     from mlspec.graph import analyze
 
-    analysis = analyze(args.paths, target_of(args) if check_target else None, leave_out_later)
+    analysis = analyze(args.paths, target_of(args) if check_target else None)
     if analysis.graph is None:
         report_diagnostics(analysis, getattr(args, "json", False))
         raise CommandError("", EXIT_INVALID)
@@ -52,12 +52,9 @@ def local_engine(args: argparse.Namespace, check_target: bool = False) -> Any:
 def require_local(args: argparse.Namespace) -> None:
     """The local engine's commands refuse the other targets, rather than act on the local workspace."""
     target = target_of(args)
-    if target == "docker":
-        raise CommandError("this command reads the local engine's workspace; a docker deployment is Pulumi's: "
-                           "use `mlspec preview|up|down` with the same --stack or --target docker")
     if target != "local":
-        raise CommandError(f"the {target} target is not available in this version of mlspec; "
-                           "use --target local (the default)")
+        raise CommandError(f"this command reads the local engine's workspace; a {target} deployment is Pulumi's: "
+                           f"use `mlspec preview|up|down` with the same --stack or --target {target}")
 
 
 def confirm(question: str, args: argparse.Namespace) -> bool:

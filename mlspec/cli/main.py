@@ -213,9 +213,10 @@ def _stack(parser: argparse.ArgumentParser) -> None:
 
 
 def _by_target(function: str) -> Handler:
-    """The local engine's command, or the Pulumi back end's with --target docker."""
+    """The local engine's command, or the Pulumi back end's with --target docker or kubernetes."""
     def handler(args: argparse.Namespace) -> int:
-        module = "mlspec.cli.pulumi_commands" if args.target == "docker" else "mlspec.cli.engine_commands"
+        pulumi = args.target in ("docker", "kubernetes")
+        module = "mlspec.cli.pulumi_commands" if pulumi else "mlspec.cli.engine_commands"
         return _lazy(module, function)(args)
 
     return handler

@@ -21,18 +21,17 @@ class Analysis:
     graph: Graph | None  # None when the spec has errors
 
 
-def analyze(paths: list[str] | list[Path], target: Target | None = None, leave_out_later: bool = False) -> Analysis:
+def analyze(paths: list[str] | list[Path], target: Target | None = None) -> Analysis:
     """Run every stage up to the graph, collecting all diagnostics; stop before the graph on errors.
 
-    With a target, every field the spec sets is also checked against what that target honours; `leave_out_later`
-    (compiling for a target that builds only some kinds yet) leaves the other kinds' resources out with a warning.
+    With a target, every field the spec sets is also checked against what that target honours.
     """
     loaded = load(paths)
     diagnostics = loaded.diagnostics
     declared = validate_documents(loaded.documents, diagnostics)
     spec = resolve(declared, loaded.root, diagnostics)
     if target is not None:
-        check_targets(declared.declared, spec, target, diagnostics, leave_out_later)
+        check_targets(declared.declared, spec, target, diagnostics)
     graph = None
     if not diagnostics.errors:
         graph = build_graph(spec, diagnostics)  # may find a dependency cycle

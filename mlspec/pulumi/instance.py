@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import pulumi
@@ -47,9 +46,7 @@ class ComputeInstance(pulumi.ComponentResource):
         super().__init__("mlspec:docker:ComputeInstance", name, None, workspace.options(opts))
         child = pulumi.ResourceOptions(parent=self)
         secret = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
-        salt = hashlib.sha256(f"mlspec-notebooks:{workspace.name}/{name}".encode()).hexdigest()[:12]
-        hashed = secret.result.apply(
-            lambda p: f"sha256:{salt}:{hashlib.sha256(p.encode() + salt.encode()).hexdigest()}")
+        hashed = secret.result.apply(lambda p: servers.jupyter_password_hash(p, workspace.name, name))
         notebooks = f"{c.STORAGE}/notebooks/{name}"
         publish = workspace.settings.publish_address
         self.container = docker.Container(

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from mlspec.diagnostics import Diagnostic, Diagnostics
 from mlspec.resolve.spec import ResolvedSpec
-from mlspec.spec.capabilities import KUBERNETES_LATER, UNAVAILABLE, Support, Target, honouring, row_for
+from mlspec.spec.capabilities import Support, Target, honouring, row_for
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.environment import Environment
 from mlspec.validate import Declared
@@ -42,8 +42,8 @@ def _children(value: Any, path: Path) -> Iterator[tuple[BaseModel, Path]]:
 
 
 class _Checker:
-    def __init__(self, target: Target, diagnostics: Diagnostics, leave_out_later: bool = False) -> None:
-        self.target, self.diagnostics, self.leave_out_later = target, diagnostics, leave_out_later
+    def __init__(self, target: Target, diagnostics: Diagnostics) -> None:
+        self.target, self.diagnostics = target, diagnostics
 
     def report(self, item: Declared, model: type, field: str, path: Path, support: Support) -> None:
         what = item.kind if field == "" else ".".join(str(p) for p in path)
@@ -85,14 +85,6 @@ class _Checker:
     def resource(self, item: Declared) -> None:
         row = row_for(type(item.resource), "")
         support = row.on(self.target) if row else None
-        if self.leave_out_later and support == KUBERNETES_LATER:
-            variant = getattr(item.resource, "type", None)
-            what = f"{item.kind} of type '{variant}'" if isinstance(variant, str) else item.kind
-            self.diagnostics.add(Diagnostic(
-                f"{what} '{item.resource.name}' is left out: it is not compiled for the {self.target} target yet",
-                item.doc.span(("type",)), "", "the local and docker targets deploy it",
-                severity="warning"))
-            return
         if support is not None and support.level == "no":
             self.report(item, type(item.resource), "", (), support)
             return
@@ -145,17 +137,9 @@ def _dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
-def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, diagnostics: Diagnostics,
-                  leave_out_later: bool = False) -> None:
-    """Refuse, at their lines, the fields `target` does not honour; warn where ignoring one is harmless.
-
-    `leave_out_later`: compiling for a target that is not deployable as a whole yet, whose rows say what it
-    honours; a resource whose kind it does not build yet is left out with a warning, not refused.
-    """
-    if target in UNAVAILABLE and not leave_out_later:
-        diagnostics.error(f"cannot deploy to {target}: {UNAVAILABLE[target]}", hint="use --target local or docker")
-        return
-    checker = _Checker(target, diagnostics, leave_out_later)
+def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, diagnostics: Diagnostics) -> None:
+    """Refuse, at their lines, the fields `target` does not honour; warn where ignoring one is harmless."""
+    checker = _Checker(target, diagnostics)
     for item in declared:
         checker.resource(item)
         if isinstance(item.resource, Environment) and item.resource.conda_file:

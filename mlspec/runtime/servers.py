@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 
 MLFLOW_PORT = 5000
@@ -29,6 +30,13 @@ def jupyter_lab(notebooks: str, hashed_password: str | None = None, port: int = 
     else:
         lab += " " + quote(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
     return shell(f"mkdir -p {notebooks}", f"exec {lab}")
+
+
+def jupyter_password_hash(password: str, workspace: str, instance: str) -> str:
+    """JupyterLab's `sha256:SALT:DIGEST` form of a password, salted per instance (the salt is derived, so the hash,
+    and the pod or container holding it, changes only when the password does)."""
+    salt = hashlib.sha256(f"mlspec-notebooks:{workspace}/{instance}".encode()).hexdigest()[:12]
+    return f"sha256:{salt}:{hashlib.sha256(password.encode() + salt.encode()).hexdigest()}"
 
 
 def shell(*commands: str) -> list[str]:

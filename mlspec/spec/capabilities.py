@@ -56,11 +56,7 @@ def refusing(values: tuple[Any, ...], note: str, level: Level = "yes") -> Suppor
     return Support(level, note, values)
 
 
-KUBERNETES_LATER = no("not compiled for the kubernetes target yet")
-# Targets no spec can deploy to yet, with why: a check against one is a single error, not one per field. `compile`
-# for such a target checks the fields its column honours, and leaves out the kinds it does not build yet.
-UNAVAILABLE: dict[Target, str] = {
-    "kubernetes": "only `mlspec compile --target kubernetes --format manifests` writes it yet (no preview, up or down)"}
+KUBERNETES_LATER = no("not built for the kubernetes target yet")  # a row's kubernetes column unless it says more
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,12 @@ class KubernetesStack(Strict):
                              "registry.example.com/ml")
         return value
 
+    def pulumi_config(self) -> dict[str, str]:
+        """The settings the compiled program reads (mlspec.pulumi.kubernetes.settings), unset ones left out; the
+        namespace is compiled into the objects instead."""
+        pairs = {"kubeContext": self.context, "registry": self.registry}
+        return {key: value for key, value in pairs.items() if value is not None}
+
 
 class Stack(Strict):
     """One environment the spec runs in: its target and that target's settings."""

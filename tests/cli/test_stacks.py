@@ -61,11 +61,10 @@ def test_the_same_spec_is_selected_onto_local_docker_and_kubernetes_by_stack_alo
     assert (dev.returncode, dev.stdout) == (0, "valid: 8 resources in 1 file\n"), dev.stderr
     assert dev.stderr == ""  # a local check: the docker target's harmless warnings are not given
     assert staging.returncode == 0 and "has no effect on the docker target" in staging.stderr
-    assert prod.returncode == 2 and "cannot deploy to kubernetes: the kubernetes target is not available yet" \
-        in prod.stderr
+    assert prod.returncode == 0 and "has no effect on the kubernetes target" in prod.stderr
     # The same by MLSPEC_STACK, and by the file's default when nothing names a stack.
     by_env = _mlspec("validate", str(iris), env={"MLSPEC_STACK": "prod"})
-    assert by_env.returncode == 2 and "kubernetes" in by_env.stderr
+    assert by_env.returncode == 0 and "has no effect on the kubernetes target" in by_env.stderr
     stacks = iris / "mlspec.stacks.yaml"
     stacks.write_text("default: staging\n" + stacks.read_text())
     by_default = _mlspec("validate", str(iris))
@@ -77,11 +76,13 @@ def test_commands_go_where_the_stack_says(iris: Path, tmp_path: Path) -> None:
     no_pulumi.mkdir()
     docker = _mlspec("up", str(iris), "--stack", "staging", "--yes", env={"PATH": str(no_pulumi)})
     assert docker.returncode == 1 and "no `pulumi` command is on PATH" in docker.stderr  # the Pulumi back end
-    kubernetes = _mlspec("up", str(iris), "--stack", "prod", "--yes")
-    assert kubernetes.returncode == 2
-    assert "the kubernetes target is not available in this version of mlspec" in kubernetes.stderr
-    down = _mlspec("down", str(iris), "--stack", "prod", "--yes")  # never the local workspace in its place
-    assert down.returncode == 2 and "kubernetes target is not available" in down.stderr
+    kubernetes = _mlspec("up", str(iris), "--stack", "prod", "--yes", env={"PATH": str(no_pulumi)})
+    assert kubernetes.returncode == 1
+    assert "the kubernetes target runs Pulumi, and no `pulumi` command is on PATH" in kubernetes.stderr
+    down = _mlspec("down", str(iris), "--stack", "prod", "--yes", env={"PATH": str(no_pulumi)})
+    assert down.returncode == 1 and "no `pulumi` command" in down.stderr  # never the local workspace in its place
+    cluster_status = _mlspec("status", str(iris), "--stack", "prod")
+    assert cluster_status.returncode == 2 and "a kubernetes deployment is Pulumi's" in cluster_status.stderr
     status = _mlspec("status", str(iris), "--stack", "staging")
     assert status.returncode == 2 and "mlspec preview|up|down" in status.stderr
     assert not (iris / ".mlspec").exists(), "nothing of the local engine was written"

@@ -15,10 +15,10 @@ from mlspec.backends.pulumi.manifests import ManifestSettings, images, manifest_
 from mlspec.backends.pulumi.model import ProgramModel, build_program
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRY = "localhost:5000/mlspec"  # what stacks/*-kubernetes are compiled with
+REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
          "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed"}
-STACKS = {"iris": "iris-kubernetes", "torch-digits": "torch-digits-kubernetes"}
+STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}
 NODE_POOLS = {"distributed": {"gpus": {"pool": "a100-spot"}}}
 
 
@@ -36,7 +36,7 @@ def program_of(name: str) -> ProgramModel:
 def _graph(name: str) -> Any:
     from mlspec.graph import analyze
 
-    analysis = analyze([SPECS[name]], "kubernetes", leave_out_later=True)
+    analysis = analyze([SPECS[name]], "kubernetes")
     assert analysis.graph is not None, analysis.diagnostics
     return analysis.graph
 

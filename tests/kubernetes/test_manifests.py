@@ -150,10 +150,17 @@ def test_the_docker_target_still_refuses_distributed_jobs(capsys: pytest.Capture
     assert "distributed jobs need the local or kubernetes target" in capsys.readouterr().err
 
 
-def test_validate_for_kubernetes_still_says_the_target_is_not_deployable(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(SPECS["iris"]), "--target", "kubernetes"]) == 2
-    assert "cannot deploy to kubernetes" in capsys.readouterr().err
+def test_validate_for_kubernetes_checks_each_field_and_refuses_what_is_not_built_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SPECS["iris"]), "--target", "kubernetes"]) == 0
+    capsys.readouterr()
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "mlspec.yaml").write_text("kind: Workspace\nname: w\n---\nkind: Compute\nname: serving\n"
+                                      "type: inference-cluster\n")
+    assert main(["validate", str(spec), "--target", "kubernetes"]) == 2
+    err = capsys.readouterr().err
+    assert "mlspec.yaml:6:7" in err and "not built for the kubernetes target yet" in err
 
 
 def test_node_pools_must_name_declared_computes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,8 +180,8 @@ def test_a_tag_that_cannot_be_a_label_is_refused(tmp_path: Path, capsys: pytest.
 
 def test_the_format_must_fit_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compile", str(SPECS["iris"]), "--target", "kubernetes", "--registry", REGISTRY, "-o",
-                 str(tmp_path)]) == 2
-    assert "pass --format manifests" in capsys.readouterr().err
+                 str(tmp_path / "program")]) == 0  # the default format: a Pulumi program
+    assert (tmp_path / "program" / "__main__.py").is_file() and not (tmp_path / "program" / "manifests").exists()
     assert main(["compile", str(SPECS["iris"]), "--target", "docker", "--format", "manifests", "-o",
                  str(tmp_path)]) == 2
     assert "the docker target compiles to a Pulumi program" in capsys.readouterr().err
@@ -192,7 +199,7 @@ def test_a_tracking_uri_of_the_spec_replaces_the_workspace_server(tmp_path: Path
     text = (spec / "mlspec.yaml").read_text()
     (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
                                                                   "defaults:\n", 1))
-    graph = analyze([spec], "kubernetes", leave_out_later=True).graph
+    graph = analyze([spec], "kubernetes").graph
     files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
     objects = [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]
     assert not [o for o in objects if o["metadata"]["name"] == "mlflow"]

@@ -12,11 +12,13 @@ import pulumi
 import pytest
 import yaml
 
-from mlspec.backends.pulumi.compile import common_files
+from mlspec.backends.pulumi.compile import common_files, compile_project, kubernetes_project_files
 from mlspec.backends.pulumi.kubernetes import meta, pods
+from mlspec.backends.pulumi.kubernetes.assembly import context_of
 from mlspec.backends.pulumi.kubernetes.context import Context, image
 from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
 from mlspec.backends.pulumi.kubernetes.program import OBJECTS_FILE, program_files
+from mlspec.backends.pulumi.manifests import ManifestSettings, external_secrets, images, manifest_files
 from mlspec.backends.pulumi.model import ProgramModel, ResourceSize, build_program
 from mlspec.graph import load_graph
 from mlspec.pulumi.kubernetes.secrets import KEYS_HASH_ANNOTATION
@@ -25,6 +27,7 @@ from tests.pulumi.conftest import ROOT
 from tests.pulumi.harness import Captured, EchoMocks, run_program
 
 IMAGE = "docker:index/image:Image"
+KUBERNETES_STACKS = ("iris", "torch-digits")
 REGISTRY = "registry.test/team"
 
 
@@ -180,3 +183,79 @@ def test_new_keys_roll_the_gateway_alone(applied: tuple[Captured, ProgramModel])
                  for d in captured.of_type("kubernetes:apps/v1:Deployment")}
     assert annotated.pop(f"deployment-{endpoint.name}") == digest.hexdigest()[:16]
     assert set(annotated.values()) == {None}
+
+
+@pytest.mark.parametrize("example", KUBERNETES_STACKS)
+def test_committed_kubernetes_stack_is_current(example: str) -> None:
+    stack = ROOT / "stacks" / f"{example}-kubernetes"
+    expected = kubernetes_project_files(build_program(load_graph([ROOT / "examples" / example]), stack))
+    on_disk = {p.relative_to(stack).as_posix(): p.read_text(encoding="utf-8") for p in sorted(stack.rglob("*"))
+               if p.is_file() and ".build" not in p.parts} if stack.is_dir() else {}
+    hint = (f"stacks/{example}-kubernetes is stale: run `mlspec compile examples/{example} --target kubernetes -o "
+            f"stacks/{example}-kubernetes`")
+    assert sorted(on_disk) == sorted(expected), hint
+    for name, text in expected.items():
+        assert on_disk[name] == text, f"{hint} ({name} differs)"
+
+
+@pytest.mark.parametrize("example", KUBERNETES_STACKS)
+def test_the_program_applies_exactly_the_manifests_objects(example: str, tmp_path: Path) -> None:
+    """One model, two renderers: what `pulumi up` creates is what `--format manifests` writes, object for object,
+    the images the program pushed in place of the registry tags, and the Secrets it generates in place of the ones
+    a manifests user creates."""
+    spec = tmp_path / "examples" / example
+    shutil.copytree(ROOT / "examples" / example, spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    graph = load_graph([spec])
+    out = tmp_path / "stacks" / f"{example}-kubernetes"
+    compile_project(graph, out, "kubernetes")
+    captured = run_program(out, {"registry": REGISTRY}, mocks=PushingMocks())
+    program = build_program(graph, out)
+    manifests = manifest_files(program, ManifestSettings(REGISTRY))
+    written = [yaml.safe_load(text) for rel, text in manifests.items() if rel.startswith("manifests/")]
+    pushed = {r.name: r.outputs["repoDigest"] for r in captured.of_type(IMAGE)}
+    tags = {image.reference: pushed[image.key] for image in images(program, ManifestSettings(REGISTRY))}
+    applied = {}
+    for resource in captured.resources:
+        if resource.type.startswith("kubernetes:") and resource.custom and "metadata" in resource.inputs:
+            kind = resource.type.rsplit(":", 1)[1]
+            applied[(kind, resource.inputs["metadata"]["name"])] = resource.inputs
+    generated = {name for (kind, name) in applied if kind == "Secret"}
+    assert generated == {s.name for s in external_secrets(program, context_of(program))}
+    for obj in written:
+        inputs = applied.pop((obj["kind"], obj["metadata"]["name"]))
+        text = json.dumps(obj)
+        for tag, digest in tags.items():
+            text = text.replace(json.dumps(tag), json.dumps(digest))
+        expected = json.loads(text)
+        assert _comparable(inputs, obj) == _comparable(expected, obj), (obj["kind"], obj["metadata"]["name"])
+    assert {kind for kind, _ in applied} == {"Secret"}
+
+
+def _comparable(inputs: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's body without what the program adds by design: the gateway's keys digest annotation."""
+    body = {k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
+    body = json.loads(json.dumps(body))
+    template = (body.get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    annotations.pop(KEYS_HASH_ANNOTATION, None)
+    return body
+
+
+def test_a_kubernetes_stack_settles_registry_context_and_namespace(tmp_path: Path) -> None:
+    from mlspec.cli.main import main
+
+    spec = tmp_path / "examples" / "iris"
+    shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    (spec / "mlspec.stacks.yaml").write_text(
+        "stacks:\n  prod:\n    target: kubernetes\n"
+        "    kubernetes: {context: prod-aks, namespace: ml-prod, registry: registry.test/ml}\n")
+    out = tmp_path / "stacks" / "prod"
+    assert main(["compile", str(spec), "--stack", "prod", "-o", str(out)]) == 0
+    config = yaml.safe_load((out / "Pulumi.prod.yaml").read_text())["config"]
+    assert config == {"mlspec:kubeContext": "prod-aks", "mlspec:registry": "registry.test/ml"}
+    objects = list(yaml.safe_load_all((out / OBJECTS_FILE).read_text()))
+    assert {o["metadata"].get("namespace", o["metadata"]["name"]) for o in objects
+            if o["kind"] != "PriorityClass"} == {"ml-prod"}
+    captured = run_program(out, {}, mocks=PushingMocks())
+    assert captured.get("pulumi:providers:kubernetes", "cluster").inputs["context"] == "prod-aks"
+    assert all(r.inputs["imageName"].startswith("registry.test/ml/") for r in captured.of_type(IMAGE))

@@ -208,23 +208,15 @@ def test_docs_page_is_the_current_table() -> None:
     assert page.read_text() == result.stdout, "docs/targets.md is stale: mlspec targets --markdown > docs/targets.md"
 
 
-def test_a_target_that_is_not_available_is_one_error() -> None:
-    [error] = analyze([ROOT / "examples" / "iris"], "kubernetes").diagnostics.items
-    assert error.severity == "error" and "cannot deploy to kubernetes" in error.summary
-    assert "--format manifests" in error.summary
-
-
-def test_compiling_for_kubernetes_checks_its_column_and_leaves_out_what_it_does_not_build() -> None:
-    analysis = analyze([ROOT / "examples" / "iris"], "kubernetes", leave_out_later=True)
+def test_kubernetes_checks_every_field_of_its_column() -> None:
+    analysis = analyze([ROOT / "examples" / "iris"], "kubernetes")
     assert analysis.graph is not None
-    warnings = [d.summary for d in analysis.diagnostics.items]
-    assert "Endpoint of type 'online' 'iris' is left out: it is not compiled for the kubernetes target yet" in warnings
     assert all(d.severity == "warning" for d in analysis.diagnostics.items)
 
 
 def test_compiling_for_kubernetes_still_refuses_what_its_column_refuses(tmp_path: Path) -> None:
     spec = tmp_path / "mlspec.yaml"
     spec.write_text("kind: Workspace\nname: w\n---\nkind: Environment\nname: e\nbuild: {context: .}\n")
-    analysis = analyze([spec], "kubernetes", leave_out_later=True)
+    analysis = analyze([spec], "kubernetes")
     assert analysis.graph is None
     assert any("build is not supported on the kubernetes target" in d.summary for d in analysis.diagnostics.items)

@@ -9,8 +9,9 @@ from mlspec.backends.pulumi.model import CompileError, EnvironmentModel, Program
 from mlspec.backends.pulumi.render import render
 from mlspec.graph import Graph
 
-TARGETS = ("docker",)
+TARGETS = ("docker", "kubernetes")
 USER = "mlspec"  # the non-root user of every image (mlspec.pulumi.containers.USER)
+GENERATED = ("docker", "kubernetes")  # folders a compile writes whole: what it no longer writes must go
 JOB_FILES = "/opt/mlspec-job/files"  # where a job's code and data live in its image (mlspec.pulumi.job.FILES)
 
 
@@ -51,9 +52,12 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
 
 
 def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", stack: str = "dev",
-                    settings: dict[str, str] | None = None) -> list[Path]:
+                    settings: dict[str, str] | None = None, *, namespace: str | None = None,
+                    node_pools: dict[str, dict[str, str]] | None = None) -> list[Path]:
     """Write the project for `target` into `out_dir`, replacing what an earlier compile wrote there; its stack is
     `stack`, with `settings` as its Pulumi config (a settings file per stack: other stacks' files are kept).
+    Kubernetes only: the `namespace` of the objects (default: the workspace's name) and the node labels each
+    compute's pods are scheduled onto (`node_pools`).
 
     Returns the files written. Raises CompileError when the spec uses something the target cannot express.
     """
@@ -61,14 +65,17 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
         raise CompileError(f"cannot compile for target '{target}'; available: {', '.join(TARGETS)}")
     out = Path(out_dir)
     program = build_program(graph, out, stack)
-    several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
-    if several:
-        raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
-                           "distributed and multi-node jobs need the local or kubernetes target")
-    files = project_files(program, settings)
-    generated = out / "docker"
-    if generated.is_dir():
-        shutil.rmtree(generated)  # Dockerfiles of environments and jobs that no longer exist
+    if target == "kubernetes":
+        files = kubernetes_project_files(program, settings, namespace, node_pools)
+    else:
+        several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
+        if several:
+            raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
+                               "distributed and multi-node jobs need the local or kubernetes target")
+        files = project_files(program, settings)
+    for folder in GENERATED:
+        if (out / folder).is_dir():
+            shutil.rmtree(out / folder)  # Dockerfiles and objects of resources that no longer exist
     written = []
     for rel, text in files.items():
         path = out / rel
@@ -76,6 +83,20 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def kubernetes_project_files(program: ProgramModel, settings: dict[str, str] | None = None,
+                             namespace: str | None = None,
+                             node_pools: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+    """Every file of the Kubernetes project, relative to its folder, with its text."""
+    from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
+    from mlspec.backends.pulumi.kubernetes.program import program_files
+
+    ctx = context_of(program, node_pools, namespace)
+    built = build_objects(program, ctx)
+    if built.skipped:
+        raise CompileError("not compiled for the kubernetes target yet: " + "; ".join(built.skipped))
+    return program_files(program, ctx, built.objects, common_files(program, "kubernetes"), settings)
 
 
 def _imports(program: ProgramModel) -> list[str]:

@@ -13,7 +13,7 @@ import yaml
 
 from mlspec.backends.pulumi.compile import dockerfiles
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
-from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER
+from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER, Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret
 from mlspec.backends.pulumi.kubernetes.endpoint_names import external_secrets as endpoint_secrets
 from mlspec.backends.pulumi.kubernetes.instances import PASSWORD_KEY, password_secret
@@ -30,11 +30,13 @@ GENERATED = ("manifests", "docker")  # folders a compile replaces whole
 class ManifestSettings:
     """:param registry: where images are pushed, e.g. `ghcr.io/team` (images are REGISTRY/<workspace>-<folder>).
     :param digests: tagged reference -> `name@sha256:...` of the pushed image (what a CI build step records);
-    empty: images by tag. :param node_pools: per compute, the node labels its pods are scheduled onto."""
+    empty: images by tag. :param node_pools: per compute, the node labels its pods are scheduled onto.
+    :param namespace: the objects' namespace; None: the workspace's name."""
 
     registry: str
     digests: dict[str, str] = field(default_factory=dict)
     node_pools: dict[str, dict[str, str]] = field(default_factory=dict)
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,9 @@ def to_yaml(obj: Object) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
-def external_secrets(program: ProgramModel) -> list[ExternalSecret]:
+def external_secrets(program: ProgramModel, ctx: Context) -> list[ExternalSecret]:
     """The Secrets the pods read that the manifests do not hold (their values are the user's), with the command that
     creates each."""
-    ctx = context_of(program)
     found = [ExternalSecret(
         password_secret(i), (PASSWORD_KEY,),
         f"kubectl create secret generic {password_secret(i)} -n {ctx.namespace} --from-literal={PASSWORD_KEY}="
@@ -111,7 +112,8 @@ def external_secrets(program: ProgramModel) -> list[ExternalSecret]:
 
 def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[str, str]:
     """Every file of the manifests folder, relative to it, with its text."""
-    built = build_objects(program, context_of(program, settings.node_pools))
+    ctx = context_of(program, settings.node_pools, settings.namespace)
+    built = build_objects(program, ctx)
     found = images(program, settings)
     references = {i.key: i.pinned or i.reference for i in found}
     files: dict[str, str] = {}
@@ -128,8 +130,8 @@ def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[st
     files["kustomization.yaml"] = to_yaml(kustomization)
     files.update(dockerfiles(program))
     files["README.md"] = render("kubernetes.README.md.j2", program=program, images=found,
-                                secrets=external_secrets(program), skipped=built.skipped,
-                                namespace=context_of(program).namespace, pinned=bool(settings.digests),
+                                secrets=external_secrets(program, ctx), skipped=built.skipped,
+                                namespace=ctx.namespace, pinned=bool(settings.digests),
                                 node_pools=settings.node_pools)
     return dict(sorted(files.items()))
 

@@ -1,4 +1,5 @@
-"""The Secrets an endpoint's objects read, made from generated passwords: its internal token and its keys' digests."""
+"""The Secrets the compiled objects read, made from generated passwords: each endpoint's internal token and its keys'
+digests, each instance's hashed JupyterLab password."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from mlspec.runtime.keys import key_hash
+from mlspec.runtime.servers import jupyter_password_hash
 
 KEY_SLOTS = ("primary", "secondary")  # two keys, so one can be rotated while clients use the other
 KEYS_HASH_ANNOTATION = "mlspec.io/keys-hash"  # on the gateway's pod template: new keys roll its pods
@@ -80,3 +82,33 @@ def _secret(name: str, namespace: str, values: dict[str, pulumi.Input[str]],
             opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
     return k8s.core.v1.Secret(f"secret-{name}", metadata={"name": name, "namespace": namespace},
                               string_data=values, type="Opaque", opts=opts)
+
+
+@dataclass(frozen=True)
+class InstanceSecretArgs:
+    """The Secret a compute instance's JupyterLab reads its hashed password from, as its compiled objects name it.
+
+    :param instance: the instance's name (its password is exported as ``<instance>.password``).
+    :param namespace: the workspace's namespace.
+    :param secret: the Secret's name; its key is :param key:.
+    """
+
+    instance: str
+    namespace: str
+    secret: str
+    key: str
+
+
+class InstancePassword:
+    """A generated password (a secret output) whose salted hash alone reaches the cluster."""
+
+    def __init__(self, workspace: str, args: InstanceSecretArgs, parent: pulumi.Resource) -> None:
+        self.args, self.parent = args, parent
+        generated = random.RandomPassword(f"{args.instance}-password", length=32, special=False,
+                                          opts=pulumi.ResourceOptions(parent=parent))
+        self.hashed = generated.result.apply(lambda p: jupyter_password_hash(p, workspace, args.instance))
+        self.password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
+
+    def create(self, depends_on: list[pulumi.Resource]) -> list[pulumi.Resource]:
+        opts = pulumi.ResourceOptions(parent=self.parent, depends_on=depends_on)
+        return [_secret(self.args.secret, self.args.namespace, {self.args.key: self.hashed}, opts)]

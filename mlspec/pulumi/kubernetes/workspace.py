@@ -11,7 +11,12 @@ import yaml
 
 from mlspec.pulumi.kubernetes import objects as o
 from mlspec.pulumi.kubernetes.images import ImageArgs, RegistryImage
-from mlspec.pulumi.kubernetes.secrets import EndpointSecrets, EndpointSecretsArgs
+from mlspec.pulumi.kubernetes.secrets import (
+    EndpointSecrets,
+    EndpointSecretsArgs,
+    InstancePassword,
+    InstanceSecretArgs,
+)
 from mlspec.pulumi.kubernetes.settings import ClusterSettings
 
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}  # what starts pods, which may read generated Secrets
@@ -26,12 +31,14 @@ class ClusterWorkspaceArgs:
         their images are ``mlspec-image:KEY`` placeholders (the same objects `--format manifests` writes).
     :param images: every image the objects run, in build order (an image after the one it is built on).
     :param endpoints: the Secrets of each online endpoint, made here from generated passwords.
+    :param instances: the password Secret of each compute instance, made here from a generated password.
     """
 
     spec_root: str
     objects: str
     images: list[ImageArgs]
     endpoints: list[EndpointSecretsArgs] = field(default_factory=list)
+    instances: list[InstanceSecretArgs] = field(default_factory=list)
 
 
 class ClusterWorkspace(pulumi.ComponentResource):
@@ -39,10 +46,12 @@ class ClusterWorkspace(pulumi.ComponentResource):
     images' digests in place: the Namespace first, every other object after it and after the objects its
     ``mlspec.io/depends-on`` annotation names (a training Job after the tracking server, a deployment after the
     Job that registers its model); the endpoints' Secrets before any Deployment. `references` maps image keys to
-    the digests the pods run, `keys` each endpoint to its keys (a secret output)."""
+    the digests the pods run, `keys` each endpoint to its keys and `passwords` each instance to its JupyterLab
+    password (secret outputs)."""
 
     references: dict[str, pulumi.Output[str]]
     keys: dict[str, pulumi.Output[dict[str, str]]]
+    passwords: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: ClusterWorkspaceArgs, settings: ClusterSettings | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -57,6 +66,8 @@ class ClusterWorkspace(pulumi.ComponentResource):
         self.references = {key: image.reference for key, image in built.items()}
         self.secrets = [EndpointSecrets(endpoint, self) for endpoint in args.endpoints]
         self.keys = {secrets.args.endpoint: secrets.keys for secrets in self.secrets if secrets.args.keys_secret}
+        self.instances = [InstancePassword(name, instance, self) for instance in args.instances]
+        self.passwords = {instance.args.instance: instance.password for instance in self.instances}
         self.resources = self._apply(load_objects(Path(args.objects)))
         self.register_outputs({"images": self.references})
 
@@ -65,8 +76,10 @@ class ClusterWorkspace(pulumi.ComponentResource):
         namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
         for obj in namespaces:
             created[f"Namespace/{obj['metadata']['name']}"] = o.create(obj, self.references, [], self)
-        generated = [secret for secrets in self.secrets
-                     for secret in secrets.create(_in(created, secrets.args.namespace))]
+        generated = [secret for secrets in self.secrets for secret in secrets.create(_in(created,
+                                                                                           secrets.args.namespace))]
+        generated += [secret for instance in self.instances
+                      for secret in instance.create(_in(created, instance.args.namespace))]
         for obj in (obj for obj in objects if obj["kind"] != "Namespace"):
             for secrets in self.secrets:
                 obj = secrets.annotate_gateway(obj)

@@ -25,8 +25,10 @@ class Objects:
     skipped: list[str]
 
 
-def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | None = None) -> Context:
-    return Context.of(program.project, program.tracking_uri, node_pools=node_pools)
+def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | None = None,
+               namespace: str | None = None) -> Context:
+    """The program's context: its namespace (`namespace`, else the workspace's name) and node pools."""
+    return Context.of(program.project, program.tracking_uri, namespace=namespace, node_pools=node_pools)
 
 
 def build_objects(program: ProgramModel, ctx: Context) -> Objects:

@@ -8,6 +8,7 @@ import yaml
 
 from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import gateway_name, keys_secret, token_secret
+from mlspec.backends.pulumi.kubernetes.instances import PASSWORD_KEY, password_secret
 from mlspec.backends.pulumi.kubernetes.meta import Object
 from mlspec.backends.pulumi.model import ProgramModel
 from mlspec.backends.pulumi.render import render
@@ -56,15 +57,24 @@ def endpoint_secrets(program: ProgramModel, ctx: Context) -> list[dict[str, Any]
     return found
 
 
-def program_files(program: ProgramModel, ctx: Context, objects: list[Object],
-                  common: dict[str, str]) -> dict[str, str]:
+def instance_secrets(program: ProgramModel, ctx: Context) -> list[dict[str, Any]]:
+    """The password Secret each compute instance's objects read, as `InstanceSecretArgs` keyword arguments."""
+    return [{"instance": i.name, "namespace": ctx.namespace, "secret": password_secret(i), "key": PASSWORD_KEY}
+            for i in program.instances]
+
+
+def program_files(program: ProgramModel, ctx: Context, objects: list[Object], common: dict[str, str],
+                  settings: dict[str, str] | None = None) -> dict[str, str]:
     """Every file of the Kubernetes project: `common` (the project file and the images' Dockerfiles, as every
-    target has them), the stack settings, the objects and `__main__.py`."""
+    target has them), the stack settings (`settings`: the stack's Pulumi config, None for the commented
+    defaults), the objects and `__main__.py`."""
     files = {
         **common,
-        f"Pulumi.{program.stack}.yaml": render("kubernetes.Pulumi.stack.yaml.j2", program=program),
+        f"Pulumi.{program.stack}.yaml": render("kubernetes.Pulumi.stack.yaml.j2", program=program,
+                                               settings=settings or None),
         OBJECTS_FILE: objects_yaml(objects),
         "__main__.py": render("kubernetes.__main__.py.j2", program=program, objects=OBJECTS_FILE,
-                              images=images(program), endpoints=endpoint_secrets(program, ctx)),
+                              images=images(program), endpoints=endpoint_secrets(program, ctx),
+                              instances=instance_secrets(program, ctx)),
     }
     return dict(sorted(files.items()))
