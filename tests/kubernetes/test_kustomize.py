@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,8 @@ from tests.kubernetes.conftest import ROOT, STACKS, compiled
 from tests.kubernetes.consistency import DIGEST
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed here")
+# In CI a missing kubectl fails these tests (scripts/test installs it); elsewhere they are skipped with the reason.
+pytestmark = pytest.mark.skipif(KUBECTL is None and not os.environ.get("CI"), reason="kubectl is not installed here")
 
 
 def _kustomize(folder: Path) -> list[dict]:
