@@ -3,7 +3,11 @@
 Importing Python, numpy, scikit-learn and the server costs a replica most of its start; a zygote pays it once per
 environment (interpreter) and forks a replica per request, which then only resolves, verifies and loads its
 model. A request is one JSON line on the Unix socket: {"argv": [scoring server arguments], "env": {NAME: VALUE},
-"log": PATH}; the answer is {"pid": N} or {"error": "..."}.
+"log": PATH, "cwd": PATH}; the answer is {"pid": N} or {"error": "..."}.
+
+Each replica is forked twice (the first child forks it, answers with its pid and exits), so it is an orphan at once:
+the kernel hands it to the nearest subreaper above the zygote, which the local engine's supervisor is. That one,
+not the zygote, then waits for it and learns its real exit status, as it does for the processes it starts itself.
 
 A forked child's /proc/PID/environ shows the bytes of its parent's initial environment, and that is where the
 local engine reads who a process is (its MLSPEC_* marks). So the zygote keeps its MLSPEC_* variables last in
@@ -27,6 +31,7 @@ from pathlib import Path
 PAD_VAR = "MLSPEC_ZYGOTE_PAD"
 PAD_BYTES = 8192  # room for a child's marks and extra variables
 OWN_PREFIX = "MLSPEC_"
+PR_SET_PDEATHSIG = 1
 PRELOAD = ("numpy", "orjson", "uvloop", "yaml", "sklearn.base", "sklearn.linear_model", "sklearn.pipeline",
            "mlspec.runtime.serving.app", "mlspec.runtime.serving.loading")
 
@@ -81,10 +86,32 @@ def _first_mark(block: bytes) -> int:
 
 
 def _child(request: dict[str, object], listener: socket.socket, connection: socket.socket) -> None:
-    """The forked replica: its own session, marks and output, then the scoring server as if started afresh."""
+    """The first child: forks the replica, answers with its pid and exits, leaving the replica an orphan."""
     code = 1
     try:
         listener.close()
+        pid = os.fork()
+        if pid == 0:
+            _replica(request, connection)
+        print(f"mlspec-zygote: forked replica {pid} ({_mark(request)})", file=sys.stderr, flush=True)
+        connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        code = 0
+    except BaseException as error:  # never back into the zygote's loop
+        with contextlib.suppress(OSError):
+            connection.sendall(json.dumps({"error": f"cannot fork: {error}"}).encode() + b"\n")
+    finally:
+        os._exit(code)
+
+
+def _mark(request: dict[str, object]) -> str:
+    env = request.get("env")
+    return str(env.get("MLSPEC_PROCESS_ID", "?")) if isinstance(env, dict) else "?"
+
+
+def _replica(request: dict[str, object], connection: socket.socket) -> None:
+    """The forked replica: its own session, marks, folder and output, then the scoring server as if started afresh."""
+    code = 1
+    try:
         connection.close()
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -92,6 +119,9 @@ def _child(request: dict[str, object], listener: socket.socket, connection: sock
         env = request.get("env") or {}
         assert isinstance(env, dict)
         rewrite_marks({str(k): str(v) for k, v in env.items()})
+        cwd = request.get("cwd")
+        if isinstance(cwd, str):
+            os.chdir(cwd)
         log = request.get("log")
         if isinstance(log, str):
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -115,7 +145,8 @@ def _child(request: dict[str, object], listener: socket.socket, connection: sock
 
 
 def serve(path: Path) -> None:
-    """Answer fork requests on the Unix socket until stopped; children are reaped by the kernel."""
+    """Answer fork requests on the Unix socket until stopped; the short-lived first children are reaped by the
+    kernel (SIGCHLD ignored), the replicas by whoever inherits them."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -137,19 +168,17 @@ def serve(path: Path) -> None:
             except ValueError as error:
                 connection.sendall(json.dumps({"error": str(error)}).encode() + b"\n")
                 continue
-            pid = os.fork()
-            if pid == 0:
+            if os.fork() == 0:
                 _child(request, listener, connection)
-            connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 
 def fork_replica(path: str | os.PathLike[str], argv: list[str], env: dict[str, str], log: str | None = None,
-                 timeout: float = 5.0) -> int:
+                 timeout: float = 5.0, cwd: str | None = None) -> int:
     """Ask the zygote at `path` for a replica; its pid. Raises OSError when the zygote cannot do it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         client.connect(os.fspath(path))
-        client.sendall(json.dumps({"argv": argv, "env": env, "log": log}).encode() + b"\n")
+        client.sendall(json.dumps({"argv": argv, "env": env, "log": log, "cwd": cwd}).encode() + b"\n")
         answer = json.loads(client.makefile("rb").readline() or b"{}")
     if "pid" not in answer:
         raise OSError(f"the zygote at {path} refused: {answer.get('error', 'no answer')}")
@@ -159,11 +188,18 @@ def fork_replica(path: str | os.PathLike[str], argv: list[str], env: dict[str, s
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mlspec-zygote", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, type=Path, help="the Unix socket to take requests on")
+    parser.add_argument("--parent", type=int, metavar="PID",
+                        help="stop when this process (the one that started the zygote) exits")
     args = parser.parse_args(argv)
+    if args.parent is not None:  # kept across the re-exec below; forked children do not inherit it
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != args.parent:
+            sys.exit(0)  # it is gone already
     if not arranged():  # once, before anything is imported: marks last, then room for a child's own
         if PAD_VAR in os.environ:
             sys.exit("mlspec-zygote: error: cannot arrange the environment so that replicas carry their own marks")
-        os.execve(sys.executable, [sys.executable, "-m", "mlspec.runtime.serving.zygote", *sys.argv[1:]],
+        # -P as the engine starts its modules: no file in the working folder can stand in for one of them.
+        os.execve(sys.executable, [sys.executable, "-P", "-m", "mlspec.runtime.serving.zygote", *sys.argv[1:]],
                   dict(_tail_layout(dict(os.environ))))
     for module in PRELOAD:
         with contextlib.suppress(ImportError):
