@@ -15,13 +15,12 @@ import pytest
 
 from mlspec.backends.local.health import healthy
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import free_port, is_ours, owned_processes
+from mlspec.backends.local.processes import ID_VAR, free_port, is_ours, owned_processes
 from mlspec.backends.local.state import ProcessRow, StateStore
 from mlspec.backends.local.supervisor import ensure_running, python_command, start_marker
 from mlspec.backends.local.zygotes import LINGER_VAR
 from mlspec.runtime.procfs import stat_fields
 from tests.local.conftest import mlspec, status, wait_for
-from tests.local.test_rollouts import edit
 from tests.runtime.test_serving_support import MODEL, IrisStore, shared_store
 
 pytestmark = pytest.mark.e2e
@@ -129,11 +128,8 @@ def test_later_replicas_are_forked_owned_restarted_and_stopped(
     assert alive(int(row_of(store, keeper.id).pid or 0))  # the supervisor itself goes on
 
 
-def test_an_endpoints_replica_is_forked_after_a_crash_and_down_leaves_nothing(iris: Path) -> None:
-    spec = iris / "mlspec.yaml"
-    edit(spec, "    model: iris-clf@latest\n    instance_count: 1",
-         "    model: iris-clf@latest\n    compute: here\n    instance_count: 1")
-    spec.write_text(spec.read_text() + "---\nkind: Compute\nname: here\ntype: local\n")
+def test_an_endpoints_replica_within_limits_is_forked_after_a_crash_and_down_leaves_nothing(iris: Path) -> None:
+    # examples/iris runs its replicas on a compute of 1 core and 2Gi: under the node launcher, forked with it.
     mlspec("up", str(iris), "--yes")
     paths = WorkspacePaths(iris / ".mlspec")
     store = StateStore(paths.state_db)
@@ -148,8 +144,12 @@ def test_an_endpoints_replica_is_forked_after_a_crash_and_down_leaves_nothing(ir
     wait_for(lambda: row_of(store, blue.id).restarts == 1, 10)
     assert row_of(store, blue.id).last_exit == -signal.SIGKILL
     wait_for(lambda: row_of(store, blue.id).pid not in (None, blue.pid) and healthy(str(blue.health)), 30)
-    pid = row_of(store, blue.id).pid
-    assert pid is not None and forked(paths.logs, pid, blue.id) and parent(pid) == supervisor
+    launcher = row_of(store, blue.id).pid
+    assert launcher is not None and forked(paths.logs, launcher, blue.id) and parent(launcher) == supervisor
+    [server] = [int(p) for p in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()]
+    assert len(os.sched_getaffinity(server)) == 1  # pinned by its launcher, as a node started afresh is
+    environ = Path(f"/proc/{server}/environ").read_bytes()
+    assert b"OMP_NUM_THREADS=1\0" in environ and f"{ID_VAR}=".encode() not in environ  # the launcher's alone
 
     outputs = status(iris)["resources"]["endpoint/iris"]["outputs"]
     key = json.loads(mlspec("endpoint", "keys", "iris", str(iris), "--json").stdout)["primary"]
@@ -161,4 +161,4 @@ def test_an_endpoints_replica_is_forked_after_a_crash_and_down_leaves_nothing(ir
 
     mlspec("down", str(iris), "--yes")
     assert owned_processes(str(paths.root.resolve())) == {}
-    assert not alive(zygote) and not alive(pid)
+    assert not any(alive(pid) for pid in (zygote, launcher, server))

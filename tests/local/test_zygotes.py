@@ -9,7 +9,9 @@ import textwrap
 
 from mlspec.backends.local.state import ProcessRow
 from mlspec.backends.local.supervisor import python_command
-from mlspec.backends.local.zygotes import forkable, zygote_key
+from mlspec.backends.local.zygotes import fork_of
+from mlspec.runtime.jobrun import NodeLimits
+from mlspec.runtime.launch import limited_argv
 
 # Each scenario runs in a process of its own: a subreaper inherits every orphan below it, which the test runner
 # must not become.
@@ -112,17 +114,38 @@ def row(argv: list[str], env: dict[str, str] | None = None, cwd: str = "/a") -> 
     return ProcessRow(id="e/blue/g/0", owner="e", argv=argv, env=env or {}, cwd=cwd, log="/dev/null", health=None)
 
 
+def key(argv: list[str], env: dict[str, str] | None = None, base: dict[str, str] | None = None,
+        cwd: str = "/a") -> str:
+    found = fork_of(row(argv, env, cwd), base or {"PATH": "/usr/bin"})
+    assert found is not None, argv
+    return found.key
+
+
+SERVER = python_command("mlspec.runtime.serving", "--model-uri", "models:/m/1")
+
+
 def test_zygotes_are_kept_apart_by_what_a_fork_cannot_change() -> None:
-    server = python_command("mlspec.runtime.serving", "--model-uri", "models:/m/1")
-    base = {"PATH": "/usr/bin"}
-    key = zygote_key(row(server), base)
-    assert forkable(row(server))
-    assert zygote_key(row(server, cwd="/b"), base) == key  # a child changes folder itself
-    assert zygote_key(row(server, {"MLSPEC_PROCESS_ID": "x"}), base) == key  # the marks are each child's own
-    assert zygote_key(row([*server, "--port", "2"]), base) == key  # so are its arguments
-    assert zygote_key(row(server, {"OMP_NUM_THREADS": "1"}), base) != key  # read at import time
-    assert zygote_key(row(server), {**base, "OMP_NUM_THREADS": "1"}) != key
-    assert zygote_key(row(["/other/python", *server[1:]]), base) != key
-    # The node launcher (limits) and other modules are started as they always were.
-    assert not forkable(row([sys.executable, "-m", "mlspec.runtime.nodes", "--", *server]))
-    assert not forkable(row(python_command("mlspec.runtime.gateway")))
+    plain = key(SERVER)
+    assert key(SERVER, cwd="/b") == plain  # a child changes folder itself
+    assert key(SERVER, {"MLSPEC_PROCESS_ID": "x"}) == plain  # the marks are each child's own
+    assert key([*SERVER, "--port", "2"]) == plain  # so are its arguments
+    assert key(SERVER, {"OMP_NUM_THREADS": "1"}) != plain  # read at import time
+    assert key(SERVER, base={"PATH": "/usr/bin", "OMP_NUM_THREADS": "1"}) != plain
+    assert key(["/other/python", *SERVER[1:]]) != plain
+    assert fork_of(row(python_command("mlspec.runtime.gateway")), {}) is None
+
+
+def test_a_replica_within_limits_is_forked_with_its_launcher_and_the_node_environment() -> None:
+    one_core = limited_argv(SERVER, NodeLimits(cpus=1, memory=2**30), 0, identity="MLSPEC_PROCESS_ID")
+    found = fork_of(row(one_core), {"PATH": "/usr/bin"})
+    assert found is not None and found.module == "mlspec.runtime.nodes" and found.python == SERVER[0]
+    assert found.argv[-len(SERVER) - 1:] == ["--", *SERVER]
+    assert found.env == {"PATH": "/usr/bin", "OMP_NUM_THREADS": "1"}  # what the launcher gives its node
+    assert found.key == key(SERVER, {"OMP_NUM_THREADS": "1"})  # the same warm process as such a plain replica
+    other_slot = limited_argv([*SERVER, "--port", "2"], NodeLimits(cpus=1, memory=2**30), 1, identity="X")
+    assert key(other_slot) == found.key
+    own = fork_of(row(one_core, {"OMP_NUM_THREADS": "3"}), {})
+    assert own is not None and own.env["OMP_NUM_THREADS"] == "3"  # the launcher leaves a row's own alone
+    gpu = limited_argv(SERVER, NodeLimits(gpus=1), 0)
+    assert fork_of(row(gpu), {}) is None  # a GPU is taken at import: started afresh
+    assert fork_of(row(limited_argv(python_command("mlspec.runtime.gateway"), NodeLimits(cpus=1), 0)), {}) is None

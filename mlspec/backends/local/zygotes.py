@@ -9,6 +9,10 @@ differently gets a zygote of its own). The working folder, the marks and the log
 The zygote forks each replica twice, so the replica is at once an orphan; the supervisor is a child subreaper, so
 it inherits the replica and reads its real exit status, as it would for a process it started itself. Whatever
 goes wrong with a zygote, the replica is started the usual way: a zygote only ever makes a start faster.
+
+A replica within limits runs under the node launcher, which pins the server to its cores and holds its memory
+limit: its zygote runs the launcher in the forked child, and the launcher forks the server from that same warm
+process. The zygote is started with the environment the launcher gives its node (OMP_NUM_THREADS for its cores).
 """
 
 from __future__ import annotations
@@ -24,16 +28,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, WORKSPACE_VAR, stop_group
 from mlspec.backends.local.state import ProcessRow
+from mlspec.runtime.limits import node_cores
+from mlspec.runtime.nodes import parse as launcher_args
 from mlspec.runtime.procfs import stat_fields
-from mlspec.runtime.serving.zygote import OWN_PREFIX, fork_replica
+from mlspec.runtime.serving.zygote import LAUNCHER, OWN_PREFIX, SERVER, fork_replica
 from mlspec.runtime.sockets import socket_folder
 
 ZYGOTE = "zygote"  # the owner mark of a zygote: not a row of the supervisor's, so never swept as an orphan of one
-SERVER = ["-P", "-m", "mlspec.runtime.serving"]
+PYTHON_OPTIONS = ["-P", "-m"]
 LINGER_VAR = "MLSPEC_ZYGOTE_LINGER_S"
 LINGER_S = 300.0  # a zygote outlives the last row of its kind this long, so a scale-up from zero forks too
 FORK_TIMEOUT_S = 2.0
@@ -51,15 +58,42 @@ def become_subreaper() -> bool:
         return False
 
 
-def forkable(row: ProcessRow) -> bool:
-    """Rows that run the scoring server itself (not under the node launcher) can be forked from a zygote."""
-    return row.argv[1:4] == SERVER
+class Fork(NamedTuple):
+    """How a row is forked: by a zygote of `python` with `env` (without marks), running `module` with `argv`."""
+
+    python: str
+    env: dict[str, str]
+    module: str
+    argv: list[str]
+
+    @property
+    def key(self) -> str:
+        """What a forked child inherits and cannot change: the interpreter and the environment without marks."""
+        return hashlib.sha256(json.dumps([self.python, self.env], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def zygote_key(row: ProcessRow, base: dict[str, str]) -> str:
-    """What a forked child inherits and cannot change: the interpreter and the environment without marks."""
+def fork_of(row: ProcessRow, base: dict[str, str]) -> Fork | None:
+    """How the row can be forked, for the scoring server alone or under the node launcher on one node without
+    GPUs; None for any other row (or when the arguments do not parse), which is started afresh."""
     env = {k: v for k, v in {**base, **row.env}.items() if not k.startswith(OWN_PREFIX)}
-    return hashlib.sha256(json.dumps([row.argv[0], env], sort_keys=True).encode()).hexdigest()[:16]
+    if row.argv[1:4] == [*PYTHON_OPTIONS, SERVER]:
+        return Fork(row.argv[0], env, SERVER, row.argv[4:])
+    if row.argv[1:3] != ["-m", LAUNCHER]:
+        return None
+    try:
+        args = launcher_args(row.argv[3:])
+    except SystemExit:
+        return None
+    node = list(args.argv)
+    if args.nodes != 1 or args.pytorch or args.gpus or node[1:4] != [*PYTHON_OPTIONS, SERVER]:
+        return None
+    if args.cpus is not None and "OMP_NUM_THREADS" not in env:  # as the launcher sets it for its node
+        env["OMP_NUM_THREADS"] = str(len(node_cores(args.node_offset, args.cpus, sorted(os.sched_getaffinity(0)))))
+    return Fork(node[0], env, LAUNCHER, row.argv[3:])
+
+
+def forkable(row: ProcessRow) -> bool:
+    return fork_of(row, {}) is not None
 
 
 def _start_ticks(pid: int) -> bytes | None:
@@ -114,13 +148,13 @@ class ZygotePool:
 
     def fork(self, row: ProcessRow, marks: dict[str, str]) -> ForkedReplica | None:
         """The row's replica forked from its warm zygote; None (the caller starts it itself) when it cannot be."""
-        if not self.enabled or not forkable(row):
-            return None
-        zygote = self.zygotes.get(zygote_key(row, dict(os.environ)))
-        if zygote is None or not zygote.ready():
+        plan = fork_of(row, dict(os.environ)) if self.enabled else None
+        zygote = self.zygotes.get(plan.key) if plan else None
+        if plan is None or zygote is None or not zygote.ready():
             return None
         try:
-            pid = fork_replica(zygote.socket, row.argv[4:], marks, log=row.log, timeout=FORK_TIMEOUT_S, cwd=row.cwd)
+            pid = fork_replica(zygote.socket, plan.argv, marks, log=row.log, timeout=FORK_TIMEOUT_S, cwd=row.cwd,
+                               module=plan.module)
         except (OSError, ValueError) as error:
             self.log(f"could not fork {row.id} from its zygote ({error}); starting it afresh")
             return None
@@ -133,30 +167,31 @@ class ZygotePool:
         now = time.monotonic()
         base = dict(os.environ)
         for row in rows:
-            if row.desired and row.state != "stopped" and forkable(row):
-                key = zygote_key(row, base)
-                zygote = self.zygotes.get(key)
-                if zygote is not None and zygote.proc.poll() is not None:
-                    self.log(f"zygote {key} exited with {zygote.proc.returncode}; starting another")
-                    zygote = None
-                if zygote is None:
-                    zygote = self.zygotes[key] = self.start(key, row, base)
-                zygote.needed = now
+            plan = fork_of(row, base) if row.desired and row.state != "stopped" else None
+            if plan is None:
+                continue
+            zygote = self.zygotes.get(plan.key)
+            if zygote is not None and zygote.proc.poll() is not None:
+                self.log(f"zygote {plan.key} exited with {zygote.proc.returncode}; starting another")
+                zygote = None
+            if zygote is None:
+                zygote = self.zygotes[plan.key] = self.start(plan, row)
+            zygote.needed = now
         for key, zygote in list(self.zygotes.items()):
             if zygote.proc.poll() is not None or now - zygote.needed > self.linger:
                 self.stop(key)
 
-    def start(self, key: str, row: ProcessRow, base: dict[str, str]) -> Zygote:
+    def start(self, plan: Fork, row: ProcessRow) -> Zygote:
+        key = plan.key
         folder = socket_folder(self.paths.root / "zygotes", _NAME_MAX)
         socket = folder / f"{key}.sock"
         with contextlib.suppress(FileNotFoundError):
             socket.unlink()  # a dead zygote's: the new one is ready once its own is there
-        env = {**base, **row.env, WORKSPACE_VAR: self.workspace, ID_VAR: f"supervisor/{ZYGOTE}/{key}",
-               STARTED_BY_VAR: ZYGOTE}
+        env = {**plan.env, WORKSPACE_VAR: self.workspace, ID_VAR: f"supervisor/{ZYGOTE}/{key}", STARTED_BY_VAR: ZYGOTE}
         log = self.paths.logs / f"zygote-{key}.log"
         with open(log, "ab") as handle:
-            proc = subprocess.Popen([row.argv[0], *SERVER[:2], "mlspec.runtime.serving.zygote", "--socket", str(socket),
-                                     "--parent", str(os.getpid())], cwd=row.cwd, env=env, stdout=handle,
+            proc = subprocess.Popen([plan.python, *PYTHON_OPTIONS, "mlspec.runtime.serving.zygote", "--socket",
+                                     str(socket), "--parent", str(os.getpid())], cwd=row.cwd, env=env, stdout=handle,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.log(f"started zygote {key} (pid {proc.pid}) for replicas like {row.id}")
         return Zygote(proc, socket, time.monotonic())

@@ -3,7 +3,9 @@
 Importing Python, numpy, scikit-learn and the server costs a replica most of its start; a zygote pays it once per
 environment (interpreter) and forks a replica per request, which then only resolves, verifies and loads its
 model. A request is one JSON line on the Unix socket: {"argv": [scoring server arguments], "env": {NAME: VALUE},
-"log": PATH, "cwd": PATH}; the answer is {"pid": N} or {"error": "..."}.
+"log": PATH, "cwd": PATH}; the answer is {"pid": N} or {"error": "..."}. With "module": "mlspec.runtime.nodes" the
+argv is the node launcher's (a replica within CPU and memory limits): the forked child runs the launcher, which
+forks its node, the scoring server, from the same warm process rather than starting it afresh.
 
 Each replica is forked twice (the first child forks it, answers with its pid and exits), so it is an orphan at once:
 the kernel hands it to the nearest subreaper above the zygote, which the local engine's supervisor is. That one,
@@ -32,8 +34,11 @@ PAD_VAR = "MLSPEC_ZYGOTE_PAD"
 PAD_BYTES = 8192  # room for a child's marks and extra variables
 OWN_PREFIX = "MLSPEC_"
 PR_SET_PDEATHSIG = 1
+SERVER = "mlspec.runtime.serving"
+LAUNCHER = "mlspec.runtime.nodes"
 PRELOAD = ("numpy", "orjson", "uvloop", "yaml", "sklearn.base", "sklearn.linear_model", "sklearn.pipeline",
-           "mlspec.runtime.serving.app", "mlspec.runtime.serving.loading")
+           "mlspec.runtime.serving.app", "mlspec.runtime.serving.loading", "mlspec.runtime.serving.__main__",
+           LAUNCHER, "mlspec.runtime.serving.forked_node")
 
 
 def _environment_block() -> tuple[int, int]:
@@ -57,20 +62,24 @@ def arranged() -> bool:
     return block.rstrip(b"\0") == wanted.rstrip(b"\0")
 
 
-def rewrite_marks(env: dict[str, str]) -> None:
+def rewrite_marks(env: dict[str, str | None]) -> None:
     """In a forked child: its own marks (and extra variables) in place of the zygote's, in the block that
-    /proc/PID/environ shows and in os.environ. The bytes before the marks stay where they are, so the C library's
-    pointers to them stay valid; the marks get fresh copies through putenv."""
+    /proc/PID/environ shows and in os.environ (a None value removes that mark). The bytes before the marks stay
+    where they are, so the C library's pointers to them stay valid; the marks get fresh copies through putenv."""
     start, end = _environment_block()
     block = ctypes.string_at(start, end - start)
     offset = _first_mark(block)
-    marks = {k: v for k, v in os.environ.items() if k.startswith(OWN_PREFIX) and k != PAD_VAR}
-    marks.update(env)
+    merged: dict[str, str | None] = {k: v for k, v in os.environ.items() if k.startswith(OWN_PREFIX) and k != PAD_VAR}
+    merged.update(env)
+    marks = {k: v for k, v in merged.items() if v is not None}
     tail = b"".join(f"{k}={v}".encode() + b"\0" for k, v in marks.items())
     if offset + len(tail) > len(block):
         raise OSError(f"the marks need {len(tail)} bytes; the zygote left {len(block) - offset}")
-    for name, value in marks.items():
-        os.environ[name] = value  # putenv: the C library now points at a copy, not at the bytes rewritten below
+    for name, value in merged.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value  # putenv: the C library now points at a copy, not at the bytes rewritten below
     os.environ.pop(PAD_VAR, None)
     ctypes.memmove(start + offset, tail, len(tail))
     ctypes.memset(start + offset + len(tail), 0, len(block) - offset - len(tail))
@@ -128,12 +137,19 @@ def _replica(request: dict[str, object], connection: socket.socket) -> None:
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
-        from mlspec.runtime.serving.__main__ import main
-
         argv = request.get("argv")
         assert isinstance(argv, list)
-        sys.argv = ["mlspec-serve", *map(str, argv)]
-        code = main([str(arg) for arg in argv])
+        if request.get("module", SERVER) == LAUNCHER:
+            from mlspec.runtime.nodes import main as launch
+            from mlspec.runtime.serving.forked_node import forked_node
+
+            sys.argv = [LAUNCHER, *map(str, argv)]
+            code = launch([str(arg) for arg in argv], spawn=forked_node)
+        else:
+            from mlspec.runtime.serving.__main__ import main
+
+            sys.argv = ["mlspec-serve", *map(str, argv)]
+            code = main([str(arg) for arg in argv])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
     except BaseException as error:  # a child must never return into the zygote's loop
@@ -173,12 +189,14 @@ def serve(path: Path) -> None:
 
 
 def fork_replica(path: str | os.PathLike[str], argv: list[str], env: dict[str, str], log: str | None = None,
-                 timeout: float = 5.0, cwd: str | None = None) -> int:
-    """Ask the zygote at `path` for a replica; its pid. Raises OSError when the zygote cannot do it."""
+                 timeout: float = 5.0, cwd: str | None = None, module: str = SERVER) -> int:
+    """Ask the zygote at `path` for a replica (`module`: the scoring server, or the node launcher running it); its
+    pid. Raises OSError when the zygote cannot do it."""
+    request = {"module": module, "argv": argv, "env": env, "log": log, "cwd": cwd}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         client.connect(os.fspath(path))
-        client.sendall(json.dumps({"argv": argv, "env": env, "log": log, "cwd": cwd}).encode() + b"\n")
+        client.sendall(json.dumps(request).encode() + b"\n")
         answer = json.loads(client.makefile("rb").readline() or b"{}")
     if "pid" not in answer:
         raise OSError(f"the zygote at {path} refused: {answer.get('error', 'no answer')}")
