@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -222,6 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     for module in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(module)
+    # What was imported stays out of every later collection: a child's collector never walks (and so never copies)
+    # the pages it shares with the zygote.
+    gc.collect()
+    gc.freeze()
     serve(args.socket)
 
 
