@@ -117,8 +117,17 @@ def test_later_replicas_are_forked_owned_restarted_and_stopped(
     assert again is not None and forked(paths.logs, again, second.id) and parent(again) == supervisor
     assert f"==> mlspec: {second.id} exited with -9" in Path(second.log).read_text()
 
-    pids = [row_of(store, r.id).pid for r in (first, second)]
-    for row in (first, second):
+    os.kill(zygote, signal.SIGKILL)  # a replica never fails to start for want of its zygote
+    third = replica(paths, iris_store, 2)
+    store.want_process(third)
+    ensure_running(paths)
+    wait_for(lambda: healthy(str(third.health)), 90)
+    wait_for(lambda: zygote_pid(paths.logs) not in (None, zygote), 90)  # and another is started
+    zygote = zygote_pid(paths.logs)
+    assert zygote is not None and parent(zygote) == supervisor
+
+    pids = [row_of(store, r.id).pid for r in (first, second, third)]
+    for row in (first, second, third):
         store.observe(row.id, desired=0)
     ensure_running(paths)
     wait_for(lambda: not any(p.id.startswith("t/blue/") for p in store.processes()), 30)

@@ -44,6 +44,7 @@ PYTHON_OPTIONS = ["-P", "-m"]
 LINGER_VAR = "MLSPEC_ZYGOTE_LINGER_S"
 LINGER_S = 300.0  # a zygote outlives the last row of its kind this long, so a scale-up from zero forks too
 FORK_TIMEOUT_S = 2.0
+RETRY_S = 5.0  # a zygote that exited or could not start is started again this long after, not every tick
 _PR_SET_CHILD_SUBREAPER = 36
 _NAME_MAX = 21  # a socket's file name below: 16 hex digits + ".sock"
 
@@ -144,6 +145,7 @@ class ZygotePool:
         self.paths, self.workspace, self.log = paths, workspace, log
         self.enabled = become_subreaper()
         self.zygotes: dict[str, Zygote] = {}
+        self.not_before: dict[str, float] = {}
         self.linger = float(os.environ.get(LINGER_VAR, LINGER_S))
 
     def fork(self, row: ProcessRow, marks: dict[str, str]) -> ForkedReplica | None:
@@ -171,30 +173,39 @@ class ZygotePool:
             if plan is None:
                 continue
             zygote = self.zygotes.get(plan.key)
-            if zygote is not None and zygote.proc.poll() is not None:
-                self.log(f"zygote {plan.key} exited with {zygote.proc.returncode}; starting another")
-                zygote = None
-            if zygote is None:
-                zygote = self.zygotes[plan.key] = self.start(plan, row)
-            zygote.needed = now
+            if zygote is None and now >= self.not_before.get(plan.key, 0.0):
+                zygote = self.start(plan, row)
+            if zygote is not None:
+                zygote.needed = now
         for key, zygote in list(self.zygotes.items()):
-            if zygote.proc.poll() is not None or now - zygote.needed > self.linger:
+            if zygote.proc.poll() is not None:
+                self.log(f"zygote {key} exited with {zygote.proc.returncode}; replicas start afresh until another "
+                         f"is started, in {RETRY_S:.0f}s at the earliest")
+                self.not_before[key] = now + RETRY_S
+                self.stop(key)
+            elif now - zygote.needed > self.linger:
                 self.stop(key)
 
-    def start(self, plan: Fork, row: ProcessRow) -> Zygote:
+    def start(self, plan: Fork, row: ProcessRow) -> Zygote | None:
         key = plan.key
-        folder = socket_folder(self.paths.root / "zygotes", _NAME_MAX)
-        socket = folder / f"{key}.sock"
-        with contextlib.suppress(FileNotFoundError):
-            socket.unlink()  # a dead zygote's: the new one is ready once its own is there
         env = {**plan.env, WORKSPACE_VAR: self.workspace, ID_VAR: f"supervisor/{ZYGOTE}/{key}", STARTED_BY_VAR: ZYGOTE}
-        log = self.paths.logs / f"zygote-{key}.log"
-        with open(log, "ab") as handle:
-            proc = subprocess.Popen([plan.python, *PYTHON_OPTIONS, "mlspec.runtime.serving.zygote", "--socket",
-                                     str(socket), "--parent", str(os.getpid())], cwd=row.cwd, env=env, stdout=handle,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            socket = socket_folder(self.paths.root / "zygotes", _NAME_MAX) / f"{key}.sock"
+            with contextlib.suppress(FileNotFoundError):
+                socket.unlink()  # a dead zygote's: the new one is ready once its own is there
+            with open(self.paths.logs / f"zygote-{key}.log", "ab") as handle:
+                # In mlspec's own folder: each replica moves to its row's.
+                proc = subprocess.Popen([plan.python, *PYTHON_OPTIONS, "mlspec.runtime.serving.zygote", "--socket",
+                                         str(socket), "--parent", str(os.getpid())], cwd=self.paths.proc, env=env,
+                                        stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        except OSError as error:
+            self.log(f"could not start a zygote for replicas like {row.id} ({error}); they start afresh")
+            self.not_before[key] = time.monotonic() + RETRY_S
+            return None
         self.log(f"started zygote {key} (pid {proc.pid}) for replicas like {row.id}")
-        return Zygote(proc, socket, time.monotonic())
+        self.zygotes[key] = Zygote(proc, socket, time.monotonic())
+        return self.zygotes[key]
 
     def stop(self, key: str) -> None:
         zygote = self.zygotes.pop(key)

@@ -165,15 +165,18 @@ def serve(path: Path) -> None:
     """Answer fork requests on the Unix socket until stopped; the short-lived first children are reaped by the
     kernel (SIGCHLD ignored), the replicas by whoever inherits them."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Bound and listening under another name first: the socket appears at `path` only once it takes requests.
+    staging = path.with_suffix(".tmp")
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        staging.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_mask = os.umask(0o177)
     try:
-        listener.bind(str(path))
+        listener.bind(str(staging))
     finally:
         os.umask(old_mask)
     listener.listen(64)
+    os.replace(staging, path)
     print(f"mlspec-zygote: ready on {path} (pid {os.getpid()})", file=sys.stderr, flush=True)
     while True:
         connection, _ = listener.accept()
