@@ -15,10 +15,10 @@ import pytest
 
 from mlspec.backends.local.health import healthy
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import ID_VAR, free_port, is_ours, owned_processes
+from mlspec.backends.local.processes import ID_VAR, free_port, is_ours, marked_processes, owned_processes
 from mlspec.backends.local.state import ProcessRow, StateStore
 from mlspec.backends.local.supervisor import ensure_running, python_command, start_marker
-from mlspec.backends.local.zygotes import LINGER_VAR
+from mlspec.backends.local.zygotes import LINGER_VAR, ZYGOTE
 from mlspec.runtime.procfs import stat_fields
 from tests.local.conftest import mlspec, status, wait_for
 from tests.runtime.test_serving_support import MODEL, IrisStore, shared_store
@@ -92,6 +92,9 @@ def test_later_replicas_are_forked_owned_restarted_and_stopped(
     wait_for(lambda: zygote_pid(paths.logs) is not None, 90)
     zygote = zygote_pid(paths.logs)
     assert zygote is not None and parent(zygote) == supervisor
+    workspace_id = str(paths.root.resolve())
+    assert marked_processes(workspace_id, ZYGOTE) == [zygote]
+    assert zygote not in owned_processes(workspace_id)  # part of the supervisor: no row declares it
 
     second = replica(paths, iris_store, 1)
     declared = time.monotonic()
@@ -170,4 +173,5 @@ def test_an_endpoints_replica_within_limits_is_forked_after_a_crash_and_down_lea
 
     mlspec("down", str(iris), "--yes")
     assert owned_processes(str(paths.root.resolve())) == {}
+    assert marked_processes(str(paths.root.resolve()), ZYGOTE) == []
     assert not any(alive(pid) for pid in (zygote, launcher, server))

@@ -135,6 +135,7 @@ class Supervisor:
                 self.log(f"stopping orphan {process_id} (pid {pid})")
                 stop_group(pid)
                 self.children.pop(process_id, None)
+        self.zygotes.sweep()
         # Orphans this subreaper inherited (what a replica had started when it died) that have exited.
         reap_strays({child.pid for child in self.children.values()} | self.zygotes.pids())
         self.last_sweep = time.monotonic()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, WORKSPACE_VAR, stop_group
+from mlspec.backends.local.processes import STARTED_BY_VAR, WORKSPACE_VAR, marked_processes, stop_group
 from mlspec.backends.local.state import ProcessRow
 from mlspec.runtime.limits import node_cores
 from mlspec.runtime.nodes import parse as launcher_args
@@ -39,7 +39,9 @@ from mlspec.runtime.procfs import stat_fields
 from mlspec.runtime.serving.zygote import LAUNCHER, OWN_PREFIX, SERVER, fork_replica
 from mlspec.runtime.sockets import socket_folder
 
-ZYGOTE = "zygote"  # the owner mark of a zygote: not a row of the supervisor's, so never swept as an orphan of one
+# The owner mark of a zygote. It carries no process id: no row declares it, so it is no process of the workspace's
+# in the engine's eyes (nor an orphan of the supervisor's); it is part of the supervisor, and dies with it.
+ZYGOTE = "zygote"
 PYTHON_OPTIONS = ["-P", "-m"]
 LINGER_VAR = "MLSPEC_ZYGOTE_LINGER_S"
 LINGER_S = 300.0  # a zygote outlives the last row of its kind this long, so a scale-up from zero forks too
@@ -188,7 +190,7 @@ class ZygotePool:
 
     def start(self, plan: Fork, row: ProcessRow) -> Zygote | None:
         key = plan.key
-        env = {**plan.env, WORKSPACE_VAR: self.workspace, ID_VAR: f"supervisor/{ZYGOTE}/{key}", STARTED_BY_VAR: ZYGOTE}
+        env = {**plan.env, WORKSPACE_VAR: self.workspace, STARTED_BY_VAR: ZYGOTE}
         try:
             socket = socket_folder(self.paths.root / "zygotes", _NAME_MAX) / f"{key}.sock"
             with contextlib.suppress(FileNotFoundError):
@@ -222,6 +224,13 @@ class ZygotePool:
 
     def pids(self) -> set[int]:
         return {zygote.proc.pid for zygote in self.zygotes.values()}
+
+    def sweep(self) -> None:
+        """Stop zygotes of this workspace that this pool does not hold (an earlier supervisor's, should one have
+        outlived it for a moment)."""
+        for pid in set(marked_processes(self.workspace, ZYGOTE)) - self.pids():
+            self.log(f"stopping a zygote this supervisor did not start (pid {pid})")
+            stop_group(pid, grace=2.0)
 
 
 def reap_strays(tracked: set[int]) -> list[int]:
