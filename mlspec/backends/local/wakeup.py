@@ -10,23 +10,29 @@ import stat
 from pathlib import Path
 
 from mlspec.backends.local.paths import WorkspacePaths
+from mlspec.runtime.sockets import private_dir
 
 
 def wake_path(paths: WorkspacePaths) -> Path:
-    return paths.root / "supervisor.wake"
+    """Beside the workspace's other special files (its sockets), which copies and backups of it pass over."""
+    return paths.root / "sockets" / "supervisor.wake"
 
 
 class WakeUp:
     """The supervisor's end: a FIFO it holds open for reading and writing (so it never reads an end of file)."""
 
     def __init__(self, paths: WorkspacePaths) -> None:
-        path = wake_path(paths)
-        with contextlib.suppress(FileExistsError):
-            os.mkfifo(path, 0o600)
         self.fd: int | None = None
-        info = os.lstat(path)
-        if stat.S_ISFIFO(info.st_mode) and info.st_uid == os.geteuid():
-            self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        path = wake_path(paths)
+        try:
+            private_dir(path.parent)
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(path, 0o600)
+            info = os.lstat(path)
+            if stat.S_ISFIFO(info.st_mode) and info.st_uid == os.geteuid():
+                self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            pass  # no wake-ups: the supervisor still looks every tick
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds, less when poked; whether it was."""
