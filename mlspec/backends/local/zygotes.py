@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -81,18 +82,31 @@ def fork_of(row: ProcessRow, base: dict[str, str]) -> Fork | None:
     env = {k: v for k, v in {**base, **row.env}.items() if not k.startswith(OWN_PREFIX)}
     if row.argv[1:4] == [*PYTHON_OPTIONS, SERVER]:
         return Fork(row.argv[0], env, SERVER, row.argv[4:])
-    if row.argv[1:3] != ["-m", LAUNCHER]:
+    launched = _launched_server(tuple(row.argv))
+    if launched is None:
+        return None
+    python, cores = launched
+    if cores is not None and "OMP_NUM_THREADS" not in env:  # as the launcher sets it for its node
+        env["OMP_NUM_THREADS"] = str(cores)
+    return Fork(python, env, LAUNCHER, row.argv[3:])
+
+
+@functools.lru_cache(maxsize=256)
+def _launched_server(argv: tuple[str, ...]) -> tuple[str, int | None] | None:
+    """(the server's interpreter, how many cores the launcher pins it to) when `argv` is the node launcher running
+    the scoring server on one node without GPUs; None otherwise. Cached: the supervisor asks every tick."""
+    if list(argv[1:3]) != ["-m", LAUNCHER]:
         return None
     try:
-        args = launcher_args(row.argv[3:])
+        args = launcher_args(argv[3:])
     except SystemExit:
         return None
     node = list(args.argv)
     if args.nodes != 1 or args.pytorch or args.gpus or node[1:4] != [*PYTHON_OPTIONS, SERVER]:
         return None
-    if args.cpus is not None and "OMP_NUM_THREADS" not in env:  # as the launcher sets it for its node
-        env["OMP_NUM_THREADS"] = str(len(node_cores(args.node_offset, args.cpus, sorted(os.sched_getaffinity(0)))))
-    return Fork(node[0], env, LAUNCHER, row.argv[3:])
+    if args.cpus is None:
+        return node[0], None
+    return node[0], len(node_cores(args.node_offset, args.cpus, sorted(os.sched_getaffinity(0))))
 
 
 def forkable(row: ProcessRow) -> bool:
