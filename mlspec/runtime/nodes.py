@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import IO, Protocol
 
 from mlspec.runtime.launch import RANK_PREFIX_TEMPLATE, rank_command, torchrun_argv
 from mlspec.runtime.limits import (
@@ -45,10 +46,28 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+class NodeProcess(Protocol):
+    """What the launcher needs of a node's process: a Popen, or a node forked by a warm process."""
+
+    pid: int
+    returncode: int | None
+    stdout: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+# Starts a node some other way than a fresh process: (argv, env, cores) -> its process, or None for a fresh one.
+Spawn = Callable[[list[str], dict[str, str], "list[int] | None"], "NodeProcess | None"]
+
+
 @dataclass
 class Node:
     index: int
-    proc: subprocess.Popen[bytes]
+    proc: NodeProcess
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
     peak: int = 0
 
@@ -111,7 +130,7 @@ def _node_env(args: argparse.Namespace, index: int, gpus: list[str] | None, core
     return env
 
 
-def start_nodes(args: argparse.Namespace, out: Output) -> list[Node]:
+def start_nodes(args: argparse.Namespace, out: Output, spawn: Spawn | None = None) -> list[Node]:
     available_cores = sorted(os.sched_getaffinity(0))
     available_gpus = local_gpus() if args.gpus else []
     if args.gpus and len(available_gpus) < args.gpus:
@@ -137,8 +156,11 @@ def start_nodes(args: argparse.Namespace, out: Output) -> list[Node]:
             asked = f"cpus: {args.cpus:g}" + (f", rounded up to {core_count(args.cpus)}"
                                               if core_count(args.cpus) != args.cpus else "")
             out.note(f"node {index} pinned to core(s) {','.join(map(str, cores))} ({asked})")
-        proc = subprocess.Popen(argv, env=_node_env(args, index, gpus, cores), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_child_setup(cores))
+        env = _node_env(args, index, gpus, cores)
+        proc = spawn(argv, env, cores) if spawn is not None else None
+        if proc is None:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, preexec_fn=_child_setup(cores))
         nodes.append(Node(index, proc))
     return nodes
 
@@ -217,7 +239,7 @@ def supervise(args: argparse.Namespace, nodes: list[Node], out: Output, stop: th
 
 
 def _report(args: argparse.Namespace, failed: Node, out: Output) -> int:
-    code = failed.proc.returncode
+    code = failed.proc.returncode or 0  # a failed node has exited non-zero
     code = 128 - code if code < 0 else code
     rank = _failed_rank(args.rank_dir) if args.pytorch else None
     if rank is not None:
@@ -238,7 +260,7 @@ def _report(args: argparse.Namespace, failed: Node, out: Output) -> int:
     return code or 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description=__doc__)
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--pytorch", type=int, default=0, metavar="PROCESSES_PER_NODE")
@@ -251,7 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="index of the first node in its group (a replica's): picks its cores and GPUs")
     parser.add_argument("--identity", help="an environment variable the launcher keeps and its nodes do not")
     parser.add_argument("argv", nargs="+")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, spawn: Spawn | None = None) -> int:
+    """`spawn`: how a node may be started other than as a fresh process (a warm fork); None: always fresh."""
+    args = parse(argv)
     # Orphans of our nodes (torchrun's workers start their own sessions) become our children, not init's: what
     # the job started stays in our tree until we stop it.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -259,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     out = Output()
-    nodes = start_nodes(args, out)
+    nodes = start_nodes(args, out, spawn)
     # Pumps start after every node is forked: no thread holds a lock while a child runs its set-up.
     pumps = [threading.Thread(target=out.pump, args=(n, f"[node{n.index}]:".encode() if args.nodes > 1 else b""),
                               daemon=True) for n in nodes]

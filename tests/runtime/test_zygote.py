@@ -99,7 +99,7 @@ def test_refused_model_exits_and_is_reaped(iris: IrisStore, zygote: tuple[subpro
                                      "--port", str(free_port())], {ID_VAR: "endpoint-blue-9"},
                        log=str(tmp_path / "refused.log"))
     deadline = time.monotonic() + 30
-    while Path(f"/proc/{pid}").exists():  # gone, not a zombie: the zygote's children are reaped for it
+    while Path(f"/proc/{pid}").exists():  # gone, not a zombie: whoever inherits the orphan reaps it
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert "version" in (tmp_path / "refused.log").read_text()

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from mlspec.runtime.scaling import Load, ScalingPolicy, ScalingSettings
 from mlspec.runtime.sockets import split_url
 
 TICK_S = 0.2
+READY_KEPT = 10  # how many of the latest scale-ups' declared -> ready times the status shows
 LOCK_WAIT_S = 2.0  # an `up` holds the lock for its whole apply: a scaling step waits this long, then a later tick
 
 
@@ -56,7 +57,8 @@ def write_plan(paths: WorkspacePaths, endpoint: str, owner: str, control: Path, 
 
 
 def read_status(paths: WorkspacePaths, endpoint: str) -> dict[str, Any]:
-    """{deployment: {"current": N, "desired": N, "load": X}} as the endpoint's scaler last wrote it; {} if none."""
+    """{deployment: {"current": N, "desired": N, "load": X, "ready_s": [S, ...]}} as the endpoint's scaler last
+    wrote it (ready_s: the latest scale-ups, from declaring the replicas to all of them healthy); {} if none."""
     try:
         answer = json.loads(status_path(paths, endpoint).read_text())
     except (OSError, ValueError):
@@ -71,6 +73,7 @@ class Scaled:
     rows: list[ProcessRow]  # index 0..max-1
     deadline: float
     policy: ScalingPolicy
+    ready_s: list[float] = field(default_factory=list)
 
 
 class Autoscaler:
@@ -125,7 +128,8 @@ class Autoscaler:
             current = self.declared(scaled)
             if desired != current:
                 current = self.scale(scaled, current, desired)
-            status[name] = {"current": current, "desired": desired, "load": round(scaled.policy.average(), 2)}
+            status[name] = {"current": current, "desired": desired, "load": round(scaled.policy.average(), 2),
+                            "ready_s": scaled.ready_s}
         write_json_atomically(status_path(self.paths, self.plan["endpoint"]), status)
 
     def locked(self) -> AbstractContextManager[None]:
@@ -142,8 +146,12 @@ class Autoscaler:
                     current = self.declared(scaled)  # up may have changed it meanwhile
                     for row in scaled.rows[current:desired]:
                         self.store.want_process(row)
-                ensure_running(self.paths)
+                declared = time.monotonic()
+                ensure_running(self.paths)  # and wakes it: the replicas start now, not at its next tick
                 self.wait_healthy(scaled, scaled.rows[current:desired])
+                scaled.ready_s = [*scaled.ready_s, round(time.monotonic() - declared, 3)][-READY_KEPT:]
+                self.log(f"{scaled.name}: {desired - current} replica(s) ready {scaled.ready_s[-1]:.2f}s after "
+                         "they were declared")
             with self.locked():
                 if self.plan_file.stat().st_mtime_ns != stamp:
                     return self.declared(scaled)  # an up replaced the plan meanwhile: decide again from it

@@ -64,6 +64,19 @@ def owned_processes(workspace: str) -> dict[int, tuple[str, str]]:
     return found
 
 
+def marked_processes(workspace: str, started_by: str) -> list[int]:
+    """Live processes of a workspace that carry the owner mark `started_by`, whether or not they carry an id (the
+    supervisor's zygotes carry none: no row declares them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            env = _environ(int(entry.name))
+            if env.get(WORKSPACE_VAR) == workspace and env.get(STARTED_BY_VAR) == started_by \
+                    and not _zombie(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
 def _start_ticks(pid: int) -> str | None:
     """When the process started, in clock ticks since boot: with the pid, names one process for good."""
     try:

@@ -30,7 +30,9 @@ from mlspec.backends.local.processes import (
     workspace_processes,
 )
 from mlspec.backends.local.state import ProcessRow, StateError, StateStore
+from mlspec.backends.local.wakeup import WakeUp, wake
 from mlspec.backends.local.watch import Watch
+from mlspec.backends.local.zygotes import ForkedReplica, ZygotePool, reap_strays
 
 TICK = 0.25
 MAX_BACKOFF = 30.0
@@ -44,6 +46,8 @@ SWEEP_EVERY = 5.0  # seconds between looks for processes of ours that the state 
 STATE_GONE_S = 5.0  # a state file missing this long was moved away: what it declared is no longer wanted
 BUSY_TIMEOUT_MS = 2000  # a locked state is retried next tick rather than waited on while children crash
 START_TIMEOUT = 30.0  # generous: a loaded machine may take long to import; a crash is seen at once
+
+Child = subprocess.Popen[bytes] | ForkedReplica  # a process started here, or a replica forked from a zygote
 
 
 class SupervisorFailed(StateError):
@@ -71,13 +75,14 @@ class Supervisor:
         self.workspace = str(paths.root.resolve())
         self.store: StateStore | None = None
         self.identity: tuple[int, int] | None = None
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.children: dict[str, Child] = {}
         self.not_before: dict[str, float] = {}
         self.missing_since: float | None = None
         self.last_sweep = 0.0
         self.trouble: str | None = None
         self.watch = Watch()  # liveness probes and idle instances, answered on a thread of their own
         self.definitions: dict[str, str] = {}  # what each child was started as, to tell a lost write from a change
+        self.zygotes = ZygotePool(paths, self.workspace, self.log)
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
@@ -130,21 +135,26 @@ class Supervisor:
                 self.log(f"stopping orphan {process_id} (pid {pid})")
                 stop_group(pid)
                 self.children.pop(process_id, None)
+        self.zygotes.sweep()
+        # Orphans this subreaper inherited (what a replica had started when it died) that have exited.
+        reap_strays({child.pid for child in self.children.values()} | self.zygotes.pids())
         self.last_sweep = time.monotonic()
 
     def start(self, store: StateStore, row: ProcessRow) -> None:
         self.stop_running(row.id)
-        env = {**os.environ, **row.env, ID_VAR: row.id, WORKSPACE_VAR: self.workspace, STARTED_BY_VAR: SUPERVISOR}
+        marks = {ID_VAR: row.id, WORKSPACE_VAR: self.workspace, STARTED_BY_VAR: SUPERVISOR}
         Path(row.log).parent.mkdir(parents=True, exist_ok=True)
         started = time.time()
         with open(row.log, "ab") as log:
             log.write((start_marker(row.id, started) + "\n").encode())
             log.flush()
-            proc = subprocess.Popen(row.argv, cwd=row.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc: Child | None = self.zygotes.fork(row, marks)
+            if proc is None:
+                proc = subprocess.Popen(row.argv, cwd=row.cwd, env={**os.environ, **row.env, **marks}, stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.children[row.id] = proc
         self.definitions[row.id] = _definition(row)
-        self.log(f"started {row.id} (pid {proc.pid})")
+        self.log(f"{'forked' if isinstance(proc, ForkedReplica) else 'started'} {row.id} (pid {proc.pid})")
         store.observe(row.id, pid=proc.pid, started=started, state="running")
 
     def stop_running(self, process_id: str) -> None:
@@ -182,6 +192,7 @@ class Supervisor:
         """One reconciliation pass; False when there is nothing left to supervise."""
         rows = store.processes()
         self.act_on_watch(store, rows)
+        self.zygotes.tend(rows)  # before any start: the first replica of a kind starts afresh while its zygote warms
         now = time.time()
         for row in rows:
             if not row.desired:
@@ -240,6 +251,7 @@ class Supervisor:
         self.watch.update(rows)
 
     def stop_everything(self) -> None:
+        self.zygotes.stop_all()
         for child in self.children.values():
             if child.poll() is None:
                 stop_group(child.pid)
@@ -268,6 +280,14 @@ class Supervisor:
         return busy
 
     def run(self) -> None:
+        wakeup = WakeUp(self.paths)
+        try:
+            self.supervise(wakeup)
+        finally:
+            wakeup.close()
+            self.zygotes.stop_all()
+
+    def supervise(self, wakeup: WakeUp) -> None:
         idle_since: float | None = None
         while True:
             try:
@@ -290,7 +310,7 @@ class Supervisor:
             elif time.monotonic() - idle_since > IDLE_EXIT:
                 self.log("nothing to supervise; exiting")
                 return
-            time.sleep(TICK)
+            wakeup.wait(TICK)  # cut short when a process is declared
 
 
 def steady(row: ProcessRow, now: float) -> bool:
@@ -320,6 +340,7 @@ def ensure_running(paths: WorkspacePaths) -> None:
     """Start the supervisor in its own session unless one is already running; SupervisorFailed, with its own
     fresh log lines, when it does not come up."""
     if running(paths):
+        wake(paths)  # what the caller has just declared starts now, not at the next tick
         return
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.proc.mkdir(parents=True, exist_ok=True)
