@@ -74,7 +74,7 @@ def keys(args: argparse.Namespace) -> int:
 
 def compute_action(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import StateStore
-    from mlspec.backends.local.supervisor import ensure_running
+    from mlspec.backends.local.supervisor_start import ensure_running
 
     engine = local_engine(args)
     record = _record(engine, f"compute/{args.name}")

@@ -115,7 +115,7 @@ def status(args: argparse.Namespace) -> int:
     from mlspec.backends.local.degraded import degraded
     from mlspec.backends.local.engine import observed_processes
     from mlspec.backends.local.state import StateStore
-    from mlspec.backends.local.supervisor import running
+    from mlspec.backends.local.supervisor_start import running
     from mlspec.cli.stacks import announce
 
     announce(args)

@@ -13,7 +13,7 @@ import pytest
 
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import workspace_processes
-from mlspec.backends.local.supervisor import running
+from mlspec.backends.local.supervisor_start import running
 
 SPEC = """\
 kind: Workspace

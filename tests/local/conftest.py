@@ -17,7 +17,7 @@ import pytest
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import is_ours
 from mlspec.backends.local.state import StateStore
-from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.backends.local.supervisor_start import ensure_running, running
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,7 +16,7 @@ import pytest
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import free_port, is_ours
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor_start import ensure_running
 from tests.local.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

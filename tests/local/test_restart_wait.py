@@ -19,7 +19,7 @@ from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor_start import ensure_running
 from tests.local.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

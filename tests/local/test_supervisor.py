@@ -28,7 +28,8 @@ from mlspec.backends.local.processes import (
     workspace_processes,
 )
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import STATE_GONE_S, ensure_running, running
+from mlspec.backends.local.supervisor import STATE_GONE_S
+from mlspec.backends.local.supervisor_start import ensure_running, running
 from tests.local.conftest import mlspec, wait_for
 
 pytestmark = pytest.mark.e2e

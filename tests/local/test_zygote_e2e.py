@@ -17,7 +17,8 @@ from mlspec.backends.local.health import healthy
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, free_port, is_ours, marked_processes, owned_processes
 from mlspec.backends.local.state import ProcessRow, StateStore
-from mlspec.backends.local.supervisor import ensure_running, python_command, start_marker
+from mlspec.backends.local.supervisor import start_marker
+from mlspec.backends.local.supervisor_start import ensure_running, python_command
 from mlspec.backends.local.zygotes import LINGER_VAR, ZYGOTE
 from mlspec.runtime.procfs import stat_fields
 from tests.local.conftest import mlspec, status, wait_for

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import python_command
+from mlspec.backends.local.supervisor_start import python_command
 from mlspec.backends.local.zygotes import fork_of
 from mlspec.runtime.jobrun import NodeLimits
 from mlspec.runtime.launch import limited_argv

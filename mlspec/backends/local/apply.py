@@ -17,7 +17,7 @@ from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
 from mlspec.backends.local.labels import apply_labels
 from mlspec.backends.local.processes import workspace_processes
-from mlspec.backends.local.supervisor import SupervisorFailed
+from mlspec.backends.local.supervisor_start import SupervisorFailed
 from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
 from mlspec.plan.labels import RELABEL

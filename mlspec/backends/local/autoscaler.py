@@ -26,7 +26,7 @@ from mlspec.backends.local.health import healthy
 from mlspec.backends.local.keys import write_json_atomically
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.state import LockTimeout, ProcessRow, StateStore, exclusive
-from mlspec.backends.local.supervisor import ensure_running
+from mlspec.backends.local.supervisor_start import ensure_running
 from mlspec.runtime.scaling import Load, ScalingPolicy, ScalingSettings
 from mlspec.runtime.sockets import split_url
 

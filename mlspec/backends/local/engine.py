@@ -16,7 +16,7 @@ from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_g
 from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.registry import read_registry
 from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
-from mlspec.backends.local.supervisor import ensure_running, running
+from mlspec.backends.local.supervisor_start import ensure_running, running
 from mlspec.backends.local.teardown import remember_workspace
 from mlspec.diagnostics import Diagnostics, SpecError
 from mlspec.graph import Graph

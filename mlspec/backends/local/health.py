@@ -9,7 +9,8 @@ from pathlib import Path
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import SupervisorFailed, ensure_running, running, start_marker
+from mlspec.backends.local.supervisor import start_marker
+from mlspec.backends.local.supervisor_start import SupervisorFailed, ensure_running, running
 from mlspec.runtime.sockets import http_status, is_unix
 
 SUPERVISOR_CHECK_S = 1.0  # how often a wait makes sure the supervisor it relies on is still there

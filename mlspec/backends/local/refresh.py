@@ -15,7 +15,7 @@ from mlspec.backends.local.processes import is_ours
 from mlspec.backends.local.registry_drift import registry_drift
 from mlspec.backends.local.serving_drift import gateway_drift, process_drift
 from mlspec.backends.local.state import StateStore
-from mlspec.backends.local.supervisor import running
+from mlspec.backends.local.supervisor_start import running
 from mlspec.graph import Graph
 from mlspec.plan import Drift, Record
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import workspace_processes
 from mlspec.backends.local.state import StateStore
-from mlspec.backends.local.supervisor import running
+from mlspec.backends.local.supervisor_start import running
 from mlspec.graph import Graph
 from mlspec.resolve import ResolvedSpec
 from mlspec.spec import Workspace

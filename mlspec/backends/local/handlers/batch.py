@@ -14,7 +14,7 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import recorded_digest, resolve_version
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import up_process_env
-from mlspec.backends.local.supervisor import python_command
+from mlspec.backends.local.supervisor_start import python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import BatchEndpoint, ModelRef

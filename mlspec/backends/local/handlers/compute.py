@@ -12,7 +12,7 @@ from mlspec.backends.local.handlers import instance
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.processes import free_port
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import ensure_running, python_command
+from mlspec.backends.local.supervisor_start import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute

@@ -18,7 +18,7 @@ from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, lo
 from mlspec.backends.local.processes import ID_VAR, free_port, port_in_use
 from mlspec.backends.local.replica_sockets import control_socket, replica_socket, socket_dir
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import ensure_running, python_command
+from mlspec.backends.local.supervisor_start import ensure_running, python_command
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.runtime.gateway.config import parse, routing_digest

@@ -10,7 +10,7 @@ from mlspec.backends.local.autoscaler import plan_path, status_path, write_plan
 from mlspec.backends.local.context import Context
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.state import ProcessRow
-from mlspec.backends.local.supervisor import python_command
+from mlspec.backends.local.supervisor_start import python_command
 from mlspec.graph import Node
 from mlspec.spec import Deployment
 
