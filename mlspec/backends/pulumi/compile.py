@@ -73,9 +73,15 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
             raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
                                "distributed and multi-node jobs need the local or kubernetes target")
         files = project_files(program, settings)
-    for folder in GENERATED:
+    return write_files(out, files, GENERATED)
+
+
+def write_files(out: Path, files: dict[str, str], generated: tuple[str, ...]) -> list[Path]:
+    """Write `files` (relative path -> text) under `out`, first removing the `generated` folders whole, so the
+    Dockerfiles and objects of resources that no longer exist go with them; the paths written."""
+    for folder in generated:
         if (out / folder).is_dir():
-            shutil.rmtree(out / folder)  # Dockerfiles and objects of resources that no longer exist
+            shutil.rmtree(out / folder)
     written = []
     for rel, text in files.items():
         path = out / rel

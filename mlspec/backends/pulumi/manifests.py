@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mlspec.backends.pulumi.compile import dockerfiles
+from mlspec.backends.pulumi.compile import dockerfiles, write_files
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
 from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER, Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret
@@ -138,20 +138,7 @@ def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[st
 
 def write_manifests(program: ProgramModel, out_dir: Path | str, settings: ManifestSettings) -> list[Path]:
     """Write the manifests folder, replacing what an earlier compile wrote there."""
-    import shutil
-
-    out = Path(out_dir)
-    files = manifest_files(program, settings)
-    for folder in GENERATED:
-        if (out / folder).is_dir():
-            shutil.rmtree(out / folder)  # objects, environments and jobs that no longer exist
-    written = []
-    for rel, text in files.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(Path(out_dir), manifest_files(program, settings), GENERATED)
 
 
 def read_digests(path: Path | str) -> dict[str, str]:
