@@ -178,8 +178,13 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "InferenceClusterCompute": {
         "": Row(local=approx("deployments run as processes on this machine"),
-                docker=approx("deployments run as containers on the Docker host")),
-        "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST)),
+                docker=approx("deployments run as containers on the Docker host"),
+                kubernetes=approx("its deployments' replicas go to its node pool where `mlspec compile --node-pool "
+                                  "COMPUTE=LABEL=VALUE` names one (GPU nodes by their taint and gpu_type), spread "
+                                  "over its nodes by a topology spread on kubernetes.io/hostname")),
+        "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST),
+                     kubernetes=ignored("the node pool's size is set outside the manifests (its own autoscaler "
+                                        "or node count); replicas spread over the nodes it has")),
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
     },

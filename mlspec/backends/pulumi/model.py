@@ -92,6 +92,7 @@ class DeploymentModel:
     # The spec's autoscale, whole (plain values): None for a fixed instance_count. Targets without an autoscaler
     # refuse it when validating; settings.instance_count is then its min_instances (at least 1).
     autoscale: dict[str, Any] | None = None
+    compute: str | None = None  # the compute its replicas run on (its name), for targets that schedule by compute
 
 
 @dataclass(frozen=True)
@@ -319,12 +320,14 @@ class _Builder:
             settings.pop("autoscale", None)
             settings["batching"] = settings.get("batching") or {}  # {}: no batching (the template leaves it out)
             pinned_latest = ref.version is None and ref.alias in (None, "latest")
+            compute = self.compute(node.id, f"deployments.{name}.compute")
             deployments.append(DeploymentModel(
                 name=name, environment=env_var, model=ref.name, version=ref.version,
                 alias=None if pinned_latest else ref.alias,
                 job=self.job_of_model.get(ref.name) if pinned_latest else None,
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
-                autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None))
+                autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
+                compute=compute.name if compute else None))
         return EndpointModel(
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),

@@ -59,7 +59,8 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
                                     program.storage_size)
     skipped: list[str] = []
     for endpoint in program.endpoints:
-        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs)
+        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs,
+                                    computes=program.computes)
     objects.insert(2 + 2 * len(clusters), workspace_quota(ctx, objects, clusters, program.tags))
     return Objects(objects, skipped)
 
