@@ -109,7 +109,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "volume": Row(local=na("the local target keeps the workspace in a folder (storage.path)"),
                       kubernetes=na("the kubernetes target keeps the workspace on volume claims (storage.size)")),
         "size": Row(local=na("a folder has no size"), docker=na("a Docker volume has no size"),
-                    kubernetes=approx("the size of each claim: MLflow's store, and each instance's notebooks")),
+                    kubernetes=approx("the size of each claim: MLflow's store, each instance's notebooks "
+                                      "and each batch endpoint's predictions")),
     },
     "Tracking": {
         "backend": EVERYWHERE,
@@ -178,8 +179,13 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "InferenceClusterCompute": {
         "": Row(local=approx("deployments run as processes on this machine"),
-                docker=approx("deployments run as containers on the Docker host")),
-        "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST)),
+                docker=approx("deployments run as containers on the Docker host"),
+                kubernetes=approx("its deployments' replicas go to its node pool where `mlspec compile --node-pool "
+                                  "COMPUTE=LABEL=VALUE` names one (GPU nodes by their taint and gpu_type), spread "
+                                  "over its nodes by a topology spread on kubernetes.io/hostname")),
+        "nodes": Row(local=ignored(_ONE_HOST), docker=ignored(_ONE_HOST),
+                     kubernetes=ignored("the node pool's size is set outside the manifests (its own autoscaler "
+                                        "or node count); replicas spread over the nodes it has")),
         "tags": _UNLABELLED,
         "description": _UNLABELLED,
     },
@@ -346,20 +352,34 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "Batching": {"max_batch_size": EVERYWHERE, "max_wait": EVERYWHERE},
     "BatchEndpoint": {
-        "": Row(docker=no("batch endpoints are not compiled for docker yet")),
-        "type": ALL,
-        "model": ALL,
-        "input": ALL,
-        "output": ALL,
-        "environment": ALL,
-        "compute": ALL,
-        "mini_batch_size": ALL,
-        "error_threshold": ALL,
-        "retry_settings": ALL,
-        "max_concurrency": ALL,
+        "": Row(docker=no("batch endpoints are not compiled for docker yet"),
+                kubernetes=approx("a batch/v1 Job per scoring run, named by the content hash of what it scores "
+                                  "(data, model reference, settings): an unchanged endpoint is not scored again; "
+                                  "the scorer's resume journal on the endpoint's claim, so a replacement pod "
+                                  "resumes")),
+        "type": EVERYWHERE,
+        "model": Row(kubernetes=approx("read from the workspace's MLflow; a model a job of the spec registers is "
+                                       "scored at its latest version, and its retraining is a new run")),
+        "input": Row(kubernetes=approx("baked into the run's image, as a training job's data is")),
+        "output": EVERYWHERE,
+        "environment": EVERYWHERE,
+        "compute": Row(kubernetes=approx("one pod of one node's size, with the compute's scheduling (a cluster's "
+                                         "PriorityClass and quota: it takes turns with the cluster's jobs)")),
+        "mini_batch_size": EVERYWHERE,
+        "error_threshold": EVERYWHERE,
+        "retry_settings": EVERYWHERE,
+        "max_concurrency": Row(kubernetes=approx("mini-batches at once in the run's one pod")),
     },
-    "BatchOutput": {"path": ALL, "mode": ALL},
-    "BatchRetry": {"max_retries": ALL, "timeout": ALL},
+    "BatchOutput": {
+        "path": Row(kubernetes=approx("a folder on the endpoint's claim <endpoint>-batch, not in the spec's folder: "
+                                      "copy the predictions out with kubectl cp")),
+        "mode": EVERYWHERE,
+    },
+    "BatchRetry": {
+        "max_retries": Row(kubernetes=approx("per mini-batch, and the Job's backoffLimit: a failed pod is replaced "
+                                             "that many times, resuming from the journal")),
+        "timeout": EVERYWHERE,
+    },
 }
 
 

@@ -19,7 +19,7 @@ REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
          "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed"}
 STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}
-NODE_POOLS = {"distributed": {"gpus": {"pool": "a100-spot"}}}
+NODE_POOLS = {"distributed": {"gpus": {"pool": "a100-spot"}, "serving": {"pool": "serving"}}}
 
 
 @dataclass(frozen=True)

@@ -157,10 +157,14 @@ def test_validate_for_kubernetes_checks_each_field_and_refuses_what_is_not_built
     spec = tmp_path / "spec"
     spec.mkdir()
     (spec / "mlspec.yaml").write_text("kind: Workspace\nname: w\n---\nkind: Compute\nname: serving\n"
-                                      "type: inference-cluster\n")
+                                      "type: inference-cluster\nnodes: 3\n")
+    assert main(["validate", str(spec), "--target", "kubernetes"]) == 0
+    capsys.readouterr()
+    (spec / "mlspec.yaml").write_text("kind: Workspace\nname: w\n---\nkind: Compute\nname: nb\n"
+                                      "type: instance\nidle_time_before_shutdown: 1h\n")
     assert main(["validate", str(spec), "--target", "kubernetes"]) == 2
     err = capsys.readouterr().err
-    assert "mlspec.yaml:6:7" in err and "not built for the kubernetes target yet" in err
+    assert "mlspec.yaml:7:1" in err and "not stopped on the kubernetes target yet" in err
 
 
 def test_node_pools_must_name_declared_computes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

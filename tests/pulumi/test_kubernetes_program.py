@@ -198,13 +198,19 @@ def test_committed_kubernetes_stack_is_current(example: str) -> None:
         assert on_disk[name] == text, f"{hint} ({name} differs)"
 
 
-@pytest.mark.parametrize("example", KUBERNETES_STACKS)
+# The examples, and a spec with what they lack: distributed training, an instance, an inference cluster and a
+# batch endpoint.
+AGREEING = {**{name: ROOT / "examples" / name for name in KUBERNETES_STACKS},
+            "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed"}
+
+
+@pytest.mark.parametrize("example", sorted(AGREEING))
 def test_the_program_applies_exactly_the_manifests_objects(example: str, tmp_path: Path) -> None:
     """One model, two renderers: what `pulumi up` creates is what `--format manifests` writes, object for object,
     the images the program pushed in place of the registry tags, and the Secrets it generates in place of the ones
     a manifests user creates."""
     spec = tmp_path / "examples" / example
-    shutil.copytree(ROOT / "examples" / example, spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    shutil.copytree(AGREEING[example], spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     graph = load_graph([spec])
     out = tmp_path / "stacks" / f"{example}-kubernetes"
     compile_project(graph, out, "kubernetes")

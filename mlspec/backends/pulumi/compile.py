@@ -38,7 +38,8 @@ def common_files(program: ProgramModel, target: str) -> dict[str, str]:
 
 
 def dockerfiles(program: ProgramModel) -> dict[str, str]:
-    """The Dockerfile (and requirements) of every image: the runtime, each environment and each job."""
+    """The Dockerfile (and requirements) of every image: the runtime, each environment, each job and each batch
+    endpoint."""
     files: dict[str, str] = {}
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
@@ -48,6 +49,9 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
     for job in program.jobs:
         files[f"docker/{job.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=job, user=USER,
                                                           files_dir=JOB_FILES)
+    for batch in program.batches:  # the data a batch endpoint scores, on its environment's image
+        files[f"docker/{batch.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=batch, user=USER,
+                                                            files_dir=JOB_FILES, kind="Batch endpoint")
     return files
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from mlspec.backends.pulumi.compile import dockerfiles, write_files
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
+from mlspec.backends.pulumi.kubernetes.batch import CLAIM_MOUNT
 from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER, Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret
 from mlspec.backends.pulumi.kubernetes.endpoint_names import external_secrets as endpoint_secrets
@@ -55,7 +56,8 @@ def images(program: ProgramModel, settings: ManifestSettings) -> list[Image]:
     found = []
     for key, folder, content_hash in (
             *((e.var, e.folder, e.content_hash) for e in (program.runtime, *program.environments)),
-            *((j.var, j.folder, j.content_hash) for j in program.jobs)):
+            *((j.var, j.folder, j.content_hash) for j in program.jobs),
+            *((b.var, b.folder, b.content_hash) for b in program.batches)):
         reference = f"{registry}/{dns_name(program.project, folder)}:{content_hash[:TAG_LENGTH]}"
         pinned = settings.digests.get(reference)
         if pinned is not None and not DIGEST.match(pinned):
@@ -132,7 +134,7 @@ def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[st
     files["README.md"] = render("kubernetes.README.md.j2", program=program, images=found,
                                 secrets=external_secrets(program, ctx), skipped=built.skipped,
                                 namespace=ctx.namespace, pinned=bool(settings.digests),
-                                node_pools=settings.node_pools)
+                                node_pools=settings.node_pools, batch_mount=CLAIM_MOUNT)
     return dict(sorted(files.items()))
 
 

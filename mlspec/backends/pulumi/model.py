@@ -10,8 +10,8 @@ from typing import Any
 
 from mlspec.graph import Graph, Node
 from mlspec.plan.labels import own_labels
+from mlspec.spec import BatchEndpoint, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
-from mlspec.spec import Job, ModelRef, OnlineEndpoint
 from mlspec.spec.compute import ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.job import PathInput
 
@@ -92,6 +92,7 @@ class DeploymentModel:
     # The spec's autoscale, whole (plain values): None for a fixed instance_count. Targets without an autoscaler
     # refuse it when validating; settings.instance_count is then its min_instances (at least 1).
     autoscale: dict[str, Any] | None = None
+    compute: str | None = None  # the compute its replicas run on (its name), for targets that schedule by compute
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,26 @@ class EndpointModel:
     traffic: dict[str, int]
     mirror: dict[str, int]
     deployments: tuple[DeploymentModel, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchModel:
+    """A batch endpoint's scoring run, for targets that compile it (its image: the environment's plus the data)."""
+
+    var: str
+    name: str
+    content_hash: str  # what it scores: the endpoint's settings, its data's files and its model's source
+    folder: str
+    environment: str  # var
+    files: dict[str, str]  # the data's files, relative to the spec root -> sha256
+    data: str  # the data's path, relative to the spec root
+    model: str  # models:/NAME/VERSION, models:/NAME@ALIAS
+    job: str | None  # var of the job in this spec that registers the model (its latest version is scored)
+    output: str  # the spec's output.path
+    settings: dict[str, Any]  # mode, mini_batch_size, error_threshold, max_retries, timeout, max_concurrency
+    size: ResourceSize
+    compute: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -159,6 +180,7 @@ class ProgramModel:
     labels: LabelsModel | None = None  # None: nothing in the spec has a tag or a description for MLflow
     computes: tuple[ComputeModel, ...] = ()  # in spec order
     storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
+    batches: tuple[BatchModel, ...] = ()  # batch endpoints (the docker target skips them)
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -201,6 +223,8 @@ class _Builder:
         self.job_of_model: dict[str, str] = {}  # model name -> job var
         self.environments: list[EnvironmentModel] = []
         self.skipped: list[str] = []
+        self.batches: list[BatchModel] = []
+        self.jobs: tuple[JobModel, ...] = ()
 
     def nodes(self, kind: str) -> list[Node]:
         return [n for n in self.graph.nodes.values() if n.kind == kind]
@@ -296,9 +320,11 @@ class _Builder:
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
-        if not isinstance(endpoint, OnlineEndpoint):
+        if isinstance(endpoint, BatchEndpoint):
             self.skipped.append(f"{node.id}: batch endpoints are not compiled for the docker target yet")
+            self.batches.append(self.batch(node, endpoint))
             return None
+        assert isinstance(endpoint, OnlineEndpoint)
         deployments = []
         for name, deployment in endpoint.deployments.items():
             ref = ModelRef.parse(deployment.model)
@@ -319,17 +345,46 @@ class _Builder:
             settings.pop("autoscale", None)
             settings["batching"] = settings.get("batching") or {}  # {}: no batching (the template leaves it out)
             pinned_latest = ref.version is None and ref.alias in (None, "latest")
+            compute = self.compute(node.id, f"deployments.{name}.compute")
             deployments.append(DeploymentModel(
                 name=name, environment=env_var, model=ref.name, version=ref.version,
                 alias=None if pinned_latest else ref.alias,
                 job=self.job_of_model.get(ref.name) if pinned_latest else None,
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
-                autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None))
+                autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
+                compute=compute.name if compute else None))
         return EndpointModel(
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
             traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
             deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())))
+
+    def batch(self, node: Node, endpoint: BatchEndpoint) -> BatchModel:
+        ref = ModelRef.parse(endpoint.model)
+        registering = self.job_of_model.get(ref.name) if ref.version is None and ref.alias in (None, "latest") else None
+        if endpoint.environment:
+            env_var = self.env_of(node.id, "environment")
+        elif registering is not None:
+            env_var = next(j for j in self.jobs if j.var == registering).environment
+        else:
+            env_var = self.env_of(node.id, "environment")
+        data_id = self.spec.target(node.id, "input")
+        data = self.graph.nodes[data_id] if data_id else None
+        if data is None:
+            raise CompileError(f"batch endpoint '{endpoint.name}': input {endpoint.input} is not a declared Data")
+        version = f"/{ref.version}" if ref.version is not None else f"@{ref.alias or 'latest'}"
+        compute = self.compute(node.id, "compute")
+        retry = endpoint.retry_settings
+        return BatchModel(
+            var=identifier("batch", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
+            folder=f"batch-{endpoint.name}", environment=env_var, files=dict(sorted(data.files.items())),
+            data=Path(data.resource.path).as_posix().rstrip("/"),  # type: ignore[attr-defined]
+            model=f"models:/{ref.name}{version}", job=registering, output=endpoint.output.path,
+            settings={"mode": endpoint.output.mode, "mini_batch_size": endpoint.mini_batch_size,
+                      "error_threshold": endpoint.error_threshold, "max_retries": retry.max_retries,
+                      "timeout": retry.timeout, "max_concurrency": endpoint.max_concurrency},
+            size=self.size(node.id, "compute"), compute=compute.name if compute else None,
+            tags=dict(sorted(endpoint.tags.items())))
 
     def instance(self, node: Node) -> InstanceModel:
         compute = node.resource
@@ -385,6 +440,7 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     for node in builder.nodes("Environment"):
         builder.environment(node)
     jobs = _in_lanes(builder, [builder.job(n) for n in builder.nodes("Job")])
+    builder.jobs = jobs
     endpoints = tuple(e for e in (builder.endpoint(n) for n in builder.nodes("Endpoint")) if e is not None)
     instances = tuple(builder.instance(n) for n in builder.nodes("Compute") if isinstance(n.resource, InstanceCompute))
     for node in builder.nodes("Model"):
@@ -405,7 +461,7 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                         endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
                         volume=ws.storage.volume, tracking_uri=ws.tracking.uri,
                         tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs), computes=computes,
-                        storage_size=ws.storage.size)
+                        storage_size=ws.storage.size, batches=tuple(builder.batches))
 
 
 def _relpath(target: Path, start: Path) -> str:

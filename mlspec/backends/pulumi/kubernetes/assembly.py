@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mlspec.backends.pulumi.kubernetes.batch import batch_objects
 from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
 from mlspec.backends.pulumi.kubernetes.instances import instance_objects
@@ -32,7 +33,8 @@ def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | No
 
 
 def build_objects(program: ProgramModel, ctx: Context) -> Objects:
-    """Namespace, cluster scheduling, tracking, jobs, instances and endpoints, then the quota that sums them."""
+    """Namespace, cluster scheduling, tracking, jobs, instances, batch and online endpoints, then the quota that
+    sums them."""
     computes = {c.name: c for c in program.computes}
     unknown = sorted(set(ctx.node_pools) - set(computes))
     if unknown:
@@ -57,9 +59,16 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
     for instance in program.instances:
         objects += instance_objects(instance, environments[instance.environment], computes.get(instance.name), ctx,
                                     program.storage_size)
+    jobs = {j.var: j for j in program.jobs}
+    for batch in program.batches:
+        registering = jobs.get(batch.job) if batch.job else None
+        objects += batch_objects(batch, environments[batch.environment],
+                                 computes.get(batch.compute) if batch.compute else None, ctx, registering,
+                                 waves[registering.var] + 1 if registering is not None else 0, program.storage_size)
     skipped: list[str] = []
     for endpoint in program.endpoints:
-        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs)
+        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs,
+                                    computes=program.computes)
     objects.insert(2 + 2 * len(clusters), workspace_quota(ctx, objects, clusters, program.tags))
     return Objects(objects, skipped)
 

@@ -56,7 +56,15 @@ from mlspec.backends.pulumi.kubernetes.meta import (
     metadata,
 )
 from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, http_probe, pod_spec
-from mlspec.backends.pulumi.model import DeploymentModel, EndpointModel, EnvironmentModel, JobModel, ResourceSize
+from mlspec.backends.pulumi.kubernetes.scheduling import replica_scheduling
+from mlspec.backends.pulumi.model import (
+    ComputeModel,
+    DeploymentModel,
+    EndpointModel,
+    EnvironmentModel,
+    JobModel,
+    ResourceSize,
+)
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 GATEWAY_SERVICE_PORT = 80  # the endpoint's address: http://<endpoint>.<namespace>.svc
@@ -71,7 +79,6 @@ CONFIG_KEY = "gateway.json"
 PULL_ALLOWANCE_S = 120  # scheduling and an image pull before a replica's own start-up budget begins
 DRAIN_DELAY_S = 5  # a stopping pod keeps serving this long, while Services stop sending it connections
 READINESS_PATH, LIVENESS_PATH = "/health", "/v2/health/live"  # 200 once the model is ready / while it answers
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def startup_budget(deployment: DeploymentModel) -> int:
@@ -163,7 +170,7 @@ def _token_volume(endpoint: EndpointModel) -> Object:
 
 def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: Context,
                      environments: Mapping[str, EnvironmentModel], jobs: Mapping[str, JobModel],
-                     digest: str | None) -> list[Object]:
+                     digest: str | None, compute: ComputeModel | None) -> list[Object]:
     name = replica_name(endpoint, deployment)
     selector = replica_selector(ctx, endpoint, deployment)
     object_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, endpoint.content_hash)
@@ -179,7 +186,7 @@ def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: 
                        startupProbe=startup, readinessProbe=readiness, livenessProbe=liveness)
     lifecycle, grace = _draining(settings.request_timeout)
     server["lifecycle"] = lifecycle
-    scheduling = {"tolerations": [dict(GPU_TOLERATION)]} if deployment.size.gpus else None
+    scheduling = replica_scheduling(ctx, compute, deployment.size.gpus, selector)
     annotations = {}
     registering = jobs.get(deployment.job) if deployment.job is not None else None
     if registering is not None:
@@ -271,16 +278,20 @@ def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
 
 
 def endpoint_objects(endpoint: EndpointModel, ctx: Context, *, environments: Sequence[EnvironmentModel] = (),
-                     jobs: Sequence[JobModel] = (), digests: Mapping[str, str] | None = None) -> list[Object]:
+                     jobs: Sequence[JobModel] = (), digests: Mapping[str, str] | None = None,
+                     computes: Sequence[ComputeModel] = ()) -> list[Object]:
     """Every object of an online endpoint, in a fixed order: each deployment's (Deployment, Service, PDB,
     NetworkPolicy, then its HPA when autoscaled), then the gateway's (ConfigMap, Deployment, Service, PDB,
     NetworkPolicy). `environments` give the replicas their environment's variables; `jobs` the job that registers
     a served model (its replicas come after its Job, and its content hash rolls them when it retrains); `digests`
-    the sha256 a deployment's model files must have, by deployment name, where the renderer knows it."""
+    the sha256 a deployment's model files must have, by deployment name, where the renderer knows it; `computes`
+    the spec's computes, whose scheduling an inference cluster's replicas take."""
     by_var = {e.var: e for e in environments}
+    by_name = {c.name: c for c in computes}
     registering = {j.var: j for j in jobs}
     objects: list[Object] = []
     for deployment in endpoint.deployments:
         objects += _replica_objects(endpoint, deployment, ctx, by_var, registering,
-                                    (digests or {}).get(deployment.name))
+                                    (digests or {}).get(deployment.name),
+                                    by_name.get(deployment.compute) if deployment.compute else None)
     return objects + _gateway_objects(endpoint, ctx)

@@ -75,16 +75,17 @@ def _command(job: JobModel, node: int, service: str) -> str:
     return " ".join(shlex.quote(word) for word in agent) + " " + shlex.quote(job.command)
 
 
-def _wait_for_tracking(job: JobModel, ctx: Context) -> list[Object]:
-    """An init container that holds the job until the tracking server answers: `kubectl apply` starts Jobs and
-    the server together, and a run that cannot reach it would fail (Argo CD's sync waves order them already)."""
+def wait_for_tracking(image_key: str, ctx: Context) -> list[Object]:
+    """An init container (in the image of `image_key`) that holds a run until the tracking server answers:
+    `kubectl apply` starts Jobs and the server together, and a run that cannot reach it would fail (Argo CD's sync
+    waves order them already)."""
     probe = ("import sys, time, urllib.request\n"
              "for _ in range(300):\n"
              "    try:\n"
              "        urllib.request.urlopen(sys.argv[1] + '/health', timeout=5); break\n"
              "    except Exception: time.sleep(2)\n"
              "else: sys.exit('the tracking server did not answer in 10 minutes')")
-    return [container("wait-for-tracking", image(job.var), ["python", "-c", probe, ctx.tracking_uri.rstrip("/")],
+    return [container("wait-for-tracking", image(image_key), ["python", "-c", probe, ctx.tracking_uri.rstrip("/")],
                       WAIT_SIZE, env={"HOME": "/tmp"})]
 
 
@@ -112,7 +113,7 @@ def job_objects(job: JobModel, env: EnvironmentModel, compute: ComputeModel | No
         mounts=[{"name": "run", "mountPath": CONTRACTS, "readOnly": True}])
     extra: Object = {"subdomain": name} if indexed else {}
     if ctx.own_tracking:
-        extra["initContainers"] = _wait_for_tracking(job, ctx)
+        extra["initContainers"] = wait_for_tracking(job.var, ctx)
     template_spec = pod_spec([train], restart_policy="Never", scheduling=scheduling(ctx, compute, job.size.gpus),
                              volumes=[{"name": "run", "configMap": {"name": f"{name}-run"}}], **extra)
     annotations = {SYNC_WAVE_ANNOTATION: str(wave + 1)}  # wave 0: the workspace and its tracking server

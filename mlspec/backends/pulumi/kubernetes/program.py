@@ -10,7 +10,7 @@ from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import gateway_name, keys_secret, token_secret
 from mlspec.backends.pulumi.kubernetes.instances import PASSWORD_KEY, password_secret
 from mlspec.backends.pulumi.kubernetes.meta import Object
-from mlspec.backends.pulumi.model import ProgramModel
+from mlspec.backends.pulumi.model import BatchModel, JobModel, ProgramModel
 from mlspec.backends.pulumi.render import render
 
 OBJECTS_FILE = "kubernetes/objects.yaml"
@@ -39,7 +39,9 @@ def images(program: ProgramModel) -> list[dict[str, Any]]:
         elif env.base_image:
             image["base_image"] = env.base_image
         found.append(image)
-    for job in program.jobs:
+    # A batch endpoint's image is built as a job's is: its environment's plus the data it scores.
+    baked: list[JobModel | BatchModel] = [*program.jobs, *program.batches]
+    for job in baked:
         found.append({"key": job.var, "kind": "job", "content_hash": job.content_hash,
                       "dockerfile": f"docker/{job.folder}/Dockerfile", "files": job.files, "base": job.environment})
     return found

@@ -9,6 +9,7 @@ from mlspec.backends.pulumi.model import ComputeModel
 
 # The label NVIDIA's GPU feature discovery puts on each GPU node: where a spec names a gpu_type.
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+HOSTNAME_LABEL = "kubernetes.io/hostname"  # one value per node: spreading over it spreads over nodes
 # GPU node pools of the managed services carry this taint, so only pods that ask for GPUs land there.
 GPU_TOLERATION: Object = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 # The taints spot (preemptible) node pools carry on AKS and GKE: a low-priority cluster's pods tolerate them, so
@@ -55,4 +56,17 @@ def scheduling(ctx: Context, compute: ComputeModel | None, gpus: int) -> Object:
         fields["tolerations"] = tolerations
     if compute.type == "cluster":
         fields["priorityClassName"] = priority_class(ctx, compute)
+    return fields
+
+
+def replica_scheduling(ctx: Context, compute: ComputeModel | None, gpus: int, pods: dict[str, str]) -> Object:
+    """Where an online deployment's replicas run. On an inference cluster: its node pool and GPU placement, and
+    replicas spread over its nodes (at most one more on any node than on another, where the scheduler can), so a
+    lost node takes few of them; elsewhere only the GPU toleration its size needs."""
+    if compute is None or compute.type != "inference-cluster":
+        return scheduling(ctx, None, gpus)
+    fields = scheduling(ctx, compute, gpus)
+    fields["topologySpreadConstraints"] = [{
+        "maxSkew": 1, "topologyKey": HOSTNAME_LABEL, "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": dict(pods)}}]
     return fields
