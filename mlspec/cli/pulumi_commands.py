@@ -31,7 +31,7 @@ def _compile(graph: Any, out_dir: Path, args: argparse.Namespace) -> list[Path]:
         raise CommandError(f"{selection.describe()}, which runs processes and compiles to nothing: pass the --stack "
                            "of a docker stack, or --target docker for a Docker host with the default settings")
     target = args.target or "docker"
-    settings, namespace = None, None
+    settings, namespace, expose = None, None, None
     if target == "docker" and selection.docker:
         settings = selection.docker.pulumi_config()
     if target == "kubernetes":
@@ -39,9 +39,10 @@ def _compile(graph: Any, out_dir: Path, args: argparse.Namespace) -> list[Path]:
         settings = {**(carried.pulumi_config() if carried else {}),
                     **({"registry": args.registry} if getattr(args, "registry", None) else {})} or None
         namespace = carried.namespace if carried else None
+        expose = carried.expose if carried else None
     try:
         return compile_project(graph, out_dir, target, selection.stack or STACK, settings, namespace=namespace,
-                               node_pools=_node_pools(args))
+                               node_pools=_node_pools(args), expose=expose)
     except CompileError as error:
         raise CommandError(f"{selection.describe()}: {error}" if selection.stack else str(error)) from None
 
@@ -79,7 +80,8 @@ def _compile_manifests(args: argparse.Namespace) -> int:
     out = Path(args.output)
     try:
         digests = read_digests(args.images) if args.images else {}
-        settings = ManifestSettings(args.registry, digests, _node_pools(args), carried.namespace if carried else None)
+        settings = ManifestSettings(args.registry, digests, _node_pools(args), carried.namespace if carried else None,
+                                    carried.expose if carried else None)
         written = write_manifests(build_program(graph, out), out, settings)
     except CompileError as error:
         raise CommandError(str(error)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import PurePosixPath
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -79,6 +80,11 @@ class KubernetesStack(Strict):
     context: str | None = Field(None, description="The kubeconfig context (default: the current one).")
     namespace: str | None = Field(None, description="The namespace (default: the workspace's name).")
     registry: str | None = Field(None, description="The registry images are pushed to, e.g. registry.example.com/ml.")
+    expose: Literal["cluster-ip", "load-balancer"] = Field(
+        "cluster-ip", description="How online endpoints' gateways are reached: 'cluster-ip' from inside the cluster "
+        "alone (port-forward or your own Ingress), 'load-balancer' from outside it through a LoadBalancer Service "
+        "(the cloud's load balancer; the gateway checks keys or tokens, and its NetworkPolicy admits its port from "
+        "anywhere).")
 
     @field_validator("context")
     @classmethod

@@ -163,3 +163,18 @@ def test_a_deployment_made_without_a_stack_is_adopted_by_the_first_stack(small: 
     assert adopted.returncode == 0 and "No changes" in adopted.stdout, adopted.stdout + adopted.stderr
     assert (small / ".mlspec" / "stack").read_text() == "dev\n"
     assert _mlspec("status", cwd=small).returncode == 2  # from then on it is dev's
+
+
+def test_a_kubernetes_stacks_expose_setting_reaches_the_manifests(iris: Path, tmp_path: Path) -> None:
+    stacks = iris / "mlspec.stacks.yaml"
+    stacks.write_text(stacks.read_text().replace("      namespace: iris\n",
+                                                 "      namespace: iris\n      expose: load-balancer\n"))
+    out = tmp_path / "manifests"
+    done = _mlspec("compile", str(iris), "--stack", "prod", "--format", "manifests", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    types = {path.name: json.dumps(path.read_text()) for path in (out / "manifests").glob("*-service-*.yaml")}
+    gateways = [name for name, text in types.items() if "LoadBalancer" in text]
+    assert len(gateways) == 1 and gateways[0].endswith("-service-iris.yaml"), types  # endpoint iris's gateway
+    stacks.write_text(stacks.read_text().replace("expose: load-balancer", "expose: node-port"))
+    refused = _mlspec("compile", str(iris), "--stack", "prod", "--format", "manifests", "-o", str(out))
+    assert refused.returncode == 2 and "expose" in refused.stderr

@@ -396,3 +396,16 @@ def test_scale_to_zero_and_a_request_rate_are_refused_at_their_lines(tmp_path: P
     assert zero.hint and "local" in zero.hint and "docker" not in zero.hint
     fixed = spec.replace("min_instances: 0", "min_instances: 2").replace(", target_rps: 20", "")
     assert not [d for d in _kubernetes_diagnostics(tmp_path, fixed).errors if d.path.startswith("deploy")]
+
+
+def test_a_load_balancer_stack_exposes_the_gateway_alone(serving: ProgramModel) -> None:
+    (endpoint,) = serving.endpoints
+    kept = by_kind(objects_of(serving), "Service")
+    exposed = by_kind(endpoint_objects(endpoint, Context.of(serving.project, expose="load-balancer"),
+                                       environments=serving.environments, jobs=serving.jobs), "Service")
+    assert kept[gateway_name(endpoint)]["spec"]["type"] == "ClusterIP"
+    assert exposed[gateway_name(endpoint)]["spec"]["type"] == "LoadBalancer"
+    for d in endpoint.deployments:  # the replicas stay reachable from the gateway alone
+        assert exposed[replica_name(endpoint, d)]["spec"]["type"] == "ClusterIP"
+    for obj in exposed.values():
+        kubernetes_validate.validate(copy.deepcopy(obj), KUBERNETES_VERSION, strict=True)

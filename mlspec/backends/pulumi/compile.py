@@ -57,11 +57,11 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
 
 def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", stack: str = "dev",
                     settings: dict[str, str] | None = None, *, namespace: str | None = None,
-                    node_pools: dict[str, dict[str, str]] | None = None) -> list[Path]:
+                    node_pools: dict[str, dict[str, str]] | None = None, expose: str | None = None) -> list[Path]:
     """Write the project for `target` into `out_dir`, replacing what an earlier compile wrote there; its stack is
     `stack`, with `settings` as its Pulumi config (a settings file per stack: other stacks' files are kept).
     Kubernetes only: the `namespace` of the objects (default: the workspace's name) and the node labels each
-    compute's pods are scheduled onto (`node_pools`).
+    compute's pods are scheduled onto (`node_pools`), and how endpoints' gateways are exposed (`expose`).
 
     Returns the files written. Raises CompileError when the spec uses something the target cannot express.
     """
@@ -70,7 +70,7 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
     out = Path(out_dir)
     program = build_program(graph, out, stack)
     if target == "kubernetes":
-        files = kubernetes_project_files(program, settings, namespace, node_pools)
+        files = kubernetes_project_files(program, settings, namespace, node_pools, expose)
     else:
         several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
         if several:
@@ -97,12 +97,13 @@ def write_files(out: Path, files: dict[str, str], generated: tuple[str, ...]) ->
 
 def kubernetes_project_files(program: ProgramModel, settings: dict[str, str] | None = None,
                              namespace: str | None = None,
-                             node_pools: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+                             node_pools: dict[str, dict[str, str]] | None = None,
+                             expose: str | None = None) -> dict[str, str]:
     """Every file of the Kubernetes project, relative to its folder, with its text."""
     from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
     from mlspec.backends.pulumi.kubernetes.program import program_files
 
-    ctx = context_of(program, node_pools, namespace)
+    ctx = context_of(program, node_pools, namespace, expose)
     built = build_objects(program, ctx)
     if built.skipped:
         raise CompileError("not compiled for the kubernetes target yet: " + "; ".join(built.skipped))

@@ -32,12 +32,14 @@ class ManifestSettings:
     """:param registry: where images are pushed, e.g. `ghcr.io/team` (images are REGISTRY/<workspace>-<folder>).
     :param digests: tagged reference -> `name@sha256:...` of the pushed image (what a CI build step records);
     empty: images by tag. :param node_pools: per compute, the node labels its pods are scheduled onto.
-    :param namespace: the objects' namespace; None: the workspace's name."""
+    :param namespace: the objects' namespace; None: the workspace's name. :param expose: how endpoints' gateways
+    are reached (`cluster-ip` or `load-balancer`); None: cluster-ip."""
 
     registry: str
     digests: dict[str, str] = field(default_factory=dict)
     node_pools: dict[str, dict[str, str]] = field(default_factory=dict)
     namespace: str | None = None
+    expose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def external_secrets(program: ProgramModel, ctx: Context) -> list[ExternalSecret
 
 def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[str, str]:
     """Every file of the manifests folder, relative to it, with its text."""
-    ctx = context_of(program, settings.node_pools, settings.namespace)
+    ctx = context_of(program, settings.node_pools, settings.namespace, settings.expose)
     built = build_objects(program, ctx)
     found = images(program, settings)
     references = {i.key: i.pinned or i.reference for i in found}

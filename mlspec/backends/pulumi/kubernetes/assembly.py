@@ -27,9 +27,11 @@ class Objects:
 
 
 def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | None = None,
-               namespace: str | None = None) -> Context:
-    """The program's context: its namespace (`namespace`, else the workspace's name) and node pools."""
-    return Context.of(program.project, program.tracking_uri, namespace=namespace, node_pools=node_pools)
+               namespace: str | None = None, expose: str | None = None) -> Context:
+    """The program's context: its namespace (`namespace`, else the workspace's name), node pools and how its
+    endpoints' gateways are exposed."""
+    return Context.of(program.project, program.tracking_uri, namespace=namespace, node_pools=node_pools,
+                      expose=expose)
 
 
 def build_objects(program: ProgramModel, ctx: Context) -> Objects:

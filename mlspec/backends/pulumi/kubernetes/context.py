@@ -12,6 +12,10 @@ from mlspec.backends.pulumi.kubernetes.meta import dns_name
 # built and pushed. The objects themselves are then the same for both.
 IMAGE_PLACEHOLDER = "mlspec-image:"
 TRACKING_SERVICE = "mlflow"  # the in-cluster MLflow server's Service (and Deployment) name
+# How an online endpoint's gateway Service is reached (a kubernetes stack's `expose`): from inside the cluster
+# alone (ClusterIP), or from outside it through the cloud's load balancer (LoadBalancer).
+EXPOSE_CLUSTER_IP, EXPOSE_LOAD_BALANCER = "cluster-ip", "load-balancer"
+SERVICE_TYPES = {EXPOSE_CLUSTER_IP: "ClusterIP", EXPOSE_LOAD_BALANCER: "LoadBalancer"}
 
 
 def image(key: str) -> str:
@@ -32,10 +36,11 @@ class Context:
     tracking_uri: str
     node_pools: dict[str, dict[str, str]] = field(default_factory=dict)
     own_tracking: bool = True  # the tracking server is the workspace's own, in its namespace
+    expose: str = EXPOSE_CLUSTER_IP  # how endpoints' gateways are reached: in the cluster, or by a load balancer
 
     @classmethod
     def of(cls, workspace: str, tracking_uri: str | None = None, namespace: str | None = None,
-           node_pools: dict[str, dict[str, str]] | None = None) -> Context:
+           node_pools: dict[str, dict[str, str]] | None = None, expose: str | None = None) -> Context:
         space = namespace or dns_name(workspace)
         return cls(workspace, space, tracking_uri or f"http://{TRACKING_SERVICE}.{space}.svc.cluster.local:5000",
-                   dict(sorted((node_pools or {}).items())), tracking_uri is None)
+                   dict(sorted((node_pools or {}).items())), tracking_uri is None, expose or EXPOSE_CLUSTER_IP)

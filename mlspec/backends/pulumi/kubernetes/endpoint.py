@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlspec.backends.pulumi.kubernetes.context import Context, image
+from mlspec.backends.pulumi.kubernetes.context import SERVICE_TYPES, Context, image
 from mlspec.backends.pulumi.kubernetes.endpoint_names import (
     GATEWAY,
     KEY_HASHES_KEY,
@@ -93,9 +93,10 @@ def _object_labels(ctx: Context, endpoint: EndpointModel, component: str, name: 
     return {**labels(ctx.workspace, component, name, content_hash=content_hash, tags=endpoint.tags), **selector}
 
 
-def _service(name: str, meta_labels: dict[str, str], selector: dict[str, str], port: int, ctx: Context) -> Object:
+def _service(name: str, meta_labels: dict[str, str], selector: dict[str, str], port: int, ctx: Context,
+             service_type: str = "ClusterIP") -> Object:
     return k8s_object("v1", "Service", metadata(name, ctx.namespace, meta_labels), spec={
-        "type": "ClusterIP", "selector": dict(selector),
+        "type": service_type, "selector": dict(selector),
         "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]})
 
 
@@ -271,7 +272,7 @@ def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
     return [
         k8s_object("v1", "ConfigMap", metadata(config_map, ctx.namespace, object_labels), data={CONFIG_KEY: config}),
         _deployment(name, metadata(name, ctx.namespace, object_labels), selector, GATEWAY_REPLICAS, template),
-        _service(name, object_labels, selector, GATEWAY_SERVICE_PORT, ctx),
+        _service(name, object_labels, selector, GATEWAY_SERVICE_PORT, ctx, SERVICE_TYPES[ctx.expose]),
         disruption_budget(name, ctx.namespace, object_labels, selector),
         gateway_policy(name, ctx.namespace, object_labels, selector, SERVING_PORT),
     ]
