@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from mlspec.diagnostics import Diagnostic, Diagnostics
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec.capabilities import Support, Target, honouring, row_for
-from mlspec.spec.compute import ComputeBase
+from mlspec.spec.compute import AttachedCompute, ComputeBase
 from mlspec.spec.environment import Environment
 from mlspec.validate import Declared
 
@@ -122,6 +122,18 @@ class _Checker:
                 "move them under 'pip:' (or into requirements), or deploy to the docker target")
 
 
+def _reaches_tracking(item: Declared, compute: AttachedCompute, spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
+    """An attached context is another cluster: the workspace's own MLflow, a Service of the stack's cluster, is out
+    of its pods' reach, so its jobs and replicas need a tracking server both clusters reach."""
+    if compute.kube_context and spec.workspace.tracking.uri is None:
+        diagnostics.error(
+            f"compute '{compute.name}': attached context '{compute.kube_context}' is another cluster, whose pods "
+            "cannot reach the workspace's own MLflow (a Service of the stack's cluster)",
+            item.doc.span(("kube_context",)), "kube_context",
+            "set the workspace's tracking.uri to an MLflow server both clusters reach, or use a compute of the "
+            "stack's cluster")
+
+
 def _is_refused(value: Any, support: Support) -> bool:
     """A value the target refuses though it honours the field (compared by type too: False is not 0)."""
     return any(type(value) is type(refused) and value == refused for refused in support.refused)
@@ -142,6 +154,8 @@ def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, 
     checker = _Checker(target, diagnostics)
     for item in declared:
         checker.resource(item)
+        if isinstance(item.resource, AttachedCompute) and target == "kubernetes":
+            _reaches_tracking(item, item.resource, spec, diagnostics)
         if isinstance(item.resource, Environment) and item.resource.conda_file:
             checker.conda_file(item, item.resource, spec)
 

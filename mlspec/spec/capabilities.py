@@ -193,11 +193,15 @@ TABLE: dict[str, dict[str, Row]] = {
         "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here"),
                 docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost (a "
                           "Kubernetes context needs the kubernetes target)"),
-                kubernetes=no("manifests apply to the cluster kubectl points at; a compute of its own context is "
-                              "not compiled yet")),
-        "host": ALL,
-        "kube_context": ALL,
-        "namespace": ALL,
+                kubernetes=approx("a kubeconfig context: the objects of the jobs, batch endpoints and online "
+                                  "endpoints on it go to that cluster through a provider of their own (manifests "
+                                  "in contexts/<context>/), in its namespace with its own quota and ingress "
+                                  "policy; its pods need the workspace's tracking.uri, as the workspace's own "
+                                  "MLflow stays on the stack's cluster")),
+        "host": Row(kubernetes=no("a Docker host is the docker target's; on kubernetes attach a kube_context")),
+        "kube_context": EVERYWHERE,
+        "namespace": Row(kubernetes=approx("the namespace on the attached cluster; the workspace's namespace "
+                                           "name when left out (the spec's default 'default' is not used)")),
     },
     "Environment": {
         "": EVERYWHERE,

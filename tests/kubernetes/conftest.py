@@ -17,7 +17,8 @@ from mlspec.backends.pulumi.model import ProgramModel, build_program
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
-         "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed"}
+         "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
+         "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached"}
 STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}
 NODE_POOLS = {"distributed": {"gpus": {"pool": "a100-spot"}, "serving": {"pool": "serving"}}}
 
@@ -47,12 +48,17 @@ def fake_digests(program: ProgramModel) -> dict[str, str]:
             for i in images(program, ManifestSettings(REGISTRY))}
 
 
+def is_manifest(rel: str) -> bool:
+    """An object's file: under manifests/, the stack's cluster's, or contexts/<context>/manifests/."""
+    return rel.startswith("manifests/") or (rel.startswith("contexts/") and "/manifests/" in rel)
+
+
 def compiled(name: str, pinned: bool) -> Compiled:
     program = program_of(name)
     settings = ManifestSettings(REGISTRY, fake_digests(program) if pinned else {}, NODE_POOLS.get(name, {}))
     files = manifest_files(program, settings)
-    objects = [yaml.safe_load(text) for rel, text in files.items() if rel.startswith("manifests/")]
-    secrets = set(re.findall(r"kubectl create secret generic (\S+)", files["README.md"]))
+    objects = [yaml.safe_load(text) for rel, text in files.items() if is_manifest(rel)]
+    secrets = set(re.findall(r"kubectl (?:--context \S+ )?create secret generic (\S+)", files["README.md"]))
     return Compiled(files, objects, secrets)
 
 

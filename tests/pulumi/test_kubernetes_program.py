@@ -23,6 +23,7 @@ from mlspec.backends.pulumi.model import ProgramModel, ResourceSize, build_progr
 from mlspec.graph import load_graph
 from mlspec.pulumi.kubernetes.secrets import KEYS_HASH_ANNOTATION
 from mlspec.runtime.keys import key_hash
+from tests.kubernetes.conftest import is_manifest
 from tests.pulumi.conftest import ROOT
 from tests.pulumi.harness import Captured, EchoMocks, run_program
 
@@ -201,7 +202,8 @@ def test_committed_kubernetes_stack_is_current(example: str) -> None:
 # The examples, and a spec with what they lack: distributed training, an instance, an inference cluster and a
 # batch endpoint.
 AGREEING = {**{name: ROOT / "examples" / name for name in KUBERNETES_STACKS},
-            "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed"}
+            "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
+            "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached"}
 
 
 @pytest.mark.parametrize("example", sorted(AGREEING))
@@ -217,24 +219,25 @@ def test_the_program_applies_exactly_the_manifests_objects(example: str, tmp_pat
     captured = run_program(out, {"registry": REGISTRY}, mocks=PushingMocks())
     program = build_program(graph, out)
     manifests = manifest_files(program, ManifestSettings(REGISTRY))
-    written = [yaml.safe_load(text) for rel, text in manifests.items() if rel.startswith("manifests/")]
+    written = [yaml.safe_load(text) for rel, text in manifests.items() if is_manifest(rel)]
     pushed = {r.name: r.outputs["repoDigest"] for r in captured.of_type(IMAGE)}
     tags = {image.reference: pushed[image.key] for image in images(program, ManifestSettings(REGISTRY))}
     applied = {}
     for resource in captured.resources:
         if resource.type.startswith("kubernetes:") and resource.custom and "metadata" in resource.inputs:
             kind = resource.type.rsplit(":", 1)[1]
-            applied[(kind, resource.inputs["metadata"]["name"])] = resource.inputs
-    generated = {name for (kind, name) in applied if kind == "Secret"}
+            meta_in = resource.inputs["metadata"]
+            applied[(kind, meta_in["name"], meta_in.get("namespace"))] = resource.inputs
+    generated = {name for (kind, name, _) in applied if kind == "Secret"}
     assert generated == {s.name for s in external_secrets(program, context_of(program))}
     for obj in written:
-        inputs = applied.pop((obj["kind"], obj["metadata"]["name"]))
+        inputs = applied.pop((obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")))
         text = json.dumps(obj)
         for tag, digest in tags.items():
             text = text.replace(json.dumps(tag), json.dumps(digest))
         expected = json.loads(text)
         assert _comparable(inputs, obj) == _comparable(expected, obj), (obj["kind"], obj["metadata"]["name"])
-    assert {kind for kind, _ in applied} == {"Secret"}
+    assert {kind for kind, _, _ in applied} == {"Secret"}
 
 
 def _comparable(inputs: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
@@ -265,3 +268,46 @@ def test_a_kubernetes_stack_settles_registry_context_and_namespace(tmp_path: Pat
     captured = run_program(out, {}, mocks=PushingMocks())
     assert captured.get("pulumi:providers:kubernetes", "cluster").inputs["context"] == "prod-aks"
     assert all(r.inputs["imageName"].startswith("registry.test/ml/") for r in captured.of_type(IMAGE))
+
+
+def test_an_attached_contexts_objects_go_through_its_own_provider(tmp_path: Path) -> None:
+    """The evaluation job and the endpoint on the attached compute go to its cluster, with their namespace and
+    Secrets; the training job stays on the stack's cluster, through the stack's provider."""
+    spec = tmp_path / "specs" / "attached"
+    shutil.copytree(AGREEING["attached"], spec)
+    out = tmp_path / "stacks" / "attached-kubernetes"
+    compile_project(load_graph([spec]), out, "kubernetes")
+    captured = run_program(out, {"registry": REGISTRY, "kubeContext": "main"}, mocks=PushingMocks())
+    stack = captured.get("pulumi:providers:kubernetes", "cluster")
+    edge = captured.get("pulumi:providers:kubernetes", "context-edge-cluster")
+    assert edge.inputs["context"] == "edge-cluster"
+    objects = [r for r in captured.resources if r.type.startswith("kubernetes:") and r.custom]
+    on_edge = {(r.type.rsplit(":", 1)[1], r.inputs["metadata"]["name"]) for r in objects
+               if r.provider.startswith(edge.urn)}
+    on_stack = {(r.type.rsplit(":", 1)[1], r.inputs["metadata"]["name"]) for r in objects
+                if r.provider.startswith(stack.urn)}
+    assert len(on_edge) + len(on_stack) == len(objects)
+    assert {("Namespace", "ml-edge"), ("Deployment", "mlp"), ("Deployment", "mlp-main"), ("Secret", "mlp-gateway-keys"),
+            ("Secret", "mlp-internal-token")} <= on_edge
+    assert {kind for kind, name in on_edge if name.startswith("evaluate-")} == {"Job", "ConfigMap"}
+    assert {kind for kind, name in on_stack if name.startswith("train-")} == {"Job", "ConfigMap"}
+    assert ("Namespace", "attached") in on_stack and not any(name.startswith(("mlp", "evaluate-"))
+                                                           for _, name in on_stack)
+    assert all(r.inputs["metadata"].get("namespace") in (None, "ml-edge") for r in objects
+               if r.provider.startswith(edge.urn))
+
+
+def test_an_attached_context_without_a_reachable_tracking_server_is_refused_at_its_line(tmp_path: Path) -> None:
+    from mlspec.graph import analyze
+
+    spec = tmp_path / "attached"
+    shutil.copytree(AGREEING["attached"], spec)
+    text = (spec / "mlspec.yaml").read_text()
+    (spec / "mlspec.yaml").write_text(text.replace('tracking: {uri: "https://mlflow.example.com"}\n', ""))
+    analysis = analyze([spec], "kubernetes")
+    (error,) = analysis.diagnostics.errors
+    assert "attached context 'edge-cluster' is another cluster" in error.summary
+    assert error.hint and "tracking.uri" in error.hint
+    without = (spec / "mlspec.yaml").read_text().splitlines()
+    assert error.span is not None and without[error.span.line - 1].startswith("kube_context:")
+    assert not analyze([AGREEING["attached"]], "kubernetes").diagnostics.errors  # with tracking.uri it compiles

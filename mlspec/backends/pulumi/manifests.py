@@ -13,6 +13,7 @@ import yaml
 
 from mlspec.backends.pulumi.compile import dockerfiles, write_files
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
+from mlspec.backends.pulumi.kubernetes.attached import context_of_object, endpoint_contexts
 from mlspec.backends.pulumi.kubernetes.batch import CLAIM_MOUNT
 from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER, Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret
@@ -24,7 +25,7 @@ from mlspec.backends.pulumi.render import render
 
 TAG_LENGTH = 16
 DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
-GENERATED = ("manifests", "docker")  # folders a compile replaces whole
+GENERATED = ("manifests", "docker", "contexts")  # folders a compile replaces whole
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def resolve_images(value: Any, references: dict[str, str]) -> Any:
     return value
 
 
+def context_folder(context: str | None) -> str:
+    """Where the objects for a kubeconfig context go: the stack's cluster's at the top, an attached context's in
+    `contexts/<context>/`, a kustomization of its own (`kubectl --context <context> apply -k` there)."""
+    return "" if context is None else f"contexts/{dns_name(context)}/"
+
+
 def file_name(index: int, obj: Object) -> str:
     """`NN-kind-name.yaml`: listed in apply order."""
     return f"{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
@@ -111,7 +118,9 @@ def external_secrets(program: ProgramModel, ctx: Context) -> list[ExternalSecret
         f"kubectl create secret generic {password_secret(i)} -n {ctx.namespace} --from-literal={PASSWORD_KEY}="
         "\"$(python -c 'from jupyter_server.auth import passwd; print(passwd())')\"",
         f"JupyterLab's hashed password for compute instance '{i.name}'") for i in program.instances]
-    return found + [secret for endpoint in program.endpoints for secret in endpoint_secrets(endpoint, ctx)]
+    where = endpoint_contexts(program.endpoints, program.computes, ctx)
+    return found + [secret for endpoint in program.endpoints
+                    for secret in endpoint_secrets(endpoint, where[endpoint.name])]
 
 
 def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[str, str]:
@@ -121,22 +130,25 @@ def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[st
     found = images(program, settings)
     references = {i.key: i.pinned or i.reference for i in found}
     files: dict[str, str] = {}
-    listed = []
+    listed: dict[str | None, list[str]] = {None: []}
     for index, obj in enumerate(built.objects):
+        context = context_of_object(obj)
         name = f"manifests/{file_name(index, obj)}"
-        files[name] = to_yaml(resolve_images(obj, references))
-        listed.append(name)
-    kustomization: Object = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                             "resources": listed}
-    if settings.digests:
-        kustomization["images"] = [{"name": i.reference.rsplit(":", 1)[0],
-                                    "digest": (i.pinned or "").split("@", 1)[1]} for i in found]
-    files["kustomization.yaml"] = to_yaml(kustomization)
+        files[f"{context_folder(context)}{name}"] = to_yaml(resolve_images(obj, references))
+        listed.setdefault(context, []).append(name)
+    for context, names in listed.items():
+        kustomization: Object = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                                 "resources": names}
+        if settings.digests:
+            kustomization["images"] = [{"name": i.reference.rsplit(":", 1)[0],
+                                        "digest": (i.pinned or "").split("@", 1)[1]} for i in found]
+        files[f"{context_folder(context)}kustomization.yaml"] = to_yaml(kustomization)
     files.update(dockerfiles(program))
     files["README.md"] = render("kubernetes.README.md.j2", program=program, images=found,
                                 secrets=external_secrets(program, ctx), skipped=built.skipped,
                                 namespace=ctx.namespace, pinned=bool(settings.digests),
-                                node_pools=settings.node_pools, batch_mount=CLAIM_MOUNT)
+                                node_pools=settings.node_pools, batch_mount=CLAIM_MOUNT,
+                                contexts=[(c, context_folder(c)) for c in listed if c is not None])
     return dict(sorted(files.items()))
 
 

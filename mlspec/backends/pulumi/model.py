@@ -150,6 +150,8 @@ class ComputeModel:
     low_priority: bool = False
     gpu_type: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    kube_context: str | None = None  # an attached compute's kubeconfig context: its own cluster
+    namespace: str | None = None  # an attached compute's namespace there, when the spec names one
 
 
 @dataclass(frozen=True)
@@ -450,7 +452,9 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     computes = tuple(
         ComputeModel(n.resource.name, n.resource.type, _size(n.resource.resources),  # type: ignore[attr-defined]
                      getattr(n.resource, "max_nodes", 1), getattr(n.resource, "low_priority", False),
-                     n.resource.resources.gpu_type, dict(sorted(n.resource.tags.items())))  # type: ignore[attr-defined]
+                     n.resource.resources.gpu_type, dict(sorted(n.resource.tags.items())),  # type: ignore[attr-defined]
+                     getattr(n.resource, "kube_context", None),
+                     n.resource.namespace if "namespace" in n.resource.model_fields_set else None)  # type: ignore[attr-defined]
         for n in builder.nodes("Compute"))
     ws = graph.spec.workspace
     runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",

@@ -48,9 +48,26 @@ def with_images(value: Any, images: Mapping[str, pulumi.Input[str]]) -> Any:
     return value
 
 
+KUBE_CONTEXT = "mlspec.io/kube-context"  # as the compiler writes it (mlspec.backends.pulumi.kubernetes.attached)
+
+
+def kube_context(obj: Mapping[str, Any]) -> str | None:
+    """The attached context an object goes to; None: the stack's cluster."""
+    context: str | None = ((obj.get("metadata") or {}).get("annotations") or {}).get(KUBE_CONTEXT)
+    return context
+
+
+def key(obj: Mapping[str, Any]) -> str:
+    """`Kind/name`, as depends-on annotations name objects, then `@context` for an attached cluster's."""
+    context = kube_context(obj)
+    return f"{obj['kind']}/{obj['metadata']['name']}" + (f"@{context}" if context else "")
+
+
 def resource_name(obj: Mapping[str, Any]) -> str:
-    """The Pulumi name of an object: kind and name, unique in a workspace (one namespace)."""
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
+    """The Pulumi name of an object: kind and name, unique in a cluster's workspace; an attached cluster's
+    objects are prefixed by their context (its namespace may bear the stack's namespace's name)."""
+    context = kube_context(obj)
+    return (f"{context}/" if context else "") + f"{obj['kind'].lower()}-{obj['metadata']['name']}"
 
 
 def dependencies(obj: Mapping[str, Any]) -> list[str]:
@@ -60,10 +77,11 @@ def dependencies(obj: Mapping[str, Any]) -> list[str]:
 
 
 def create(obj: Mapping[str, Any], images: Mapping[str, pulumi.Input[str]], depends_on: Sequence[pulumi.Resource],
-           parent: pulumi.Resource) -> pulumi.CustomResource:
-    """One object as a resource, a child of `parent`, after `depends_on`."""
+           parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None) -> pulumi.CustomResource:
+    """One object as a resource, a child of `parent`, after `depends_on`, through `provider` (None: the
+    parent's)."""
     body = with_images({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}, images)
-    opts = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
+    opts = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), provider=provider)
     typed = KINDS.get((obj["apiVersion"], obj["kind"]))
     if typed is None:
         return k8s.apiextensions.CustomResource(resource_name(obj), api_version=obj["apiVersion"], kind=obj["kind"],

@@ -28,6 +28,7 @@ class EndpointSecretsArgs:
     :param keys_secret: the Secret holding the keys' SHA-256 digests (key ``key_hashes``, one a line) the gateway
         reads; None for ``auth: none``.
     :param gateway: the gateway's Deployment, whose pods are rolled when the keys change.
+    :param kube_context: the attached kubeconfig context whose cluster the endpoint runs on; None: the stack's.
     """
 
     endpoint: str
@@ -35,6 +36,7 @@ class EndpointSecretsArgs:
     token_secret: str
     gateway: str
     keys_secret: str | None = None
+    kube_context: str | None = None
 
 
 class EndpointSecrets:
@@ -59,9 +61,10 @@ class EndpointSecrets:
                 lambda keys: "".join(f"{key_hash(k)}\n" for k in keys))
             self.keys_hash = self.hashes.apply(lambda text: hashlib.sha256(text.encode()).hexdigest()[:16])
 
-    def create(self, depends_on: list[pulumi.Resource]) -> list[pulumi.Resource]:
-        """The Secrets themselves, after `depends_on` (their namespace)."""
-        opts = pulumi.ResourceOptions(parent=self.parent, depends_on=depends_on)
+    def create(self, depends_on: list[pulumi.Resource],
+               provider: pulumi.ProviderResource | None = None) -> list[pulumi.Resource]:
+        """The Secrets themselves, after `depends_on` (their namespace), through `provider` (None: the stack's)."""
+        opts = pulumi.ResourceOptions(parent=self.parent, depends_on=depends_on, provider=provider)
         made: list[pulumi.Resource] = [_secret(self.args.token_secret, self.args.namespace,
                                                {"token": self.token.result}, opts)]
         if self.args.keys_secret and self.hashes is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import yaml
 
 from mlspec.pulumi.kubernetes import objects as o
@@ -73,31 +74,43 @@ class ClusterWorkspace(pulumi.ComponentResource):
 
     def _apply(self, objects: list[dict[str, Any]]) -> dict[str, pulumi.CustomResource]:
         created: dict[str, pulumi.CustomResource] = {}
+        # One explicit provider per attached context, named after it; the rest go through the stack's.
+        self.attached = {context: k8s.Provider(f"context-{context}", context=context, opts=pulumi.ResourceOptions(
+            parent=self)) for context in sorted({c for c in map(o.kube_context, objects) if c})}
         namespaces = [obj for obj in objects if obj["kind"] == "Namespace"]
         for obj in namespaces:
-            created[f"Namespace/{obj['metadata']['name']}"] = o.create(obj, self.references, [], self)
-        generated = [secret for secrets in self.secrets for secret in secrets.create(_in(created,
-                                                                                           secrets.args.namespace))]
+            created[o.key(obj)] = o.create(obj, self.references, [], self, self._through(o.kube_context(obj)))
+        generated = [secret for secrets in self.secrets for secret in secrets.create(
+            _in(created, secrets.args.namespace, secrets.args.kube_context), self._through(secrets.args.kube_context))]
         generated += [secret for instance in self.instances
-                      for secret in instance.create(_in(created, instance.args.namespace))]
+                      for secret in instance.create(_in(created, instance.args.namespace, None))]
         for obj in (obj for obj in objects if obj["kind"] != "Namespace"):
             for secrets in self.secrets:
                 obj = secrets.annotate_gateway(obj)
-            after = _in(created, obj["metadata"].get("namespace"))
+            context = o.kube_context(obj)
+            after = _in(created, obj["metadata"].get("namespace"), context)
             if obj["kind"] in WORKLOADS:
                 after += generated
             for reference in o.dependencies(obj):
-                if reference not in created:
+                found = created.get(f"{reference}@{context}") if context else None
+                found = found or created.get(reference) or next(
+                    (r for k, r in created.items() if k.startswith(f"{reference}@")), None)
+                if found is None:
                     raise ValueError(f"{obj['kind']}/{obj['metadata']['name']} depends on {reference}, which comes "
                                      "later or not at all in the compiled objects; recompile")
-                after.append(created[reference])
-            created[f"{obj['kind']}/{obj['metadata']['name']}"] = o.create(obj, self.references, after, self)
+                after.append(found)
+            created[o.key(obj)] = o.create(obj, self.references, after, self, self._through(context))
         return created
 
+    def _through(self, context: str | None) -> k8s.Provider | None:
+        return self.attached[context] if context else None
 
-def _in(created: dict[str, pulumi.CustomResource], namespace: str | None) -> list[pulumi.Resource]:
-    """What an object in `namespace` is created after: that namespace, when the objects create it."""
-    found = created.get(f"Namespace/{namespace}")
+
+def _in(created: dict[str, pulumi.CustomResource], namespace: str | None,
+        context: str | None) -> list[pulumi.Resource]:
+    """What an object in `namespace` of `context`'s cluster is created after: that namespace, when the objects
+    create it."""
+    found = created.get(f"Namespace/{namespace}" + (f"@{context}" if context else ""))
     return [found] if found is not None else []
 
 

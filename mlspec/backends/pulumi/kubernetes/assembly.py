@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mlspec.backends.pulumi.kubernetes.attached import attached_contexts, context_of_object, endpoint_context, mark
 from mlspec.backends.pulumi.kubernetes.batch import batch_objects
 from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
@@ -36,7 +37,8 @@ def context_of(program: ProgramModel, node_pools: dict[str, dict[str, str]] | No
 
 def build_objects(program: ProgramModel, ctx: Context) -> Objects:
     """Namespace, cluster scheduling, tracking, jobs, instances, batch and online endpoints, then the quota that
-    sums them."""
+    sums them; the objects of resources on an attached Kubernetes compute are built for its cluster (marked with
+    its context), after that cluster's own namespace, ingress policy and quota."""
     computes = {c.name: c for c in program.computes}
     unknown = sorted(set(ctx.node_pools) - set(computes))
     if unknown:
@@ -49,30 +51,48 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
     if program.tracking_uri is None:
         objects += tracking_objects(ctx, program.storage_size, program.tags)
     environments = {e.var: e for e in (program.runtime, *program.environments)}
+    attached = attached_contexts(ctx, program.computes)
     waves = _waves(program.jobs)
     for job in program.jobs:
         compute = computes.get(job.compute) if job.compute else None
         if compute is not None and compute.type == "cluster" and job.nodes > compute.max_nodes:
             raise CompileError(f"job '{job.name}' runs on {job.nodes} nodes, more than cluster '{compute.name}' "
                                f"has (max_nodes: {compute.max_nodes}); it would never start")
-        objects += job_objects(job, environments[job.environment], compute, ctx,
-                               [job_name(j) for j in program.jobs if j.var in _reads(job, program.jobs)],
-                               waves[job.var])
+        where = attached.get(job.compute or "", ctx)
+        objects += mark(job_objects(job, environments[job.environment], compute, where,
+                                    [job_name(j) for j in program.jobs if j.var in _reads(job, program.jobs)],
+                                    waves[job.var]), where)
     for instance in program.instances:
         objects += instance_objects(instance, environments[instance.environment], computes.get(instance.name), ctx,
                                     program.storage_size)
     jobs = {j.var: j for j in program.jobs}
     for batch in program.batches:
         registering = jobs.get(batch.job) if batch.job else None
-        objects += batch_objects(batch, environments[batch.environment],
-                                 computes.get(batch.compute) if batch.compute else None, ctx, registering,
-                                 waves[registering.var] + 1 if registering is not None else 0, program.storage_size)
+        where = attached.get(batch.compute or "", ctx)
+        objects += mark(batch_objects(batch, environments[batch.environment],
+                                      computes.get(batch.compute) if batch.compute else None, where, registering,
+                                      waves[registering.var] + 1 if registering is not None else 0,
+                                      program.storage_size), where)
     skipped: list[str] = []
     for endpoint in program.endpoints:
-        objects += endpoint_objects(endpoint, ctx, environments=tuple(environments.values()), jobs=program.jobs,
-                                    computes=program.computes)
-    objects.insert(2 + 2 * len(clusters), workspace_quota(ctx, objects, clusters, program.tags))
+        where = endpoint_context(endpoint, ctx, attached)
+        objects += mark(endpoint_objects(endpoint, where, environments=tuple(environments.values()),
+                                         jobs=program.jobs, computes=program.computes), where)
+    head = 2 + 2 * len(clusters)
+    own = [obj for obj in objects if context_of_object(obj) is None]
+    objects.insert(head, workspace_quota(ctx, own, clusters, program.tags))
+    for where in sorted({_place(c): c for c in attached.values()}.values(), key=_place, reverse=True):
+        theirs = [obj for obj in objects if context_of_object(obj) == where.kube_context
+                  and obj["metadata"].get("namespace") == where.namespace]
+        start = [namespace(where, program.tags, program.description), deny_ingress(where, program.tags)]
+        objects[head + 1:head + 1] = mark([*start, workspace_quota(where, [*start, *theirs], [], program.tags)],
+                                          where)
     return Objects(objects, skipped)
+
+
+def _place(ctx: Context) -> tuple[str, str]:
+    """Where an attached context's objects live: its cluster's context and namespace."""
+    return ctx.kube_context or "", ctx.namespace
 
 
 def _model_names(job: JobModel) -> set[str]:

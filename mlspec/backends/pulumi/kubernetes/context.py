@@ -37,6 +37,7 @@ class Context:
     node_pools: dict[str, dict[str, str]] = field(default_factory=dict)
     own_tracking: bool = True  # the tracking server is the workspace's own, in its namespace
     expose: str = EXPOSE_CLUSTER_IP  # how endpoints' gateways are reached: in the cluster, or by a load balancer
+    kube_context: str | None = None  # an attached compute's kubeconfig context; None: the stack's cluster
 
     @classmethod
     def of(cls, workspace: str, tracking_uri: str | None = None, namespace: str | None = None,

@@ -26,14 +26,15 @@ class ExternalSecret:
 def external_secrets(endpoint: EndpointModel, ctx: Context) -> list[ExternalSecret]:
     secrets = [ExternalSecret(
         token_secret(endpoint), (TOKEN_KEY,),
-        f"kubectl create secret generic {token_secret(endpoint)} -n {ctx.namespace} "
+        f"kubectl{_context(ctx)} create secret generic {token_secret(endpoint)} -n {ctx.namespace} "
         f"--from-literal={TOKEN_KEY}=$(openssl rand -hex 32)",
         f"the token endpoint '{endpoint.name}''s replicas require of its gateway")]
     if endpoint.auth == "key":
         secrets.append(ExternalSecret(
             keys_secret(endpoint), (KEY_HASHES_KEY,),
             f"printf '%s' \"$KEY\" | sha256sum | cut -d' ' -f1 > {KEY_HASHES_KEY}  # one line per key; then "
-            f"kubectl create secret generic {keys_secret(endpoint)} -n {ctx.namespace} --from-file={KEY_HASHES_KEY}",
+            f"kubectl{_context(ctx)} create secret generic {keys_secret(endpoint)} -n {ctx.namespace} "
+            f"--from-file={KEY_HASHES_KEY}",
             f"the SHA-256 digests of endpoint '{endpoint.name}''s keys, which its gateway accepts"))
     return secrets
 
@@ -75,3 +76,8 @@ def replica_count(deployment: DeploymentModel) -> int:
     """The most replicas a deployment runs: its instance_count, or its autoscaler's maximum."""
     autoscale = deployment.autoscale
     return int(autoscale["max_instances"]) if autoscale else int(deployment.settings["instance_count"])
+
+
+def _context(ctx: Context) -> str:
+    """kubectl's `--context` for an attached cluster; the current context for the stack's."""
+    return f" --context {ctx.kube_context}" if ctx.kube_context else ""

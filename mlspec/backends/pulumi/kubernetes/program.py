@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from mlspec.backends.pulumi.kubernetes.attached import endpoint_contexts
 from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint_names import gateway_name, keys_secret, token_secret
 from mlspec.backends.pulumi.kubernetes.instances import PASSWORD_KEY, password_secret
@@ -50,11 +51,15 @@ def images(program: ProgramModel) -> list[dict[str, Any]]:
 def endpoint_secrets(program: ProgramModel, ctx: Context) -> list[dict[str, Any]]:
     """The Secrets each online endpoint's objects read, as `EndpointSecretsArgs` keyword arguments."""
     found = []
+    where = endpoint_contexts(program.endpoints, program.computes, ctx)
     for endpoint in program.endpoints:
-        args = {"endpoint": endpoint.name, "namespace": ctx.namespace, "token_secret": token_secret(endpoint),
+        place = where[endpoint.name]
+        args = {"endpoint": endpoint.name, "namespace": place.namespace, "token_secret": token_secret(endpoint),
                 "gateway": gateway_name(endpoint)}
         if endpoint.auth == "key":
             args["keys_secret"] = keys_secret(endpoint)
+        if place.kube_context:
+            args["kube_context"] = place.kube_context
         found.append(args)
     return found
 
