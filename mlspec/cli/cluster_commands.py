@@ -149,7 +149,7 @@ def in_cluster_url(cluster: Cluster, endpoint: str) -> str:
     return f"http://{dns_name(endpoint)}.{cluster.namespace}.svc.cluster.local"
 
 
-def stack_keys(args: argparse.Namespace, cluster: Cluster, endpoint: str) -> dict[str, str]:
+def stack_keys(args: argparse.Namespace, cluster: Cluster, endpoint: str, hint: str = "") -> dict[str, str]:
     """The endpoint's keys from the stack's outputs (`<endpoint>.keys`), through the Automation API."""
     from mlspec.cli.pulumi_commands import pulumi_cli
 
@@ -161,7 +161,7 @@ def stack_keys(args: argparse.Namespace, cluster: Cluster, endpoint: str) -> dic
         pulumi_cli("kubernetes")
     except CommandError as error:
         raise CommandError(f"the endpoint's keys are the stack's Pulumi output {output}: {error} Where the stack "
-                           f"was deployed from, run:\n  {by_hand}", EXIT_FAILED) from None
+                           f"was deployed from, run:\n  {by_hand}{hint}", EXIT_FAILED) from None
     from pulumi import automation as auto
 
     from mlspec.cli.pulumi_commands import stack_of
@@ -206,5 +206,5 @@ def invoke_target(args: argparse.Namespace) -> tuple[str, str | None]:
                            f"{args.name} --url http://127.0.0.1:{LOCAL_PORT} ...", EXIT_FAILED)
     if endpoint.auth != "key":
         return args.url.rstrip("/"), None
-    key = args.api_key or stack_keys(args, cluster, args.name)[args.key]
+    key = args.api_key or stack_keys(args, cluster, args.name, "\nand pass the key as --api-key KEY")[args.key]
     return args.url.rstrip("/"), key

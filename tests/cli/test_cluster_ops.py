@@ -126,13 +126,17 @@ def test_runs_and_models_say_how_to_reach_the_clusters_mlflow(spec: Path, capfd:
     assert "runs on the docker host: pass --tracking-uri URL of its server" in _err(capfd)
 
 
-def test_invoke_without_a_url_gives_the_port_forward(spec: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_invoke_without_a_url_gives_the_port_forward(spec: Path, no_kubectl: None,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
     (spec / "request.json").write_text("{}")
     assert main(["endpoint", "invoke", "ddp", str(spec), "--stack", "prod", "--data", str(spec / "request.json")]) == 1
     err = _err(capfd)
     assert "endpoint ddp is a Service of the cluster: forward its gateway" in err
     assert "  kubectl --context prod -n ml-prod port-forward svc/ddp 8080:80\n" in err
     assert "  mlspec endpoint invoke ddp --url http://127.0.0.1:8080 ..." in err
+    assert main(["endpoint", "invoke", "ddp", str(spec), "--stack", "prod", "--data", str(spec / "request.json"),
+                 "--url", "http://127.0.0.1:1"]) == 1  # no --api-key, and no pulumi to read the stack's keys with
+    assert "Pulumi output ddp.keys" in (err := _err(capfd)) and "and pass the key as --api-key KEY" in err
     assert main(["endpoint", "invoke", "score", str(spec), "--stack", "prod", "--data", "x.json"]) == 2
     assert "'score' is not an online endpoint of the spec" in _err(capfd)
 
