@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mlspec.cli.common import CommandError, local_engine
-from mlspec.cli.output import EXIT_FAILED, EXIT_OK, print_json
+from mlspec.cli.common import CommandError, local_engine, target_of
+from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_json
 
 
 def _record(engine: Any, resource_id: str) -> Any:
@@ -26,20 +26,40 @@ def _record(engine: Any, resource_id: str) -> Any:
     return record
 
 
-def invoke(args: argparse.Namespace) -> int:
-    engine = local_engine(args)
-    record = _record(engine, f"endpoint/{args.name}")
+def _body(args: argparse.Namespace) -> bytes:
     try:
-        body = sys.stdin.buffer.read() if args.data == "-" else Path(args.data).read_bytes()
+        return sys.stdin.buffer.read() if args.data == "-" else Path(args.data).read_bytes()
     except OSError as exc:
         raise CommandError(f"cannot read the request body {args.data}: {exc.strerror or exc}", EXIT_FAILED) from exc
-    content_type = "text/csv" if args.data.endswith(".csv") else "application/json"
-    request = urllib.request.Request(f"{record.outputs['url']}/invocations", data=body, method="POST",
-                                     headers={"Content-Type": content_type})
+
+
+def invoke(args: argparse.Namespace) -> int:
+    if target_of(args) == "kubernetes":
+        from mlspec.cli.cluster_commands import invoke_target
+
+        url, key = invoke_target(args)
+        return _send(args, url, key, _body(args))
+    engine = local_engine(args)
+    if args.url:
+        raise CommandError("--url is for an endpoint of a kubernetes stack: the local engine knows its own",
+                           EXIT_INVALID)
+    record = _record(engine, f"endpoint/{args.name}")
+    body = _body(args)
+    key = None
     if record.outputs.get("auth") == "key":
         from mlspec.backends.local.keys import load_keys
 
-        request.add_header("Authorization", f"Bearer {load_keys(engine.paths, args.name)[args.key]}")
+        key = args.api_key or load_keys(engine.paths, args.name)[args.key]
+    return _send(args, record.outputs["url"], key, body)
+
+
+def _send(args: argparse.Namespace, url: str, key: str | None, body: bytes) -> int:
+    """POST the body to the endpoint's /invocations and print the answer."""
+    content_type = "text/csv" if args.data.endswith(".csv") else "application/json"
+    request = urllib.request.Request(f"{url}/invocations", data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
     if args.deployment:
         request.add_header("azureml-model-deployment", args.deployment)
     try:
@@ -49,7 +69,7 @@ def invoke(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as exc:
         raise CommandError(f"endpoint answered {exc.code}: {exc.read().decode(errors='replace')}", EXIT_FAILED) from exc
     except OSError as exc:
-        raise CommandError(f"endpoint {args.name} is not reachable at {record.outputs['url']} ({exc}); "
+        raise CommandError(f"endpoint {args.name} is not reachable at {url} ({exc}); "
                            "see `mlspec status`", EXIT_FAILED) from exc
     print(payload)
     print(f"(answered by deployment {deployment})", file=sys.stderr)
@@ -59,6 +79,10 @@ def invoke(args: argparse.Namespace) -> int:
 def keys(args: argparse.Namespace) -> int:
     from mlspec.backends.local.keys import load_keys, rotate
 
+    if target_of(args) == "kubernetes":
+        from mlspec.cli.cluster_commands import keys as cluster_keys
+
+        return cluster_keys(args)
     engine = local_engine(args)
     record = _record(engine, f"endpoint/{args.name}")
     if args.regenerate:

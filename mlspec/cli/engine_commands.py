@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from mlspec.cli.common import CommandError, confirm, local_engine
+from mlspec.cli.common import CommandError, confirm, local_engine, target_of
 from mlspec.cli.output import EXIT_FAILED, EXIT_OK, print_json
 
 
@@ -119,6 +119,10 @@ def status(args: argparse.Namespace) -> int:
     from mlspec.cli.stacks import announce
 
     announce(args)
+    if target_of(args) == "kubernetes":
+        from mlspec.cli.cluster_commands import status as cluster_status
+
+        return cluster_status(args)
     engine = local_engine(args)
     if not engine.paths.state_db.exists():
         print("Nothing deployed yet: run `mlspec up`.")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mlspec.cli.common import CommandError, local_engine
+from mlspec.cli.common import CommandError, local_engine, target_of
 from mlspec.cli.output import EXIT_FAILED, EXIT_OK
 
 POLL_S = 0.2
@@ -62,6 +62,10 @@ def _label(owner: str, process_id: str) -> str:
 
 
 def logs(args: argparse.Namespace) -> int:
+    if target_of(args) == "kubernetes":
+        from mlspec.cli.cluster_commands import logs as cluster_logs
+
+        return cluster_logs(args)
     engine = local_engine(args)
     sources = _sources(engine, args.name)
     if sources is None:

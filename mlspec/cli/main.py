@@ -36,6 +36,11 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+def _tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URL", help="read this MLflow server, e.g. http://127.0.0.1:5000 "
+                                                               "after `kubectl port-forward svc/mlflow 5000:5000`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlspec", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", help="send to this deployment, whatever the traffic split")
     p.add_argument("--key", choices=["primary", "secondary"], default="primary", help="which key to use")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    p.add_argument("--url", help="the endpoint's address, e.g. http://127.0.0.1:8080 after `kubectl port-forward` "
+                                 "(a kubernetes stack's endpoint; the local engine knows its own)")
+    p.add_argument("--api-key", help="the key to send (default: the --key of the endpoint's keys)")
     _engine(p)
     p.set_defaults(handler=_lazy("mlspec.cli.endpoint_commands", "invoke"))
     p = endpoint.add_parser("keys", help="show (or regenerate) an endpoint's keys")
@@ -189,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.add_argument("--experiment", help="only this experiment")
     p.add_argument("--limit", type=int, default=20, help="most runs to list")
+    _tracking(p)
     p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "runs"))
 
     p = commands.add_parser("models", help="list the workspace's registered models and versions")
     _engine(p)
     _json(p)
+    _tracking(p)
     p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "models"))
     return parser
 

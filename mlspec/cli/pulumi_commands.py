@@ -110,7 +110,7 @@ def pulumi_cli(target: str = "docker") -> str:
     return found
 
 
-def _stack(args: argparse.Namespace) -> Any:
+def stack_of(args: argparse.Namespace) -> Any:
     """Compile into the workspace folder and select its stack, with its state in a local file backend there."""
     target = getattr(args, "target", None) or "local"
     if target not in PULUMI_TARGETS:
@@ -146,7 +146,7 @@ def _run(action: str, args: argparse.Namespace) -> int:
     from pulumi import automation as auto
 
     announce(args)
-    stack = _stack(args)
+    stack = stack_of(args)
     try:
         if action == "preview":
             stack.preview(on_output=_print)

@@ -5,19 +5,41 @@ from __future__ import annotations
 import argparse
 import datetime
 
-from mlspec.cli.common import local_engine
-from mlspec.cli.output import EXIT_OK, print_json
+from mlspec.cli.common import CommandError, load_spec, local_engine, target_of
+from mlspec.cli.output import EXIT_FAILED, EXIT_OK, print_json
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The workspace's MLflow client; None before the first `up` created its store (reading must not create it)."""
+    """The workspace's MLflow client; None before the first `up` created its store (reading must not create it).
+    --tracking-uri, or a stack of another target, reads a tracking server in place of the local engine's store."""
+    from mlflow.tracking import MlflowClient
+
+    if args.tracking_uri:
+        return MlflowClient(args.tracking_uri), args.tracking_uri
+    if target_of(args) != "local":
+        uri = load_spec(args, check_target=False).spec.workspace.tracking.uri or _no_tracking_uri(args)
+        return MlflowClient(uri), uri
     engine = local_engine(args)
     uri = engine.graph.spec.workspace.tracking.uri or engine.paths.tracking_uri
     if uri == engine.paths.tracking_uri and not (engine.paths.root / "mlflow.db").exists():
         return None, uri
-    from mlflow.tracking import MlflowClient
-
     return MlflowClient(uri), uri
+
+
+def _no_tracking_uri(args: argparse.Namespace) -> str:
+    """A cluster's own MLflow is a Service in its namespace: say how to reach it from here."""
+    target = target_of(args)
+    if target == "kubernetes":
+        from mlspec.cli.cluster_commands import TRACKING_PORT, TRACKING_SERVICE, cluster_of, shown
+
+        cluster = cluster_of(args)
+        forward = shown(cluster.kubectl("port-forward", f"svc/{TRACKING_SERVICE}",
+                                        f"{TRACKING_PORT}:{TRACKING_PORT}"))
+        raise CommandError(f"the workspace's MLflow runs in the cluster (Service {TRACKING_SERVICE} in namespace "
+                           f"{cluster.namespace}): forward it, then pass its address:\n  {forward}\n  mlspec "
+                           f"{args.command} --tracking-uri http://127.0.0.1:{TRACKING_PORT} ...", EXIT_FAILED)
+    raise CommandError(f"the workspace's MLflow runs on the {target} host: pass --tracking-uri URL of its server",
+                       EXIT_FAILED)
 
 
 def runs(args: argparse.Namespace) -> int:

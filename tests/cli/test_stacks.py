@@ -82,7 +82,8 @@ def test_commands_go_where_the_stack_says(iris: Path, tmp_path: Path) -> None:
     down = _mlspec("down", str(iris), "--stack", "prod", "--yes", env={"PATH": str(no_pulumi)})
     assert down.returncode == 1 and "no `pulumi` command" in down.stderr  # never the local workspace in its place
     cluster_status = _mlspec("status", str(iris), "--stack", "prod")
-    assert cluster_status.returncode == 2 and "a kubernetes deployment is Pulumi's" in cluster_status.stderr
+    assert cluster_status.returncode == 1 and "status on a kubernetes stack reads the cluster with kubectl" in \
+        cluster_status.stderr  # the cluster's status, never the local workspace's
     status = _mlspec("status", str(iris), "--stack", "staging")
     assert status.returncode == 2 and "mlspec preview|up|down" in status.stderr
     assert not (iris / ".mlspec").exists(), "nothing of the local engine was written"

@@ -99,3 +99,37 @@ def test_the_declared_gateway_and_replica_answer_predictions_with_a_key(
     assert httpx.post(f"{replica.url}/invocations", json=body, timeout=30).status_code == 403
     assert httpx.post(f"{replica.url}/invocations", json=body, timeout=30,
                       headers={HEADER.decode(): TOKEN}).status_code == 200
+
+
+def _mlspec(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLSPEC_STACK", None)
+    return subprocess.run([sys.executable, "-m", "mlspec.cli.main", *args], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)
+
+
+def test_endpoint_invoke_on_a_kubernetes_stack_sends_to_the_url_with_the_key(
+        store: IrisStore, endpoint: tuple[Server, Server]) -> None:
+    _, gateway = endpoint  # where `kubectl port-forward svc/iris 8080:80` would bring it
+    body = {"dataframe_split": json.loads(rows(store).to_json(orient="split", index=False))}
+    (store.root / "request.json").write_text(json.dumps(body))
+    request = str(store.root / "request.json")
+    answered = _mlspec("endpoint", "invoke", "iris", "examples/iris", "--stack", "prod", "--url", gateway.url,
+                       "--api-key", KEY, "--data", request)
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["predictions"] == store.expected(rows(store))
+    assert "(answered by deployment blue)" in answered.stderr
+    refused = _mlspec("endpoint", "invoke", "iris", "examples/iris", "--stack", "prod", "--url", gateway.url,
+                      "--api-key", "not-" + KEY, "--data", request)
+    assert refused.returncode == 1 and "endpoint answered 401" in refused.stderr
+
+
+def test_runs_and_models_of_a_kubernetes_stack_read_the_tracking_uri_given(store: IrisStore) -> None:
+    runs = _mlspec("runs", "examples/iris", "--stack", "prod", "--tracking-uri", store.tracking_uri, "--json")
+    assert runs.returncode == 0, runs.stderr
+    assert [r["experiment"] for r in json.loads(runs.stdout)] == ["serving-tests"]
+    models = _mlspec("models", "examples/iris", "--stack", "prod", "--tracking-uri", store.tracking_uri, "--json")
+    assert models.returncode == 0, models.stderr
+    (model,) = json.loads(models.stdout)
+    assert (model["name"], [v["version"] for v in model["versions"]], model["aliases"]) == (
+        "iris-clf", [1], {"champion": 1})
