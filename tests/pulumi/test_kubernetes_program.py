@@ -311,3 +311,35 @@ def test_an_attached_context_without_a_reachable_tracking_server_is_refused_at_i
     without = (spec / "mlspec.yaml").read_text().splitlines()
     assert error.span is not None and without[error.span.line - 1].startswith("kube_context:")
     assert not analyze([AGREEING["attached"]], "kubernetes").diagnostics.errors  # with tracking.uri it compiles
+
+
+def test_a_preview_of_a_train_py_change_touches_the_jobs_and_the_replicas_that_serve_their_models(
+        tmp_path: Path) -> None:
+    """Offline `pulumi preview` of an edited train.py: what the program registers before and after, compared. Both
+    iris jobs run train.py, so each is a new Job (a new name: Jobs are immutable) with a new image and run
+    contract, and the replicas serving their models roll; the gateway, MLflow, the environment images and every
+    other object stay as they are."""
+    def state(edit: bool) -> dict[tuple[str, str], str]:
+        spec = tmp_path / ("after" if edit else "before") / "examples" / "iris"
+        shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+        if edit:
+            train = spec / "src" / "train.py"
+            train.write_text(train.read_text() + "\n# tuned: a comment is enough to change the code's digest\n")
+        out = spec.parents[1] / "stacks" / "iris-kubernetes"
+        compile_project(load_graph([spec]), out, "kubernetes")
+        captured = run_program(out, {"registry": REGISTRY}, mocks=PushingMocks())
+        return {r.key: json.dumps(r.inputs, sort_keys=True) for r in captured.resources}
+
+    before, after = state(False), state(True)
+    changed = {key for key in before.keys() & after.keys() if before[key] != after[key]}
+    replaced = before.keys() ^ after.keys()
+    program = build_program(load_graph([ROOT / "examples" / "iris"]), tmp_path)
+    jobs = {job.var for job in program.jobs}
+    assert {(kind.rsplit(":", 1)[1], name.split("-")[1]) for kind, name in replaced} == {
+        ("Job", "train"), ("ConfigMap", "train")}  # each job's Job and run contract, under new names
+    assert len(replaced) == 2 * 2 * len(jobs)  # old and new, of both jobs
+    assert changed == {
+        *((IMAGE, var) for var in jobs),  # rebuilt with the new code
+        ("kubernetes:apps/v1:Deployment", "deployment-iris-blue"),  # they serve the retrained models
+        ("kubernetes:apps/v1:Deployment", "deployment-iris-green"),
+    }, changed

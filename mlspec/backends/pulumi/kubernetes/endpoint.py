@@ -19,6 +19,7 @@ checks the files against the ``mlspec.sha256`` tag the registering job wrote on 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -117,6 +118,15 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LABEL_LENGTH]
 
 
+def declared_hash(endpoint: EndpointModel) -> str:
+    """A hash of what the spec declares of the endpoint itself, for its objects' `mlspec.io/hash` label. Not its
+    content hash, which also covers the jobs upstream: a retrained model would relabel the gateway, its Service,
+    PDB and NetworkPolicy (a preview full of changes to objects that do not change), where only the replicas of
+    the retrained model roll (their template's `mlspec.io/model-source`)."""
+    declared = {k: v for k, v in dataclasses.asdict(endpoint).items() if k != "content_hash"}
+    return hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _model_uri(deployment: DeploymentModel) -> str:
     # A model a job of the spec registers is served at @latest: the pod template carries the job's content hash,
     # so a retrained model rolls the replicas onto the version it registered.
@@ -174,7 +184,7 @@ def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: 
                      digest: str | None, compute: ComputeModel | None) -> list[Object]:
     name = replica_name(endpoint, deployment)
     selector = replica_selector(ctx, endpoint, deployment)
-    object_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, endpoint.content_hash)
+    object_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, declared_hash(endpoint))
     pod_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, None)  # a changed label would roll pods
     settings = RequestSettings.model_validate(deployment.settings.get("request_settings") or {})
     environment = environments.get(deployment.environment)
@@ -242,7 +252,7 @@ def gateway_timeout(endpoint: EndpointModel) -> float:
 def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
     name = gateway_name(endpoint)
     selector = gateway_selector(ctx, endpoint)
-    object_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, endpoint.content_hash)
+    object_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, declared_hash(endpoint))
     pod_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, None)
     config = gateway_config(endpoint, ctx)
     config_map = dns_name(endpoint.name, "gateway")
