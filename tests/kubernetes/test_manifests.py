@@ -212,3 +212,52 @@ def test_a_tracking_uri_of_the_spec_replaces_the_workspace_server(tmp_path: Path
     env = {e["name"]: e.get("value") for e in jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example"
     assert "https://mlflow.example" in next(o for o in objects if o["kind"] == "ConfigMap")["data"]["node-0.json"]
+
+
+def test_the_teams_tracking_server_credentials_reach_mlflow_as_its_credentials_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `tracking.uri`, every container that talks to MLflow mounts the optional `mlflow-credentials` Secret
+    where MLflow reads its credentials file ($HOME/.mlflow/credentials), and the README's command makes a file
+    that MLflow's own reader accepts."""
+    import shutil
+    import subprocess
+
+    from mlspec.backends.pulumi.manifests import ManifestSettings, manifest_files
+    from mlspec.backends.pulumi.model import build_program
+    from mlspec.graph import analyze
+
+    spec = tmp_path / "iris"
+    shutil.copytree(SPECS["iris"], spec, ignore=shutil.ignore_patterns(".mlspec"))
+    text = (spec / "mlspec.yaml").read_text()
+    (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
+                                                                  "defaults:\n", 1))
+    graph = analyze([spec], "kubernetes").graph
+    files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
+    objects = [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]
+    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "Job", "StatefulSet")]
+    talking = 0
+    for pod in pods:
+        for container in pod["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            if "MLFLOW_TRACKING_URI" not in env:
+                continue
+            talking += 1
+            (mount,) = [m for m in container["volumeMounts"] if m["name"] == "mlflow-credentials"]
+            assert mount["mountPath"] == f"{env['HOME']}/.mlflow" and mount["readOnly"]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == "mlflow-credentials"]
+            assert volume["secret"]["optional"] is True
+            assert volume["secret"]["items"] == [{"key": "credentials", "path": "credentials"}]
+    assert talking >= 4  # two jobs, two replicas
+    command = next(line.strip() for line in files["README.md"].splitlines() if "mlflow-credentials" in line and
+                   "printf" in line)
+    home = tmp_path / "home"
+    (home / ".mlflow").mkdir(parents=True)
+    subprocess.run(command.split("; kubectl")[0], shell=True, check=True, cwd=home / ".mlflow",
+                   env={"USER_NAME": "team", "PASSWORD": "s3cret", "PATH": "/usr/bin:/bin"})
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    creds = read_mlflow_creds()
+    assert (creds.username, creds.password) == ("team", "s3cret")

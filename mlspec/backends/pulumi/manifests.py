@@ -13,10 +13,10 @@ import yaml
 
 from mlspec.backends.pulumi.compile import dockerfiles, write_files
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
-from mlspec.backends.pulumi.kubernetes.attached import context_of_object, endpoint_contexts
+from mlspec.backends.pulumi.kubernetes.attached import attached_contexts, context_of_object, endpoint_contexts
 from mlspec.backends.pulumi.kubernetes.batch import CLAIM_MOUNT
 from mlspec.backends.pulumi.kubernetes.context import IMAGE_PLACEHOLDER, Context
-from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret
+from mlspec.backends.pulumi.kubernetes.endpoint_names import ExternalSecret, tracking_credentials
 from mlspec.backends.pulumi.kubernetes.endpoint_names import external_secrets as endpoint_secrets
 from mlspec.backends.pulumi.kubernetes.instances import PASSWORD_KEY, password_secret
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name
@@ -119,8 +119,11 @@ def external_secrets(program: ProgramModel, ctx: Context) -> list[ExternalSecret
         "\"$(python -c 'from jupyter_server.auth import passwd; print(passwd())')\"",
         f"JupyterLab's hashed password for compute instance '{i.name}'") for i in program.instances]
     where = endpoint_contexts(program.endpoints, program.computes, ctx)
-    return found + [secret for endpoint in program.endpoints
-                    for secret in endpoint_secrets(endpoint, where[endpoint.name])]
+    found += [secret for endpoint in program.endpoints for secret in endpoint_secrets(endpoint, where[endpoint.name])]
+    if not ctx.own_tracking:  # the team's server: its credentials, in every cluster whose pods reach it
+        clusters = [ctx, *attached_contexts(ctx, program.computes).values()]
+        found += [tracking_credentials(c) for c in {(c.kube_context, c.namespace): c for c in clusters}.values()]
+    return found
 
 
 def manifest_files(program: ProgramModel, settings: ManifestSettings) -> dict[str, str]:

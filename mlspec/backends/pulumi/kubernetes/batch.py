@@ -25,7 +25,7 @@ from mlspec.backends.pulumi.kubernetes.jobs import (
     wait_for_tracking,
 )
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name, k8s_object, labels, metadata, selector_labels
-from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, pod_spec
+from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, pod_spec, with_tracking_credentials
 from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
 from mlspec.backends.pulumi.model import BatchModel, ComputeModel, EnvironmentModel, JobModel
 from mlspec.runtime.batch.contract import BatchRun
@@ -99,6 +99,7 @@ def batch_objects(batch: BatchModel, env: EnvironmentModel, compute: ComputeMode
                              volumes=[{"name": "run", "configMap": {"name": f"{name}-run"}},
                                       {"name": "predictions",
                                        "persistentVolumeClaim": {"claimName": claim_name(batch)}}], **extra)
+    template_spec = with_tracking_credentials(ctx, template_spec)
     annotations = {SYNC_WAVE_ANNOTATION: str(wave + 1)}
     if registering is not None:
         annotations[DEPENDS_ANNOTATION] = f"Job/{job_name(registering)}"

@@ -11,6 +11,10 @@ from mlspec.backends.pulumi.kubernetes.meta import dns_name
 # registry reference (pinned by digest where the digests are known), the Pulumi program the digest of the image it
 # built and pushed. The objects themselves are then the same for both.
 IMAGE_PLACEHOLDER = "mlspec-image:"
+# The team's MLflow server's credentials (with `tracking.uri`): a Secret the user creates, key `credentials`, MLflow's
+# own credentials file ([mlflow] mlflow_tracking_username / mlflow_tracking_password), mounted where MLflow reads it.
+TRACKING_CREDENTIALS = "mlflow-credentials"
+TRACKING_CREDENTIALS_KEY = "credentials"
 TRACKING_SERVICE = "mlflow"  # the in-cluster MLflow server's Service (and Deployment) name
 # How an online endpoint's gateway Service is reached (a kubernetes stack's `expose`): from inside the cluster
 # alone (ClusterIP), or from outside it through the cloud's load balancer (LoadBalancer).

@@ -56,7 +56,7 @@ from mlspec.backends.pulumi.kubernetes.meta import (
     labels,
     metadata,
 )
-from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, http_probe, pod_spec
+from mlspec.backends.pulumi.kubernetes.pods import SCRATCH, container, http_probe, pod_spec, with_tracking_credentials
 from mlspec.backends.pulumi.kubernetes.scheduling import replica_scheduling
 from mlspec.backends.pulumi.model import (
     ComputeModel,
@@ -203,8 +203,9 @@ def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: 
     if registering is not None:
         annotations["mlspec.io/model-source"] = registering.content_hash[:HASH_LABEL_LENGTH]
     template = {"metadata": {"labels": pod_labels, **({"annotations": annotations} if annotations else {})},
-                "spec": pod_spec([server], volumes=[_token_volume(endpoint)], scheduling=scheduling,
-                                 enableServiceLinks=False, **grace)}
+                "spec": with_tracking_credentials(ctx, pod_spec([server], volumes=[_token_volume(endpoint)],
+                                                                 scheduling=scheduling, enableServiceLinks=False,
+                                                                 **grace))}
     # Pulumi waits for the rollout: one new pod at a time (maxSurge 1), each with its model-load budget.
     timeout = (PULL_ALLOWANCE_S + startup_budget(deployment)) * replica_count(deployment)
     after = {DEPENDS_ANNOTATION: f"Job/{job_name(registering)}"} if registering is not None else {}

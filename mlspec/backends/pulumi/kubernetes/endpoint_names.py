@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlspec.backends.pulumi.kubernetes.context import Context
+from mlspec.backends.pulumi.kubernetes.context import TRACKING_CREDENTIALS, TRACKING_CREDENTIALS_KEY, Context
 from mlspec.backends.pulumi.kubernetes.meta import dns_name, selector_labels
 from mlspec.backends.pulumi.model import DeploymentModel, EndpointModel
 
@@ -21,6 +21,7 @@ class ExternalSecret:
     keys: tuple[str, ...]
     how: str  # a command that creates it
     what: str = ""  # what it holds, for whom
+    optional: bool = False  # the pods start without it (the Pulumi program does not make it either)
 
 
 def external_secrets(endpoint: EndpointModel, ctx: Context) -> list[ExternalSecret]:
@@ -76,6 +77,17 @@ def replica_count(deployment: DeploymentModel) -> int:
     """The most replicas a deployment runs: its instance_count, or its autoscaler's maximum."""
     autoscale = deployment.autoscale
     return int(autoscale["max_instances"]) if autoscale else int(deployment.settings["instance_count"])
+
+
+def tracking_credentials(ctx: Context) -> ExternalSecret:
+    """The team's MLflow server's credentials in `ctx`'s namespace: optional, as the server may ask for none."""
+    return ExternalSecret(
+        TRACKING_CREDENTIALS, (TRACKING_CREDENTIALS_KEY,),
+        f"printf '[mlflow]\\nmlflow_tracking_username = %s\\nmlflow_tracking_password = %s\\n' \"$USER_NAME\" "
+        f"\"$PASSWORD\" > {TRACKING_CREDENTIALS_KEY}; kubectl{_context(ctx)} create secret generic "
+        f"{TRACKING_CREDENTIALS} -n {ctx.namespace} --from-file={TRACKING_CREDENTIALS_KEY}",
+        f"only if the tracking server {ctx.tracking_uri} asks for credentials: MLflow's credentials file, which "
+        "the pods that log to it or load models from it read", optional=True)
 
 
 def _context(ctx: Context) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlspec.backends.pulumi.kubernetes.context import Context, image
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name, k8s_object, labels, metadata, selector_labels
-from mlspec.backends.pulumi.kubernetes.pods import container, http_probe, pod_spec
+from mlspec.backends.pulumi.kubernetes.pods import container, http_probe, pod_spec, with_tracking_credentials
 from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
 from mlspec.backends.pulumi.model import ComputeModel, EnvironmentModel, InstanceModel
 from mlspec.runtime import servers
@@ -49,10 +49,11 @@ def instance_objects(instance: InstanceModel, env: EnvironmentModel, compute: Co
               # Deleting the instance (or scaling it to 0) keeps its notebooks' claim.
               "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
               "template": {"metadata": {"labels": own},
-                           "spec": pod_spec([lab], scheduling=scheduling(ctx, compute, instance.size.gpus),
-                                            volumes=[{"name": "password", "secret": {
-                                                "secretName": password_secret(instance), "defaultMode": 0o440,
-                                                "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}]}}])},
+                           "spec": with_tracking_credentials(ctx, pod_spec(
+                               [lab], scheduling=scheduling(ctx, compute, instance.size.gpus),
+                               volumes=[{"name": "password", "secret": {
+                                   "secretName": password_secret(instance), "defaultMode": 0o440,
+                                   "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}]}}]))},
               "volumeClaimTemplates": [claim]})
     service = k8s_object("v1", "Service", metadata(name, ctx.namespace, own),
                          spec={"type": "ClusterIP", "selector": pods,

@@ -14,7 +14,7 @@ from typing import Any
 from mlspec.backends.pulumi.compile import JOB_FILES
 from mlspec.backends.pulumi.kubernetes.context import Context, image
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name, k8s_object, labels, metadata, selector_labels
-from mlspec.backends.pulumi.kubernetes.pods import container, pod_spec
+from mlspec.backends.pulumi.kubernetes.pods import container, pod_spec, with_tracking_credentials
 from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
 from mlspec.backends.pulumi.kubernetes.workspace import allow_among
 from mlspec.backends.pulumi.model import ComputeModel, EnvironmentModel, JobModel, ResourceSize
@@ -116,6 +116,7 @@ def job_objects(job: JobModel, env: EnvironmentModel, compute: ComputeModel | No
         extra["initContainers"] = wait_for_tracking(job.var, ctx)
     template_spec = pod_spec([train], restart_policy="Never", scheduling=scheduling(ctx, compute, job.size.gpus),
                              volumes=[{"name": "run", "configMap": {"name": f"{name}-run"}}], **extra)
+    template_spec = with_tracking_credentials(ctx, template_spec)
     annotations = {SYNC_WAVE_ANNOTATION: str(wave + 1)}  # wave 0: the workspace and its tracking server
     if depends_on:
         annotations[DEPENDS_ANNOTATION] = ",".join(f"Job/{name}" for name in depends_on)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlspec.backends.pulumi.kubernetes.context import TRACKING_CREDENTIALS, TRACKING_CREDENTIALS_KEY, Context
 from mlspec.backends.pulumi.model import ResourceSize
 
 Object = dict[str, Any]
@@ -104,3 +105,20 @@ def pod_spec(containers: list[Object], *, volumes: list[Object] | None = None, r
     spec.update(extra)
     spec["volumes"] = [{"name": "scratch", "emptyDir": {}}, *(volumes or [])]
     return spec
+
+
+def with_tracking_credentials(ctx: Context, pod: Object) -> Object:
+    """`pod` with the team's MLflow credentials (see context.TRACKING_CREDENTIALS) mounted, read-only, as MLflow's
+    credentials file in the home (/tmp) of each container that talks to MLflow: a file rather than variables, so
+    no child process inherits them. Optional: a server that asks for none needs no Secret. Unchanged for the
+    workspace's own server."""
+    if ctx.own_tracking:
+        return pod
+    volume = {"name": "mlflow-credentials", "secret": {
+        "secretName": TRACKING_CREDENTIALS, "optional": True, "defaultMode": 0o440,
+        "items": [{"key": TRACKING_CREDENTIALS_KEY, "path": "credentials"}]}}
+    mount = {"name": "mlflow-credentials", "mountPath": f"{SCRATCH}/.mlflow", "readOnly": True}
+    containers = [{**c, "volumeMounts": [*c.get("volumeMounts", []), mount]}
+                  if any(e["name"] == "MLFLOW_TRACKING_URI" for e in c.get("env", [])) else c
+                  for c in pod["containers"]]
+    return {**pod, "containers": containers, "volumes": [*pod.get("volumes", []), volume]}
