@@ -34,12 +34,7 @@ class Settings:
     @classmethod
     def from_config(cls) -> Settings:
         config = pulumi.Config("mlspec")
-        wheelhouse = config.get("wheelhouse") or None
-        if wheelhouse and not os.path.isabs(wheelhouse):
-            raise ValueError(f"mlspec:wheelhouse must be an absolute folder, not {wheelhouse!r}")
-        if wheelhouse and not os.path.isdir(wheelhouse):
-            raise ValueError(f"mlspec:wheelhouse {wheelhouse} is not a folder; build it with `pip wheel` or unset it")
-        return cls(base_image=config.get("baseImage") or DEFAULT_BASE_IMAGE, wheelhouse=wheelhouse,
+        return cls(base_image=config.get("baseImage") or DEFAULT_BASE_IMAGE, wheelhouse=wheelhouse_of(config),
                    publish_address=config.get("publishAddress") or DEFAULT_PUBLISH_ADDRESS,
                    docker_host=config.get("dockerHost") or None)
 
@@ -48,3 +43,13 @@ class Settings:
         if not self.docker_host:
             return None
         return docker.Provider("docker-host", host=self.docker_host)
+
+
+def wheelhouse_of(config: pulumi.Config) -> str | None:
+    """`mlspec:wheelhouse`, checked: an absolute folder that exists; None when unset."""
+    wheelhouse = config.get("wheelhouse") or None
+    if wheelhouse and not os.path.isabs(wheelhouse):
+        raise ValueError(f"mlspec:wheelhouse must be an absolute folder, not {wheelhouse!r}")
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        raise ValueError(f"mlspec:wheelhouse {wheelhouse} is not a folder; build it with `pip wheel` or unset it")
+    return wheelhouse

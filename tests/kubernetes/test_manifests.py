@@ -192,20 +192,7 @@ def test_the_format_must_fit_the_target(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_a_tracking_uri_of_the_spec_replaces_the_workspace_server(tmp_path: Path) -> None:
-    import shutil
-
-    from mlspec.backends.pulumi.manifests import ManifestSettings, manifest_files
-    from mlspec.backends.pulumi.model import build_program
-    from mlspec.graph import analyze
-
-    spec = tmp_path / "iris"
-    shutil.copytree(SPECS["iris"], spec, ignore=shutil.ignore_patterns(".mlspec"))
-    text = (spec / "mlspec.yaml").read_text()
-    (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
-                                                                  "defaults:\n", 1))
-    graph = analyze([spec], "kubernetes").graph
-    files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
-    objects = [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]
+    _, objects = _with_teams_tracking_server(tmp_path)
     assert not [o for o in objects if o["metadata"]["name"] == "mlflow"]
     jobs = [o for o in objects if o["kind"] == "Job"]
     assert jobs and all("initContainers" not in j["spec"]["template"]["spec"] for j in jobs)
@@ -219,21 +206,9 @@ def test_the_teams_tracking_server_credentials_reach_mlflow_as_its_credentials_f
     """With `tracking.uri`, every container that talks to MLflow mounts the optional `mlflow-credentials` Secret
     where MLflow reads its credentials file ($HOME/.mlflow/credentials), and the README's command makes a file
     that MLflow's own reader accepts."""
-    import shutil
     import subprocess
 
-    from mlspec.backends.pulumi.manifests import ManifestSettings, manifest_files
-    from mlspec.backends.pulumi.model import build_program
-    from mlspec.graph import analyze
-
-    spec = tmp_path / "iris"
-    shutil.copytree(SPECS["iris"], spec, ignore=shutil.ignore_patterns(".mlspec"))
-    text = (spec / "mlspec.yaml").read_text()
-    (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
-                                                                  "defaults:\n", 1))
-    graph = analyze([spec], "kubernetes").graph
-    files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
-    objects = [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]
+    files, objects = _with_teams_tracking_server(tmp_path)
     pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "Job", "StatefulSet")]
     talking = 0
     for pod in pods:
@@ -261,3 +236,21 @@ def test_the_teams_tracking_server_credentials_reach_mlflow_as_its_credentials_f
 
     creds = read_mlflow_creds()
     assert (creds.username, creds.password) == ("team", "s3cret")
+
+
+def _with_teams_tracking_server(tmp_path: Path) -> tuple[dict[str, str], list[dict]]:
+    """The manifests of examples/iris with `tracking.uri` (the team's MLflow server), and their objects."""
+    import shutil
+
+    from mlspec.backends.pulumi.manifests import ManifestSettings, manifest_files
+    from mlspec.backends.pulumi.model import build_program
+    from mlspec.graph import analyze
+
+    spec = tmp_path / "iris"
+    shutil.copytree(SPECS["iris"], spec, ignore=shutil.ignore_patterns(".mlspec"))
+    text = (spec / "mlspec.yaml").read_text()
+    (spec / "mlspec.yaml").write_text(text.replace("defaults:\n", "tracking: {uri: 'https://mlflow.example'}\n"
+                                                                  "defaults:\n", 1))
+    graph = analyze([spec], "kubernetes").graph
+    files = manifest_files(build_program(graph, tmp_path / "out"), ManifestSettings(REGISTRY))
+    return files, [yaml.safe_load(t) for rel, t in files.items() if rel.startswith("manifests/")]

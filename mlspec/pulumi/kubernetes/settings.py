@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlspec.pulumi.settings import DEFAULT_BASE_IMAGE
+from mlspec.pulumi.settings import DEFAULT_BASE_IMAGE, wheelhouse_of
 
 
 class SettingsError(ValueError):
@@ -44,9 +43,7 @@ class ClusterSettings:
         if not registry:
             raise SettingsError("mlspec:registry is not set: `pulumi config set mlspec:registry REGISTRY/PATH`, a "
                                 "registry the cluster's nodes can pull from")
-        wheelhouse = config.get("wheelhouse") or None
-        if wheelhouse and not os.path.isabs(wheelhouse):
-            raise SettingsError(f"mlspec:wheelhouse must be an absolute folder, not {wheelhouse!r}")
+        wheelhouse = wheelhouse_of(config)
         return cls(registry=registry, registry_username=config.get("registryUsername") or None,
                    registry_password=config.get_secret("registryPassword"),
                    kube_context=config.get("kubeContext") or None,
