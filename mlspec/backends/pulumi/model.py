@@ -12,7 +12,7 @@ from mlspec.graph import Graph, Node
 from mlspec.plan.labels import own_labels
 from mlspec.spec import BatchEndpoint, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
-from mlspec.spec.compute import ClusterCompute, ComputeBase, InstanceCompute, Resources
+from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.job import PathInput
 
 # What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
@@ -77,6 +77,7 @@ class JobModel:
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent (the docker target refuses it)
     processes_per_node: int = 1  # torchrun workers per node
+    host: str | None = None  # the Docker host of its attached compute; None: the stack's host
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class EndpointModel:
     mirror: dict[str, int]
     deployments: tuple[DeploymentModel, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    host: str | None = None  # the Docker host of its deployments' attached compute; None: the stack's host
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class ComputeModel:
     tags: dict[str, str] = field(default_factory=dict)
     kube_context: str | None = None  # an attached compute's kubeconfig context: its own cluster
     namespace: str | None = None  # an attached compute's namespace there, when the spec names one
+    host: str | None = None  # an attached compute's Docker host (ssh://user@host): its own provider
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,11 @@ class _Builder:
         resource = self.spec.get(target) if target else None
         return resource if isinstance(resource, ComputeBase) else None
 
+    def host(self, source: str, path: str) -> str | None:
+        """The Docker host of the attached compute at `path` of `source`; None: the stack's host."""
+        compute = self.compute(source, path)
+        return compute.host if isinstance(compute, AttachedCompute) else None
+
     def size(self, source: str, path: str, own: Resources | None = None) -> ResourceSize:
         compute = self.compute(source, path)
         return _size(own or (compute.resources if compute else Resources()))
@@ -318,7 +326,8 @@ class _Builder:
             env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
             nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
-            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
+            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1,
+            host=self.host(node.id, "compute"))
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -355,11 +364,16 @@ class _Builder:
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
                 autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
                 compute=compute.name if compute else None))
+        hosts = {self.host(node.id, f"deployments.{name}.compute") for name in endpoint.deployments}
+        if len(hosts) > 1:  # the spec's checks refuse this at the deployments' lines; a model built otherwise too
+            raise CompileError(f"endpoint '{endpoint.name}': its deployments run on different Docker hosts; its "
+                               "gateway reaches replicas on its own host only: put every deployment on one host")
         return EndpointModel(
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
             traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
-            deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())))
+            deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())),
+            host=next(iter(hosts), None))
 
     def batch(self, node: Node, endpoint: BatchEndpoint) -> BatchModel:
         ref = ModelRef.parse(endpoint.model)
@@ -454,7 +468,8 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                      getattr(n.resource, "max_nodes", 1), getattr(n.resource, "low_priority", False),
                      n.resource.resources.gpu_type, dict(sorted(n.resource.tags.items())),  # type: ignore[attr-defined]
                      getattr(n.resource, "kube_context", None),
-                     n.resource.namespace if "namespace" in n.resource.model_fields_set else None)  # type: ignore[attr-defined]
+                     n.resource.namespace if "namespace" in n.resource.model_fields_set else None,  # type: ignore[attr-defined]
+                     getattr(n.resource, "host", None))
         for n in builder.nodes("Compute"))
     ws = graph.spec.workspace
     runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",
