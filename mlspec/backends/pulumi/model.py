@@ -77,7 +77,6 @@ class JobModel:
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent (the docker target refuses it)
     processes_per_node: int = 1  # torchrun workers per node
-    host: str | None = None  # the Docker host of its attached compute; None: the stack's host
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,6 @@ class EndpointModel:
     mirror: dict[str, int]
     deployments: tuple[DeploymentModel, ...]
     tags: dict[str, str] = field(default_factory=dict)
-    host: str | None = None  # the Docker host of its deployments' attached compute; None: the stack's host
 
 
 @dataclass(frozen=True)
@@ -186,6 +184,10 @@ class ProgramModel:
     computes: tuple[ComputeModel, ...] = ()  # in spec order
     storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
     batches: tuple[BatchModel, ...] = ()  # batch endpoints (the docker target skips them)
+
+    def host_of(self, compute: str | None) -> str | None:
+        """The Docker host of an attached compute (by name); None: the stack's host."""
+        return next((c.host for c in self.computes if c.name == compute), None)
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -326,8 +328,7 @@ class _Builder:
             env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
             nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
-            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1,
-            host=self.host(node.id, "compute"))
+            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -372,8 +373,7 @@ class _Builder:
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
             traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
-            deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())),
-            host=next(iter(hosts), None))
+            deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())))
 
     def batch(self, node: Node, endpoint: BatchEndpoint) -> BatchModel:
         ref = ModelRef.parse(endpoint.model)
