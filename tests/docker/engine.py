@@ -108,7 +108,12 @@ class DockerEngine(pulumi.runtime.Mocks):
         if isinstance(ssh_opts, str):  # a provider's inputs reach it JSON-encoded
             ssh_opts = json.loads(ssh_opts)
         bridge = SshBridge(inputs["host"], list(ssh_opts), folder / "docker.sock")
-        client = docker.DockerClient(base_url=bridge.base_url, version="auto", timeout=600)
+        try:
+            client = docker.DockerClient(base_url=bridge.base_url, version="auto", timeout=600)
+        except docker.errors.DockerException as error:
+            bridge.close()
+            return self._fail("pulumi:providers:docker", name, f"Docker host {inputs['host']} does not answer over "
+                              f"SSH: {error}; {' '.join(bridge.errors)}")
         with self._lock:
             self.bridges[provider_id], self._clients[provider_id] = bridge, client
         return provider_id, inputs

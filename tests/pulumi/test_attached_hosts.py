@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,11 @@ def test_computes_naming_one_host_share_its_provider(tmp_path: Path) -> None:
     second = (f"---\nkind: Compute\nname: edge2\ntype: attached\nhost: {HOST}\n---\nkind: Job\nname: again\n"
               "code: src/\ncompute: edge2\ncommand: python train.py --data ${{inputs.data}} --model-dir "
               "${{outputs.model}}\ninputs:\n  data: data:iris\noutputs:\n  model: {type: model}\n")
-    captured = run_program(_compiled(tmp_path, second), {}, mocks=RegistryMocks())
+    opts = ["-i", "/keys/ml", "-o", "UserKnownHostsFile=/keys/known_hosts"]
+    captured = run_program(_compiled(tmp_path, second), {"sshOpts": json.dumps(opts)}, mocks=RegistryMocks())
     (provider,) = captured.of_type(PROVIDER)
+    ssh_opts = provider.inputs["sshOpts"]
+    assert (json.loads(ssh_opts) if isinstance(ssh_opts, str) else ssh_opts) == opts  # the stack's mlspec:sshOpts
     assert captured.get(CONTAINER, "again").provider.startswith(provider.urn)
     assert len(captured.of_type(NETWORK)) == 3  # the workspace's, the host's, the endpoint's replicas'
 
