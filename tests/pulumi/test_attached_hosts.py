@@ -79,6 +79,14 @@ def test_computes_naming_one_host_share_its_provider(tmp_path: Path) -> None:
     assert len(captured.of_type(NETWORK)) == 3  # the workspace's, the host's, the endpoint's replicas'
 
 
+def test_the_stack_host_and_an_attached_host_each_keep_their_own(tmp_path: Path) -> None:
+    captured = run_program(_compiled(tmp_path), {"dockerHost": "ssh://ops@vm"}, mocks=RegistryMocks())
+    stack, attached = (captured.get(PROVIDER, name) for name in ("docker-host", EDGE))
+    assert captured.get(NETWORK, "edge-demo").provider.startswith(stack.urn)
+    for name in ("train", "iris-gateway", "iris-main-0"):
+        assert captured.get(CONTAINER, name).provider.startswith(attached.urn), name
+
+
 def _errors(spec: Path) -> list[tuple[str, str, int]]:
     return [(e.path, e.summary, e.span.line) for e in analyze([spec], "docker").diagnostics.errors]
 
