@@ -73,6 +73,10 @@ class OnlineEndpointArgs:
     :param port: the host port the gateway is published on (on the stack's ``mlspec:publishAddress``).
     :param tags: the endpoint's tags, as ``mlspec.tag.KEY`` labels of its containers (Docker cannot relabel a
         container, so a tag change recreates them).
+    :param host: the attached Docker host its deployments' compute names (all of them run on one host: the
+        gateway reaches its replicas by name on a network of that host): the gateway, the replicas and their
+        images are there (see `AttachedHost`), the gateway published on the stack's publish address of that
+        host; None: the stack's host.
     """
 
     deployments: list[DeploymentArgs]
@@ -81,6 +85,7 @@ class OnlineEndpointArgs:
     mirror: dict[str, int] = field(default_factory=dict)
     auth: str = "key"
     tags: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
 
 
 class OnlineEndpoint(pulumi.ComponentResource):
@@ -98,12 +103,14 @@ class OnlineEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, workspace: Workspace, args: OnlineEndpointArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlspec:docker:OnlineEndpoint", name, None, workspace.options(opts))
+        self.host = host = workspace.attached(args.host)
+        super().__init__("mlspec:docker:OnlineEndpoint", name, None, workspace.options(opts, host))
         child = pulumi.ResourceOptions(parent=self)
         self.passwords = {}
         self.internal_token = random.RandomPassword(f"{name}-internal-token", length=48, special=False, opts=child)
         self.replica_network = docker.Network(
-            f"{name}-replicas", name=pulumi.Output.concat(workspace.network_name, f"-{name}-replicas"), internal=True,
+            f"{name}-replicas", name=pulumi.Output.concat(workspace.network_on(host), f"-{name}-replicas"),
+            internal=True,
             labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in
                     sorted({"mlspec.workspace": workspace.name, "mlspec.resource": f"endpoint/{name}"}.items())],
             opts=child)
@@ -121,14 +128,14 @@ class OnlineEndpoint(pulumi.ComponentResource):
         self.gateway = docker.Container(
             gateway_alias,
             name=f"{workspace.name}-{gateway_alias}",
-            image=workspace.runtime.image_name,
+            image=workspace.runtime_on(host).image_name,
             command=[c.PYTHON, "-m", "mlspec.runtime.gateway", "--config", GATEWAY_CONFIG, "--host", "0.0.0.0",
                      "--port", str(SERVING_PORT), "--internal-token-env", INTERNAL_TOKEN_ENV],
             user=c.USER,
             envs=[self._token_variable()],
             uploads=[docker.ContainerUploadArgs(file=GATEWAY_CONFIG, content=config)],
             ports=[docker.ContainerPortArgs(internal=SERVING_PORT, external=args.port, ip=publish)],
-            networks_advanced=[*c.network(workspace.network_name, gateway_alias),
+            networks_advanced=[*c.network(workspace.network_on(host), gateway_alias),
                                *c.network(self.replica_network.name)],
             healthcheck=GATEWAY_HEALTH.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
@@ -138,7 +145,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[r for rs in self.replicas.values() for r in rs]),
         )
-        self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}")
+        address = publish if host is None else host.url_address(publish)
+        self.url = pulumi.Output.from_input(f"http://{address}:{args.port}")
         self.keys = pulumi.Output.secret(pulumi.Output.all(**{s: p.result for s, p in self.passwords.items()}))
         self.register_outputs({"url": self.url, "keys": self.keys})
 
@@ -170,17 +178,19 @@ class OnlineEndpoint(pulumi.ComponentResource):
         if d.batching:
             command += ["--max-batch-size", str(d.batching["max_batch_size"]),
                         "--max-wait", str(d.batching["max_wait"])]
+        environment = workspace.environment_on(d.environment, self.host)
         return docker.Container(
             alias,
             name=f"{workspace.name}-{alias}",
-            image=d.environment.image_name,
+            image=environment.image_name,
             command=command,
             user=c.USER,
             envs=[*c.envs({**d.environment.env, **d.environment_variables,
                            "MLFLOW_TRACKING_URI": workspace.tracking_uri}), self._token_variable()],
             # Named only on the internal network (the gateway's way in); on the workspace network, unnamed, only
             # to reach the tracking server.
-            networks_advanced=[*c.network(self.replica_network.name, alias), *c.network(workspace.network_name)],
+            networks_advanced=[*c.network(self.replica_network.name, alias),
+                               *c.network(workspace.network_on(self.host))],
             healthcheck=health.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
             wait=True,

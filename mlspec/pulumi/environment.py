@@ -12,6 +12,7 @@ import pulumi_docker as docker
 from mlspec.pulumi.context import context_digest, image_tag, stage_environment
 
 if TYPE_CHECKING:
+    from mlspec.pulumi.hosts import AttachedHost
     from mlspec.pulumi.workspace import Workspace
 
 
@@ -42,33 +43,47 @@ class Environment(pulumi.ComponentResource):
     """One image per environment content hash and build inputs, tagged with both; built from a staged context
     with no network use beyond the package index (or none at all with ``mlspec:wheelhouse``)."""
 
-    image_name: pulumi.Output[str]
     tag: str  # known while the program runs, so images built on this one derive their tags from it
 
     def __init__(self, name: str, workspace: Workspace, args: EnvironmentArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlspec:docker:Environment", name, None, workspace.options(opts))
+                 opts: pulumi.ResourceOptions | None = None, host: AttachedHost | None = None) -> None:
+        # On an attached host (see AttachedHost.environment) the same image is built there, under its own name.
+        own = name if host is None else f"{name}-on-{host.slug}"
+        super().__init__("mlspec:docker:Environment", own, None, workspace.options(opts, host))
         settings = workspace.settings
-        self.args = args
-        context = stage_environment(f"environment-{name}", Path(args.requirements), settings.wheelhouse,
-                                    with_runtime=not args.on_runtime)
-        offline = "1" if settings.wheelhouse else ""
-        build_args: dict[str, pulumi.Input[str]]
-        if args.on_runtime:
-            runtime = workspace.runtime
-            build_args = {"RUNTIME_IMAGE": runtime.image_name, "PIP_OFFLINE": offline}
-            self.tag = image_tag(args.content_hash, runtime.tag, offline, context_digest(context))
-        else:
-            base = args.base_image or settings.base_image
-            build_args = {"BASE_IMAGE": base, "PIP_OFFLINE": offline}
-            self.tag = image_tag(args.content_hash, base, offline, context_digest(context))
-        self.image = docker.Image(
-            name,
-            image_name=f"{workspace.name}-{name}:{self.tag}",
-            build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile, args=build_args),
-            skip_push=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.image_name = self.image.image_name
+        self.name, self.args, self._own = name, args, own
+        self._context = stage_environment(f"environment-{own}", Path(args.requirements), settings.wheelhouse,
+                                          with_runtime=not args.on_runtime)
+        self._offline = "1" if settings.wheelhouse else ""
+        self._runtime = (workspace.runtime if host is None else host.runtime) if args.on_runtime else None
+        self._base = args.base_image or settings.base_image
+        built_on = self._runtime.tag if self._runtime is not None else self._base
+        self.tag = image_tag(args.content_hash, built_on, self._offline, context_digest(self._context))
+        self._image_name = f"{workspace.name}-{name}:{self.tag}"
+        self._image: docker.Image | None = None
         self.env = dict(args.env or {})
-        self.register_outputs({"image_name": self.image_name})
+        self.register_outputs({"tag": self.tag})
+
+    @property
+    def image(self) -> docker.Image:
+        """The image, built when something first runs on it or builds on it: an environment that only attached
+        hosts use is not built on the stack's host (nor the runtime image that only it would build on)."""
+        if self._image is None:
+            build_args: dict[str, pulumi.Input[str]] = {"PIP_OFFLINE": self._offline}
+            if self._runtime is not None:
+                build_args["RUNTIME_IMAGE"] = self._runtime.image_name
+            else:
+                build_args["BASE_IMAGE"] = self._base
+            self._image = docker.Image(
+                self._own,
+                image_name=self._image_name,
+                build=docker.DockerBuildArgs(context=self._context.as_posix(), dockerfile=self.args.dockerfile,
+                                             args=build_args),
+                skip_push=True,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return self._image
+
+    @property
+    def image_name(self) -> pulumi.Output[str]:
+        return self.image.image_name

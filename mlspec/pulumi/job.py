@@ -47,6 +47,9 @@ class TrainingJobArgs:
     :param size: the container's CPU, memory and GPUs.
     :param after: jobs whose containers finish before this one starts: a cluster's ``max_nodes`` puts its jobs in
         that many lanes, each job after the one ahead of it in its lane.
+    :param host: the attached Docker host the job runs on (its compute's ``host``): its images are built and its
+        container runs there, on the workspace network as that host has it (see `AttachedHost`); None: the
+        stack's host.
     """
 
     environment: Environment
@@ -63,6 +66,7 @@ class TrainingJobArgs:
     retries: int = 0
     size: c.Size = field(default_factory=c.Size)
     after: list[TrainingJob] = field(default_factory=list)
+    host: str | None = None
 
 
 class TrainingJob(pulumi.ComponentResource):
@@ -76,14 +80,16 @@ class TrainingJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlspec:docker:TrainingJob", name, None, workspace.options(opts))
+        host = workspace.attached(args.host)
+        super().__init__("mlspec:docker:TrainingJob", name, None, workspace.options(opts, host))
         child = pulumi.ResourceOptions(parent=self)
         context = stage_job(f"job-{name}", workspace.args.spec_root, args.files)
+        environment = workspace.environment_on(args.environment, host)
         self.image = docker.Image(
             name,
-            image_name=f"{workspace.name}-job-{name}:{image_tag(args.content_hash, args.environment.tag)}",
+            image_name=f"{workspace.name}-job-{name}:{image_tag(args.content_hash, environment.tag)}",
             build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=args.dockerfile,
-                                         args={"ENVIRONMENT_IMAGE": args.environment.image_name}),
+                                         args={"ENVIRONMENT_IMAGE": environment.image_name}),
             skip_push=True,
             opts=child,
         )
@@ -96,7 +102,7 @@ class TrainingJob(pulumi.ComponentResource):
             user=c.USER,
             envs=c.envs({**args.environment.env, **args.env}),
             uploads=[docker.ContainerUploadArgs(file=JOBRUN, content=run.model_dump_json(indent=2) + "\n")],
-            networks_advanced=c.network(workspace.network_name),
+            networks_advanced=c.network(workspace.network_on(host)),
             must_run=False,
             attach=True,
             logs=True,

@@ -24,25 +24,34 @@ class Settings:
         on. Default ``127.0.0.1``: reachable from this host only.
     :param docker_host: ``mlspec:dockerHost``: e.g. ``ssh://user@vm`` or ``unix:///run/docker.sock``; when set,
         every resource goes through an explicit Docker provider for that host.
+    :param ssh_opts: ``mlspec:sshOpts``: a list of options for the ``ssh`` client that reaches every ``ssh://``
+        host (the stack's and attached computes'), e.g. ``["-i", "/keys/ml", "-o", "UserKnownHostsFile=/keys/known"]``;
+        unset: the client's own configuration (``~/.ssh/config``, an agent) decides.
     """
 
     base_image: str = DEFAULT_BASE_IMAGE
     wheelhouse: str | None = None
     publish_address: str = DEFAULT_PUBLISH_ADDRESS
     docker_host: str | None = None
+    ssh_opts: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls) -> Settings:
         config = pulumi.Config("mlspec")
         return cls(base_image=config.get("baseImage") or DEFAULT_BASE_IMAGE, wheelhouse=wheelhouse_of(config),
                    publish_address=config.get("publishAddress") or DEFAULT_PUBLISH_ADDRESS,
-                   docker_host=config.get("dockerHost") or None)
+                   docker_host=config.get("dockerHost") or None, ssh_opts=ssh_opts_of(config))
 
     def provider(self) -> docker.Provider | None:
         """An explicit provider when the stack names a Docker host; None: the ambient one (DOCKER_HOST)."""
         if not self.docker_host:
             return None
-        return docker.Provider("docker-host", host=self.docker_host)
+        return self.provider_for("docker-host", self.docker_host)
+
+    def provider_for(self, name: str, host: str, opts: pulumi.ResourceOptions | None = None) -> docker.Provider:
+        """An explicit provider for `host`, with ``mlspec:sshOpts`` when it is reached over SSH."""
+        ssh_opts = list(self.ssh_opts) if host.startswith("ssh://") and self.ssh_opts else None
+        return docker.Provider(name, host=host, ssh_opts=ssh_opts, opts=opts)
 
 
 def wheelhouse_of(config: pulumi.Config) -> str | None:
@@ -53,3 +62,13 @@ def wheelhouse_of(config: pulumi.Config) -> str | None:
     if wheelhouse and not os.path.isdir(wheelhouse):
         raise ValueError(f"mlspec:wheelhouse {wheelhouse} is not a folder; build it with `pip wheel` or unset it")
     return wheelhouse
+
+
+def ssh_opts_of(config: pulumi.Config) -> tuple[str, ...]:
+    """`mlspec:sshOpts`, checked: a list of strings; () when unset."""
+    value = config.get_object("sshOpts")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"mlspec:sshOpts must be a list of ssh options, not {value!r}")
+    return tuple(value)

@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment, EnvironmentArgs
+from mlspec.pulumi.hosts import AttachedHost
 from mlspec.pulumi.settings import Settings
 from mlspec.runtime import servers
 
@@ -25,7 +26,8 @@ class WorkspaceArgs:
     :param volume: name of the Docker volume holding the tracking store, artifacts and notebooks
         (default ``<workspace>-storage``).
     :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
-        the workspace runs; it must be reachable from the containers (and serve artifacts itself).
+        the workspace runs; it must be reachable from the containers (and serve artifacts itself). Needed when
+        anything runs on an attached host (see `AttachedHost`).
     :param tags: the workspace's tags, as ``mlspec.tag.KEY`` labels of its network, volume and tracking server.
         Docker cannot relabel a network or a volume, and recreating the volume would lose the tracking store, so
         theirs are the tags when they were created; the tracking server's container is recreated with new ones.
@@ -63,7 +65,8 @@ class Workspace(pulumi.ComponentResource):
         self.volume = docker.Volume(
             f"{name}-storage", name=args.volume or f"{name}-storage",
             labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())], opts=created)
-        self.runtime = Environment("runtime", self, args.runtime, opts=child)
+        self._runtime: Environment | None = None
+        self.hosts: dict[str, AttachedHost] = {}
         self.network_name = self.network.name
         if args.tracking_uri:
             self.tracking_uri, self.tracking = args.tracking_uri, []
@@ -73,11 +76,42 @@ class Workspace(pulumi.ComponentResource):
         self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
                                "volume": self.volume.name})
 
-    def options(self, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions | None:
-        """`opts` plus the stack's Docker host provider, for every component of this workspace."""
+    @property
+    def runtime(self) -> Environment:
+        """mlspec's runtime image on the stack's host (MLflow server, gateways, the base of most environments),
+        built once, when something there first needs it."""
+        if self._runtime is None:
+            self._runtime = Environment("runtime", self, self.args.runtime, opts=pulumi.ResourceOptions(parent=self))
+        return self._runtime
+
+    def attached(self, host: str | None) -> AttachedHost | None:
+        """The attached Docker host `host` (one per distinct host, made when first named); None: the stack's."""
+        if host is None:
+            return None
+        if host not in self.hosts:
+            self.hosts[host] = AttachedHost(self, host)
+        return self.hosts[host]
+
+    def options(self, opts: pulumi.ResourceOptions | None = None,
+                host: AttachedHost | None = None) -> pulumi.ResourceOptions | None:
+        """`opts` plus the Docker provider of where a component runs: `host`, or the stack's host."""
+        if host is not None:
+            return host.options(opts)
         if self.provider is None:
             return opts
         return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[self.provider]))
+
+    def network_on(self, host: AttachedHost | None) -> pulumi.Output[str]:
+        """The workspace network as it exists on `host` (None: the stack's host)."""
+        return self.network_name if host is None else host.network_name
+
+    def runtime_on(self, host: AttachedHost | None) -> Environment:
+        """The runtime image on `host` (None: the stack's host)."""
+        return self.runtime if host is None else host.runtime
+
+    def environment_on(self, environment: Environment, host: AttachedHost | None) -> Environment:
+        """`environment`'s image on `host` (None: the stack's host, where it is `environment` itself)."""
+        return environment if host is None else host.environment(environment)
 
     def _tracking_server(self, name: str, child: pulumi.ResourceOptions) -> docker.Container:
         """MLflow on the volume, with proxied artifacts, waited on until healthy."""

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlspec.diagnostics import Diagnostic, Diagnostics
+from mlspec.resolve.docker_hosts import check_docker_hosts
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec.capabilities import Support, Target, honouring, row_for
 from mlspec.spec.compute import AttachedCompute, ComputeBase
@@ -158,4 +159,6 @@ def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, 
             _reaches_tracking(item, item.resource, spec, diagnostics)
         if isinstance(item.resource, Environment) and item.resource.conda_file:
             checker.conda_file(item, item.resource, spec)
+    if target == "docker":
+        check_docker_hosts(declared, spec, diagnostics)
 

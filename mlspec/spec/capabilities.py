@@ -191,16 +191,22 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "AttachedCompute": {
         "": Row(local=no("attached compute is a Docker host or a Kubernetes context; use type: local here"),
-                docker=no("one Docker host per stack for now: set the stack setting mlspec:dockerHost (a "
-                          "Kubernetes context needs the kubernetes target)"),
+                docker=approx("a Docker host (ssh://user@host[:port], tcp:// or unix://) reached through a "
+                              "provider of its own (SSH with the client's keys or the stack's mlspec:sshOpts): the "
+                              "jobs and online endpoints on it run there, with their images built there and a "
+                              "network of their own there; they need the workspace's tracking.uri, as the "
+                              "workspace's own MLflow and volume stay on the stack's host; batch endpoints do not "
+                              "run on it yet"),
                 kubernetes=approx("a kubeconfig context: the objects of the jobs, batch endpoints and online "
                                   "endpoints on it go to that cluster through a provider of their own (manifests "
                                   "in contexts/<context>/), in its namespace with its own quota and ingress "
                                   "policy; its pods need the workspace's tracking.uri, as the workspace's own "
                                   "MLflow stays on the stack's cluster")),
         "host": Row(kubernetes=no("a Docker host is the docker target's; on kubernetes attach a kube_context")),
-        "kube_context": EVERYWHERE,
-        "namespace": Row(kubernetes=approx("the namespace on the attached cluster; the workspace's namespace "
+        "kube_context": Row(docker=no("a Kubernetes context is the kubernetes target's; on docker attach a host"),
+                            kubernetes=YES),
+        "namespace": Row(docker=na("a Kubernetes namespace; a Docker host has none"),
+                         kubernetes=approx("the namespace on the attached cluster; the workspace's namespace "
                                            "name when left out (the spec's default 'default' is not used)")),
     },
     "Environment": {

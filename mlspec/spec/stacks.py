@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import PurePosixPath
 from typing import Literal
@@ -32,6 +33,9 @@ class DockerStack(Strict):
                                                           "published on (default 127.0.0.1). mlspec:publishAddress.")
     wheelhouse: str | None = Field(None, description="An absolute folder of wheels that images install from alone "
                                                      "(hosts without a package index). mlspec:wheelhouse.")
+    ssh_opts: list[str] | None = Field(None, description="Options for the ssh client that reaches every ssh:// host "
+                                                         "(the stack's and attached computes'), e.g. ['-i', "
+                                                         "'/keys/ml']. mlspec:sshOpts.")
 
     @field_validator("host")
     @classmethod
@@ -71,7 +75,10 @@ class DockerStack(Strict):
         """The settings as the compiled program reads them (mlspec.pulumi.settings), unset ones left out."""
         pairs = {"dockerHost": self.host, "baseImage": self.base_image, "publishAddress": self.publish_address,
                  "wheelhouse": self.wheelhouse}
-        return {key: value for key, value in pairs.items() if value is not None}
+        found = {key: value for key, value in pairs.items() if value is not None}
+        if self.ssh_opts is not None:
+            found["sshOpts"] = json.dumps(self.ssh_opts)  # Pulumi config holds text; the program reads it as a list
+        return found
 
 
 class KubernetesStack(Strict):

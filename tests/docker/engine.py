@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
+import tempfile
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ import pulumi
 
 from tests.docker.container_config import plan_container
 from tests.docker.passwords import random_password
+from tests.docker.ssh_bridge import SshBridge
 
 LABEL = "mlspec.test"
 _STEP = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
@@ -37,6 +40,7 @@ class Created:
     inputs: dict[str, Any]
     state: dict[str, Any]
     seconds: float = 0.0
+    host: str = ""  # the Docker host it was created through: the engine's, or an ssh:// provider's
 
 
 @dataclass
@@ -56,6 +60,9 @@ class DockerEngine(pulumi.runtime.Mocks):
     created: list[Created] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     build_steps: list[str] = field(default_factory=list)  # image ids of build steps, removed with the images
+    bridges: dict[str, SshBridge] = field(default_factory=dict)  # provider id -> the ssh:// host it reaches
+    _clients: dict[str, docker.DockerClient] = field(default_factory=dict)  # provider id -> its client
+    _local: threading.local = field(default_factory=threading.local)  # the client of the resource in hand
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- the Mocks interface -------------------------------------------------------------------------------
@@ -64,24 +71,58 @@ class DockerEngine(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         if not args.custom:  # component resources (mlspec's own) only group their children
             return "", inputs
+        if args.typ == "pulumi:providers:docker" and str(inputs.get("host", "")).startswith("ssh://"):
+            return self._ssh_provider(args.name, inputs)
         if args.typ == "pulumi:providers:docker" and inputs.get("host") not in (None, self.host):
             # Honest over convenient: resources meant for another host are not quietly made on this one.
             return self._fail(args.typ, args.name, f"the program targets Docker host {inputs['host']}; the test "
-                              f"engine works on {self.host} only (set mlspec:dockerHost to it, or unset it)")
+                              f"engine works on {self.host} or over SSH only (set mlspec:dockerHost to it, or unset "
+                              "it)")
         if args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-provider", inputs
         handler = self._handlers().get(args.typ)
         if handler is None:
             return self._fail(args.typ, args.name, "this resource type is not performed by the test engine")
+        provider_id = (args.provider or "").rsplit("::", 1)[-1]
+        self._local.client = self._clients.get(provider_id, self.client)
+        host = self.bridges[provider_id].host if provider_id in self.bridges else self.host
         started = time.monotonic()
         try:
             resource_id, state = handler(args.name, inputs)
         except Exception as error:  # any failure is reported with the resource it belongs to
             why = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
             return self._fail(args.typ, args.name, why)
+        finally:
+            self._local.client = None
         with self._lock:
-            self.created.append(Created(args.typ, args.name, resource_id, inputs, state, time.monotonic() - started))
+            self.created.append(Created(args.typ, args.name, resource_id, inputs, state, time.monotonic() - started,
+                                        host))
         return resource_id, state
+
+    def _ssh_provider(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A provider for an ssh:// host: its resources are made through `ssh [sshOpts] ... docker system
+        dial-stdio`, as pulumi-docker makes them, whatever engine answers at the far end."""
+        provider_id = f"{name}-provider"
+        folder = Path(tempfile.mkdtemp(prefix="mlspec-ssh-"))
+        ssh_opts = inputs.get("sshOpts") or []
+        if isinstance(ssh_opts, str):  # a provider's inputs reach it JSON-encoded
+            ssh_opts = json.loads(ssh_opts)
+        bridge = SshBridge(inputs["host"], list(ssh_opts), folder / "docker.sock")
+        try:
+            client = docker.DockerClient(base_url=bridge.base_url, version="auto", timeout=600)
+        except docker.errors.DockerException as error:
+            bridge.close()
+            return self._fail("pulumi:providers:docker", name, f"Docker host {inputs['host']} does not answer over "
+                              f"SSH: {error}; {' '.join(bridge.errors)}")
+        with self._lock:
+            self.bridges[provider_id], self._clients[provider_id] = bridge, client
+        return provider_id, inputs
+
+    @property
+    def target_client(self) -> docker.DockerClient:
+        """The client of the resource being made: its provider's host, else the engine's."""
+        client: docker.DockerClient | None = getattr(self._local, "client", None)
+        return client or self.client
 
     # A plain dict, not the annotated tuple: the mock monitor crashes on `(dict, None)`.
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -100,32 +141,42 @@ class DockerEngine(pulumi.runtime.Mocks):
     def cleanup(self) -> list[str]:
         """Remove everything created by this session (containers, networks, volumes, images); return what failed."""
         problems: list[str] = []
+        for client in [*self._clients.values(), self.client]:  # what went over SSH first, through SSH
+            problems += self._cleanup(client)
+        for bridge in self.bridges.values():
+            bridge.close()
+        return problems
+
+    def _cleanup(self, client: docker.DockerClient) -> list[str]:
+        problems: list[str] = []
         selector = {"label": f"{LABEL}={self.session}"}
         steps: list[tuple[str, Any]] = [
             ("container", lambda: [c.remove(force=True, v=True)
-                                   for c in self.client.containers.list(all=True, filters=selector)]),
-            ("network", lambda: [n.remove() for n in self.client.networks.list(filters=selector)]),
-            ("volume", lambda: [v.remove(force=True) for v in self.client.volumes.list(filters=selector)]),
+                                   for c in client.containers.list(all=True, filters=selector)]),
+            ("network", lambda: [n.remove() for n in client.networks.list(filters=selector)]),
+            ("volume", lambda: [v.remove(force=True) for v in client.volumes.list(filters=selector)]),
         ]
         if not self.keep_images:
-            steps.append(("image", lambda: self._remove_images(selector)))
-            steps.append(("build step", self._remove_build_steps))
+            steps.append(("image", lambda: self._remove_images(client, selector)))
+            steps.append(("build step", lambda: self._remove_build_steps(client)))
         for what, step in steps:
             try:
                 step()
+            except docker.errors.NotFound:
+                continue  # removed meanwhile through another client of the same engine
             except docker.errors.DockerException as error:
                 problems.append(f"removing {what}s of session {self.session}: {error}")
         return problems
 
-    def _remove_images(self, selector: dict[str, str]) -> None:
+    def _remove_images(self, client: docker.DockerClient, selector: dict[str, str]) -> None:
         """The session's images, children before parents (a job's image is built on its environment's): an image
         with children cannot be removed, even by force, so each pass removes what it can until none is left."""
-        remaining = [image.id for image in self.client.images.list(filters=selector)]
+        remaining = [image.id for image in client.images.list(filters=selector)]
         while remaining:
             blocked: list[str] = []
             for image_id in remaining:
                 try:
-                    self.client.images.remove(image_id, force=True)
+                    client.images.remove(image_id, force=True)
                 except docker.errors.NotFound:
                     continue
                 except docker.errors.APIError as error:
@@ -136,13 +187,13 @@ class DockerEngine(pulumi.runtime.Mocks):
                 raise docker.errors.APIError(f"images {', '.join(i[7:19] for i in blocked)} still have children")
             remaining = blocked
 
-    def _remove_build_steps(self) -> None:
+    def _remove_build_steps(self, client: docker.DockerClient) -> None:
         """Step images no tag holds any more (a build stage's last step, and its parents with it); a tagged
         image (the base image) or one with children is left alone."""
         for step in reversed(self.build_steps):
             try:
-                if not self.client.images.get(step).tags:
-                    self.client.images.remove(step)
+                if not client.images.get(step).tags:
+                    client.images.remove(step)
             except (docker.errors.NotFound, docker.errors.APIError):
                 continue
 
@@ -168,8 +219,8 @@ class DockerEngine(pulumi.runtime.Mocks):
 
     def _free_name(self, kind: str, name: str) -> None:
         """A leftover of an earlier, interrupted test session may hold the name: remove it; never anything else."""
-        getter = {"container": self.client.containers, "network": self.client.networks,
-                  "volume": self.client.volumes}[kind]
+        getter = {"container": self.target_client.containers, "network": self.target_client.networks,
+                  "volume": self.target_client.volumes}[kind]
         try:
             existing = getter.get(name)
         except docker.errors.NotFound:
@@ -188,7 +239,7 @@ class DockerEngine(pulumi.runtime.Mocks):
         network_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
         self._free_name("network", network_name)
         declared = {item["label"]: item["value"] for item in inputs.get("labels", [])}
-        network = self.client.networks.create(
+        network = self.target_client.networks.create(
             network_name, driver=inputs.get("driver", "bridge"), internal=bool(inputs.get("internal", False)),
             attachable=bool(inputs.get("attachable", False)), options=inputs.get("options"),
             labels={**declared, **self.labels})
@@ -199,7 +250,7 @@ class DockerEngine(pulumi.runtime.Mocks):
         volume_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
         self._free_name("volume", volume_name)
         declared = {item["label"]: item["value"] for item in inputs.get("labels", [])}
-        volume = self.client.volumes.create(volume_name, driver=inputs.get("driver", "local"),
+        volume = self.target_client.volumes.create(volume_name, driver=inputs.get("driver", "local"),
                                             driver_opts=inputs.get("driverOpts"), labels={**declared, **self.labels})
         return volume.name, {**inputs, "name": volume.name, "driver": inputs.get("driver", "local"),
                              "mountpoint": volume.attrs.get("Mountpoint", "")}
@@ -216,7 +267,7 @@ class DockerEngine(pulumi.runtime.Mocks):
         log: list[str] = []
         # The SDK speaks the classic builder; Dockerfiles that need BuildKit-only syntax fail here, loudly.
         # Its step images (" ---> ID") include earlier stages of a multi-stage build, which no tag keeps.
-        for chunk in self.client.api.build(
+        for chunk in self.target_client.api.build(
                 path=str(context), dockerfile=str(dockerfile.resolve()), tag=tag, buildargs=build.get("args"),
                 target=build.get("target"), platform=build.get("platform"), labels=self.labels,
                 rm=True, forcerm=True, decode=True):
@@ -227,7 +278,7 @@ class DockerEngine(pulumi.runtime.Mocks):
             if "error" in chunk:
                 tail = "".join(log)[-4000:]
                 raise EngineError(f"docker build of {tag} failed: {chunk['error'].strip()}\n{tail}")
-        image = self.client.images.get(tag)
+        image = self.target_client.images.get(tag)
         # A local image has no registry digest; its id is the immutable reference a container can run.
         return image.id, {**inputs, "imageName": tag, "baseImageName": tag, "repoDigest": image.id,
                           "context": str(context), "dockerfile": str(dockerfile), "platform": build.get("platform"),
@@ -235,7 +286,7 @@ class DockerEngine(pulumi.runtime.Mocks):
 
     def _remote_image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         try:
-            image = self.client.images.get(inputs["name"])
+            image = self.target_client.images.get(inputs["name"])
         except docker.errors.ImageNotFound as error:
             raise EngineError(f"image {inputs['name']!r} is not on the engine and no registry can be reached; "
                               "build or import it first (scripts/docker-base-image)") from error
@@ -247,9 +298,9 @@ class DockerEngine(pulumi.runtime.Mocks):
         container_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
         plan = plan_container(inputs, container_name, self.labels, self.cwd or Path(os.getcwd()))
         self._free_name("container", container_name)
-        container = self.client.containers.create(**plan.create)
+        container = self.target_client.containers.create(**plan.create)
         for network, aliases in plan.networks[1:]:
-            self.client.api.connect_container_to_network(container.id, network, aliases=aliases)
+            self.target_client.api.connect_container_to_network(container.id, network, aliases=aliases)
         if plan.uploads is not None:
             container.put_archive("/", plan.uploads)
         state: dict[str, Any] = {**inputs, "name": container_name}

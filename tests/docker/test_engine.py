@@ -102,11 +102,17 @@ def test_a_container_that_dies_on_start_is_an_error(docker_engine: DockerEngine,
     assert docker_engine.client.containers.list(all=True, filters={"label": f"{LABEL}={docker_engine.session}"})
 
 
-def test_a_provider_for_another_docker_host_is_refused(docker_engine: DockerEngine) -> None:
+def test_a_provider_for_another_docker_host_is_refused_unless_reached_over_ssh(docker_engine: DockerEngine) -> None:
     same = pulumi.runtime.MockResourceArgs(typ="pulumi:providers:docker", name="here",
                                            inputs={"host": docker_engine.host}, custom=True)
     assert docker_engine.new_resource(same)[0] == "here-provider"
     other = pulumi.runtime.MockResourceArgs(typ="pulumi:providers:docker", name="vm",
-                                            inputs={"host": "ssh://user@vm"}, custom=True)
-    with pytest.raises(EngineError, match="targets Docker host ssh://user@vm"):
+                                            inputs={"host": "tcp://vm:2376"}, custom=True)
+    with pytest.raises(EngineError, match="targets Docker host tcp://vm:2376"):
         docker_engine.new_resource(other)
+    # An ssh:// host is reached through ssh itself, and one that does not answer says so.
+    unreachable = pulumi.runtime.MockResourceArgs(
+        typ="pulumi:providers:docker", name="gone", custom=True,
+        inputs={"host": "ssh://user@127.0.0.1:1", "sshOpts": '["-F", "/dev/null", "-o", "ConnectTimeout=5"]'})
+    with pytest.raises(EngineError, match=r"ssh://user@127.0.0.1:1 does not answer over SSH"):
+        docker_engine.new_resource(unreachable)

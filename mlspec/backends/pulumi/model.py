@@ -12,7 +12,7 @@ from mlspec.graph import Graph, Node
 from mlspec.plan.labels import own_labels
 from mlspec.spec import BatchEndpoint, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
-from mlspec.spec.compute import ClusterCompute, ComputeBase, InstanceCompute, Resources
+from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.job import PathInput
 
 # What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
@@ -152,6 +152,7 @@ class ComputeModel:
     tags: dict[str, str] = field(default_factory=dict)
     kube_context: str | None = None  # an attached compute's kubeconfig context: its own cluster
     namespace: str | None = None  # an attached compute's namespace there, when the spec names one
+    host: str | None = None  # an attached compute's Docker host (ssh://user@host): its own provider
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,10 @@ class ProgramModel:
     computes: tuple[ComputeModel, ...] = ()  # in spec order
     storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
     batches: tuple[BatchModel, ...] = ()  # batch endpoints (the docker target skips them)
+
+    def host_of(self, compute: str | None) -> str | None:
+        """The Docker host of an attached compute (by name); None: the stack's host."""
+        return next((c.host for c in self.computes if c.name == compute), None)
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -235,6 +240,11 @@ class _Builder:
         target = self.spec.target(source, path)
         resource = self.spec.get(target) if target else None
         return resource if isinstance(resource, ComputeBase) else None
+
+    def host(self, source: str, path: str) -> str | None:
+        """The Docker host of the attached compute at `path` of `source`; None: the stack's host."""
+        compute = self.compute(source, path)
+        return compute.host if isinstance(compute, AttachedCompute) else None
 
     def size(self, source: str, path: str, own: Resources | None = None) -> ResourceSize:
         compute = self.compute(source, path)
@@ -355,6 +365,10 @@ class _Builder:
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
                 autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
                 compute=compute.name if compute else None))
+        hosts = {self.host(node.id, f"deployments.{name}.compute") for name in endpoint.deployments}
+        if len(hosts) > 1:  # the spec's checks refuse this at the deployments' lines; a model built otherwise too
+            raise CompileError(f"endpoint '{endpoint.name}': its deployments run on different Docker hosts; its "
+                               "gateway reaches replicas on its own host only: put every deployment on one host")
         return EndpointModel(
             var=identifier("endpoint", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
@@ -454,7 +468,8 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                      getattr(n.resource, "max_nodes", 1), getattr(n.resource, "low_priority", False),
                      n.resource.resources.gpu_type, dict(sorted(n.resource.tags.items())),  # type: ignore[attr-defined]
                      getattr(n.resource, "kube_context", None),
-                     n.resource.namespace if "namespace" in n.resource.model_fields_set else None)  # type: ignore[attr-defined]
+                     n.resource.namespace if "namespace" in n.resource.model_fields_set else None,  # type: ignore[attr-defined]
+                     getattr(n.resource, "host", None))
         for n in builder.nodes("Compute"))
     ws = graph.spec.workspace
     runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",
