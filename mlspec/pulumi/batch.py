@@ -1,4 +1,4 @@
-"""`BatchEndpoint`: one run-to-completion scoring container per run, its journal and predictions on the workspace volume.
+"""`BatchEndpoint`: a run-to-completion scoring container per run, its journal and predictions on the workspace volume.
 
 A run is named by the hash of what it scores (the endpoint's settings and data, the model version and its digest,
 the image): an unchanged program is the same container, which Pulumi leaves alone, and a changed one is a new
