@@ -30,11 +30,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
 COMPARE = """\
 import json, sys
 import mlflow.pyfunc, pandas
-data = pandas.read_csv("/opt/mlspec-job/files/data/iris.csv")
+data = pandas.read_csv("/opt/mlspec-job/files/data/flowers.csv")
 model = mlflow.pyfunc.load_model(sys.argv[1])
 scored = pandas.read_csv(sys.argv[2] + "/predictions.csv")
 columns = [c for c in scored.columns if c not in ("source", "row")]
-print(json.dumps({"expected": [int(v) for v in model.predict(data.drop(columns=["species"]))],
+print(json.dumps({"expected": [int(v) for v in model.predict(data)],
                   "scored": [int(v) for v in scored[columns[0]]], "rows": scored["row"].tolist(),
                   "columns": columns}))
 """

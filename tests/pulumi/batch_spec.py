@@ -1,4 +1,4 @@
-"""A small spec with a training job and a batch endpoint that scores the iris data with the model it registers."""
+"""A small spec with a training job and a batch endpoint that scores the iris flowers with the model it registers."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ kind: Data
 name: iris
 path: data/iris.csv
 ---
+kind: Data
+name: flowers
+path: data/flowers.csv
+---
 kind: Job
 name: train
 code: src/
@@ -44,7 +48,7 @@ kind: Endpoint
 name: nightly
 type: batch
 model: iris-clf
-input: data:iris
+input: data:flowers
 output: {path: scores, mode: append}
 mini_batch_size: 10
 error_threshold: 0
@@ -61,6 +65,10 @@ def batch_spec(folder: Path, spec: str = SPEC) -> Path:
     for part in ("data", "src"):
         shutil.copytree(IRIS / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"),
                         dirs_exist_ok=True)
+    # The rows to score: the iris features, their species (the last column, what the model predicts) left out.
+    rows = (IRIS / "data" / "iris.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "data" / "flowers.csv").write_text("".join(row.rsplit(",", 1)[0] + "\n" for row in rows),
+                                                 encoding="utf-8")
     return folder
 
 

@@ -64,7 +64,7 @@ def test_the_run_is_declared_with_every_setting_of_the_spec(tmp_path: Path) -> N
     assert run == {"endpoint": "nightly", "model_uri": "models:/iris-clf/1", "tracking_uri": "http://mlflow:5000",
                    "sha256": mock_digest("iris-clf", json.loads(
                        captured.get(CONTAINER, "train").inputs["uploads"][0]["content"])["content_hash"]),
-                   "input": "/opt/mlspec-job/files/data/iris.csv", "output": f"{folder}/scores", "mode": "append",
+                   "input": "/opt/mlspec-job/files/data/flowers.csv", "output": f"{folder}/scores", "mode": "append",
                    "mini_batch_size": 10, "error_threshold": 0, "max_retries": 1, "timeout": 20.0,
                    "max_concurrency": 2, "nodes": 1, "device": "auto"}
     assert batch.inputs["command"] == ["python", "-m", "mlspec.runtime.batch", "/etc/mlspec/batchrun.json",
@@ -81,7 +81,7 @@ def test_the_run_is_declared_with_every_setting_of_the_spec(tmp_path: Path) -> N
     assert batch.inputs["image"] == image.inputs["imageName"]
     assert image.inputs["build"]["args"]["ENVIRONMENT_IMAGE"] == captured.get(IMAGE, "sklearn").inputs["imageName"]
     staged = tmp_path / "stacks" / "iris-batch" / image.inputs["build"]["context"] / "files"
-    assert [p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()] == ["data/iris.csv"]
+    assert [p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()] == ["data/flowers.csv"]
     # What a user needs from the run, as stack outputs.
     assert captured.exports["nightly.output"] == {"volume": "iris-batch-storage", "folder": f"{folder}/scores",
                                                   "files": [f"{folder}/scores/predictions.csv"]}
@@ -100,7 +100,7 @@ def _changed_run(tmp_path: Path, registry: ScoringMocks, spec: str = SPEC, train
     if train_edit:
         (source / "src" / "train.py").write_text((source / "src" / "train.py").read_text() + train_edit)
     if data_edit:
-        (source / "data" / "iris.csv").write_text((source / "data" / "iris.csv").read_text() + data_edit)
+        (source / "data" / "flowers.csv").write_text((source / "data" / "flowers.csv").read_text() + data_edit)
     from mlspec.backends.pulumi import compile_project
 
     out = tmp_path / "stacks" / "iris-batch"
@@ -117,7 +117,7 @@ def test_a_run_is_the_same_container_until_its_model_data_or_settings_change(tmp
 
     retrained = _changed_run(tmp_path / "c", registry, train_edit="\n# retrained\n")
     assert _contract(retrained)["model_uri"] == "models:/iris-clf/2"
-    more_data = _changed_run(tmp_path / "d", registry, data_edit="5.0,3.4,1.5,0.2,0\n")
+    more_data = _changed_run(tmp_path / "d", registry, data_edit="5.0,3.4,1.5,0.2\n")
     resized = _changed_run(tmp_path / "e", registry, spec=SPEC.replace("mini_batch_size: 10", "mini_batch_size: 20"))
     names = [run.inputs["name"] for run in (first, retrained, more_data, resized)]
     folders = [_contract(run)["output"] for run in (first, retrained, more_data, resized)]
