@@ -127,9 +127,11 @@ def test_batch_endpoint_scores_resumes_after_a_kill_and_is_not_rerun_unchanged(
     assert first["scored"] == first["expected"]
 
     # A run killed part-way: its journal and partial predictions stay on the volume, no predictions file.
+    # (Under a shell: the container's first process ignores a SIGKILL sent from inside the container.)
     killed_code, killed_logs = _one_off(
-        docker_engine, batch.inputs["image"], ["python", "-c", KILLED], batch.inputs["networksAdvanced"][0]["name"],
-        output["volume"], {"BATCHRUN": batch.inputs["uploads"][0]["content"]})
+        docker_engine, batch.inputs["image"], ["sh", "-c", 'python -c "$KILLED"; exit $?'],
+        batch.inputs["networksAdvanced"][0]["name"], output["volume"],
+        {"BATCHRUN": batch.inputs["uploads"][0]["content"], "KILLED": KILLED})
     assert killed_code == 137, killed_logs
 
     # Its container created again, exactly as declared (what `pulumi up --replace` does), resumes: the mini-batches
