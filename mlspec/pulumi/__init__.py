@@ -1,5 +1,6 @@
 """mlspec's Pulumi component resources for a Docker host: what a compiled `__main__.py` is written in."""
 
+from mlspec.pulumi.batch import BatchEndpoint, BatchEndpointArgs
 from mlspec.pulumi.containers import Size
 from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpointArgs
 from mlspec.pulumi.environment import Environment, EnvironmentArgs
@@ -10,6 +11,8 @@ from mlspec.pulumi.settings import Settings
 from mlspec.pulumi.workspace import Workspace, WorkspaceArgs
 
 __all__ = [
+    "BatchEndpoint",
+    "BatchEndpointArgs",
     "ComputeInstance",
     "ComputeInstanceArgs",
     "DeploymentArgs",

@@ -362,18 +362,28 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "Batching": {"max_batch_size": EVERYWHERE, "max_wait": EVERYWHERE},
     "BatchEndpoint": {
-        "": Row(docker=no("batch endpoints are not compiled for docker yet"),
+        "": Row(docker=approx("a run-to-completion container per scoring run, named by the hash of what it scores "
+                              "(settings, data, model version and digest, image): an unchanged endpoint is not "
+                              "scored again; its predictions and the scorer's resume journal on the workspace volume "
+                              "(/mlspec/batch/<endpoint>/<run hash>/), so a run replaced after a kill "
+                              "(pulumi up --replace) resumes where it stopped"),
                 kubernetes=approx("a batch/v1 Job per scoring run, named by the content hash of what it scores "
                                   "(data, model reference, settings): an unchanged endpoint is not scored again; "
                                   "the scorer's resume journal on the endpoint's claim, so a replacement pod "
                                   "resumes")),
         "type": EVERYWHERE,
-        "model": Row(kubernetes=approx("read from the workspace's MLflow; a model a job of the spec registers is "
+        "model": Row(docker=approx("read from the workspace's MLflow; a model a job of the spec registers is "
+                                   "scored at the version the job registered, and its retraining is a new run; an "
+                                   "alias moved outside the spec is not a new run"),
+                     kubernetes=approx("read from the workspace's MLflow; a model a job of the spec registers is "
                                        "scored at its latest version, and its retraining is a new run")),
-        "input": Row(kubernetes=approx("baked into the run's image, as a training job's data is")),
+        "input": Row(docker=approx("baked into the run's image, as a training job's data is"),
+                     kubernetes=approx("baked into the run's image, as a training job's data is")),
         "output": EVERYWHERE,
         "environment": EVERYWHERE,
-        "compute": Row(kubernetes=approx("one pod of one node's size, with the compute's scheduling (a cluster's "
+        "compute": Row(docker=approx("one container with the cores (Docker CPU shares) and memory of all the "
+                                     "compute's nodes together, max_concurrency workers for each, as locally"),
+                       kubernetes=approx("one pod of one node's size, with the compute's scheduling (a cluster's "
                                          "PriorityClass and quota: it takes turns with the cluster's jobs)")),
         "mini_batch_size": EVERYWHERE,
         "error_threshold": EVERYWHERE,
@@ -381,7 +391,10 @@ TABLE: dict[str, dict[str, Row]] = {
         "max_concurrency": Row(kubernetes=approx("mini-batches at once in the run's one pod")),
     },
     "BatchOutput": {
-        "path": Row(kubernetes=approx("a folder on the endpoint's claim <endpoint>-batch, not in the spec's folder: "
+        "path": Row(docker=approx("a folder of the run's on the workspace volume, /mlspec/batch/<endpoint>/<run "
+                                  "hash>/<path>, not in the spec's folder: the stack output <endpoint>.output names "
+                                  "it; copy them out through any container that mounts the volume"),
+                    kubernetes=approx("a folder on the endpoint's claim <endpoint>-batch, not in the spec's folder: "
                                       "copy the predictions out with kubectl cp")),
         "mode": EVERYWHERE,
     },

@@ -113,12 +113,14 @@ def kubernetes_project_files(program: ProgramModel, settings: dict[str, str] | N
 def _imports(program: ProgramModel) -> list[str]:
     """The names of mlspec.pulumi the program uses, sorted."""
     names = {"Environment", "EnvironmentArgs", "Workspace", "WorkspaceArgs"}
-    if program.jobs or program.endpoints or program.instances:
+    if program.jobs or program.endpoints or program.instances or program.batches:
         names.add("Size")
     if program.jobs:
         names.update({"TrainingJob", "TrainingJobArgs"})
     if program.endpoints:
         names.update({"OnlineEndpoint", "OnlineEndpointArgs", "DeploymentArgs"})
+    if program.batches:
+        names.update({"BatchEndpoint", "BatchEndpointArgs"})
     if program.instances:
         names.update({"ComputeInstance", "ComputeInstanceArgs"})
     if program.labels:

@@ -126,6 +126,10 @@ class BatchModel:
     size: ResourceSize
     compute: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    nodes: int = 1  # the compute's nodes (a cluster's max_nodes): targets running one scorer give it their workers
+    model_name: str = ""  # the registered model's name
+    version: int | None = None  # a pinned version
+    alias: str | None = None  # a registry alias (not 'latest')
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class ProgramModel:
     labels: LabelsModel | None = None  # None: nothing in the spec has a tag or a description for MLflow
     computes: tuple[ComputeModel, ...] = ()  # in spec order
     storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
-    batches: tuple[BatchModel, ...] = ()  # batch endpoints (the docker target skips them)
+    batches: tuple[BatchModel, ...] = ()  # batch endpoints
 
     def host_of(self, compute: str | None) -> str | None:
         """The Docker host of an attached compute (by name); None: the stack's host."""
@@ -333,7 +337,6 @@ class _Builder:
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
         if isinstance(endpoint, BatchEndpoint):
-            self.skipped.append(f"{node.id}: batch endpoints are not compiled for the docker target yet")
             self.batches.append(self.batch(node, endpoint))
             return None
         assert isinstance(endpoint, OnlineEndpoint)
@@ -400,7 +403,10 @@ class _Builder:
                       "error_threshold": endpoint.error_threshold, "max_retries": retry.max_retries,
                       "timeout": retry.timeout, "max_concurrency": endpoint.max_concurrency},
             size=self.size(node.id, "compute"), compute=compute.name if compute else None,
-            tags=dict(sorted(endpoint.tags.items())))
+            tags=dict(sorted(endpoint.tags.items())),
+            nodes=compute.max_nodes if isinstance(compute, ClusterCompute) else 1, model_name=ref.name,
+            version=ref.version,
+            alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias)
 
     def instance(self, node: Node) -> InstanceModel:
         compute = node.resource

@@ -1,4 +1,5 @@
-"""`python -m mlspec.runtime.batch BATCHRUN.json [--result RESULT.json]`: one batch endpoint run, exit 0 or 1."""
+"""`python -m mlspec.runtime.batch BATCHRUN.json [--result RESULT.json] [--result-line]`: one batch endpoint run,
+exit 0 or 1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError
+from mlspec.runtime.batch.contract import BatchResult, BatchRun, BatchRunError, result_line
 from mlspec.runtime.contract import stop_on_sigterm, write_result
 
 
@@ -16,6 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlspec.runtime.batch", description=__doc__)
     parser.add_argument("batchrun", help="the BatchRun JSON the engine wrote")
     parser.add_argument("--result", help="where to write the result JSON (default: none, only the exit code)")
+    parser.add_argument("--result-line", action="store_true",
+                        help="also print the result as one line of JSON on stdout (for container logs)")
     args = parser.parse_args(argv)
     try:
         run = BatchRun.load(args.batchrun)
@@ -44,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = BatchResult(status="failed", endpoint=run.endpoint, model_uri=run.model_uri,
                              error=f"internal error: {type(error).__name__}: {error}")
     problem = write_result(result, Path(args.result)) if args.result else None
+    if args.result_line:
+        print(result_line(result), flush=True)
     if problem:
         print(f"mlspec: {problem}", file=sys.stderr)
         return 1

@@ -67,3 +67,23 @@ class BatchResult(BaseModel):
     duration_s: float = 0.0
     scoring_s: float = Field(0.0, description="Of the duration, the time spent reading, scoring and writing.")
     error: str | None = Field(None, description="Why it failed, in words; None when it succeeded.")
+
+
+RESULT_PREFIX = "mlspec-batch-result: "  # a container's logs are all a Docker deployment reads back
+
+
+def result_line(result: BatchResult) -> str:
+    """The result as one line of the scorer's output (`--result-line`)."""
+    return RESULT_PREFIX + result.model_dump_json(exclude={"failures"})
+
+
+def result_from_logs(logs: str) -> BatchResult | None:
+    """The result of the last result line in a scorer's output; None when it printed none."""
+    for line in reversed(logs.splitlines()):
+        _, found, text = line.partition(RESULT_PREFIX)
+        if found:
+            try:
+                return BatchResult.model_validate_json(text)
+            except ValueError:
+                return None
+    return None
