@@ -67,8 +67,8 @@ def test_children_of_a_refused_field_are_refused_in_the_printed_table() -> None:
     rows = {(r.kind, r.path): r.row for r in field_rows()}
     assert rows[("Endpoint (online)", "deployments.*.autoscale.max_instances")].on("docker").level == "no"
     assert rows[("Endpoint (online)", "deployments.*.autoscale.max_instances")].on("local").level == "yes"
-    assert rows[("Compute (attached)", "resources.cpus")].on("docker").level == "no"
-    assert rows[("Compute (attached)", "resources.cpus")].on("kubernetes").level != "no"
+    assert rows[("Compute (attached)", "resources.cpus")].on("local").level == "no"
+    assert rows[("Compute (attached)", "resources.cpus")].on("docker").level != "no"
     # A kind honoured in a weaker form leaves its fields their own rows: a batch endpoint's settings reach Docker.
     assert rows[("Endpoint (batch)", "")].on("docker").level == "approx"
     assert rows[("Endpoint (batch)", "mini_batch_size")].on("docker").level == "yes"
