@@ -197,3 +197,31 @@ def test_the_registration_prints_the_result_line_the_program_reads(tmp_path: Pat
     failed = subprocess.run([sys.executable, "-m", "mlspec.runtime.register", str(tmp_path / "missing.json")],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode == 1 and "nope" in failed.stderr
+
+
+def test_a_state_dict_model_carries_its_loader_module_into_the_image(tmp_path: Path) -> None:
+    spec = tmp_path / "spec"
+    (spec / "nets").mkdir(parents=True)
+    (spec / "mlspec.yaml").write_text(
+        "kind: Workspace\nname: nets\ndefaults: {environment: torch}\n---\n"
+        "kind: Environment\nname: torch\nrequirements: [torch]\n---\n"
+        "kind: Model\nname: mlp\npath: nets/weights.pt\nflavor: torch\nloader: nets.mlp:build\n")
+    (spec / "nets" / "weights.pt").write_bytes(b"weights")
+    (spec / "nets" / "mlp.py").write_text("def build():\n    return None\n")
+    out = tmp_path / "stack"
+    compile_project(load_graph([spec]), out)
+    captured = run_program(out, {}, mocks=RegistryMocks())
+    register = captured.get(CONTAINER, "mlp")
+    contract = Registration.model_validate_json(register.inputs["uploads"][0]["content"])
+    assert contract.loader == "nets.mlp:build" and contract.code == "/opt/mlspec-job/files"
+    staged = out / captured.get(IMAGE, "mlp").inputs["build"]["context"] / "files"
+    assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
+        "nets/mlp.py", "nets/weights.pt"]
+    # Registered in the workspace's default environment, the one that can load it.
+    assert captured.get(IMAGE, "mlp").inputs["build"]["args"]["ENVIRONMENT_IMAGE"] == \
+        captured.get(IMAGE, "torch").inputs["imageName"]
+    (spec / "nets" / "mlp.py").write_text("def build():\n    return 1\n")  # a new loader: registered again
+    compile_project(load_graph([spec]), out)
+    again = run_program(out, {}, mocks=RegistryMocks())
+    assert again.get(CONTAINER, "mlp").inputs["name"] != register.inputs["name"]
+    assert again.get(IMAGE, "mlp").inputs["imageName"] != captured.get(IMAGE, "mlp").inputs["imageName"]

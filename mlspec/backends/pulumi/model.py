@@ -323,18 +323,21 @@ class _Builder:
         if environment is None and self.spec.workspace.defaults.environment:
             environment = self.env_vars.get(f"environment/{self.spec.workspace.defaults.environment}")
         files = dict(node.files)
-        code = None
+        code, content_hash = None, node.hash
         if model.loader:
-            # The loader's module is looked up beside the spec file that declares the model, as locally.
+            # The loader's module is looked up beside the spec file that declares the model, as locally; it is part
+            # of what the registration reads, so of its hash too.
             folder = Path(self.spec.resources[node.id].doc.file).resolve().parent
             module = folder / (model.loader.split(":", 1)[0].replace(".", "/") + ".py")
             if module.is_file():
-                files.update(tree_digests(module, self.spec.root))
+                found = tree_digests(module, self.spec.root)
+                files.update(found)
+                content_hash = hashlib.sha256("\0".join((node.hash, *sorted(found.values()))).encode()).hexdigest()
             code = Path(_relpath(folder, self.spec.root)).as_posix()
         source = Path(self.spec.files[node.id]["path"])
         var = identifier("model", model.name, self.taken)
         registered = ModelFromPath(
-            var=var, name=model.name, content_hash=node.hash, folder=f"model-{model.name}", environment=environment,
+            var=var, name=model.name, content_hash=content_hash, folder=f"model-{model.name}", environment=environment,
             path=Path(_relpath(source, self.spec.root)).as_posix(), files=dict(sorted(files.items())),
             flavor=model.flavor, loader=model.loader, code=code,
             signature=model.signature.model_dump(mode="json", exclude_none=True) if model.signature else None,
