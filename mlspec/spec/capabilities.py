@@ -83,9 +83,9 @@ _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only read
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
             "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
-_PYTHON_IMAGE = ("the stack's mlspec:baseImage for that version: {python} in its name replaced, or the same variant "
-                 "of an official python:X.Y image; any other base image must have that python3, or the build stops "
-                 "saying so")
+_PYTHON_IMAGE = ("the image starts from mlspec:baseImage for that version ({python} in its name replaced, or the same "
+                 "variant of an official python:X.Y image); any other base image must have that python3, or the "
+                 "build stops saying so")
 _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"),
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
