@@ -3,16 +3,18 @@
 from mlspec.pulumi.batch import BatchEndpoint, BatchEndpointArgs
 from mlspec.pulumi.containers import Size
 from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpointArgs
-from mlspec.pulumi.environment import Environment, EnvironmentArgs
+from mlspec.pulumi.environment import BuildArgs, Environment, EnvironmentArgs
 from mlspec.pulumi.instance import ComputeInstance, ComputeInstanceArgs
 from mlspec.pulumi.job import TrainingJob, TrainingJobArgs
 from mlspec.pulumi.labels import MlflowLabels, MlflowLabelsArgs
+from mlspec.pulumi.registered_model import PathModel, PathModelArgs
 from mlspec.pulumi.settings import Settings
 from mlspec.pulumi.workspace import Workspace, WorkspaceArgs
 
 __all__ = [
     "BatchEndpoint",
     "BatchEndpointArgs",
+    "BuildArgs",
     "ComputeInstance",
     "ComputeInstanceArgs",
     "DeploymentArgs",
@@ -22,6 +24,8 @@ __all__ = [
     "MlflowLabelsArgs",
     "OnlineEndpoint",
     "OnlineEndpointArgs",
+    "PathModel",
+    "PathModelArgs",
     "Settings",
     "Size",
     "TrainingJob",

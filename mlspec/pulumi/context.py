@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -75,6 +76,53 @@ def context_digest(folder: Path) -> str:
         if not rel.startswith("wheels/"):
             digest.update(_sha256(path).encode())
     return digest.hexdigest()
+
+
+def build_context_digest(folder: Path, dockerfile: str) -> str:
+    """The content hash of what a Docker build of `folder` reads: the Dockerfile's place and every file the
+    context sends (those `.dockerignore` leaves in: its patterns with ``*``, ``?``, ``**`` and ``!`` exceptions)."""
+    patterns = _dockerignore(folder)
+    digest = hashlib.sha256(f"{dockerfile}\0".encode())
+    kept = {(folder / dockerfile).resolve(), (folder / ".dockerignore").resolve()}  # Docker always sends these
+    for current, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(current) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.resolve() in kept or not _ignored(rel, patterns):
+                digest.update(f"{rel}\0{_sha256(path)}\0".encode())
+    return digest.hexdigest()
+
+
+def _dockerignore(folder: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """(exception, pattern) for each line of the context's .dockerignore, in order."""
+    path = folder / ".dockerignore"
+    found: list[tuple[bool, re.Pattern[str]]] = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        pattern = os.path.normpath(line.removeprefix("!").strip()).lstrip("/")
+        found.append((exception, re.compile(_glob_regex(pattern))))
+    return found
+
+
+def _glob_regex(pattern: str) -> str:
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    wildcards = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return "".join(wildcards.get(part, re.escape(part)) for part in parts)
+
+
+def _ignored(rel: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """The last pattern that matches the file or a folder above it decides, as Docker's does."""
+    segments = rel.split("/")
+    prefixes = ["/".join(segments[:i]) for i in range(1, len(segments) + 1)]
+    ignored = False
+    for exception, pattern in patterns:
+        if any(pattern.fullmatch(prefix) for prefix in prefixes):
+            ignored = not exception
+    return ignored
 
 
 def stage_environment(name: str, requirements: Path, wheelhouse: str | None, with_runtime: bool = True) -> Path:

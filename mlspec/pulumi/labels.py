@@ -11,6 +11,7 @@ import pulumi_docker as docker
 
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.job import TrainingJob
+from mlspec.pulumi.registered_model import PathModel
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime.labels import LabelsRun
 
@@ -32,13 +33,13 @@ class MlflowLabelsArgs:
     :param jobs: ``{"job", "content_hash", "tags", "description"}``: the labels of the job's runs at that hash.
     :param models: ``{"name", "content_hash", "tags", "description"}``: the registered model's labels, and its
         tags on the versions the job at ``content_hash`` registered.
-    :param after: the jobs whose runs and models are labelled (they run first).
+    :param after: the jobs (and registrations from a path) whose runs and models are labelled (they run first).
     """
 
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
-    after: list[TrainingJob] = field(default_factory=list)
+    after: list[TrainingJob | PathModel] = field(default_factory=list)
 
 
 class MlflowLabels(pulumi.ComponentResource):

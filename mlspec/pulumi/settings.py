@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
+DEFAULT_PYTHON = "3.11"
+DEFAULT_BASE_IMAGE = f"python:{DEFAULT_PYTHON}-slim"
+# The official Python images (python:3.11-slim, docker.io/library/python:3.12-bookworm): one per Python version.
+_OFFICIAL = re.compile(r"^(?P<repo>(?:(?:docker\.io/)?library/)?python):3\.\d+(?P<variant>-[\w.-]+)?$")
 DEFAULT_PUBLISH_ADDRESS = "127.0.0.1"
 
 
@@ -17,7 +21,8 @@ class Settings:
     """What a stack decides about the Docker host, rather than the spec.
 
     :param base_image: ``mlspec:baseImage``: the Debian-based image environments start from (it needs
-        ``python3``, ``python3 -m venv`` and pip). Default ``python:3.11-slim``.
+        ``python3``, ``python3 -m venv`` and pip). Default ``python:3.11-slim``. An environment that asks for
+        a Python version starts from that version's image: see `base_image_for`.
     :param wheelhouse: ``mlspec:wheelhouse``: an absolute folder of wheels; when set, every image installs its
         Python packages from it alone (``pip install --no-index --find-links``), for hosts with no package index.
     :param publish_address: ``mlspec:publishAddress``: the host address gateway and JupyterLab ports are published
@@ -41,6 +46,17 @@ class Settings:
         return cls(base_image=config.get("baseImage") or DEFAULT_BASE_IMAGE, wheelhouse=wheelhouse_of(config),
                    publish_address=config.get("publishAddress") or DEFAULT_PUBLISH_ADDRESS,
                    docker_host=config.get("dockerHost") or None, ssh_opts=ssh_opts_of(config))
+
+    def base_image_for(self, python: str | None) -> str:
+        """The base image of an environment that asks for `python` ('3.10'): the setting with ``{python}``
+        replaced (``registry/py:{python}-bookworm``), or, for an official ``python:X.Y[-variant]`` image, the same
+        variant of that version; any other image is used as it is, and the build stops unless its ``python3`` is
+        that version. None: the setting itself (``{python}`` as 3.11)."""
+        if "{python}" in self.base_image:
+            return self.base_image.replace("{python}", python or DEFAULT_PYTHON)
+        if python is None:
+            return self.base_image
+        return _OFFICIAL.sub(lambda m: f"{m.group('repo')}:{python}{m.group('variant') or ''}", self.base_image)
 
     def provider(self) -> docker.Provider | None:
         """An explicit provider when the stack names a Docker host; None: the ambient one (DOCKER_HOST)."""

@@ -12,14 +12,11 @@ from mlspec.resolve.docker_hosts import check_docker_hosts
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec.capabilities import Support, Target, honouring, row_for
 from mlspec.spec.compute import AttachedCompute, ComputeBase
+from mlspec.spec.conda import CondaFile
 from mlspec.spec.environment import Environment
 from mlspec.validate import Declared
 
 Path = tuple[str | int, ...]
-
-# Packages of a conda file that a virtualenv on this machine's interpreter already provides.
-_CONDA_PROVIDED = {"python", "pip"}
-
 
 def _set_fields(model: BaseModel) -> Iterator[tuple[str, Any]]:
     """The fields a document wrote with a value other than the default, in declaration order."""
@@ -101,26 +98,25 @@ class _Checker:
                 f"remove 'target' so the compute follows the stack, or deploy with --target {compute.target}"))
 
     def conda_file(self, item: Declared, env: Environment, spec: ResolvedSpec) -> None:
-        """Locally a conda file's pip section is installed; a conda package a virtualenv lacks is refused."""
+        """A conda file's pip section (and, on images, its Python version) is installed; a conda package a
+        virtualenv lacks is refused at the file's line."""
         path = spec.files.get(item.id, {}).get("conda_file")
-        if self.target != "local" or path is None:
+        if self.target not in ("local", "docker") or path is None:
             return
-        import yaml
-
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            conda = CondaFile.read(path)
+        except (OSError, ValueError) as exc:
             self.diagnostics.error(f"environment '{env.name}': conda_file {path} cannot be read: {exc}",
                                    item.doc.span(("conda_file",)), "conda_file")
             return
-        dependencies = data.get("dependencies", []) if isinstance(data, dict) else []
-        conda_only = [str(d) for d in dependencies if not isinstance(d, dict)
-                      and _package_name(str(d)) not in _CONDA_PROVIDED]
-        if conda_only:
+        if conda.conda_only:
+            what = "the pip section" if self.target == "local" else "the pip section and the Python version"
+            elsewhere = "or deploy to the docker target" if self.target == "local" else \
+                "or build your own image with 'build'"
             self.diagnostics.error(
-                f"environment '{env.name}': the local target installs only the pip section of {path.name}, "
-                f"and it also asks conda for {', '.join(conda_only)}", item.doc.span(("conda_file",)), "conda_file",
-                "move them under 'pip:' (or into requirements), or deploy to the docker target")
+                f"environment '{env.name}': the {self.target} target installs only {what} of {path.name}, "
+                f"and it also asks conda for {', '.join(conda.conda_only)}", item.doc.span(("conda_file",)),
+                "conda_file", f"move them under 'pip:' (or into requirements), {elsewhere}")
 
 
 def _reaches_tracking(item: Declared, compute: AttachedCompute, spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
@@ -138,12 +134,6 @@ def _reaches_tracking(item: Declared, compute: AttachedCompute, spec: ResolvedSp
 def _is_refused(value: Any, support: Support) -> bool:
     """A value the target refuses though it honours the field (compared by type too: False is not 0)."""
     return any(type(value) is type(refused) and value == refused for refused in support.refused)
-
-
-def _package_name(spec: str) -> str:
-    for separator in ("=", "<", ">", "!", " ", "["):
-        spec = spec.split(separator, 1)[0]
-    return spec.split("::")[-1].strip().lower()
 
 
 def _dotted(path: Path) -> str:

@@ -83,6 +83,9 @@ _NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only read
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
             "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
+_PYTHON_IMAGE = ("the image starts from mlspec:baseImage for that version ({python} in its name replaced, or the same "
+                 "variant of an official python:X.Y image); any other base image must have that python3, or the "
+                 "build stops saying so")
 _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone to carry labels"),
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
@@ -216,15 +219,19 @@ TABLE: dict[str, dict[str, Row]] = {
         "image": Row(local=na("local environments are virtualenvs on this machine"), kubernetes=YES),
         "python": Row(local=approx("environments are virtualenvs on mlspec's own interpreter: another "
                                    "version, written out, is refused when planning"),
-                      docker=no("the image's Python is its base image's: set image (or the stack's "
-                                "mlspec:baseImage)"),
+                      docker=approx(_PYTHON_IMAGE),
                       kubernetes=no("the image's Python is its base image's: set image")),
         "requirements": EVERYWHERE,
         "conda_file": Row(local=approx("its pip section is installed into a virtualenv; other conda packages "
                                        "are refused"),
-                          docker=no("declare requirements instead"), kubernetes=no("declare requirements instead")),
+                          docker=approx("its pip section is installed into the image's virtualenv, and a "
+                                        "python=X.Y it pins chooses the base image as `python` does; other conda "
+                                        "packages are refused"),
+                          kubernetes=no("declare requirements instead")),
         "build": Row(local=no("a Dockerfile needs a Docker engine: use the docker target"),
-                     docker=no("your own Dockerfile is not supported yet; declare requirements instead"),
+                     docker=Support("yes", "your image, tagged by the content hash of the files its context sends "
+                                           "(.dockerignore honoured), with mlspec's runtime layered on: a virtualenv "
+                                           "that sees its Python packages; it needs python3 (with venv) and useradd"),
                      kubernetes=no("your own Dockerfile is not supported yet; declare requirements instead")),
         "wheelhouse": Row(docker=approx("the stack's mlspec:wheelhouse setting is used instead"),
                           kubernetes=ignored("images are built outside the manifests, by your build step")),
@@ -279,7 +286,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "description": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
         "job": EVERYWHERE,
         "output": EVERYWHERE,
-        "path": Row(docker=no("models registered from a path are not compiled for docker yet"),
+        "path": Row(docker=Support("yes", "registered by a run-once container whose image holds the files, on the "
+                                          "environment of the first deployment serving it that names one (else the "
+                                          "workspace's default, else mlspec's runtime): it must load them"),
                     kubernetes=no("models registered from a path are not compiled for kubernetes yet")),
         "flavor": EVERYWHERE,
         "loader": EVERYWHERE,

@@ -29,7 +29,8 @@ class Environment(Resource):
         None, description="pip requirements: a list of specifiers, or the path of a requirements file."
     )
     conda_file: str | None = Field(
-        None, description="Path of a conda environment file (its pip section is used locally).")
+        None, description="Path of a conda environment file: its pip section is installed, and on images the "
+                          "Python version it pins (python=3.10) too; other conda packages are refused.")
     build: Build | None = Field(None, description="Build from your own Dockerfile instead of a base image.")
     wheelhouse: str | None = Field(None, description="Folder of wheels to install from offline (no package index).")
     environment_variables: dict[str, str] = Field(default_factory=dict, description="Variables set in every process.")

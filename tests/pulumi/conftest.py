@@ -70,4 +70,14 @@ class RegistryMocks(EchoMocks):
             state["exitCode"] = self.exit_code
             state["containerLogs"] = "\n".join(["epoch 1 loss 0.5", "Traceback: boom" if not ok else "done",
                                                 RESULT_PREFIX + json.dumps(result)])
+        elif "path" in run:  # a model registered from a path: a version per content hash, as a job's
+            name, content_hash = run["name"], run["tags"]["mlspec.hash"]
+            hashes = self.versions.setdefault(name, [])
+            if content_hash not in hashes:
+                hashes.append(content_hash)
+            result = {"job": f"model/{name}", "status": "succeeded", "exit_code": None,
+                      "models": [{"name": name, "sha256": mock_digest(name, content_hash),
+                                  "version": hashes.index(content_hash) + 1}]}
+            state["exitCode"] = 0
+            state["containerLogs"] = RESULT_PREFIX + json.dumps(result)
         return id_, state

@@ -92,8 +92,10 @@ def test_templates_are_found_and_values_are_python_literals() -> None:
 
 
 def test_unsupported_environment_is_a_clear_error(tmp_path: Path) -> None:
+    """Your own Dockerfile compiles for docker; the kubernetes target, whose images are built outside, refuses it."""
     spec = tmp_path / "mlspec.yaml"
     (tmp_path / "ctx").mkdir()
     spec.write_text("kind: Workspace\nname: w\n---\nkind: Environment\nname: own\nbuild: {context: ctx}\n")
-    with pytest.raises(CompileError, match=r"environment 'own'.*build"):
-        compile_project(load_graph([tmp_path]), tmp_path / "out")
+    compile_project(load_graph([tmp_path]), tmp_path / "out")
+    with pytest.raises(CompileError, match=r"environment/own: your own Dockerfile"):
+        compile_project(load_graph([tmp_path]), tmp_path / "k8s", target="kubernetes")

@@ -167,6 +167,21 @@ def test_conda_packages_that_a_virtualenv_cannot_install_are_refused_locally(tmp
     assert not analyze([spec], "local").diagnostics.errors
 
 
+def test_the_docker_target_refuses_conda_packages_at_the_conda_file_line(tmp_path: Path) -> None:
+    (tmp_path / "conda.yaml").write_text("dependencies:\n  - python=3.10\n  - conda-forge::cudatoolkit=11.8\n"
+                                         "  - pip\n  - pip: [scikit-learn]\n")
+    spec = _spec(tmp_path, """\
+        kind: Environment
+        name: env
+        conda_file: conda.yaml
+        """)
+    [error] = analyze([spec], "docker").diagnostics.errors
+    assert "conda-forge::cudatoolkit=11.8" in error.summary and "docker target" in error.summary
+    assert error.span and error.span.line == 3
+    (tmp_path / "conda.yaml").write_text("dependencies:\n  - python=3.10\n  - pip\n  - pip: [scikit-learn]\n")
+    assert not analyze([spec], "docker").diagnostics.errors
+
+
 def _mlspec(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mlspec.cli.main", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60)

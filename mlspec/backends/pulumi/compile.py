@@ -38,8 +38,8 @@ def common_files(program: ProgramModel, target: str) -> dict[str, str]:
 
 
 def dockerfiles(program: ProgramModel) -> dict[str, str]:
-    """The Dockerfile (and requirements) of every image: the runtime, each environment, each job and each batch
-    endpoint."""
+    """The Dockerfile (and requirements) of every image: the runtime, each environment, each job, each model
+    registered from a path and each batch endpoint."""
     files: dict[str, str] = {}
     environments: list[EnvironmentModel] = [program.runtime, *program.environments]
     for env in environments:
@@ -49,6 +49,9 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
     for job in program.jobs:
         files[f"docker/{job.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=job, user=USER,
                                                           files_dir=JOB_FILES)
+    for model in program.path_models:  # the files a model is registered from, on its environment's image
+        files[f"docker/{model.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=model, user=USER,
+                                                            files_dir=JOB_FILES, kind="Model")
     for batch in program.batches:  # the data a batch endpoint scores, on its environment's image
         files[f"docker/{batch.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=batch, user=USER,
                                                             files_dir=JOB_FILES, kind="Batch endpoint")
@@ -117,6 +120,10 @@ def _imports(program: ProgramModel) -> list[str]:
         names.add("Size")
     if program.jobs:
         names.update({"TrainingJob", "TrainingJobArgs"})
+    if program.path_models:
+        names.update({"PathModel", "PathModelArgs"})
+    if any(env.build for env in program.environments):
+        names.add("BuildArgs")
     if program.endpoints:
         names.update({"OnlineEndpoint", "OnlineEndpointArgs", "DeploymentArgs"})
     if program.batches:

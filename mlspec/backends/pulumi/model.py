@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.graph import Graph, Node
+from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
 from mlspec.spec import BatchEndpoint, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
+from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
+from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
 
 # What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
@@ -41,6 +44,14 @@ class ResourceSize:
 
 
 @dataclass(frozen=True)
+class BuildModel:
+    """An environment built from the user's Docker build context."""
+
+    context: str  # relative to the spec root, POSIX
+    dockerfile: str  # relative to the context
+
+
+@dataclass(frozen=True)
 class EnvironmentModel:
     var: str  # the Python variable in __main__.py
     name: str  # Pulumi resource name (the spec name)
@@ -52,6 +63,27 @@ class EnvironmentModel:
     # Built on the workspace's runtime image, installing only what it lacks (an environment without a base image
     # of its own): environments then share the runtime's layers instead of each holding a copy of MLflow.
     on_runtime: bool = False
+    python: str | None = None  # the Python version the spec asks for (python, or a conda file's pin); None: any
+    build: BuildModel | None = None  # the user's own Dockerfile, which mlspec's runtime is layered onto
+
+
+@dataclass(frozen=True)
+class ModelFromPath:
+    """A model registered from a file or folder of the spec (a Model with `path`), by a run-to-completion container
+    whose image holds the files."""
+
+    var: str
+    name: str
+    content_hash: str
+    folder: str  # docker/<folder>/ holds its Dockerfile
+    environment: str | None  # var of the environment it is registered in; None: the workspace's runtime image
+    path: str  # relative to the spec root, POSIX
+    files: dict[str, str]  # the model's files (and its loader's module), relative to the spec root -> sha256
+    flavor: str | None = None
+    loader: str | None = None
+    code: str | None = None  # the folder the loader's module is imported from, relative to the spec root
+    signature: dict[str, Any] | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +220,7 @@ class ProgramModel:
     computes: tuple[ComputeModel, ...] = ()  # in spec order
     storage_size: int = 10 * 2**30  # bytes of each volume claim, on targets that size their volumes
     batches: tuple[BatchModel, ...] = ()  # batch endpoints
+    path_models: tuple[ModelFromPath, ...] = ()  # models registered from the spec's files
 
     def host_of(self, compute: str | None) -> str | None:
         """The Docker host of an attached compute (by name); None: the stack's host."""
@@ -236,6 +269,7 @@ class _Builder:
         self.skipped: list[str] = []
         self.batches: list[BatchModel] = []
         self.jobs: tuple[JobModel, ...] = ()
+        self.path_models: dict[str, ModelFromPath] = {}  # model name -> how it is registered from its files
 
     def nodes(self, kind: str) -> list[Node]:
         return [n for n in self.graph.nodes.values() if n.kind == kind]
@@ -257,27 +291,73 @@ class _Builder:
     def environment(self, node: Node) -> EnvironmentModel:
         env = node.resource
         assert isinstance(env, EnvironmentSpec)
-        if env.build is not None:
-            raise CompileError(f"environment '{env.name}': 'build' (your own Dockerfile) is not supported by the "
-                               "docker target yet; declare requirements instead")
-        if env.conda_file is not None:
-            raise CompileError(f"environment '{env.name}': conda files are not supported by the docker target; "
-                               "declare requirements instead")
+        files = self.spec.files.get(node.id, {})
         requirements: list[str] = []
+        # Only a version the spec writes out binds the image: unset, the base image's Python is the one.
+        python = env.python if "python" in env.model_fields_set else None
         if isinstance(env.requirements, list):
             requirements = list(env.requirements)
         elif isinstance(env.requirements, str):
-            path = self.spec.files.get(node.id, {}).get("requirements") or self.spec.root / env.requirements
+            path = files.get("requirements") or self.spec.root / env.requirements
             lines = Path(path).read_text(encoding="utf-8").splitlines()
             requirements = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        elif env.conda_file is not None:
+            conda = CondaFile.read(Path(files.get("conda_file") or self.spec.root / env.conda_file))
+            requirements, python = list(conda.pip), conda.python or python
+        build = None
+        if env.build is not None:
+            context = Path(files.get("build.context") or self.spec.root / env.build.context)
+            build = BuildModel(Path(_relpath(context, self.spec.root)).as_posix(), env.build.dockerfile)
         var = identifier("env", env.name, self.taken)
-        on_runtime = env.image is None
+        on_runtime = env.image is None and build is None and python is None
         model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
                                  tuple(requirements) if on_runtime else (*RUNTIME_REQUIREMENTS, *requirements),
-                                 env.image, dict(sorted(env.environment_variables.items())), on_runtime)
+                                 env.image, dict(sorted(env.environment_variables.items())), on_runtime,
+                                 python, build)
         self.env_vars[node.id] = var
         self.environments.append(model)
         return model
+
+    def path_model(self, node: Node) -> ModelFromPath:
+        """A model from the spec's files, registered in the environment of the first deployment serving it that
+        names one (it can load what it serves), else the workspace's default environment, else the runtime's."""
+        model = node.resource
+        assert isinstance(model, ModelSpec) and model.path is not None
+        environment = None
+        for endpoint_node in self.nodes("Endpoint"):
+            endpoint = endpoint_node.resource
+            serving = [f"deployments.{name}.environment" for name, d in getattr(endpoint, "deployments", {}).items()
+                       if d.environment and ModelRef.parse(d.model).name == model.name]
+            if isinstance(endpoint, BatchEndpoint) and endpoint.environment \
+                    and ModelRef.parse(endpoint.model).name == model.name:
+                serving.append("environment")
+            if serving:
+                environment = self.env_of(endpoint_node.id, serving[0])
+                break
+        if environment is None and self.spec.workspace.defaults.environment:
+            environment = self.env_vars.get(f"environment/{self.spec.workspace.defaults.environment}")
+        files = dict(node.files)
+        code, content_hash = None, node.hash
+        if model.loader:
+            # The loader's module is looked up beside the spec file that declares the model, as locally; it is part
+            # of what the registration reads, so of its hash too.
+            folder = Path(self.spec.resources[node.id].doc.file).resolve().parent
+            module = folder / (model.loader.split(":", 1)[0].replace(".", "/") + ".py")
+            if module.is_file():
+                found = tree_digests(module, self.spec.root)
+                files.update(found)
+                content_hash = hashlib.sha256("\0".join((node.hash, *sorted(found.values()))).encode()).hexdigest()
+            code = Path(_relpath(folder, self.spec.root)).as_posix()
+        source = Path(self.spec.files[node.id]["path"])
+        var = identifier("model", model.name, self.taken)
+        registered = ModelFromPath(
+            var=var, name=model.name, content_hash=content_hash, folder=f"model-{model.name}", environment=environment,
+            path=Path(_relpath(source, self.spec.root)).as_posix(), files=dict(sorted(files.items())),
+            flavor=model.flavor, loader=model.loader, code=code,
+            signature=model.signature.model_dump(mode="json", exclude_none=True) if model.signature else None,
+            aliases=tuple(model.aliases))
+        self.path_models[model.name] = registered
+        return registered
 
     def env_of(self, source: str, path: str) -> str:
         target = self.spec.target(source, path)
@@ -350,6 +430,8 @@ class _Builder:
             elif ref.name in self.job_of_model:
                 job_id = self.graph.nodes[model_target].deps[0] if model_target in self.graph.nodes else None
                 env_var = self.env_of(job_id, "environment") if job_id else None
+            elif ref.name in self.path_models:
+                env_var = self.path_models[ref.name].environment
             env_var = env_var or self.env_of(node.id, f"deployments.{name}.environment")
             settings = deployment.model_dump(mode="json", exclude={"model", "environment", "compute", "resources"})
             # Only what the spec changes: the components take the rest from the same spec models' defaults.
@@ -364,7 +446,7 @@ class _Builder:
             deployments.append(DeploymentModel(
                 name=name, environment=env_var, model=ref.name, version=ref.version,
                 alias=None if pinned_latest else ref.alias,
-                job=self.job_of_model.get(ref.name) if pinned_latest else None,
+                job=self.registrar(ref.name) if pinned_latest else None,
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
                 autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
                 compute=compute.name if compute else None))
@@ -380,11 +462,14 @@ class _Builder:
 
     def batch(self, node: Node, endpoint: BatchEndpoint) -> BatchModel:
         ref = ModelRef.parse(endpoint.model)
-        registering = self.job_of_model.get(ref.name) if ref.version is None and ref.alias in (None, "latest") else None
+        registering = self.registrar(ref.name) if ref.version is None and ref.alias in (None, "latest") else None
+        path_model = self.path_models.get(ref.name)
         if endpoint.environment:
             env_var = self.env_of(node.id, "environment")
-        elif registering is not None:
+        elif registering is not None and ref.name in self.job_of_model:
             env_var = next(j for j in self.jobs if j.var == registering).environment
+        elif path_model is not None and path_model.environment is not None:
+            env_var = path_model.environment
         else:
             env_var = self.env_of(node.id, "environment")
         data_id = self.spec.target(node.id, "input")
@@ -408,6 +493,13 @@ class _Builder:
             version=ref.version,
             alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias)
 
+    def registrar(self, model: str) -> str | None:
+        """The var of what registers `model` in this program: its job, or its registration from a path."""
+        if model in self.job_of_model:
+            return self.job_of_model[model]
+        found = self.path_models.get(model)
+        return found.var if found else None
+
     def instance(self, node: Node) -> InstanceModel:
         compute = node.resource
         assert isinstance(compute, InstanceCompute)
@@ -416,7 +508,7 @@ class _Builder:
         env = EnvironmentModel(identifier("notebooks", compute.name, self.taken), f"notebooks-{compute.name}",
                                hashlib.sha256(f"{node.hash}\0{source.content_hash}".encode()).hexdigest(),
                                f"notebooks-{compute.name}", (*source.requirements, *NOTEBOOK_REQUIREMENTS),
-                               source.base_image, source.env, source.on_runtime)
+                               source.base_image, source.env, source.on_runtime, source.python, source.build)
         self.environments.append(env)
         return InstanceModel(identifier("instance", compute.name, self.taken), compute.name, node.hash, env.var,
                              compute.port or stable_port(f"{self.spec.workspace.name}/{compute.name}/notebooks"),
@@ -435,10 +527,14 @@ class _Builder:
              **own_labels(node.resource)}
             for node in self.nodes("Model")
             if getattr(node.resource, "job", None) in by_name and own_labels(node.resource))
-        if not (experiments or job_labels or model_labels):
+        # A model from a path: its registration tags the version with the model's own content hash.
+        from_path = tuple({"name": m.name, "content_hash": m.content_hash, **own_labels(node.resource)}
+                          for node in self.nodes("Model") if (m := self.path_models.get(node.name)) is not None
+                          and own_labels(node.resource))
+        if not (experiments or job_labels or model_labels or from_path):
             return None
-        return LabelsModel(dict(sorted(experiments.items())), job_labels, model_labels,
-                           tuple(job.var for job in jobs))
+        return LabelsModel(dict(sorted(experiments.items())), job_labels, model_labels + from_path,
+                           tuple(job.var for job in jobs) + tuple(m.var for m in self.path_models.values()))
 
 
 def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
@@ -463,12 +559,9 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
         builder.environment(node)
     jobs = _in_lanes(builder, [builder.job(n) for n in builder.nodes("Job")])
     builder.jobs = jobs
+    path_models = tuple(builder.path_model(n) for n in builder.nodes("Model") if getattr(n.resource, "path", None))
     endpoints = tuple(e for e in (builder.endpoint(n) for n in builder.nodes("Endpoint")) if e is not None)
     instances = tuple(builder.instance(n) for n in builder.nodes("Compute") if isinstance(n.resource, InstanceCompute))
-    for node in builder.nodes("Model"):
-        model = node.resource
-        if getattr(model, "path", None):
-            builder.skipped.append(f"{node.id}: models registered from a path are not compiled for docker yet")
     computes = tuple(
         ComputeModel(n.resource.name, n.resource.type, _size(n.resource.resources),  # type: ignore[attr-defined]
                      getattr(n.resource, "max_nodes", 1), getattr(n.resource, "low_priority", False),
@@ -486,7 +579,7 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                         endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
                         volume=ws.storage.volume, tracking_uri=ws.tracking.uri,
                         tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs), computes=computes,
-                        storage_size=ws.storage.size, batches=tuple(builder.batches))
+                        storage_size=ws.storage.size, batches=tuple(builder.batches), path_models=path_models)
 
 
 def _relpath(target: Path, start: Path) -> str:

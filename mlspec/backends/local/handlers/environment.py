@@ -17,6 +17,7 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.graph import Node
 from mlspec.plan import Record
 from mlspec.spec import Environment
+from mlspec.spec.conda import CondaFile
 
 
 def _requirements(ctx: Context, node: Node, env: Environment) -> list[str]:
@@ -26,17 +27,7 @@ def _requirements(ctx: Context, node: Node, env: Environment) -> list[str]:
     if "requirements" in files:
         return ["-r", str(files["requirements"])]
     if "conda_file" in files:
-        return _conda_pip_section(files["conda_file"].read_text())
-    return []
-
-
-def _conda_pip_section(text: str) -> list[str]:
-    import yaml
-
-    data = yaml.safe_load(text) or {}
-    for dep in data.get("dependencies", []):
-        if isinstance(dep, dict) and "pip" in dep:
-            return [str(p) for p in dep["pip"]]
+        return list(CondaFile.read(files["conda_file"]).pip)
     return []
 
 

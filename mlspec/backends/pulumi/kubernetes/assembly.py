@@ -73,7 +73,10 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
                                       computes.get(batch.compute) if batch.compute else None, where, registering,
                                       waves[registering.var] + 1 if registering is not None else 0,
                                       program.storage_size), where)
-    skipped: list[str] = []
+    # What only the docker target builds: refused when validating for kubernetes, and here for a program built
+    # without that check.
+    skipped = [f"model/{m.name}: models registered from a path" for m in program.path_models]
+    skipped += [f"environment/{e.name}: your own Dockerfile (build)" for e in program.environments if e.build]
     for endpoint in program.endpoints:
         where = endpoint_context(endpoint, ctx, attached)
         objects += mark(endpoint_objects(endpoint, where, environments=tuple(environments.values()),
