@@ -72,7 +72,12 @@ class Environment(pulumi.ComponentResource):
     tag: str  # known while the program runs, so images built on this one derive their tags from it
 
     def __init__(self, name: str, workspace: Workspace, args: EnvironmentArgs,
-                 opts: pulumi.ResourceOptions | None = None, host: AttachedHost | None = None) -> None:
+                 opts: pulumi.ResourceOptions | None = None, host: AttachedHost | None = None,
+                 attached_only: bool = False) -> None:
+        """:param host: the attached host this copy of the image is built on; None: the stack's host.
+        :param attached_only: everything that runs on it is on attached hosts: the stack's host builds it only if
+            something there asks for it. False: built on the stack's host whether or not anything uses it (a
+            declared environment is delivered)."""
         # On an attached host (see AttachedHost.environment) the same image is built there, under its own name.
         own = name if host is None else f"{name}-on-{host.slug}"
         super().__init__("mlspec:docker:Environment", own, None, workspace.options(opts, host))
@@ -95,6 +100,8 @@ class Environment(pulumi.ComponentResource):
         self._image_name = f"{workspace.name}-{name}:{self.tag}"
         self._image: docker.Image | None = None
         self.env = dict(args.env or {})
+        if host is None and not attached_only:
+            _ = self.image
         self.register_outputs({"tag": self.tag})
 
     @property

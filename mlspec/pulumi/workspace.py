@@ -81,7 +81,8 @@ class Workspace(pulumi.ComponentResource):
         """mlspec's runtime image on the stack's host (MLflow server, gateways, the base of most environments),
         built once, when something there first needs it."""
         if self._runtime is None:
-            self._runtime = Environment("runtime", self, self.args.runtime, opts=pulumi.ResourceOptions(parent=self))
+            self._runtime = Environment("runtime", self, self.args.runtime, opts=pulumi.ResourceOptions(parent=self),
+                                        attached_only=True)  # built where a container or an image needs it
         return self._runtime
 
     def attached(self, host: str | None) -> AttachedHost | None:

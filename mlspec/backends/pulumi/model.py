@@ -226,6 +226,14 @@ class ProgramModel:
         """The Docker host of an attached compute (by name); None: the stack's host."""
         return next((c.host for c in self.computes if c.name == compute), None)
 
+    def attached_only(self, environment: str) -> bool:
+        """Whether every job and deployment on an environment (by var) runs on an attached host, and something
+        does: then the stack's host builds its image only if something else there asks for it."""
+        hosts = [self.host_of(j.compute) for j in self.jobs if j.environment == environment]
+        hosts += [self.host_of(d.compute) for e in self.endpoints for d in e.deployments
+                  if d.environment == environment]
+        return bool(hosts) and all(host is not None for host in hosts)
+
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
     """A Python variable name for a resource, unique in the program."""
