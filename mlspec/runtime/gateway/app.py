@@ -97,7 +97,7 @@ class GatewayApp:
         """Route by `config` from now on. Requests waiting in a queue are re-pointed at their deployment's new
         replica set, so once this returns no request goes to a replica the config no longer lists."""
         self.watcher.take(config)
-        self.queues.rebind(config.deployments)
+        self.queues.rebind(self.watcher.config.deployments)  # with the addresses of its discovered replicas
         self.queues.dispatch_all()
 
     def stats(self) -> dict[str, Any]:
