@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,11 +20,13 @@ import pulumi
 import pytest
 
 from tests.docker.engine import DockerEngine
-from tests.docker.test_iris_docker_e2e import CONTAINER, PASSWORD, REQUEST, ROOT, report
+from tests.docker.test_iris_docker_e2e import CONTAINER, PASSWORD, REQUEST, report
+from tests.pulumi.conftest import compile_copy
 from tests.pulumi.harness import Captured, CapturedResource, run_program
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
 CLIENTS = 3
+WORKSPACE = "iris-demo"  # examples/iris's
 MAX_REQUESTS = 20_000  # per client: the load is bounded by count as well as by the update's duration
 
 
@@ -94,6 +95,12 @@ def next_generation(replica: CapturedResource, version: int) -> dict[str, Any]:
     return inputs
 
 
+def _own_workspace(spec: Path) -> None:
+    text = (spec / "mlspec.yaml").read_text()
+    assert f"name: {WORKSPACE}" in text
+    (spec / "mlspec.yaml").write_text(text.replace(f"name: {WORKSPACE}", "name: iris-rollout", 1))
+
+
 def test_a_model_update_on_docker_drops_no_request(docker_client: docker.DockerClient, base_image: str,
                                                    wheelhouse: Path, tmp_path: Path,
                                                    pytestconfig: pytest.Config) -> None:
@@ -108,11 +115,12 @@ def test_a_model_update_on_docker_drops_no_request(docker_client: docker.DockerC
 def _rollout(engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: Path,
              pytestconfig: pytest.Config) -> None:
     client = engine.client
-    for part in ("stacks/iris", "examples/iris"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns(".build", ".mlspec", "__pycache__"))
+    # A workspace of its own (its names, networks and published port), so that the iris test on the same engine
+    # and this one never take each other's containers.
+    stack = compile_copy(tmp_path, "iris", _own_workspace)
     config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
               "mlspec:publishAddress": "127.0.0.1"}
-    captured: Captured = run_program(tmp_path / "stacks" / "iris", config, mocks=engine)
+    captured: Captured = run_program(stack, config, mocks=engine)
     assert not engine.errors
 
     servers = [r for r in captured.of_type(CONTAINER) if not r.inputs.get("attach")]
