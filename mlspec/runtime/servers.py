@@ -15,6 +15,9 @@ def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT)
     server = quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
                    "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
+                   # uvicorn kills a worker that does not answer its supervisor within 5 s; importing MLflow on a
+                   # busy host takes longer, and the server then never starts (its workers die in a loop)
+                   "--uvicorn-opts", "--timeout-worker-healthcheck 60",
                    "--allowed-hosts", ",".join(allowed_hosts))
     return shell(f"mkdir -p {store}/artifacts", f"exec {server}")
 
