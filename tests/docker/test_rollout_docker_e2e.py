@@ -157,6 +157,7 @@ def _rollout(engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: 
         # ...then delete the old one: a stop with the declared grace period (the provider's destroyGraceSeconds),
         # then removal.
         old = client.containers.get(blue.outputs["name"])
+        assert old.attrs["Config"]["StopTimeout"] == int(blue.inputs["stopTimeout"])  # for a `docker stop` too
         stopping = time.monotonic()
         old.stop(timeout=int(blue.inputs["destroyGraceSeconds"]))
         stopped_s = time.monotonic() - stopping
