@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,7 @@ import pulumi_random as random
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime.httpserver import DRAIN_S
 from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
 from mlspec.spec.endpoint import Probes, RequestSettings
@@ -93,6 +96,13 @@ class OnlineEndpoint(pulumi.ComponentResource):
     container (``mlspec.runtime.gateway``) that knows only the hashes of the endpoint's keys. Keys are
     ``RandomPassword`` results: secrets in the state, exported as secrets, never in plain text elsewhere.
 
+    Rollouts drop no request. A replica's container is named by its generation (a hash of everything it runs), so
+    a changed model or setting makes Pulumi create the new containers (waited on until healthy) before it deletes
+    the old ones. Every generation's replicas share one network alias per deployment, which the gateway resolves
+    to find them (it joins each once its readiness probe passes); its own container never changes for it. A
+    replica told to stop fails its readiness and marks its answers for a notice period (the gateway's probe
+    period) while still answering, then finishes what it holds and exits; its stop timeout covers both.
+
     The replicas answer the gateway alone: their names resolve only on the endpoint's own internal network
     (no way out, no published port), which only the gateway joins besides them, and they require an internal
     token (another ``RandomPassword``, given to the gateway and the replicas as a variable) on every request
@@ -122,7 +132,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             for d in args.deployments}
         hashes = pulumi.Output.all(*[p.result for p in self.passwords.values()]).apply(
             lambda keys: [key_hash(k) for k in keys])
-        config = hashes.apply(lambda found: _gateway_config(name, args, found, self._replica_urls(name, args)))
+        config = hashes.apply(lambda found: _gateway_config(name, args, found))
         publish = workspace.settings.publish_address
         gateway_alias = f"{name}-gateway"
         self.gateway = docker.Container(
@@ -154,14 +164,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
         """`MLSPEC_INTERNAL_TOKEN=...`, a secret in the state like the token it holds."""
         return pulumi.Output.secret(self.internal_token.result.apply(lambda token: f"{INTERNAL_TOKEN_ENV}={token}"))
 
-    @staticmethod
-    def _replica_urls(name: str, args: OnlineEndpointArgs) -> dict[str, list[str]]:
-        return {d.name: [f"http://{name}-{d.name}-{i}:{SERVING_PORT}" for i in range(d.instance_count)]
-                for d in args.deployments}
-
     def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int,
                  tags: dict[str, str]) -> docker.Container:
-        alias = f"{endpoint}-{d.name}-{index}"
         probe = Probes.model_validate(d.probes).readiness
         # Docker checks more often than the probe period (at most every 5 s) so replicas join sooner.
         health = c.Health(interval=min(probe.period, 5.0), timeout=probe.timeout,
@@ -178,30 +182,53 @@ class OnlineEndpoint(pulumi.ComponentResource):
         if d.batching:
             command += ["--max-batch-size", str(d.batching["max_batch_size"]),
                         "--max-wait", str(d.batching["max_wait"])]
+        # The gateway learns a replica is stopping from its answers, or without traffic from its next probe.
+        notice = probe.period + probe.timeout
+        command += ["--drain-notice", f"{notice:g}"]
+        stop_timeout = math.ceil(notice + DRAIN_S) + 5
         environment = workspace.environment_on(d.environment, self.host)
-        return docker.Container(
-            alias,
-            name=f"{workspace.name}-{alias}",
+        runs: dict[str, Any] = dict(
             image=environment.image_name,
             command=command,
             user=c.USER,
             envs=[*c.envs({**d.environment.env, **d.environment_variables,
                            "MLFLOW_TRACKING_URI": workspace.tracking_uri}), self._token_variable()],
-            # Named only on the internal network (the gateway's way in); on the workspace network, unnamed, only
-            # to reach the tracking server.
-            networks_advanced=[*c.network(self.replica_network.name, alias),
+            # Named only on the internal network, by the alias every replica of the deployment shares (the
+            # gateway's way in); on the workspace network, unnamed, only to reach the tracking server.
+            networks_advanced=[*c.network(self.replica_network.name, replica_alias(endpoint, d.name)),
                                *c.network(workspace.network_on(self.host))],
             healthcheck=health.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=health.wait_timeout,
+            stop_timeout=stop_timeout,
+            destroy_grace_seconds=stop_timeout,
             labels=c.labels(workspace.name, f"endpoint/{endpoint}",
                             {"mlspec.deployment": d.name, "mlspec.model": d.model}, tags),
             cpu_shares=d.size.cpu_shares,
             memory=d.size.memory_mb,
             device_requests=d.size.device_requests,
+        )
+        return docker.Container(
+            f"{endpoint}-{d.name}-{index}",
+            name=pulumi.Output.concat(workspace.name, f"-{endpoint}-{d.name}-", generation(runs), f"-{index}"),
+            **runs,
             opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
+
+
+def replica_alias(endpoint: str, deployment: str) -> str:
+    """The network alias every replica of a deployment holds, whatever its generation."""
+    return f"{endpoint}-{deployment}"
+
+
+def generation(runs: dict[str, Any]) -> pulumi.Output[str]:
+    """A short hash of every input of a replica's container but its name: a change to any of them names a new
+    container, so Pulumi starts it before it deletes the old one (Docker names are unique, and nothing asks for
+    delete-before-replace). The hash of the internal token it covers is no secret, so the name is not one."""
+    digest = pulumi.Output.from_input(runs).apply(
+        lambda values: hashlib.sha256(json.dumps(values, sort_keys=True, default=vars).encode()).hexdigest()[:10])
+    return pulumi.Output.unsecret(digest)
 
 
 def _model_uri(d: DeploymentArgs, version: int | None) -> str:
@@ -218,8 +245,9 @@ def _gateway_limits(d: DeploymentArgs, settings: RequestSettings) -> dict[str, A
             "readiness": Probes.model_validate(d.probes).readiness.model_dump(mode="json")}
 
 
-def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], replicas: dict[str, list[str]]) -> str:
-    """The gateway's routing: each deployment with its replicas, limits and the model it serves. The version is
+def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str]) -> str:
+    """The gateway's routing: each deployment with the name its replicas share, limits and the model it serves (so
+    a new generation of replicas leaves the gateway's container as it is). The version is
     stated only where the spec pins it: one a job registers changes on every retraining, and a changed config
     would replace the gateway's container (its front door down) where only the replicas need replacing; Open
     Inference Protocol paths reach such a deployment by its model's name, and its replicas check the version."""
@@ -228,7 +256,8 @@ def _gateway_config(name: str, args: OnlineEndpointArgs, hashes: list[str], repl
         "endpoint": name,
         "auth": args.auth,
         "key_hashes": hashes,
-        "deployments": {d.name: {"weight": args.traffic.get(d.name, 0), "replicas": replicas[d.name],
+        "deployments": {d.name: {"weight": args.traffic.get(d.name, 0),
+                                 "discover": f"http://{replica_alias(name, d.name)}:{SERVING_PORT}",
                                  "model": {"name": d.model,
                                            "version": str(d.version) if isinstance(d.version, int) else None},
                                  **_gateway_limits(d, limit)}

@@ -360,9 +360,11 @@ class _Answered(Exception):
 
 
 async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_body: Callable[[], int],
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, notice: tuple[Callable[[], None], float] | None = None) -> None:
     """Serve on the listening socket until SIGTERM or SIGINT (or `stop` is set), then drain requests in flight
-    (up to DRAIN_S)."""
+    (up to DRAIN_S). With `notice` (a callback and seconds), a stop is announced first: the callback runs and
+    requests are still taken that long, so a front end that learns of the stop late sends nothing to a closed
+    port."""
     loop = asyncio.get_running_loop()
     live: set[_Connection] = set()
     server = await listen(sock, handler, precheck, max_body, live)
@@ -370,6 +372,10 @@ async def serve(sock: socket.socket, handler: Handler, precheck: Precheck, max_b
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if notice is not None and notice[1] > 0:
+        announce, seconds = notice
+        announce()
+        await asyncio.sleep(seconds)
     server.close()
     deadline = loop.time() + DRAIN_S
     while any(c.busy for c in live) and loop.time() < deadline:

@@ -20,6 +20,9 @@ from mlspec.runtime.sockets import is_unix, split_url, unix_path
 TICK_S = 0.02  # the runner's resolution: probe times are rounded up to it
 SUSPECT_PERIOD_S = 0.1  # how often a target reported down by its traffic is probed until it passes again
 IDLE_TICK_S = 0.5  # the longest the runner sleeps: how soon it notices new targets
+# On every answer of a server told to stop: it is leaving, so a front end sends it nothing more (it still answers
+# what it is sent until it closes its port, and finishes what it holds).
+DRAINING_HEADER = b"x-mlspec-draining"
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,13 @@ class ProbeRunner:
         for key, (_, settings, passing) in wanted.items():
             state = self._states.get(key)
             if state is None or state.settings != settings:
-                self._states[key] = ProbeState(settings, passing if state is None else state.passing)
-                self._due[key] = now + settings.initial_delay
+                starts_passing = passing if state is None else state.passing
+                self._states[key] = ProbeState(settings, starts_passing)
+                if starts_passing:
+                    self._due[key] = now + settings.initial_delay
+                else:  # out of rotation until it passes: probed often from now on, so it joins once it is ready
+                    self._suspects.add(key)
+                    self._due[key] = now
 
     async def run(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 import pulumi
+from docker.models.containers import _create_container_args
 
 from tests.docker.container_config import plan_container
 from tests.docker.passwords import random_password
@@ -298,7 +299,7 @@ class DockerEngine(pulumi.runtime.Mocks):
         container_name = inputs.get("name") or f"{name}-{secrets.token_hex(3)}"
         plan = plan_container(inputs, container_name, self.labels, self.cwd or Path(os.getcwd()))
         self._free_name("container", container_name)
-        container = self.target_client.containers.create(**plan.create)
+        container = self._create(plan.create)
         for network, aliases in plan.networks[1:]:
             self.target_client.api.connect_container_to_network(container.id, network, aliases=aliases)
         if plan.uploads is not None:
@@ -313,6 +314,18 @@ class DockerEngine(pulumi.runtime.Mocks):
             for net, data in (container.attrs["NetworkSettings"].get("Networks") or {}).items()]
         state["ports"] = [{**port, "external": self._published(container, port)} for port in inputs.get("ports", [])]
         return container.id, state
+
+    def _create(self, kwargs: dict[str, Any]) -> Any:
+        """`containers.create` on the host the resource is for, and the stop timeout too, which only the
+        low-level call takes."""
+        client = self.target_client
+        kwargs = dict(kwargs)
+        stop_timeout = kwargs.pop("stop_timeout", None)
+        if stop_timeout is None:
+            return client.containers.create(**kwargs)
+        kwargs["version"] = client.api._version
+        created = client.api.create_container(**_create_container_args(kwargs), stop_timeout=stop_timeout)
+        return client.containers.get(created["Id"])
 
     def _after_start(self, container: Any, inputs: dict[str, Any], state: dict[str, Any]) -> None:
         must_run = inputs.get("mustRun", True)

@@ -46,6 +46,7 @@ class CapturedResource:
     custom: bool = True  # False for component resources
     provider: str = ""
     ignore_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -144,7 +145,7 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
             type=request.type, name=request.name, inputs=inputs, parent=request.parent or None,
             dependencies=sorted(set(request.dependencies)), outputs=outputs, urn=urn,
             secret_inputs=secret_inputs, custom=bool(request.custom), provider=request.provider or "",
-            ignore_changes=tuple(request.ignoreChanges))
+            ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj_proto)
 
 

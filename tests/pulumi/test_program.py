@@ -149,9 +149,11 @@ def test_deployments_and_gateway(iris: Captured) -> None:
               "readiness": {"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30,
                             "success_threshold": 1}}
     assert config["deployments"] == {  # each with the model it serves: Open Inference Protocol paths route by it
-        "blue": {"weight": 90, "replicas": ["http://iris-blue-0:8080"], **limits,
+        # The replicas by the alias every generation of them shares, not by container: a new generation leaves
+        # the gateway's container as it is (its front door stays up).
+        "blue": {"weight": 90, "discover": "http://iris-blue:8080", **limits,
                  "model": {"name": "iris-clf", "version": None}},  # the version its job registers: not stated,
-        "green": {"weight": 10, "replicas": ["http://iris-green-0:8080"], **limits,  # or each retraining would
+        "green": {"weight": 10, "discover": "http://iris-green:8080", **limits,  # or each retraining would
                   "model": {"name": "iris-forest", "version": None}}}  # replace the gateway's container
     assert parse(config).max_body_size == 16 * 2**20  # the gateway reads no more than the largest limit
     keys = iris.exports["iris.keys"]
@@ -172,7 +174,7 @@ def test_replicas_answer_the_gateway_alone(iris: Captured) -> None:
     for replica in replicas:
         named = {n["name"]: n.get("aliases") or [] for n in replica.inputs["networksAdvanced"]}
         # The gateway's URL for it resolves on the internal network only; the workspace one reaches MLflow.
-        assert named == {"iris-demo-iris-replicas": [replica.name], "iris-demo": []}
+        assert named == {"iris-demo-iris-replicas": [replica.name.removesuffix("-0")], "iris-demo": []}
     assert "iris-demo-iris-replicas" in {n["name"] for n in gateway.inputs["networksAdvanced"]}
     token = iris.get(PASSWORD, "iris-internal-token").outputs["result"]
     assert len(token) == 48
@@ -314,7 +316,7 @@ def test_the_gateway_states_a_pinned_version_and_each_deployments_body_limit() -
                             request_settings={"max_body_size": 4096})
     latest = DeploymentArgs("green", None, "iris-forest")  # type: ignore[arg-type]
     args = OnlineEndpointArgs([pinned, latest], {"blue": 100}, 25000)
-    config = json.loads(_gateway_config("iris", args, [], {"blue": ["http://b:8080"], "green": ["http://g:8080"]}))
+    config = json.loads(_gateway_config("iris", args, []))
     blue, green = config["deployments"]["blue"], config["deployments"]["green"]
     assert blue["model"] == {"name": "iris-clf", "version": "3"} and blue["max_body_size"] == 4096
     assert green["model"] == {"name": "iris-forest", "version": None} and green["max_body_size"] == 16 * 2**20

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from mlspec.runtime.gateway.answers import error, json_answer, wrong_method
 from mlspec.runtime.gateway.config import ConfigWatcher, Deployment, GatewayConfig, keys_digest, routing_digest
+from mlspec.runtime.gateway.discovery import Discovery
 from mlspec.runtime.gateway.forward import Forward, replica_origin, upstream_request
 from mlspec.runtime.gateway.hold import Holds
 from mlspec.runtime.gateway.limits import Queues
@@ -32,7 +34,7 @@ from mlspec.runtime.gateway.models import (
 from mlspec.runtime.gateway.routing import Router
 from mlspec.runtime.gateway.upstream import Pool, Response
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
-from mlspec.runtime.probing import ProbeRunner, ProbeSettings
+from mlspec.runtime.probing import ProbeRunner, ProbeSettings, http_get
 from mlspec.runtime.serving.metrics import Counter, Histogram, Registry
 from mlspec.runtime.sockets import with_path
 
@@ -60,8 +62,11 @@ class GatewayApp:
         self.requests_total: dict[str, int] = {}  # per deployment
         self.queues = Queues(self.router)
         self.holds = Holds()
-        self.probes = ProbeRunner(self._readiness_changed)
+        self.probes = ProbeRunner(self._readiness_changed, self._readiness_probe)
         self._probing: asyncio.Task[None] | None = None
+        self._probed: dict[str, str] = {}  # readiness URL -> the replica it probes
+        self.discovery = Discovery(lambda: self.watcher.config, self._discovered)
+        self._discovering: asyncio.Task[None] | None = None
         self.watcher.on_reload = self._reloaded
         self._probe_targets(self.watcher.config)
         self.registry = registry = Registry()
@@ -78,19 +83,21 @@ class GatewayApp:
         """On the running loop: probe replicas, and re-read the config file on SIGHUP."""
         self.queues.loop = self.holds.loop = loop = asyncio.get_running_loop()
         self._probing = loop.create_task(self.probes.run())
+        self._discovering = loop.create_task(self.discovery.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.watcher.reload)
 
     def stop(self) -> None:
-        if self._probing is not None:
-            self._probing.cancel()
+        for task in (self._probing, self._discovering):
+            if task is not None:
+                task.cancel()
         self.pool.close()
 
     def configure(self, config: GatewayConfig) -> None:
         """Route by `config` from now on. Requests waiting in a queue are re-pointed at their deployment's new
         replica set, so once this returns no request goes to a replica the config no longer lists."""
         self.watcher.take(config)
-        self.queues.rebind(config.deployments)
+        self.queues.rebind(self.watcher.config.deployments)  # with the addresses of its discovered replicas
         self.queues.dispatch_all()
 
     def stats(self) -> dict[str, Any]:
@@ -224,6 +231,16 @@ class GatewayApp:
     def _reloaded(self, config: GatewayConfig) -> None:
         self._probe_targets(config)
         self.holds.release(config.deployments)
+        self.discovery.apply()  # a configuration just taken names its discovered deployments without addresses
+
+    def _discovered(self, config: GatewayConfig, fresh: Iterable[str]) -> None:
+        """Replicas found by name: the new ones wait out of rotation until their readiness probe passes."""
+        probed = {url for d in config.deployments.values() if d.readiness is not None for url in d.replicas}
+        self.router.unready.update(url for url in fresh if url in probed)
+        self.watcher.config = config
+        self._reloaded(config)
+        self.queues.rebind(config.deployments)
+        self.queues.dispatch_all()
 
     def _probe_targets(self, config: GatewayConfig) -> None:
         """Probe every replica of every deployment that declares a readiness probe; a replica is in rotation
@@ -235,7 +252,16 @@ class GatewayApp:
                     targets[url] = (with_path(url, READINESS_PATH), deployment.readiness,
                                     url not in self.router.unready)
         self.router.unready.intersection_update(targets)
+        self._probed = {probe: url for url, (probe, _, _) in targets.items()}
         self.probes.set_targets(targets)
+
+    async def _readiness_probe(self, url: str, timeout: float) -> bool:
+        """A 2xx from /health. A replica that answers it is stopping leaves the rotation at once, whatever the
+        probe's failure threshold: it will soon close its port."""
+        status, body = await http_get(url, timeout)
+        if status == 503 and b'"draining"' in body and url in self._probed:
+            self.suspect(self._probed[url])
+        return 200 <= status < 300
 
     def suspect(self, url: str) -> None:
         """The replica failed a request (dropped it, refused to connect, is not ready): out of rotation until its
@@ -243,6 +269,7 @@ class GatewayApp:
         restarts gets no request while it loads its model. Without a probe, the router's passive mark only."""
         if url not in self.router.unready and self.probes.suspect(url):
             self.router.unready.add(url)
+            self.discovery.wake()
 
     def _readiness_changed(self, url: str, ready: bool) -> None:
         if ready:
@@ -252,6 +279,7 @@ class GatewayApp:
             self.holds.release(self.watcher.config.deployments)
         else:
             self.router.unready.add(url)
+            self.discovery.wake()
 
 
 def _key(headers: Headers) -> bytes | None:

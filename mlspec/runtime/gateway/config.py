@@ -25,7 +25,7 @@ DEFAULT_MAX_BODY = 64 * 2**20  # a deployment's limit when its config states non
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
 _DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "model",
-                      "max_body_size", "hold", "scaled"}
+                      "max_body_size", "hold", "scaled", "discover"}
 _MODEL_FIELDS = {"name", "version"}
 _FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
 
@@ -57,6 +57,9 @@ class Deployment:
     max_body_size: int = DEFAULT_MAX_BODY  # the replicas' own limit: a larger body is refused here, unsent
     hold: bool = False  # no ready replica (scaled to zero): requests wait for one, up to the request timeout
     scaled: bool = False  # its replica set is an autoscaler's to change: the routing digest leaves it out
+    # http://NAME:PORT: the replicas are the addresses NAME resolves to (every container holding that network
+    # alias), found again as they come and go (discovery.py); the routing digest leaves the set out
+    discover: str | None = None
 
     @cached_property
     def name_bytes(self) -> bytes:  # the x-mlspec-deployment header's value, on every answer
@@ -104,7 +107,8 @@ def routing_digest(config: GatewayConfig) -> str:
     the one a running gateway reports on /health, so a hand-edited or stale routing shows as drift."""
     routing = {"endpoint": config.endpoint, "auth": config.auth, "mirror": config.mirror,
                "max_body_size": config.max_body_size, "request_timeout": config.request_timeout,
-               "deployments": {d.name: [d.weight, *(["scaled"] if d.scaled else [list(d.replicas)]),
+               "deployments": {d.name: [d.weight, *(["scaled"] if d.scaled else [d.discover] if d.discover
+                                                    else [list(d.replicas)]),
                                         *(["hold"] if d.hold else []), d.max_body_size,
                                         [d.model.name, d.model.version] if d.model else None]
                                for d in config.deployments.values()}}
@@ -142,7 +146,7 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
             raise ConfigError(f"{source}: mirror names deployment '{name}', which is not in deployments")
         if not isinstance(percent, int | float) or not 0 <= percent <= 100:
             raise ConfigError(f"{source}: mirror percent for '{name}' must be a number from 0 to 100")
-    live = [d for d in parsed.values() if d.weight > 0 and (d.replicas or d.hold)]
+    live = [d for d in parsed.values() if d.weight > 0 and (d.replicas or d.hold or d.discover)]
     return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
                          {k: int(v) for k, v in mirror.items()}, max(d.max_body_size for d in parsed.values()),
                          float(timeout),
@@ -220,8 +224,15 @@ def _deployment(name: str, spec: Any, source: str, max_body: int = DEFAULT_MAX_B
     hold, scaled = spec.get("hold", False), spec.get("scaled", False)
     if not isinstance(hold, bool) or not isinstance(scaled, bool):
         raise ConfigError(f"{where}: hold and scaled must be true or false")
+    discover = spec.get("discover")
+    if discover is not None:
+        named = urlsplit(discover) if isinstance(discover, str) else None
+        if named is None or named.scheme != "http" or not named.hostname or named.port is None \
+                or named.path not in ("", "/") or replicas:
+            raise ConfigError(f"{where}: discover must look like http://NAME:PORT, with no replicas listed")
+        discover = f"http://{named.netloc}"
     return Deployment(name, weight, tuple(replicas), limit, float(wait), readiness, _model(spec.get("model"), where),
-                      body_limit, hold, scaled)
+                      body_limit, hold, scaled, discover)
 
 
 def read_key_hashes(path: Path) -> tuple[str, ...]:

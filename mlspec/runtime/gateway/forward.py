@@ -13,6 +13,7 @@ from mlspec.runtime.gateway.routing import ATTEMPTS, FULL
 from mlspec.runtime.gateway.upstream import Response, UpstreamError, UpstreamTimeout
 from mlspec.runtime.httpserver import Answer, Reply, Request
 from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
+from mlspec.runtime.probing import DRAINING_HEADER
 from mlspec.runtime.sockets import is_unix, unix_path
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-aliv
                           b"trailer", b"upgrade", b"expect", b"proxy-authorization", b"proxy-connection",
                           b"authorization", b"api-key", INTERNAL_TOKEN})
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date",
-                            b"server"})
+                            b"server", DRAINING_HEADER})
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}  # a metric label per request, made once
 
 
@@ -54,8 +55,10 @@ class Forward:
             self.app.queues.enqueue(self)
         elif url is not None:
             self.send(url)
-        elif self.deployment.hold and not self.failures:
-            self.app.holds.hold(self)  # scaled to zero, or its replicas not ready yet: wait for one
+        elif (self.deployment.hold and not self.failures) or (self.deployment.discover and self.tried < ATTEMPTS):
+            # Scaled to zero, or its replicas not ready yet (found by name: a new generation still loading while
+            # the old one leaves, and a replica that refused the connection never saw the request): wait for one.
+            self.app.holds.hold(self)
         elif self.failures:
             name = self.deployment.name
             self.finish(error(502, f"no replica of deployment '{name}' answered: {'; '.join(self.failures)}"))
@@ -78,8 +81,8 @@ class Forward:
             self.held = False
             self.app.queues.freed(url, name)
         if response is not None:
-            if response.status == 503:  # not ready (a restarted replica loading its model): no more until it is
-                self.app.suspect(url)
+            if response.status == 503 or _draining(response):  # not ready (a restarted replica loading its
+                self.app.suspect(url)  # model), or stopping: no more until it is ready again
             else:
                 self.app.router.succeeded(url)
             self.finish((response.status, [h for h in response.headers if h[0] not in _DROP_RESPONSE], response.body))
@@ -108,6 +111,10 @@ class Forward:
         self.app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
         self.app.latency.observe(time.perf_counter() - self.started, (name,))
         self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
+
+
+def _draining(response: Response) -> bool:
+    return any(name == DRAINING_HEADER for name, _ in response.headers)
 
 
 def replica_origin(url: str) -> tuple[str, int]:

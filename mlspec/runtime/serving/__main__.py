@@ -42,11 +42,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="serve a model with no digest to check (its files are unpickled unverified)")
     parser.add_argument("--device", default="auto", help="torch models: auto (a GPU when there is one), cpu, cuda:N")
+    parser.add_argument("--drain-notice", type=float, default=0.0, metavar="S",
+                        help="on SIGTERM, fail readiness and keep answering this long before the port closes, so a "
+                             "gateway that probes it learns it is leaving before it refuses connections (default 0)")
     internal_token.add_arguments(parser, "requests without it (health probes aside) get 403, so only the gateway "
                                          "that adds it reaches this replica")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.max_body_size < 1 or args.request_timeout <= 0 or args.max_batch_size < 1:
         parser.error("--workers, --max-body-size, --request-timeout and --max-batch-size must be positive")
+    if args.drain_notice < 0:
+        parser.error("--drain-notice must be 0 or more seconds")
     try:
         args.internal_token = internal_token.from_arguments(args)
     except internal_token.TokenError as error:
@@ -72,7 +77,8 @@ def serve(sock: socket.socket, args: argparse.Namespace, first: bool = True) -> 
     async def run() -> int:
         stop = asyncio.Event()
         app = ServingApp(settings, on_fatal=stop.set)
-        await run_asgi(sock, app, settings.max_body_size, stop, accept_after=None if first else app.settled)
+        await run_asgi(sock, app, settings.max_body_size, stop, accept_after=None if first else app.settled,
+                       notice=(app.drain, args.drain_notice))
         return app.exit_code
 
     return uvloop.run(run())

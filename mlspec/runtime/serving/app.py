@@ -18,6 +18,7 @@ import orjson
 
 from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.internal_token import matches
+from mlspec.runtime.probing import DRAINING_HEADER
 from mlspec.runtime.serving import binary, probes
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope, Send, TooLarge, header, lifespan, read_body, reply
 from mlspec.runtime.serving.decoding import V2Decoder
@@ -63,6 +64,7 @@ class ServingApp:
         self.v2_decoder = V2Decoder()
         self._on_fatal = on_fatal
         self.settled = asyncio.Event()  # set once loading is over: the model is scoring, or `error` says why not
+        self.draining = False  # told to stop: readiness fails and every answer says so, while it still serves
         health = probes.health(self)
         self._fixed: dict[str, tuple[str, tuple[str, ...], Callable[[Scope, Receive], Any]]] = {
             "/invocations": ("invocations", ("POST",), self.invocations),
@@ -98,6 +100,8 @@ class ServingApp:
             status, body, content_type, headers = 500, _error(f"internal error: {type(error).__name__}"), JSON, []
         finally:
             self.metrics.in_flight -= 1
+        if self.draining:
+            headers = [*headers, _DRAINING]
         await reply(send, status, body, content_type, headers)
         self.metrics.observe(route, status, time.perf_counter() - started)
 
@@ -176,6 +180,12 @@ class ServingApp:
 
     # --- loading in the background ---------------------------------------------------------------------------
 
+    def drain(self) -> None:
+        """Told to stop: fail readiness and mark every answer, so the gateway sends nothing more."""
+        self.draining = True
+        print(f"mlspec-serve: {self.settings.name}: stopping: readiness now fails, requests still answered",
+              file=sys.stderr, flush=True)
+
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
         threading.Thread(target=probes.load_in_background, args=(self, loop), name="model-loader", daemon=True).start()
@@ -208,6 +218,7 @@ async def _openapi(scope: Scope, receive: Receive) -> Reply:
 _OPENAPI = Path(__file__).with_name("openapi.json")  # the routes above, described for clients and API tools
 
 
+_DRAINING = (DRAINING_HEADER, b"1")
 _PROBES = frozenset({"/health", "/ping", "/v2/health/ready", "/v2/health/live"})  # answered without the token
 
 

@@ -131,10 +131,11 @@ async def _exchange(app: App, request: Request, reply: Reply) -> None:
 
 
 async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.Event,
-                   accept_after: asyncio.Event | None = None) -> None:
+                   accept_after: asyncio.Event | None = None,
+                   notice: tuple[Callable[[], None], float] | None = None) -> None:
     """Serve `app` on the listening socket: its lifespan startup, requests until SIGTERM/SIGINT or `stop`, a drain
     of those in flight, its lifespan shutdown. With `accept_after`, connections are taken only once it is set (or
-    not at all if `stop` comes first)."""
+    not at all if `stop` comes first). `notice`: as `httpserver.serve` takes it."""
     events: asyncio.Queue[Message] = asyncio.Queue()
     done: asyncio.Queue[Message] = asyncio.Queue()
 
@@ -153,7 +154,7 @@ async def run_asgi(sock: socket.socket, app: App, max_body: int, stop: asyncio.E
             for waiting in pending:
                 waiting.cancel()
         if not stop.is_set():
-            await serve(sock, asgi_handler(app), lambda path, headers: None, lambda: max_body, stop)
+            await serve(sock, asgi_handler(app), lambda path, headers: None, lambda: max_body, stop, notice)
     finally:
         await events.put({"type": "lifespan.shutdown"})
         await done.get()

@@ -24,10 +24,13 @@ WARM_UP_CALLS = 3  # TorchScript optimises on its first calls; scikit-learn's fi
 
 
 def health(app: ServingApp) -> Callable[[Scope, Receive], Any]:
-    """200 only once the model is loaded, verified and warmed up; 503 (loading, or why it failed) until then."""
+    """200 only once the model is loaded, verified and warmed up; 503 (loading, or why it failed) until then,
+    and again once the server is told to stop (draining)."""
 
     async def answer(scope: Scope, receive: Receive) -> Reply:
         model = app.model
+        if app.draining:
+            return 503, b'{"status":"draining"}', JSON, []
         if model is None:
             state = {"status": "failed", "error": app.error} if app.error else {"status": "loading"}
             return 503, orjson.dumps(state), JSON, [(b"retry-after", b"1")]
