@@ -24,6 +24,9 @@ class ComputeInstanceArgs:
     :param environment: the Environment the notebook kernel runs in (it includes JupyterLab).
     :param port: the host port JupyterLab is published on (on the stack's ``mlspec:publishAddress``).
     :param size: CPU, memory and GPUs of the container.
+    :param idle_shutdown: seconds without a kernel message, terminal or API request after which JupyterLab exits
+        and its container stays stopped (restart on failure only) until `mlspec compute start` or the next update
+        (which recreates a stopped container); a busy kernel keeps it up. None: it runs until stopped.
     :param tags: the compute's tags, as ``mlspec.tag.KEY`` labels of its container (recreated when they change:
         Docker cannot relabel a container; the notebooks stay on the volume).
     """
@@ -31,6 +34,7 @@ class ComputeInstanceArgs:
     environment: Environment
     port: int
     size: c.Size = field(default_factory=c.Size)
+    idle_shutdown: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,14 +57,15 @@ class ComputeInstance(pulumi.ComponentResource):
             name,
             name=f"{workspace.name}-{name}",
             image=args.environment.image_name,
-            command=hashed.apply(lambda h: servers.jupyter_lab(notebooks, h)),
+            command=hashed.apply(lambda h: servers.jupyter_lab(notebooks, h, idle_shutdown=args.idle_shutdown)),
             user=c.USER,
             envs=c.envs(args.environment.env),
             ports=[docker.ContainerPortArgs(internal=JUPYTER_PORT, external=args.port, ip=publish)],
             volumes=c.storage(workspace.volume.name),
             networks_advanced=c.network(workspace.network_name, name),
             healthcheck=HEALTH.check(JUPYTER_PORT, "/api"),
-            restart="unless-stopped",
+            # An idle shutdown exits 0: only a crash brings it back by itself.
+            restart="unless-stopped" if args.idle_shutdown is None else "on-failure",
             wait=True,
             wait_timeout=HEALTH.wait_timeout,
             labels=c.labels(workspace.name, f"compute/{name}", {"mlspec.role": "notebooks"}, args.tags),

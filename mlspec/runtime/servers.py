@@ -22,11 +22,11 @@ def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT)
 
 
 def jupyter_lab(notebooks: str, hashed_password: str | None = None, port: int = JUPYTER_PORT, *,
-                password_file: str | None = None) -> list[str]:
+                password_file: str | None = None, idle_shutdown: float | None = None) -> list[str]:
     """JupyterLab on `notebooks` behind a hashed password (given, or read from `password_file` as it starts, so
     the hash appears in no command line or environment) and no token."""
     lab = quote("jupyter", "lab", "--ip", "0.0.0.0", "--port", str(port), "--no-browser",
-                f"--ServerApp.root_dir={notebooks}", "--IdentityProvider.token=")
+                f"--ServerApp.root_dir={notebooks}", "--IdentityProvider.token=", *idle_flags(idle_shutdown))
     if password_file is not None:
         lab += f' --PasswordIdentityProvider.hashed_password="$(cat {shlex.quote(password_file)})"'
     else:
@@ -47,3 +47,17 @@ def shell(*commands: str) -> list[str]:
 
 def quote(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
+
+
+def idle_flags(idle_shutdown: float | None) -> list[str]:
+    """JupyterLab's own idle shutdown: kernels idle that long are culled (a busy one never is; one a browser tab
+    holds open is), terminals too, and the server exits 0 once it has had no kernel, terminal or API request for
+    that long. It checks once a minute, so it stops up to a minute late."""
+    if idle_shutdown is None:
+        return []
+    seconds = max(1, round(idle_shutdown))
+    return [f"--ServerApp.shutdown_no_activity_timeout={seconds}",
+            f"--MappingKernelManager.cull_idle_timeout={seconds}",
+            f"--MappingKernelManager.cull_interval={min(seconds, 60)}",
+            "--MappingKernelManager.cull_connected=True", "--MappingKernelManager.cull_busy=False",
+            f"--TerminalManager.cull_inactive_timeout={seconds}", f"--TerminalManager.cull_interval={min(seconds, 60)}"]

@@ -177,7 +177,11 @@ TABLE: dict[str, dict[str, Row]] = {
         "port": Row(kubernetes=approx("the port of its ClusterIP Service: reach it with kubectl port-forward")),
         "idle_time_before_shutdown": Row(local=approx("stopped after that long with no API request, kernel message "
                                                       "or terminal and no busy kernel, until `mlspec compute start`"),
-                                         docker=no("idle instances are not stopped on the docker target yet"),
+                                         docker=approx("JupyterLab's own idle shutdown: idle kernels (connected or "
+                                                       "not, never a busy one) and terminals are culled, and the "
+                                                       "server exits once it has had none and no API request for "
+                                                       "that long, checked each minute; the container stays "
+                                                       "stopped until `mlspec compute start` or the next update"),
                                          kubernetes=no("idle instances are not stopped on the kubernetes target yet")),
     },
     "InferenceClusterCompute": {

@@ -54,6 +54,21 @@ def test_compute_instance_runs_jupyterlab_on_workspace_storage(tmp_path: Path) -
     assert "box.password" in captured.secret_exports and password not in json.dumps(box.inputs)
     assert "--PasswordIdentityProvider.hashed_password=sha256:" in script
     assert box.parent and box.parent.endswith("mlspec:docker:ComputeInstance::box")
+    assert box.inputs["restart"] == "unless-stopped" and "shutdown_no_activity_timeout" not in script
+
+
+def test_an_idle_instance_exits_and_its_container_stays_stopped(tmp_path: Path) -> None:
+    (tmp_path / "mlspec.yaml").write_text(
+        "kind: Workspace\nname: lab\ndefaults: {environment: base}\n---\n"
+        "kind: Environment\nname: base\nrequirements: [numpy]\n---\n"
+        "kind: Compute\nname: box\ntype: instance\nidle_time_before_shutdown: 30m\n")
+    out = tmp_path / "stack"
+    compile_project(load_graph([tmp_path]), out)
+    box = run_program(out, {}).get(CONTAINER, "box").inputs
+    script = box["command"][-1]
+    assert "--ServerApp.shutdown_no_activity_timeout=1800" in script
+    assert "--MappingKernelManager.cull_idle_timeout=1800" in script and "cull_busy=False" in script
+    assert box["restart"] == "on-failure"  # an idle exit is 0: Docker leaves it stopped
 
 
 def test_torch_digits_program_serves_with_batching(tmp_path: Path) -> None:

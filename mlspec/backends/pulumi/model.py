@@ -173,6 +173,7 @@ class InstanceModel:
     port: int
     size: ResourceSize
     tags: dict[str, str] = field(default_factory=dict)
+    idle_shutdown: float | None = None  # seconds idle before JupyterLab stops; None: never
 
 
 @dataclass(frozen=True)
@@ -520,7 +521,8 @@ class _Builder:
         self.environments.append(env)
         return InstanceModel(identifier("instance", compute.name, self.taken), compute.name, node.hash, env.var,
                              compute.port or stable_port(f"{self.spec.workspace.name}/{compute.name}/notebooks"),
-                             _size(compute.resources), dict(sorted(compute.tags.items())))
+                             _size(compute.resources), dict(sorted(compute.tags.items())),
+                             compute.idle_time_before_shutdown)
 
     def labels(self, jobs: tuple[JobModel, ...]) -> LabelsModel | None:
         """What MLflow gets from the spec's labels: the workspace's on each job's experiment, a job's on its runs,
