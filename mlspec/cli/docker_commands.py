@@ -124,8 +124,8 @@ def keys(args: argparse.Namespace) -> int:
 
 
 def regenerate(args: argparse.Namespace, endpoint: str, slot: str) -> None:
-    """An update that replaces the slot's RandomPassword: the gateway, which knows the keys' hashes, is replaced
-    with it; the other key keeps working throughout, so clients move to it first."""
+    """An update that replaces the slot's RandomPassword (`pulumi up --replace URN`); the gateway, configured with the
+    keys' hashes, is recreated with the new one's."""
     state = open_stack(args)
     suffix = f"${KEY_TYPE}::{endpoint}-{slot}-key"
     urns = [urn for urn in state.urns() if urn.endswith(suffix)]

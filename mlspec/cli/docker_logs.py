@@ -37,7 +37,7 @@ def logs(args: argparse.Namespace) -> int:
         print(f"{resource} has no container on the Docker host yet: see `mlspec status`", file=sys.stderr)
         return EXIT_OK
     tail = args.tail or "all"
-    if len(containers) == 1 and (not args.follow or resource.startswith("job/")):
+    if len(containers) == 1 and not resource.startswith("endpoint/"):  # an endpoint's replicas come and go
         for chunk in containers[0].logs(stream=True, follow=args.follow, tail=tail):
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()

@@ -131,3 +131,16 @@ def test_a_cluster_has_nothing_to_stop(spec: Path, capfd: pytest.CaptureFixture[
     code, out, _ = _run(capfd, "compute", "stop", "gpus", str(spec), "--stack", "staging")
     assert code == 0 and "compute gpus runs jobs in containers of their own; there is nothing to stop" in out
     assert not (spec / ".mlspec").exists(), "nothing of the local engine was written"
+
+
+def test_published_ports_are_reached_where_they_are_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlspec.cli.docker_stack import DockerStack
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert DockerStack(None, "w", None, "127.0.0.1").url(8080) == "http://127.0.0.1:8080"
+    assert DockerStack(None, "w", None, "10.1.2.3").address == "10.1.2.3"
+    assert DockerStack(None, "w", "ssh://ml@vm.example.com", "0.0.0.0").address == "vm.example.com"
+    assert DockerStack(None, "w", None, "0.0.0.0").address == "127.0.0.1"  # the local daemon
+    monkeypatch.setenv("DOCKER_HOST", "tcp://builder:2376")
+    assert DockerStack(None, "w", None, "0.0.0.0").address == "builder"
+    assert DockerStack(None, "w", None, "::1").url(5) == "http://[::1]:5"
