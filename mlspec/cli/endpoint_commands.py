@@ -39,9 +39,14 @@ def invoke(args: argparse.Namespace) -> int:
 
         url, key = invoke_target(args)
         return _send(args, url, key, _body(args))
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_commands import invoke_target as docker_invoke_target
+
+        url, key = docker_invoke_target(args)
+        return _send(args, url, key, _body(args))
     engine = local_engine(args)
     if args.url:
-        raise CommandError("--url is for an endpoint of a kubernetes stack: the local engine knows its own",
+        raise CommandError("--url is for an endpoint of a kubernetes or docker stack: the local engine knows its own",
                            EXIT_INVALID)
     record = _record(engine, f"endpoint/{args.name}")
     body = _body(args)
@@ -83,6 +88,10 @@ def keys(args: argparse.Namespace) -> int:
         from mlspec.cli.cluster_commands import keys as cluster_keys
 
         return cluster_keys(args)
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_commands import keys as docker_keys
+
+        return docker_keys(args)
     engine = local_engine(args)
     record = _record(engine, f"endpoint/{args.name}")
     if args.regenerate:
@@ -100,6 +109,10 @@ def compute_action(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import StateStore
     from mlspec.backends.local.supervisor_start import ensure_running
 
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_commands import compute_action as docker_compute_action
+
+        return docker_compute_action(args)
     engine = local_engine(args)
     record = _record(engine, f"compute/{args.name}")
     if "url" not in record.outputs:

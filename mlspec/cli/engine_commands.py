@@ -123,6 +123,10 @@ def status(args: argparse.Namespace) -> int:
         from mlspec.cli.cluster_commands import status as cluster_status
 
         return cluster_status(args)
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_commands import status as docker_status
+
+        return docker_status(args)
     engine = local_engine(args)
     if not engine.paths.state_db.exists():
         print("Nothing deployed yet: run `mlspec up`.")

@@ -66,6 +66,10 @@ def logs(args: argparse.Namespace) -> int:
         from mlspec.cli.cluster_commands import logs as cluster_logs
 
         return cluster_logs(args)
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_logs import logs as docker_logs
+
+        return docker_logs(args)
     engine = local_engine(args)
     sources = _sources(engine, args.name)
     if sources is None:

@@ -16,6 +16,10 @@ def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     if args.tracking_uri:
         return MlflowClient(args.tracking_uri), args.tracking_uri
+    if target_of(args) == "docker":
+        from mlspec.cli.docker_commands import tracking_client
+
+        return tracking_client(args)
     if target_of(args) != "local":
         uri = load_spec(args, check_target=False).spec.workspace.tracking.uri or _no_tracking_uri(args)
         return MlflowClient(uri), uri
@@ -63,7 +67,8 @@ def runs(args: argparse.Namespace) -> int:
     for row in rows:
         metrics = " ".join(f"{k}={v:.4g}" for k, v in row["metrics"].items())
         print(f"{row['run_id'][:12]}  {row['started']}  {row['status']:<8} {row['experiment']}/{row['job']}  {metrics}")
-    print(f"\n{len(rows)} run(s); browse them with: mlflow ui --backend-store-uri {uri}")
+    browse = f"at {uri}" if uri.startswith(("http://", "https://")) else f"with: mlflow ui --backend-store-uri {uri}"
+    print(f"\n{len(rows)} run(s); browse them {browse}")
     return EXIT_OK
 
 

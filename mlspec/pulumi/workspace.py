@@ -11,6 +11,7 @@ from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment, EnvironmentArgs
 from mlspec.pulumi.hosts import AttachedHost
 from mlspec.pulumi.settings import Settings
+from mlspec.pulumi.tracking_access import PublishedTracking
 from mlspec.runtime import servers
 
 MLFLOW_ALIAS = "mlflow"  # the tracking server's name on the workspace network
@@ -28,6 +29,8 @@ class WorkspaceArgs:
     :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
         the workspace runs; it must be reachable from the containers (and serve artifacts itself). Needed when
         anything runs on an attached host (see `AttachedHost`).
+    :param tracking_port: the host port the workspace's own MLflow is published on (on the stack's
+        ``mlspec:publishAddress``), behind HTTP basic authentication with a generated password; None: not published.
     :param tags: the workspace's tags, as ``mlspec.tag.KEY`` labels of its network, volume and tracking server.
         Docker cannot relabel a network or a volume, and recreating the volume would lose the tracking store, so
         theirs are the tags when they were created; the tracking server's container is recreated with new ones.
@@ -37,6 +40,7 @@ class WorkspaceArgs:
     runtime: EnvironmentArgs
     volume: str | None = None
     tracking_uri: str | None = None
+    tracking_port: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -48,6 +52,7 @@ class Workspace(pulumi.ComponentResource):
     tracking_uri: str
     network_name: pulumi.Output[str]
     tracking: list[pulumi.Resource]  # what must be up before anything logs to the tracking server
+    published: PublishedTracking | None  # the server as the host reaches it, with its credentials
 
     def __init__(self, name: str, args: WorkspaceArgs, settings: Settings | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -73,6 +78,9 @@ class Workspace(pulumi.ComponentResource):
         else:
             self.mlflow = self._tracking_server(name, child)
             self.tracking_uri, self.tracking = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}", [self.mlflow]
+        self.published = None
+        if args.tracking_port and not args.tracking_uri:
+            self.published = PublishedTracking(self, self.tracking_uri, args.tracking_port, self.tracking)
         self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
                                "volume": self.volume.name})
 

@@ -28,7 +28,10 @@ workspace = Workspace("iris-demo", WorkspaceArgs(
         dockerfile="docker/runtime/Dockerfile",
         requirements="docker/runtime/requirements.txt",
     ),
+    tracking_port=26207,
 ))
+pulumi.export("MLflow.url", workspace.published.url)
+pulumi.export("MLflow.credentials", workspace.published.credentials)
 
 env_sklearn = Environment("sklearn", workspace, EnvironmentArgs(
     content_hash="32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b",

@@ -26,7 +26,10 @@ workspace = Workspace("digits", WorkspaceArgs(
         dockerfile="docker/runtime/Dockerfile",
         requirements="docker/runtime/requirements.txt",
     ),
+    tracking_port=21853,
 ))
+pulumi.export("MLflow.url", workspace.published.url)
+pulumi.export("MLflow.credentials", workspace.published.credentials)
 
 env_torch = Environment("torch", workspace, EnvironmentArgs(
     content_hash="204a2d00f4d0723236d4998739f31a48709bd70a3b7d6a28b5bf90412c35a8cc",

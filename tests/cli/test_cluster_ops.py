@@ -122,8 +122,6 @@ def test_runs_and_models_say_how_to_reach_the_clusters_mlflow(spec: Path, capfd:
         assert "the workspace's MLflow runs in the cluster (Service mlflow in namespace ml-prod)" in err
         assert "  kubectl --context prod -n ml-prod port-forward svc/mlflow 5000:5000\n" in err
         assert f"  mlspec {command} --tracking-uri http://127.0.0.1:5000 ..." in err
-    assert main(["runs", str(spec), "--stack", "staging"]) == 1
-    assert "runs on the docker host: pass --tracking-uri URL of its server" in _err(capfd)
 
 
 def test_invoke_without_a_url_gives_the_port_forward(spec: Path, no_kubectl: None,

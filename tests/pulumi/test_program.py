@@ -44,6 +44,8 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
         ("mlspec:docker:Environment", "runtime", "iris-demo"),
         (IMAGE, "runtime", "runtime"),
         (CONTAINER, "iris-demo-mlflow", "iris-demo"),
+        (PASSWORD, "iris-demo-tracking-password", "iris-demo"),  # the published MLflow's, behind basic auth
+        (CONTAINER, "iris-demo-mlflow-proxy", "iris-demo"),
         ("mlspec:docker:Environment", "sklearn", "iris-demo-dev"),
         (IMAGE, "sklearn", "sklearn"),
         ("mlspec:docker:TrainingJob", "train", "iris-demo-dev"),
@@ -63,6 +65,20 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
         ("mlspec:docker:MlflowLabels", "labels", "iris-demo-dev"),  # the workspace's description on its experiment
         (CONTAINER, "labels", "labels"),
     }
+
+
+def test_mlflow_is_published_behind_a_password_the_proxy_knows_only_the_hash_of(iris: Captured) -> None:
+    password = iris.get(PASSWORD, "iris-demo-tracking-password").outputs["result"]
+    proxy = iris.get(CONTAINER, "iris-demo-mlflow-proxy")
+    port = proxy.inputs["ports"][0]
+    assert (port["ip"], port["internal"]) == ("127.0.0.1", 5001)
+    assert iris.exports["MLflow.url"] == f"http://127.0.0.1:{int(port['external'])}"
+    assert iris.exports["MLflow.credentials"] == {"username": "mlspec", "password": password}
+    assert "MLflow.credentials" in iris.secret_exports
+    assert proxy.inputs["envs"] == [f"MLSPEC_TRACKING_PASSWORD_SHA256={key_hash(password)}"]
+    assert password not in json.dumps(proxy.inputs)
+    assert proxy.inputs["command"][proxy.inputs["command"].index("--upstream") + 1] == "http://mlflow:5000"
+    assert "iris-demo-mlflow" in _deps(proxy)  # published once the server is healthy
 
 
 def test_images_are_tagged_by_content_hash_and_build_inputs(iris: Captured, iris_stack: Path) -> None:

@@ -235,6 +235,11 @@ class ProgramModel:
                   if d.environment == environment]
         return bool(hosts) and all(host is not None for host in hosts)
 
+    @property
+    def tracking_port(self) -> int | None:
+        """The host port the workspace's own MLflow is published on; None where the spec names its server."""
+        return None if self.tracking_uri else tracking_port(self.project)
+
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
     """A Python variable name for a resource, unique in the program."""
@@ -250,6 +255,11 @@ def stable_port(key: str) -> int:
     """A host port derived from names only, so the URL of an endpoint never changes between updates."""
     first, count = PORT_RANGE
     return first + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count
+
+
+def tracking_port(workspace: str) -> int:
+    """The host port of a workspace's own MLflow (behind authentication), stable like an endpoint's."""
+    return stable_port(f"{workspace}/mlflow")
 
 
 def runtime_hash(requirements: tuple[str, ...]) -> str:
