@@ -14,6 +14,7 @@ from mlspec.runtime import servers
 
 MLFLOW_ALIAS = "mlflow"  # the tracking server's name on the workspace network
 MLFLOW_PORT = servers.MLFLOW_PORT
+TRACKING_SIZE = c.Size(cpus=1.0, memory_mb=2048)  # the tracking server's limits (the Kubernetes target's too)
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,10 @@ class WorkspaceArgs:
     """The workspace's shared infrastructure.
 
     :param spec_root: the folder of the spec, relative to the project folder (code and data are read from it).
-    :param runtime: the mlspec runtime image (MLflow server, gateway), built like an environment.
+    :param runtime: the mlspec runtime image (gateway, labeller, and the base of environments without a base image
+        of their own), built like an environment; it holds MLflow's client only.
+    :param tracking: the tracking server's image, built on the runtime with the whole of MLflow; required unless
+        ``tracking_uri`` names a server.
     :param volume: name of the Docker volume holding the tracking store, artifacts and notebooks
         (default ``<workspace>-storage``).
     :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
@@ -33,6 +37,7 @@ class WorkspaceArgs:
 
     spec_root: str
     runtime: EnvironmentArgs
+    tracking: EnvironmentArgs | None = None
     volume: str | None = None
     tracking_uri: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -45,6 +50,7 @@ class Workspace(pulumi.ComponentResource):
 
     tracking_uri: str
     network_name: pulumi.Output[str]
+    model_network_name: pulumi.Output[str]  # where endpoint replicas reach the tracking server for their model
     tracking: list[pulumi.Resource]  # what must be up before anything logs to the tracking server
 
     def __init__(self, name: str, args: WorkspaceArgs, settings: Settings | None = None,
@@ -66,8 +72,18 @@ class Workspace(pulumi.ComponentResource):
         self.runtime = Environment("runtime", self, args.runtime, opts=child)
         self.network_name = self.network.name
         if args.tracking_uri:
-            self.tracking_uri, self.tracking = args.tracking_uri, []
+            # The team's server is outside the host: replicas need the workspace network's way out to reach it.
+            self.tracking_uri, self.tracking, self.model_network_name = args.tracking_uri, [], self.network.name
         else:
+            # Replicas fetch their model on a network of their own with the tracking server alone: internal (no
+            # way out), and without the jobs, notebooks and gateways of the workspace network.
+            self.model_network = docker.Network(
+                f"{name}-models", name=f"{name}-models", internal=True,
+                labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())], opts=created)
+            self.model_network_name = self.model_network.name
+            if args.tracking is None:
+                raise ValueError(f"workspace '{name}': a tracking server of its own needs WorkspaceArgs.tracking")
+            self.tracking_image = Environment("tracking", self, args.tracking, opts=child)
             self.mlflow = self._tracking_server(name, child)
             self.tracking_uri, self.tracking = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}", [self.mlflow]
         self.register_outputs({"tracking_uri": self.tracking_uri, "network": self.network.name,
@@ -89,15 +105,17 @@ class Workspace(pulumi.ComponentResource):
         return docker.Container(
             f"{name}-mlflow",
             name=host,
-            image=self.runtime.image_name,
+            image=self.tracking_image.image_name,
             command=servers.mlflow_server(store, allowed),
             user=c.USER,
-            networks_advanced=c.network(self.network.name, MLFLOW_ALIAS),
+            networks_advanced=[*c.network(self.network.name, MLFLOW_ALIAS),
+                               *c.network(self.model_network.name, MLFLOW_ALIAS)],
             volumes=c.storage(self.volume.name),
             healthcheck=health.check(MLFLOW_PORT, "/health"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=health.wait_timeout,
             labels=c.labels(name, "workspace/" + name, {"mlspec.role": "tracking"}, self.args.tags),
+            **c.hardened(TRACKING_SIZE),
             opts=child,
         )
