@@ -10,7 +10,8 @@ import pulumi_docker as docker
 
 from mlspec.runtime import envfiles
 
-USER = "mlspec"  # the non-root user every mlspec image creates (uid 1000)
+USER = "mlspec"  # the non-root user every mlspec image creates
+UID = 1000  # its uid and gid
 PYTHON = "python"  # the image's venv is first on PATH
 STORAGE = "/mlspec"  # where the workspace volume is mounted
 HOME = f"/home/{USER}"  # the user's home and working directory (the image's WORKDIR)
@@ -93,7 +94,8 @@ def hardened(size: Size, *, exec_tmp: bool = False) -> dict[str, Any]:
     """
     return {
         "read_only": True,
-        "tmpfs": {"/tmp": _tmpfs(size, exec_tmp), HOME: _tmpfs(size, False)},
+        "tmpfs": {"/tmp": _tmpfs(size, exec_tmp, "mode=1777"),
+                  HOME: _tmpfs(size, False, f"uid={UID},gid={UID},mode=0700")},  # mode alone leaves it root's
         "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
         "security_opts": ["no-new-privileges:true"],
         "ulimits": [docker.ContainerUlimitArgs(name="nproc", soft=PROCESS_LIMIT, hard=PROCESS_LIMIT)],
@@ -142,8 +144,8 @@ def storage(volume_name: pulumi.Input[str], read_only: bool = False) -> list[doc
     return [docker.ContainerVolumeArgs(volume_name=volume_name, container_path=STORAGE, read_only=read_only)]
 
 
-def _tmpfs(size: Size, executable: bool) -> str:
-    return f"rw,nosuid,nodev,{'exec' if executable else 'noexec'},size={max(64, size.memory_mb // 2)}m,mode=1777"
+def _tmpfs(size: Size, executable: bool, access: str) -> str:
+    return f"rw,nosuid,nodev,{'exec' if executable else 'noexec'},size={max(64, size.memory_mb // 2)}m,{access}"
 
 
 def _duration(seconds: float) -> str:

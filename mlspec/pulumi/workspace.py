@@ -106,7 +106,9 @@ class Workspace(pulumi.ComponentResource):
             f"{name}-mlflow",
             name=host,
             image=self.tracking_image.image_name,
-            command=servers.mlflow_server(store, allowed),
+            # As many workers as its CPU limit allows: one, so none is a supervised child that a starved quota
+            # could make miss its heartbeat.
+            command=servers.mlflow_server(store, allowed, workers=max(1, int(TRACKING_SIZE.cpus))),
             user=c.USER,
             networks_advanced=[*c.network(self.network.name, MLFLOW_ALIAS),
                                *c.network(self.model_network.name, MLFLOW_ALIAS)],

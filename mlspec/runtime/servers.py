@@ -9,12 +9,14 @@ MLFLOW_PORT = 5000
 JUPYTER_PORT = 8888
 
 
-def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT) -> list[str]:
+def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT, workers: int = 2) -> list[str]:
     """MLflow with its sqlite store and proxied artifacts under `store` (`--serve-artifacts`: clients upload
-    through the server, so they share no volume with it), answering only to `allowed_hosts`."""
+    through the server, so they share no volume with it), answering only to `allowed_hosts`. One worker runs in
+    the server's process; more are supervised, and one that misses a 5 s heartbeat (slow to import on a starved
+    CPU quota) is killed and started again."""
     server = quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
-                   "--artifacts-destination", f"{store}/artifacts", "--workers", "2",
+                   "--artifacts-destination", f"{store}/artifacts", "--workers", str(workers),
                    "--allowed-hosts", ",".join(allowed_hosts))
     return shell(f"mkdir -p {store}/artifacts", f"exec {server}")
 

@@ -28,6 +28,9 @@ def test_every_container_declares_the_hardening(program: Captured) -> None:
         assert set(inputs["tmpfs"]) == {"/tmp", "/home/mlspec"}, where
         for options in inputs["tmpfs"].values():
             assert {"nosuid", "nodev"} <= set(options.split(",")) and "size=" in options, where
+        # The home is the user's (a mode alone leaves it root's); /tmp is everyone's, sticky.
+        assert {"uid=1000", "gid=1000"} <= set(inputs["tmpfs"]["/home/mlspec"].split(",")), where
+        assert "mode=1777" in inputs["tmpfs"]["/tmp"].split(","), where
         assert inputs["capabilities"] == {"drops": ["ALL"]}, where
         assert inputs["securityOpts"] == ["no-new-privileges:true"], where
         assert inputs["ulimits"] == [{"name": "nproc", "soft": containers.PROCESS_LIMIT,

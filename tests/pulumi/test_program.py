@@ -102,6 +102,7 @@ def test_mlflow_server(iris: Captured) -> None:
     assert "mlflow server" in script and "--serve-artifacts" in script
     assert "--backend-store-uri sqlite:////mlspec/tracking/mlflow.db" in script
     assert "--allowed-hosts mlflow:5000,mlflow," in script
+    assert "--workers 1 " in script  # one per CPU of its limit: no supervised worker to miss a heartbeat
     assert inputs["networksAdvanced"] == [{"name": "iris-demo", "aliases": ["mlflow"]},
                                           {"name": "iris-demo-models", "aliases": ["mlflow"]}]
     assert inputs["volumes"] == [{"volumeName": "iris-demo-storage", "containerPath": "/mlspec", "readOnly": False}]
