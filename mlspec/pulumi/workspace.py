@@ -101,7 +101,8 @@ class Workspace(pulumi.ComponentResource):
         allowed = [f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
                    f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"]
         store = f"{c.STORAGE}/tracking"
-        health = c.Health(interval=2, timeout=3, retries=60, start_period=5)
+        # Its first answers are slow (MLflow imports on first use): a probe waits up to 10 s on a busy host.
+        health = c.Health(interval=2, timeout=10, retries=60, start_period=5)
         return docker.Container(
             f"{name}-mlflow",
             name=host,
