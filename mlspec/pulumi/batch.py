@@ -22,10 +22,11 @@ from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.job import FILES, TrainingJob
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import envfiles
 from mlspec.runtime.batch.contract import BatchResult, BatchRun, result_from_logs
 
 BATCH_ROOT = f"{c.STORAGE}/batch"  # on the workspace volume: <endpoint>/<run hash>/ per run
-BATCHRUN = "/etc/mlspec/batchrun.json"
+BATCHRUN = f"{envfiles.DIRECTORY}/batchrun.json"
 RESULT = "result.json"  # in the run's folder, beside its predictions
 LOG_LINES = 30  # of the scorer's log shown when a run fails
 RUN_HASH_IN_NAME = 12
@@ -125,11 +126,10 @@ class BatchEndpoint(pulumi.ComponentResource):
             name,
             name=run.apply(lambda r: f"{workspace.name}-batch-{name}-{r.hash[:RUN_HASH_IN_NAME]}"),
             image=self.image.image_name,
-            command=run.apply(lambda r: [c.PYTHON, "-m", "mlspec.runtime.batch", BATCHRUN,
-                                         "--result", f"{r.folder}/{RESULT}", "--result-line"]),
+            command=run.apply(lambda r: c.with_files(c.PYTHON, "-m", "mlspec.runtime.batch", BATCHRUN,
+                                                     "--result", f"{r.folder}/{RESULT}", "--result-line")),
             user=c.USER,
-            envs=c.envs(args.environment.env),
-            uploads=[docker.ContainerUploadArgs(file=BATCHRUN, content=run.apply(lambda r: r.contract))],
+            envs=[*c.envs(args.environment.env), c.files_variable({BATCHRUN: run.apply(lambda r: r.contract)})],
             networks_advanced=c.network(workspace.network_name),
             volumes=c.storage(workspace.volume.name),
             must_run=False,
@@ -138,9 +138,9 @@ class BatchEndpoint(pulumi.ComponentResource):
             restart="no",
             labels=run.apply(lambda r: c.labels(workspace.name, f"endpoint/{name}",
                                                 {"mlspec.hash": r.hash, "mlspec.role": "batch"}, args.tags)),
-            cpu_shares=max(2, round(size.cpus * args.nodes * 1024)),
-            memory=size.memory_mb * args.nodes,
-            device_requests=size.device_requests,
+            # A cluster's nodes are one container here: their cores and memory together.
+            **c.hardened(c.Size(cpus=size.cpus * args.nodes, memory_mb=size.memory_mb * args.nodes,
+                                gpus=size.gpus)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking,
                                                                  *(job.container for job in args.after)]),
         )

@@ -15,15 +15,17 @@ import pulumi_random as random
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import envfiles
 from mlspec.runtime.httpserver import DRAIN_S
 from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 SERVING_PORT = 8080  # inside each replica and the gateway
-GATEWAY_CONFIG = "/etc/mlspec/gateway.json"
+GATEWAY_CONFIG = f"{envfiles.DIRECTORY}/gateway.json"
 KEY_SLOTS = ("primary", "secondary")
 GATEWAY_HEALTH = c.Health(interval=2, timeout=2, retries=15)
+GATEWAY_SIZE = c.Size(cpus=1.0, memory_mb=512)  # one event loop: more than a core is never used
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ class OnlineEndpoint(pulumi.ComponentResource):
     The replicas answer the gateway alone: their names resolve only on the endpoint's own internal network
     (no way out, no published port), which only the gateway joins besides them, and they require an internal
     token (another ``RandomPassword``, given to the gateway and the replicas as a variable) on every request
-    but their health probes. They are on the workspace network too, without a name, to fetch their model."""
+    but their health probes. They are on the workspace's model network too, without a name, to fetch their model
+    from the tracking server, the only other container there (the workspace network for a team's own server).
+    Every container is `hardened`: read-only, no capabilities, hard CPU and memory limits."""
 
     url: pulumi.Output[str]
     keys: pulumi.Output[dict[str, str]]
@@ -139,11 +143,10 @@ class OnlineEndpoint(pulumi.ComponentResource):
             gateway_alias,
             name=f"{workspace.name}-{gateway_alias}",
             image=workspace.runtime_on(host).image_name,
-            command=[c.PYTHON, "-m", "mlspec.runtime.gateway", "--config", GATEWAY_CONFIG, "--host", "0.0.0.0",
-                     "--port", str(SERVING_PORT), "--internal-token-env", INTERNAL_TOKEN_ENV],
+            command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.gateway", "--config", GATEWAY_CONFIG, "--host",
+                                 "0.0.0.0", "--port", str(SERVING_PORT), "--internal-token-env", INTERNAL_TOKEN_ENV),
             user=c.USER,
-            envs=[self._token_variable()],
-            uploads=[docker.ContainerUploadArgs(file=GATEWAY_CONFIG, content=config)],
+            envs=[self._token_variable(), c.files_variable({GATEWAY_CONFIG: config})],
             ports=[docker.ContainerPortArgs(internal=SERVING_PORT, external=args.port, ip=publish)],
             networks_advanced=[*c.network(workspace.network_on(host), gateway_alias),
                                *c.network(self.replica_network.name)],
@@ -152,6 +155,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             wait=True,
             wait_timeout=GATEWAY_HEALTH.wait_timeout,
             labels=c.labels(workspace.name, f"endpoint/{name}", {"mlspec.role": "gateway"}, args.tags),
+            **c.hardened(GATEWAY_SIZE),
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[r for rs in self.replicas.values() for r in rs]),
         )
@@ -194,9 +198,9 @@ class OnlineEndpoint(pulumi.ComponentResource):
             envs=[*c.envs({**d.environment.env, **d.environment_variables,
                            "MLFLOW_TRACKING_URI": workspace.tracking_uri}), self._token_variable()],
             # Named only on the internal network, by the alias every replica of the deployment shares (the
-            # gateway's way in); on the workspace network, unnamed, only to reach the tracking server.
+            # gateway's way in); on the workspace's model network, unnamed, only to reach the tracking server.
             networks_advanced=[*c.network(self.replica_network.name, replica_alias(endpoint, d.name)),
-                               *c.network(workspace.network_on(self.host))],
+                               *c.network(workspace.model_network_on(self.host))],
             healthcheck=health.check(SERVING_PORT, "/health"),
             restart="unless-stopped",
             wait=True,
@@ -205,9 +209,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             destroy_grace_seconds=stop_timeout,
             labels=c.labels(workspace.name, f"endpoint/{endpoint}",
                             {"mlspec.deployment": d.name, "mlspec.model": d.model}, tags),
-            cpu_shares=d.size.cpu_shares,
-            memory=d.size.memory_mb,
-            device_requests=d.size.device_requests,
+            **c.hardened(d.size),
         )
         return docker.Container(
             f"{endpoint}-{d.name}-{index}",

@@ -69,9 +69,7 @@ class ComputeInstance(pulumi.ComponentResource):
             wait=True,
             wait_timeout=HEALTH.wait_timeout,
             labels=c.labels(workspace.name, f"compute/{name}", {"mlspec.role": "notebooks"}, args.tags),
-            cpu_shares=args.size.cpu_shares,
-            memory=args.size.memory_mb,
-            device_requests=args.size.device_requests,
+            **c.hardened(args.size),
             opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
         self.url = pulumi.Output.from_input(f"http://{publish}:{args.port}/lab")

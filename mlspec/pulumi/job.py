@@ -12,12 +12,13 @@ from mlspec.pulumi import containers as c
 from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import envfiles
 from mlspec.runtime.jobrun import JobRun
 from mlspec.runtime.train import registered_digests, registered_versions
 
 FILES = "/opt/mlspec-job/files"  # the job's code and data inside its image, at their paths in the spec
 RUN_DIR = "/tmp/mlspec-job"  # outputs and the log of the run (the model goes to MLflow, not here)
-JOBRUN = "/etc/mlspec/jobrun.json"
+JOBRUN = f"{envfiles.DIRECTORY}/jobrun.json"
 LOG_LINES = 30  # of the job's log shown when it fails
 
 
@@ -98,19 +99,18 @@ class TrainingJob(pulumi.ComponentResource):
             name,
             name=f"{workspace.name}-job-{name}-{args.content_hash[:12]}",
             image=self.image.image_name,
-            command=[c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result", f"{RUN_DIR}/result.json"],
+            command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
+                                 f"{RUN_DIR}/result.json"),
             user=c.USER,
-            envs=c.envs({**args.environment.env, **args.env}),
-            uploads=[docker.ContainerUploadArgs(file=JOBRUN, content=run.model_dump_json(indent=2) + "\n")],
+            envs=[*c.envs({**args.environment.env, **args.env}),
+                  c.files_variable({JOBRUN: run.model_dump_json(indent=2) + "\n"})],
             networks_advanced=c.network(workspace.network_on(host)),
             must_run=False,
             attach=True,
             logs=True,
             restart="no",
             labels=c.labels(workspace.name, f"job/{name}", {"mlspec.hash": args.content_hash}),
-            cpu_shares=args.size.cpu_shares,
-            memory=args.size.memory_mb,
-            device_requests=args.size.device_requests,
+            **c.hardened(args.size, exec_tmp=True),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking,
                                                                  *(job.container for job in args.after)],
                                         custom_timeouts=_timeouts(args.timeout)),

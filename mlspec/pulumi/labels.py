@@ -13,9 +13,11 @@ from mlspec.pulumi import containers as c
 from mlspec.pulumi.job import TrainingJob
 from mlspec.pulumi.registered_model import PathModel
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import envfiles
 from mlspec.runtime.labels import LabelsRun
 
-LABELS_FILE = "/etc/mlspec/labels.json"
+LABELS_FILE = f"{envfiles.DIRECTORY}/labels.json"
+SIZE = c.Size(cpus=0.5, memory_mb=512)  # a few MLflow API calls
 
 
 class LabellingFailed(Exception):
@@ -57,15 +59,16 @@ class MlflowLabels(pulumi.ComponentResource):
             name,
             name=f"{workspace.name}-{name}-{digest}",
             image=workspace.runtime.image_name,
-            command=[c.PYTHON, "-m", "mlspec.runtime.labels", LABELS_FILE],
+            command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.labels", LABELS_FILE),
             user=c.USER,
-            uploads=[docker.ContainerUploadArgs(file=LABELS_FILE, content=content)],
+            envs=[c.files_variable({LABELS_FILE: content})],
             networks_advanced=c.network(workspace.network_name),
             must_run=False,
             attach=True,
             logs=True,
             restart="no",
             labels=c.labels(workspace.name, f"workspace/{workspace.name}", {"mlspec.role": "labels"}),
+            **c.hardened(SIZE),
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[*workspace.tracking, *(job.container for job in args.after)]),
         )

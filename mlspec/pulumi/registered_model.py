@@ -13,10 +13,12 @@ from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.job import FILES, LOG_LINES, JobFailed
 from mlspec.pulumi.workspace import Workspace
+from mlspec.runtime import envfiles
 from mlspec.runtime.register import Registration
 from mlspec.runtime.train import registered_digests, registered_versions
 
-REGISTRATION = "/etc/mlspec/registration.json"
+REGISTRATION = f"{envfiles.DIRECTORY}/registration.json"
+SIZE = c.Size(cpus=1.0, memory_mb=2048)  # loads the model once to check it
 EXPERIMENT = "mlspec-models"  # where the runs that register models from a path are logged, as locally
 
 
@@ -78,18 +80,18 @@ class PathModel(pulumi.ComponentResource):
             name,
             name=f"{workspace.name}-model-{name}-{args.content_hash[:12]}",
             image=self.image.image_name,
-            command=[c.PYTHON, "-m", "mlspec.runtime.register", REGISTRATION],
+            command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.register", REGISTRATION),
             user=c.USER,
-            envs=c.envs(args.environment.env),
-            uploads=[docker.ContainerUploadArgs(file=REGISTRATION,
-                                                content=registration(name, workspace, args).model_dump_json(
-                                                    indent=2, exclude_none=True) + "\n")],
+            envs=[*c.envs(args.environment.env),
+                  c.files_variable({REGISTRATION: registration(name, workspace, args).model_dump_json(
+                      indent=2, exclude_none=True) + "\n"})],
             networks_advanced=c.network(workspace.network_name),
             must_run=False,
             attach=True,
             logs=True,
             restart="no",
             labels=c.labels(workspace.name, f"model/{name}", {"mlspec.hash": args.content_hash}),
+            **c.hardened(SIZE),
             opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
         self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(

@@ -18,6 +18,7 @@ USER = "mlspec"  # the user name MLflow clients send (MLFLOW_TRACKING_USERNAME)
 PROXY_PORT = 5001  # inside the proxy's container
 HASH_ENV = "MLSPEC_TRACKING_PASSWORD_SHA256"
 HEALTH = c.Health(interval=2, timeout=3, retries=30)
+SIZE = c.Size(cpus=0.5, memory_mb=256)  # one event loop passing bytes through
 
 
 class PublishedTracking:
@@ -50,6 +51,7 @@ class PublishedTracking:
             wait=True,
             wait_timeout=HEALTH.wait_timeout,
             labels=c.labels(name, "workspace/" + name, {"mlspec.role": "tracking-proxy"}, workspace.args.tags),
+            **c.hardened(SIZE),
             opts=pulumi.ResourceOptions(parent=workspace, depends_on=depends_on),
         )
         self.url = pulumi.Output.from_input(f"http://{publish}:{port}")

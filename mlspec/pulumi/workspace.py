@@ -16,6 +16,7 @@ from mlspec.runtime import servers
 
 MLFLOW_ALIAS = "mlflow"  # the tracking server's name on the workspace network
 MLFLOW_PORT = servers.MLFLOW_PORT
+TRACKING_SIZE = c.Size(cpus=1.0, memory_mb=2048)  # the tracking server's limits (the Kubernetes target's too)
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class WorkspaceArgs:
     """The workspace's shared infrastructure.
 
     :param spec_root: the folder of the spec, relative to the project folder (code and data are read from it).
-    :param runtime: the mlspec runtime image (MLflow server, gateway), built like an environment.
+    :param runtime: the mlspec runtime image (gateway, labeller, and the base of environments without a base image
+        of their own), built like an environment; it holds MLflow's client only.
+    :param tracking: the tracking server's image, built on the runtime with the whole of MLflow; required unless
+        ``tracking_uri`` names a server.
     :param volume: name of the Docker volume holding the tracking store, artifacts and notebooks
         (default ``<workspace>-storage``).
     :param tracking_uri: an existing MLflow tracking server that jobs, replicas and notebooks use instead of one
@@ -38,6 +42,7 @@ class WorkspaceArgs:
 
     spec_root: str
     runtime: EnvironmentArgs
+    tracking: EnvironmentArgs | None = None
     volume: str | None = None
     tracking_uri: str | None = None
     tracking_port: int | None = None
@@ -51,6 +56,7 @@ class Workspace(pulumi.ComponentResource):
 
     tracking_uri: str
     network_name: pulumi.Output[str]
+    model_network_name: pulumi.Output[str]  # where endpoint replicas reach the tracking server for their model
     tracking: list[pulumi.Resource]  # what must be up before anything logs to the tracking server
     published: PublishedTracking | None  # the server as the host reaches it, with its credentials
 
@@ -74,8 +80,18 @@ class Workspace(pulumi.ComponentResource):
         self.hosts: dict[str, AttachedHost] = {}
         self.network_name = self.network.name
         if args.tracking_uri:
-            self.tracking_uri, self.tracking = args.tracking_uri, []
+            # The team's server is outside the host: replicas need the workspace network's way out to reach it.
+            self.tracking_uri, self.tracking, self.model_network_name = args.tracking_uri, [], self.network.name
         else:
+            # Replicas fetch their model on a network of their own with the tracking server alone: internal (no
+            # way out), and without the jobs, notebooks and gateways of the workspace network.
+            self.model_network = docker.Network(
+                f"{name}-models", name=f"{name}-models", internal=True,
+                labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(tagged.items())], opts=created)
+            self.model_network_name = self.model_network.name
+            if args.tracking is None:
+                raise ValueError(f"workspace '{name}': a tracking server of its own needs WorkspaceArgs.tracking")
+            self.tracking_image = Environment("tracking", self, args.tracking, opts=child)
             self.mlflow = self._tracking_server(name, child)
             self.tracking_uri, self.tracking = f"http://{MLFLOW_ALIAS}:{MLFLOW_PORT}", [self.mlflow]
         self.published = None
@@ -114,6 +130,11 @@ class Workspace(pulumi.ComponentResource):
         """The workspace network as it exists on `host` (None: the stack's host)."""
         return self.network_name if host is None else host.network_name
 
+    def model_network_on(self, host: AttachedHost | None) -> pulumi.Output[str]:
+        """Where replicas on `host` fetch their model: the internal model network on the stack's host; the
+        workspace network on an attached one (whose tracking server, `tracking_uri`, is outside)."""
+        return self.model_network_name if host is None else host.network_name
+
     def runtime_on(self, host: AttachedHost | None) -> Environment:
         """The runtime image on `host` (None: the stack's host)."""
         return self.runtime if host is None else host.runtime
@@ -128,19 +149,24 @@ class Workspace(pulumi.ComponentResource):
         allowed = [f"{MLFLOW_ALIAS}:{MLFLOW_PORT}", MLFLOW_ALIAS, f"{host}:{MLFLOW_PORT}", host,
                    f"localhost:{MLFLOW_PORT}", "localhost", f"127.0.0.1:{MLFLOW_PORT}", "127.0.0.1"]
         store = f"{c.STORAGE}/tracking"
-        health = c.Health(interval=2, timeout=3, retries=60, start_period=5)
+        # Its first answers are slow (MLflow imports on first use): a probe waits up to 10 s on a busy host.
+        health = c.Health(interval=2, timeout=10, retries=60, start_period=5)
         return docker.Container(
             f"{name}-mlflow",
             name=host,
-            image=self.runtime.image_name,
-            command=servers.mlflow_server(store, allowed),
+            image=self.tracking_image.image_name,
+            # As many workers as its CPU limit allows: one, so none is a supervised child that a starved quota
+            # could make miss its heartbeat.
+            command=servers.mlflow_server(store, allowed, workers=max(1, int(TRACKING_SIZE.cpus))),
             user=c.USER,
-            networks_advanced=c.network(self.network.name, MLFLOW_ALIAS),
+            networks_advanced=[*c.network(self.network.name, MLFLOW_ALIAS),
+                               *c.network(self.model_network.name, MLFLOW_ALIAS)],
             volumes=c.storage(self.volume.name),
             healthcheck=health.check(MLFLOW_PORT, "/health"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=health.wait_timeout,
             labels=c.labels(name, "workspace/" + name, {"mlspec.role": "tracking"}, self.args.tags),
+            **c.hardened(TRACKING_SIZE),
             opts=child,
         )

@@ -9,14 +9,14 @@ MLFLOW_PORT = 5000
 JUPYTER_PORT = 8888
 
 
-def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT) -> list[str]:
+def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT, workers: int = 1) -> list[str]:
     """MLflow with its sqlite store and proxied artifacts under `store` (`--serve-artifacts`: clients upload
     through the server, so they share no volume with it), answering only to `allowed_hosts`. One worker: the sqlite
     store takes one writer at a time anyway, and with several, uvicorn's supervisor kills a worker that misses its
     few-second health ping, which on a loaded host repeats until the server is never healthy."""
     server = quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
-                   "--artifacts-destination", f"{store}/artifacts", "--workers", "1",
+                   "--artifacts-destination", f"{store}/artifacts", "--workers", str(workers),
                    "--allowed-hosts", ",".join(allowed_hosts))
     return shell(f"mkdir -p {store}/artifacts", f"exec {server}")
 

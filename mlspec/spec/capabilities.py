@@ -128,7 +128,6 @@ TABLE: dict[str, dict[str, Row]] = {
     "Resources": {
         "cpus": Row(local=approx("when written out, each job node, replica or batch run is pinned to that many "
                                  "whole cores (a fraction rounds up; nodes take the cores in turn)"),
-                    docker=approx("Docker CPU shares: a relative weight under contention, not a hard limit"),
                     kubernetes=approx("each pod's CPU request and limit (equal: the Guaranteed class)")),
         "memory": Row(local=approx("when written out, a job node, replica or batch run whose process tree's "
                                    "resident memory goes over it is stopped: a job fails saying so, a replica "

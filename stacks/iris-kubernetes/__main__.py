@@ -16,14 +16,22 @@ workspace = ClusterWorkspace("iris-demo", ClusterWorkspaceArgs(
         ImageArgs(
             key="runtime",
             kind="runtime",
-            content_hash="e3d9d914f4ea698a33b3e3adaa497deb85ca3112749b9bcd30da3dea52a3420d",
+            content_hash="c6141b1260863798a0540f70beef3b6c0a1334b34a6da96d516cb1bcc4c652fa",
             dockerfile="docker/runtime/Dockerfile",
             requirements="docker/runtime/requirements.txt",
         ),
         ImageArgs(
+            key="tracking",
+            kind="environment",
+            content_hash="749cbbb7490a633f2690ed1906a33694ed7bbc45f3d44d91784ede23d461f5e7",
+            dockerfile="docker/tracking/Dockerfile",
+            requirements="docker/tracking/requirements.txt",
+            base="runtime",
+        ),
+        ImageArgs(
             key="env_sklearn",
             kind="environment",
-            content_hash="32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b",
+            content_hash="a6604d87d3b2661bb2fe427e6f341b5e6217d630d2173dd39ce902342536efb9",
             dockerfile="docker/environment-sklearn/Dockerfile",
             requirements="docker/environment-sklearn/requirements.txt",
             base="runtime",
@@ -31,7 +39,7 @@ workspace = ClusterWorkspace("iris-demo", ClusterWorkspaceArgs(
         ImageArgs(
             key="job_train",
             kind="job",
-            content_hash="f8c8c55c0ff66e847b1841e60c0bb220b2130e1ada9008d3e87e380342349ca9",
+            content_hash="f88bb387735f689925c67ce9a7fc7358aa27abfd6f9eb4e80f444cc19c2a8cb6",
             dockerfile="docker/job-train/Dockerfile",
             files={
                 "data/iris.csv": "403ce7582d1f16b244cf2f379b3f92e34a54a91e142524e8d2efe53872d1357b",
@@ -42,7 +50,7 @@ workspace = ClusterWorkspace("iris-demo", ClusterWorkspaceArgs(
         ImageArgs(
             key="job_train_forest",
             kind="job",
-            content_hash="4ea64795d954bea6bd462e5b4f61d9ddd5f30b7ad1ab092b9c25f87ab2fb8888",
+            content_hash="0498cb7764ee5bb90f78287ade54b2e9a3e40f2569ecbef0f62060a541f3d3f2",
             dockerfile="docker/job-train-forest/Dockerfile",
             files={
                 "data/iris.csv": "403ce7582d1f16b244cf2f379b3f92e34a54a91e142524e8d2efe53872d1357b",

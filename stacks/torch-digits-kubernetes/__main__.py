@@ -16,14 +16,22 @@ workspace = ClusterWorkspace("digits", ClusterWorkspaceArgs(
         ImageArgs(
             key="runtime",
             kind="runtime",
-            content_hash="e3d9d914f4ea698a33b3e3adaa497deb85ca3112749b9bcd30da3dea52a3420d",
+            content_hash="c6141b1260863798a0540f70beef3b6c0a1334b34a6da96d516cb1bcc4c652fa",
             dockerfile="docker/runtime/Dockerfile",
             requirements="docker/runtime/requirements.txt",
         ),
         ImageArgs(
+            key="tracking",
+            kind="environment",
+            content_hash="749cbbb7490a633f2690ed1906a33694ed7bbc45f3d44d91784ede23d461f5e7",
+            dockerfile="docker/tracking/Dockerfile",
+            requirements="docker/tracking/requirements.txt",
+            base="runtime",
+        ),
+        ImageArgs(
             key="env_torch",
             kind="environment",
-            content_hash="204a2d00f4d0723236d4998739f31a48709bd70a3b7d6a28b5bf90412c35a8cc",
+            content_hash="e70bfc4a659cb7ad06f7190ba54752de9948a0195deed0f4eec2264af6352024",
             dockerfile="docker/environment-torch/Dockerfile",
             requirements="docker/environment-torch/requirements.txt",
             base="runtime",
@@ -31,7 +39,7 @@ workspace = ClusterWorkspace("digits", ClusterWorkspaceArgs(
         ImageArgs(
             key="job_train",
             kind="job",
-            content_hash="5c3aceb6ff32b04e26e144b6f992250e6ba13b8bd7e34d0643ec5218e7acdb7c",
+            content_hash="557eeb062b37fc986f461d52b650e03bb7662082bea29087467566b83c3349e4",
             dockerfile="docker/job-train/Dockerfile",
             files={
                 "data/digits.csv": "4a95dc7a26f5f7ae99959cd46bf9d4c11fb082ffed0b9f8f68043de44069eae5",

@@ -66,9 +66,48 @@ def assert_runs_as_declared(client: docker.DockerClient, resource: CapturedResou
     if "cpuShares" in declared:
         assert info["HostConfig"]["CpuShares"] == int(declared["cpuShares"]), where
     assert (info["HostConfig"]["RestartPolicy"]["Name"] or "no") == declared.get("restart", "no"), where
+    host = info["HostConfig"]  # the hardening: read-only root, tmpfs, capabilities, privileges, limits
+    assert host["ReadonlyRootfs"] is bool(declared.get("readOnly", False)), where
+    assert (host.get("Tmpfs") or {}) == declared.get("tmpfs", {}), where
+    capabilities = declared.get("capabilities", {})
+    assert (host.get("CapDrop") or [], host.get("CapAdd") or []) == (capabilities.get("drops", []),
+                                                                     capabilities.get("adds", [])), where
+    assert (host.get("SecurityOpt") or []) == declared.get("securityOpts", []), where
+    assert [(u["Name"], u["Soft"], u["Hard"]) for u in host.get("Ulimits") or []] == [
+        (u["name"], int(u["soft"]), int(u["hard"])) for u in declared.get("ulimits", [])], where
+    if "memorySwap" in declared:
+        assert host["MemorySwap"] == int(declared["memorySwap"]) * MIB, where
+    if "cpus" in declared:
+        assert host["NanoCpus"] == round(float(declared["cpus"]) * 1e9), where
     labels = {item["label"]: item["value"] for item in declared.get("labels", [])}
     assert labels.items() <= info["Config"]["Labels"].items(), where
     return info
+
+
+LOCKED_DOWN = """
+import errno, os
+try:
+    open("/mlspec-probe", "w")
+    print("root writable")
+except OSError as error:
+    print("root read-only" if error.errno == errno.EROFS else f"root {error}")
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+print("caps", status["CapEff"].strip(), status["CapBnd"].strip(), "nnp", status["NoNewPrivs"].strip())
+for folder in ("/tmp", os.path.expanduser("~")):
+    with open(os.path.join(folder, ".mlspec-probe"), "w") as probe:
+        probe.write("ok")
+    os.remove(os.path.join(folder, ".mlspec-probe"))
+print("scratch writable")
+"""
+
+
+def assert_locked_down(client: docker.DockerClient, name: str) -> None:
+    """Inside a running container: the root is read-only, no capability is held or can be gained, and the tmpfs
+    scratch folders take writes."""
+    exit_code, output = client.containers.get(name).exec_run(["python", "-c", LOCKED_DOWN])
+    lines = output.decode(errors="replace").splitlines()
+    assert exit_code == 0 and lines == ["root read-only", f"caps {'0' * 16} {'0' * 16} nnp 1", "scratch writable"], \
+        (name, lines)
 
 
 def tracking_query(client: docker.DockerClient, mlflow: str, path: str) -> dict[str, Any]:
@@ -134,6 +173,7 @@ def test_iris_stack_on_docker_trains_registers_and_serves(
             assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy", resource.name
             uid = client.containers.get(info["Id"]).exec_run(["id", "-u"]).output.decode().strip()
             assert uid != "0", resource.name
+            assert_locked_down(client, info["Name"].lstrip("/"))
     for job in [*jobs, *labellers]:
         assert job.outputs["exitCode"] == 0, job.outputs.get("containerLogs")
 
@@ -159,13 +199,18 @@ def test_iris_stack_on_docker_trains_registers_and_serves(
     status, _ = post(url, body, {**json_type, "Authorization": "Bearer not-the-key"})
     assert status == 401
 
-    # Only the gateway reaches a replica: from another container on the workspace network (the tracking
-    # server's), a replica has no name, and its address answers 403 without the endpoint's internal token.
+    # Only the gateway reaches a replica by name. Replicas are on internal networks alone (no way out): their
+    # endpoint's, and the model network they fetch their model on, where the tracking server is the only other
+    # container; from it, a replica has no name, and its address answers 403 without the endpoint's internal token.
     token = next(r.outputs["result"] for r in captured.of_type(PASSWORD) if r.name.endswith("-internal-token"))
-    replica = next(r for r in servers if any(item["label"] == "mlspec.deployment" for item in r.inputs["labels"]))
-    workspace_network = mlflow.inputs["networksAdvanced"][0]["name"]
+    replicas = [r for r in servers if any(item["label"] == "mlspec.deployment" for item in r.inputs["labels"])]
+    for each in replicas:
+        for name in client.api.inspect_container(each.outputs["name"])["NetworkSettings"]["Networks"]:
+            assert client.networks.get(name).attrs["Internal"] is True, (each.name, name)
+    replica = replicas[0]
+    model_network = next(n["name"] for n in mlflow.inputs["networksAdvanced"] if n["name"].endswith("-models"))
     address = client.api.inspect_container(replica.outputs["name"])["NetworkSettings"]["Networks"][
-        workspace_network]["IPAddress"]
+        model_network]["IPAddress"]
     direct = f"http://{address}:8080/invocations"
     assert status_from(client, mlflow.outputs["name"], direct, body, json_type) == 403
     alias = replica.name.rsplit("-", 1)[0]  # iris-blue-0: the alias all of blue's replicas share

@@ -18,7 +18,7 @@ from mlspec.dsl import Compute, Data, Endpoint, Environment, Job, Workspace
 Workspace(name="iris-demo", description="Iris classifiers trained on a local cluster and served blue/green.",
           defaults={"compute": "cpu", "environment": "sklearn"})
 Compute(name="cpu", type="cluster", max_nodes=2, resources={"cpus": 1, "memory": "2Gi"})
-Environment(name="sklearn", requirements=["scikit-learn>=1.4", "mlflow>=2.12"])
+Environment(name="sklearn", requirements=["scikit-learn>=1.4", "mlflow-skinny>=2.12"])
 Data(name="iris", description="The iris flowers, 150 rows, as shipped with scikit-learn.", path="data/iris.csv")
 JOBS = (("train", "logistic --C ${{inputs.C}}", "iris-clf"), ("train-forest", "forest", "iris-forest"))
 for name, algo, model in JOBS:

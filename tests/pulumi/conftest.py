@@ -15,7 +15,7 @@ import pytest
 from mlspec.backends.pulumi import compile_project
 from mlspec.graph import load_graph
 from mlspec.runtime.train import RESULT_PREFIX
-from tests.pulumi.harness import EchoMocks
+from tests.pulumi.harness import EchoMocks, container_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "docker:index/container:Container"
@@ -52,7 +52,7 @@ class RegistryMocks(EchoMocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         id_, state = super().new_resource(args)
-        run = json.loads(args.inputs["uploads"][0]["content"]) if args.typ == CONTAINER and args.inputs.get("attach") \
+        run = container_file(args.inputs) if args.typ == CONTAINER and args.inputs.get("attach") \
             else {}
         if "job" in run:  # a training job (the other run-once container applies labels)
             models = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import runpy
 from collections.abc import Iterator
@@ -28,6 +29,25 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from mlspec.runtime import envfiles
+
+
+def container_files(inputs: dict[str, Any]) -> dict[str, str]:
+    """The files a container's environment carries to its command (path -> text; ``mlspec.runtime.envfiles``)."""
+    for entry in inputs.get("envs") or []:
+        name, _, value = entry.partition("=")
+        if name == envfiles.ENV:
+            return dict(json.loads(value))
+    return {}
+
+
+def container_file(inputs: dict[str, Any]) -> Any:
+    """The JSON of the one file a run-once container or a gateway is given (its run contract or its config)."""
+    files = container_files(inputs)
+    assert len(files) == 1, files
+    return json.loads(next(iter(files.values())))
+
 
 UNKNOWN = "<unknown>"  # what an input not known during a preview is captured as
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"

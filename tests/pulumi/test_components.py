@@ -77,7 +77,7 @@ def test_torch_digits_program_serves_with_batching(tmp_path: Path) -> None:
     assert blue[blue.index("--model-uri") + 1] == "models:/digits-mlp/1"
     assert blue[blue.index("--max-batch-size") + 1] == "32" and blue[blue.index("--max-wait") + 1] == "0.002"
     job = captured.get(CONTAINER, "train").inputs
-    assert job["memory"] == 4096 and job["cpuShares"] == 2048
+    assert job["memory"] == 4096 and job["cpuShares"] == 2048 and job["cpus"] == "2"
     assert captured.exports["digits.url"].startswith("http://127.0.0.1:")
 
 

@@ -52,7 +52,7 @@ def _objects(program: ProgramModel) -> list[dict[str, Any]]:
     tracking = meta.k8s_object("apps/v1", "Deployment", meta.metadata("mlflow", ctx.namespace, {"app": "mlflow"}),
                                spec={"selector": {"matchLabels": {"app": "mlflow"}},
                                      "template": {"metadata": {"labels": {"app": "mlflow"}}, "spec": pods.pod_spec(
-                                         [pods.container("mlflow", image("runtime"), ["mlflow"], size)])}})
+                                         [pods.container("mlflow", image("tracking"), ["mlflow"], size)])}})
     job = program.jobs[0]
     training = meta.k8s_object(
         "batch/v1", "Job", meta.metadata(f"train-{job.content_hash[:10]}", ctx.namespace, {},
@@ -86,12 +86,14 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Captured, Program
 def test_images_are_pushed_to_the_registry_in_build_order(applied: tuple[Captured, ProgramModel]) -> None:
     captured, program = applied
     images = {r.name: r for r in captured.of_type(IMAGE)}
-    assert set(images) == {"runtime", *(e.var for e in program.environments), *(j.var for j in program.jobs)}
+    assert set(images) == {*(e.var for e in program.shared), *(e.var for e in program.environments),
+                           *(j.var for j in program.jobs)} and "tracking" in images
     for name, built in images.items():
         assert built.inputs["imageName"].startswith(f"{REGISTRY}/{program.project}-{name.replace('_', '-')}:")
         assert built.inputs["skipPush"] is False
-    env = program.environments[0]
-    assert images[env.var].inputs["build"]["args"]["RUNTIME_IMAGE"] == images["runtime"].inputs["imageName"]
+    for env in (program.environments[0], program.tracking):
+        assert env is not None
+        assert images[env.var].inputs["build"]["args"]["RUNTIME_IMAGE"] == images["runtime"].inputs["imageName"]
     job = program.jobs[0]
     assert images[job.var].inputs["build"]["args"]["ENVIRONMENT_IMAGE"] == images[job.environment].inputs["imageName"]
 
@@ -100,7 +102,7 @@ def test_pods_run_images_by_digest(applied: tuple[Captured, ProgramModel]) -> No
     captured, program = applied
     digests = {r.name: r.outputs["repoDigest"] for r in captured.of_type(IMAGE)}
     tracking = captured.get("kubernetes:apps/v1:Deployment", "deployment-mlflow")
-    assert tracking.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == digests["runtime"]
+    assert tracking.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == digests["tracking"]
     job = program.jobs[0]
     training = captured.get("kubernetes:batch/v1:Job", f"job-train-{job.content_hash[:10]}")
     assert training.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == digests[job.var]

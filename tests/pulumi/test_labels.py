@@ -3,7 +3,6 @@ a run-once container, so a change to them alone never retrains a job."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from tests.pulumi.conftest import CONTAINER, RegistryMocks, compile_copy
-from tests.pulumi.harness import Captured, CapturedResource, run_program
+from tests.pulumi.harness import Captured, CapturedResource, container_file, run_program
 
 IMAGE = "docker:index/image:Image"
 
@@ -52,10 +51,12 @@ def test_resource_tags_are_docker_labels_of_what_it_creates(labelled: Captured) 
         assert "mlspec.tag.env" not in labels  # the workspace's tags stay on the workspace's objects
     assert _labels(labelled.get(CONTAINER, "iris-demo-mlflow"))["mlspec.tag.env"] == "demo"
     for kind in ("docker:index/network:Network", "docker:index/volume:Volume"):
-        [created] = [r for r in labelled.of_type(kind) if r.parent and r.parent.endswith("::iris-demo")]
-        assert _labels(created) == {"mlspec.tag.env": "demo", "mlspec.workspace": "iris-demo"}
-        # Docker cannot relabel a network or a volume; replacing the volume would lose the tracking store.
-        assert created.ignore_changes == ("labels",)
+        made = [r for r in labelled.of_type(kind) if r.parent and r.parent.endswith("::iris-demo")]
+        assert made  # the network and the model network; the volume
+        for created in made:
+            assert _labels(created) == {"mlspec.tag.env": "demo", "mlspec.workspace": "iris-demo"}
+            # Docker cannot relabel a network or a volume; replacing the volume would lose the tracking store.
+            assert created.ignore_changes == ("labels",)
     # An endpoint's own network carries no tags, so a tag change never recreates it under its containers.
     replicas = labelled.get("docker:index/network:Network", "iris-replicas")
     assert _labels(replicas) == {"mlspec.workspace": "iris-demo", "mlspec.resource": "endpoint/iris"}
@@ -64,17 +65,18 @@ def test_resource_tags_are_docker_labels_of_what_it_creates(labelled: Captured) 
 def test_a_job_container_carries_no_labels_so_a_tag_change_never_reruns_it(labelled: Captured) -> None:
     job = labelled.get(CONTAINER, "train")
     assert not [k for k in _labels(job) if k.startswith("mlspec.tag.")]
-    run = json.loads(job.inputs["uploads"][0]["content"])
+    run = container_file(job.inputs)
     assert "team" not in run["tags"] and "mlflow.note.content" not in run["tags"]
 
 
 def test_the_labeller_applies_mlflow_labels_after_the_jobs(labelled: Captured) -> None:
     labeller = labelled.get(CONTAINER, "labels")
     inputs = labeller.inputs
-    assert inputs["command"] == ["python", "-m", "mlspec.runtime.labels", "/etc/mlspec/labels.json"]
+    assert inputs["command"] == ["python", "-m", "mlspec.runtime.envfiles", "python", "-m", "mlspec.runtime.labels",
+                                 "/tmp/mlspec/labels.json"]
     assert (inputs["mustRun"], inputs["attach"], inputs["restart"]) == (False, True, "no")
     assert inputs["image"] == labelled.get(IMAGE, "runtime").inputs["imageName"]
-    contract = json.loads(inputs["uploads"][0]["content"])
+    contract = container_file(inputs)
     train_hash = _labels(labelled.get(CONTAINER, "train"))["mlspec.hash"]
     assert contract["tracking_uri"] == "http://mlflow:5000"
     assert contract["experiments"] == {"iris": {"tags": {"env": "demo"}, "description":

@@ -10,11 +10,11 @@ import pytest
 from mlspec.runtime.gateway.config import parse
 from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy, mock_digest
-from tests.pulumi.harness import Captured, CapturedResource, run_program
+from tests.pulumi.harness import Captured, CapturedResource, container_file, container_files, run_program
 
 IMAGE = "docker:index/image:Image"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-ENV_HASH = "32cb112bb11b1a8f0cf974c8d1bf499614a8c31d71f5cda8954ce88482539c0b"  # environment/sklearn
+ENV_HASH = "a6604d87d3b2661bb2fe427e6f341b5e6217d630d2173dd39ce902342536efb9"  # environment/sklearn
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,12 @@ def test_every_resource_and_its_parent(iris: Captured) -> None:
     assert found == {
         ("mlspec:docker:Workspace", "iris-demo", "iris-demo-dev"),
         ("docker:index/network:Network", "iris-demo", "iris-demo"),
+        ("docker:index/network:Network", "iris-demo-models", "iris-demo"),
         ("docker:index/volume:Volume", "iris-demo-storage", "iris-demo"),
         ("mlspec:docker:Environment", "runtime", "iris-demo"),
         (IMAGE, "runtime", "runtime"),
+        ("mlspec:docker:Environment", "tracking", "iris-demo"),
+        (IMAGE, "tracking", "tracking"),
         (CONTAINER, "iris-demo-mlflow", "iris-demo"),
         (PASSWORD, "iris-demo-tracking-password", "iris-demo"),  # the published MLflow's, behind basic auth
         (CONTAINER, "iris-demo-mlflow-proxy", "iris-demo"),
@@ -108,12 +111,16 @@ def test_mlflow_server(iris: Captured) -> None:
     mlflow = iris.get(CONTAINER, "iris-demo-mlflow")
     inputs = mlflow.inputs
     assert inputs["name"] == "iris-demo-mlflow" and inputs["user"] == "mlspec"
-    assert inputs["image"] == iris.get(IMAGE, "runtime").inputs["imageName"]
+    assert inputs["image"] == iris.get(IMAGE, "tracking").inputs["imageName"]  # the runtime has MLflow's client only
+    assert iris.get(IMAGE, "tracking").inputs["build"]["args"]["RUNTIME_IMAGE"] == iris.get(IMAGE, "runtime").inputs[
+        "imageName"]
     script = inputs["command"][-1]
     assert "mlflow server" in script and "--serve-artifacts" in script
     assert "--backend-store-uri sqlite:////mlspec/tracking/mlflow.db" in script
     assert "--allowed-hosts mlflow:5000,mlflow," in script
-    assert inputs["networksAdvanced"] == [{"name": "iris-demo", "aliases": ["mlflow"]}]
+    assert "--workers 1 " in script  # one per CPU of its limit: no supervised worker to miss a heartbeat
+    assert inputs["networksAdvanced"] == [{"name": "iris-demo", "aliases": ["mlflow"]},
+                                          {"name": "iris-demo-models", "aliases": ["mlflow"]}]
     assert inputs["volumes"] == [{"volumeName": "iris-demo-storage", "containerPath": "/mlspec", "readOnly": False}]
     assert inputs["healthcheck"]["tests"][:2] == ["CMD", "python"] and "/health" in inputs["healthcheck"]["tests"][-1]
     assert inputs["wait"] is True and inputs["restart"] == "unless-stopped"
@@ -122,19 +129,19 @@ def test_mlflow_server(iris: Captured) -> None:
 def test_training_job_container(iris: Captured) -> None:
     job = iris.get(CONTAINER, "train")
     inputs = job.inputs
-    assert inputs["name"] == "iris-demo-job-train-f8c8c55c0ff6"
+    assert inputs["name"] == "iris-demo-job-train-f88bb387735f"
     assert inputs["image"] == iris.get(IMAGE, "train").inputs["imageName"]
-    assert inputs["command"] == ["python", "-m", "mlspec.runtime.train", "/etc/mlspec/jobrun.json",
-                                 "--result", "/tmp/mlspec-job/result.json"]
+    assert inputs["command"] == ["python", "-m", "mlspec.runtime.envfiles", "python", "-m", "mlspec.runtime.train",
+                                 "/tmp/mlspec/jobrun.json", "--result", "/tmp/mlspec-job/result.json"]
     assert (inputs["mustRun"], inputs["attach"], inputs["logs"]) == (False, True, True)
-    run = json.loads(inputs["uploads"][0]["content"])
-    assert inputs["uploads"][0]["file"] == "/etc/mlspec/jobrun.json"
+    run = container_file(inputs)
+    assert list(container_files(inputs)) == ["/tmp/mlspec/jobrun.json"]
     assert run["tracking_uri"] == "http://mlflow:5000" and run["experiment"] == "iris"
     assert run["code"] == "/opt/mlspec-job/files/src"
     assert run["inputs"] == {"C": {"value": 1.0, "path": None},
                              "data": {"value": None, "path": "/opt/mlspec-job/files/data/iris.csv"}}
     assert run["outputs"]["model"]["register_as"] == "iris-clf"
-    assert inputs["memory"] == 2048 and inputs["cpuShares"] == 1024
+    assert inputs["memory"] == 2048 and inputs["cpuShares"] == 1024 and inputs["cpus"] == "1"
     assert "iris-demo-mlflow" in _deps(job)  # the job runs only once the tracking server is healthy
     assert iris.exports["train.models"] == {"iris-clf": 1}
 
@@ -155,11 +162,12 @@ def test_deployments_and_gateway(iris: Captured) -> None:
     assert "train-forest" in _deps(green) and "train" not in _deps(green)
 
     gateway = iris.get(CONTAINER, "iris-gateway")
-    assert gateway.inputs["command"][:3] == ["python", "-m", "mlspec.runtime.gateway"]
+    assert gateway.inputs["command"][:6] == ["python", "-m", "mlspec.runtime.envfiles", "python", "-m",
+                                             "mlspec.runtime.gateway"]
     assert gateway.inputs["ports"] == [{"internal": 8080, "external": 25232, "ip": "127.0.0.1"}]
     assert {"iris-blue-0", "iris-green-0"} <= _deps(gateway)
-    assert "uploads" in gateway.secret_inputs  # derived from the keys: kept secret in the state
-    config = json.loads(gateway.inputs["uploads"][0]["content"])
+    assert "envs" in gateway.secret_inputs  # its config, derived from the keys: kept secret in the state
+    config = container_file(gateway.inputs)
     limits = {"max_concurrent": 64, "max_queue_wait": 0.5,  # the spec's defaults, enforced by the gateway
               "max_body_size": 16 * 2**20,
               "readiness": {"initial_delay": 10, "period": 10, "timeout": 2, "failure_threshold": 30,
@@ -189,8 +197,8 @@ def test_replicas_answer_the_gateway_alone(iris: Captured) -> None:
     assert on_it == {"iris-gateway", "iris-blue-0", "iris-green-0"}
     for replica in replicas:
         named = {n["name"]: n.get("aliases") or [] for n in replica.inputs["networksAdvanced"]}
-        # The gateway's URL for it resolves on the internal network only; the workspace one reaches MLflow.
-        assert named == {"iris-demo-iris-replicas": [replica.name.removesuffix("-0")], "iris-demo": []}
+        # The gateway's URL for it resolves on the internal network only; the model network reaches MLflow.
+        assert named == {"iris-demo-iris-replicas": [replica.name.removesuffix("-0")], "iris-demo-models": []}
     assert "iris-demo-iris-replicas" in {n["name"] for n in gateway.inputs["networksAdvanced"]}
     token = iris.get(PASSWORD, "iris-internal-token").outputs["result"]
     assert len(token) == 48
@@ -205,7 +213,7 @@ def test_replicas_check_the_digest_their_job_registered(iris: Captured) -> None:
     """The digest travels from the training job's result to the replica's command, not through the registry."""
     for name, job, model in (("iris-blue-0", "train", "iris-clf"), ("iris-green-0", "train-forest", "iris-forest")):
         command = iris.get(CONTAINER, name).inputs["command"]
-        content_hash = json.loads(iris.get(CONTAINER, job).inputs["uploads"][0]["content"])["content_hash"]
+        content_hash = container_file(iris.get(CONTAINER, job).inputs)["content_hash"]
         assert command[command.index("--sha256") + 1] == mock_digest(model, content_hash)
 
 
@@ -308,7 +316,7 @@ def test_an_existing_tracking_server_replaces_the_workspace_one(tmp_path: Path) 
     captured = run_program(compile_copy(tmp_path, "iris", own_server), {}, mocks=RegistryMocks())
     assert not [c for c in captured.of_type(CONTAINER) if c.name.endswith("-mlflow")]
     job = captured.get(CONTAINER, "train")
-    assert json.loads(job.inputs["uploads"][0]["content"])["tracking_uri"] == "http://mlflow.team:5000"
+    assert container_file(job.inputs)["tracking_uri"] == "http://mlflow.team:5000"
     assert "iris-demo-mlflow" not in _deps(job)
     replica = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
     assert replica[replica.index("--tracking-uri") + 1] == "http://mlflow.team:5000"

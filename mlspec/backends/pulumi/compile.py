@@ -41,7 +41,7 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
     """The Dockerfile (and requirements) of every image: the runtime, each environment, each job, each model
     registered from a path and each batch endpoint."""
     files: dict[str, str] = {}
-    environments: list[EnvironmentModel] = [program.runtime, *program.environments]
+    environments: list[EnvironmentModel] = [*program.shared, *program.environments]
     for env in environments:
         template = "environment.Dockerfile.j2" if env.on_runtime else "runtime.Dockerfile.j2"
         files[f"docker/{env.folder}/Dockerfile"] = render(template, env=env, user=USER)

@@ -58,7 +58,7 @@ def images(program: ProgramModel, settings: ManifestSettings) -> list[Image]:
         raise CompileError("the kubernetes target pulls images from a registry: pass --registry REGISTRY")
     found = []
     for key, folder, content_hash in (
-            *((e.var, e.folder, e.content_hash) for e in (program.runtime, *program.environments)),
+            *((e.var, e.folder, e.content_hash) for e in (*program.shared, *program.environments)),
             *((j.var, j.folder, j.content_hash) for j in program.jobs),
             *((b.var, b.folder, b.content_hash) for b in program.batches)):
         reference = f"{registry}/{dns_name(program.project, folder)}:{content_hash[:TAG_LENGTH]}"

@@ -18,16 +18,23 @@ from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, In
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
 
-# What mlspec's own runtime (training runner, scoring server, gateway, MLflow server) needs in every image,
-# as pyproject.toml declares it; mlspec's source is copied into the image beside these.
+# What mlspec's own runtime (training runner, scoring server, gateway) needs in every image, as pyproject.toml
+# declares it; mlspec's source is copied into the image beside these. MLflow's client alone (mlflow-skinny, the
+# same `mlflow` package without the server, its UI and their dependencies) with the numpy and pandas its model
+# flavors and the scoring server load (pyproject.toml has them through mlflow): jobs and replicas only talk to a
+# tracking server.
 RUNTIME_REQUIREMENTS = (
     "pydantic>=2.6,<3",
     "PyYAML>=6.0",
-    "mlflow>=2.12,<4",
+    "mlflow-skinny>=2.12,<4",
+    "numpy>=1.24",
+    "pandas>=2.0",
     "uvloop>=0.19",
     "httptools>=0.6",
     "orjson>=3.9",
 )
+# The workspace's tracking server: the whole of MLflow, on the runtime image (only its image has it).
+TRACKING_REQUIREMENTS = ("mlflow>=2.12,<4",)
 NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
@@ -239,6 +246,12 @@ class ProgramModel:
     def tracking_port(self) -> int | None:
         """The host port the workspace's own MLflow is published on; None where the spec names its server."""
         return None if self.tracking_uri else tracking_port(self.project)
+    tracking: EnvironmentModel | None = None  # the tracking server's image; None: the team's server (tracking_uri)
+
+    @property
+    def shared(self) -> tuple[EnvironmentModel, ...]:
+        """The workspace's own images, built before the environments: the runtime, and the tracking server's."""
+        return (self.runtime,) if self.tracking is None else (self.runtime, self.tracking)
 
 
 def identifier(prefix: str, name: str, taken: set[str]) -> str:
@@ -593,13 +606,17 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
     ws = graph.spec.workspace
     runtime = EnvironmentModel("runtime", f"{ws.name}-runtime", runtime_hash(RUNTIME_REQUIREMENTS), "runtime",
                                RUNTIME_REQUIREMENTS, None, {})
+    tracking = None if ws.tracking.uri else EnvironmentModel(
+        "tracking", f"{ws.name}-tracking", runtime_hash(("tracking", *RUNTIME_REQUIREMENTS, *TRACKING_REQUIREMENTS)),
+        "tracking", TRACKING_REQUIREMENTS, None, {}, on_runtime=True)
     spec_root = Path(_relpath(graph.spec.root, out_dir)).as_posix()
     return ProgramModel(project=ws.name, description=ws.description or f"mlspec workspace {ws.name}", stack=stack,
                         spec_root=spec_root, runtime=runtime, environments=tuple(builder.environments), jobs=jobs,
                         endpoints=endpoints, instances=instances, skipped=tuple(builder.skipped),
                         volume=ws.storage.volume, tracking_uri=ws.tracking.uri,
                         tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs), computes=computes,
-                        storage_size=ws.storage.size, batches=tuple(builder.batches), path_models=path_models)
+                        storage_size=ws.storage.size, batches=tuple(builder.batches), path_models=path_models,
+                        tracking=tracking)
 
 
 def _relpath(target: Path, start: Path) -> str:

@@ -50,7 +50,7 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
     objects += [cluster_quota(ctx, c) for c in clusters]
     if program.tracking_uri is None:
         objects += tracking_objects(ctx, program.storage_size, program.tags)
-    environments = {e.var: e for e in (program.runtime, *program.environments)}
+    environments = {e.var: e for e in (*program.shared, *program.environments)}
     attached = attached_contexts(ctx, program.computes)
     waves = _waves(program.jobs)
     for job in program.jobs:

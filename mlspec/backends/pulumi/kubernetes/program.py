@@ -30,7 +30,7 @@ def images(program: ProgramModel) -> list[dict[str, Any]]:
         "dockerfile": f"docker/{runtime.folder}/Dockerfile",
         "requirements": f"docker/{runtime.folder}/requirements.txt",
     }]
-    for env in program.environments:
+    for env in (*program.shared[1:], *program.environments):
         image: dict[str, Any] = {
             "key": env.var, "kind": "environment", "content_hash": env.content_hash,
             "dockerfile": f"docker/{env.folder}/Dockerfile", "requirements": f"docker/{env.folder}/requirements.txt",

@@ -36,7 +36,7 @@ def tracking_objects(ctx: Context, storage_bytes: int, tags: dict[str, str]) -> 
         return found
 
     server = container(
-        "mlflow", image("runtime"), servers.mlflow_server(f"{STORAGE}/tracking", allowed), SIZE,
+        "mlflow", image("tracking"), servers.mlflow_server(f"{STORAGE}/tracking", allowed), SIZE,
         env={"HOME": "/tmp"}, ports={"http": PORT},
         mounts=[{"name": "store", "mountPath": STORAGE}],
         startupProbe=probe(2, 90), readinessProbe=probe(5, 3), livenessProbe=probe(10, 6))
