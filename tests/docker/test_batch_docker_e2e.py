@@ -17,7 +17,7 @@ from mlspec.runtime.batch.contract import result_from_logs
 from tests.docker.engine import Created, DockerEngine
 from tests.docker.test_iris_docker_e2e import assert_runs_as_declared, report
 from tests.pulumi.batch_spec import compile_batch
-from tests.pulumi.harness import Captured, run_program
+from tests.pulumi.harness import Captured, container_file, run_program
 
 CONTAINER = "docker:index/container:Container"
 KEEP = 5  # mini-batches the killed run journals before it dies (of 15: 150 rows, 10 a mini-batch)
@@ -90,7 +90,7 @@ def _one_off(engine: DockerEngine, image: str, command: list[str], network: str,
 
 
 def _compare(engine: DockerEngine, batch: dict[str, Any], folder: str) -> dict[str, Any]:
-    run = json.loads(batch["uploads"][0]["content"])
+    run = container_file(batch)
     exit_code, logs = _one_off(engine, batch["image"], ["python", "-c", COMPARE, run["model_uri"], folder],
                                batch["networksAdvanced"][0]["name"], batch["volumes"][0]["volumeName"],
                                {"MLFLOW_TRACKING_URI": run["tracking_uri"]})
@@ -131,7 +131,7 @@ def test_batch_endpoint_scores_resumes_after_a_kill_and_is_not_rerun_unchanged(
     killed_code, killed_logs = _one_off(
         docker_engine, batch.inputs["image"], ["sh", "-c", 'python -c "$KILLED"; exit $?'],
         batch.inputs["networksAdvanced"][0]["name"], output["volume"],
-        {"BATCHRUN": batch.inputs["uploads"][0]["content"], "KILLED": KILLED})
+        {"BATCHRUN": json.dumps(container_file(batch.inputs)), "KILLED": KILLED})
     assert killed_code == 137, killed_logs
 
     # Its container created again, exactly as declared (what `pulumi up --replace` does), resumes: the mini-batches

@@ -11,7 +11,7 @@ from mlspec.backends.pulumi import compile_project
 from mlspec.graph import analyze, load_graph
 from tests.docker.attached_spec import HOST, TRACKING, attached_spec
 from tests.pulumi.conftest import CONTAINER, RegistryMocks
-from tests.pulumi.harness import Captured, run_program
+from tests.pulumi.harness import Captured, container_file, run_program
 
 IMAGE = "docker:index/image:Image"
 NETWORK = "docker:index/network:Network"
@@ -50,7 +50,7 @@ def test_containers_there_use_its_network_and_the_team_tracking_server(edge: Cap
     network = edge.get(NETWORK, "edge-demo-ml-edge-example-com-2222").inputs["name"]
     job = edge.get(CONTAINER, "train")
     assert [n["name"] for n in job.inputs["networksAdvanced"]] == [network]
-    assert f'"tracking_uri": "{TRACKING}"' in job.inputs["uploads"][0]["content"]
+    assert container_file(job.inputs)["tracking_uri"] == TRACKING
     gateway = edge.get(CONTAINER, "iris-gateway")
     replica = edge.get(CONTAINER, "iris-main-0")
     assert network in {n["name"] for n in gateway.inputs["networksAdvanced"]}

@@ -15,7 +15,7 @@ from mlspec.graph import load_graph
 from mlspec.runtime.batch.contract import BatchResult, result_line
 from tests.pulumi.batch_spec import SPEC, batch_spec, compile_batch
 from tests.pulumi.conftest import CONTAINER, RegistryMocks, mock_digest
-from tests.pulumi.harness import Captured, CapturedResource, run_program
+from tests.pulumi.harness import Captured, CapturedResource, container_file, container_files, run_program
 
 IMAGE = "docker:index/image:Image"
 
@@ -30,7 +30,7 @@ class ScoringMocks(RegistryMocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         id_, state = super().new_resource(args)
         if args.typ == CONTAINER and {"label": "mlspec.role", "value": "batch"} in args.inputs.get("labels", []):
-            run = json.loads(args.inputs["uploads"][0]["content"])
+            run = container_file(args.inputs)
             ok = self.batch_exit == 0
             result = BatchResult(status="succeeded" if ok else "failed", endpoint=run["endpoint"],
                                  model_uri=run["model_uri"], rows_scored=self.rows, rows_failed=self.failed,
@@ -46,9 +46,9 @@ def _batch(captured: Captured) -> CapturedResource:
 
 
 def _contract(container: CapturedResource) -> dict[str, Any]:
-    uploads = container.inputs["uploads"]
-    assert [u["file"] for u in uploads] == ["/etc/mlspec/batchrun.json"]
-    return json.loads(uploads[0]["content"])
+    files = container_files(container.inputs)
+    assert list(files) == ["/tmp/mlspec/batchrun.json"]
+    return json.loads(files["/tmp/mlspec/batchrun.json"])  # type: ignore[no-any-return]
 
 
 def test_the_run_is_declared_with_every_setting_of_the_spec(tmp_path: Path) -> None:
@@ -62,12 +62,13 @@ def test_the_run_is_declared_with_every_setting_of_the_spec(tmp_path: Path) -> N
     # The scorer's contract: the version the job registered with the digest it registered it with, the data baked
     # into the image, the output on the workspace volume, and every setting as the spec declares it.
     assert run == {"endpoint": "nightly", "model_uri": "models:/iris-clf/1", "tracking_uri": "http://mlflow:5000",
-                   "sha256": mock_digest("iris-clf", json.loads(
-                       captured.get(CONTAINER, "train").inputs["uploads"][0]["content"])["content_hash"]),
+                   "sha256": mock_digest("iris-clf", container_file(
+                       captured.get(CONTAINER, "train").inputs)["content_hash"]),
                    "input": "/opt/mlspec-job/files/data/flowers.csv", "output": f"{folder}/scores", "mode": "append",
                    "mini_batch_size": 10, "error_threshold": 0, "max_retries": 1, "timeout": 20.0,
                    "max_concurrency": 2, "nodes": 1, "device": "auto"}
-    assert batch.inputs["command"] == ["python", "-m", "mlspec.runtime.batch", "/etc/mlspec/batchrun.json",
+    assert batch.inputs["command"] == ["python", "-m", "mlspec.runtime.envfiles", "python", "-m",
+                                       "mlspec.runtime.batch", "/tmp/mlspec/batchrun.json",
                                        "--result", f"{folder}/result.json", "--result-line"]
     assert batch.inputs["volumes"] == [{"containerPath": "/mlspec", "volumeName": "iris-batch-storage",
                                         "readOnly": False}]

@@ -3,7 +3,6 @@ as the Docker program builds them (under Pulumi mocks)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from mlspec.pulumi.context import build_context_digest
 from mlspec.pulumi.settings import Settings
 from mlspec.runtime.register import Registration
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, mock_digest
-from tests.pulumi.harness import Captured, run_program
+from tests.pulumi.harness import Captured, container_file, run_program
 
 IMAGE = "docker:index/image:Image"
 SPEC = """\
@@ -130,9 +129,10 @@ def test_a_model_from_a_path_is_registered_by_a_container_and_served_at_its_vers
     assert image.inputs["build"]["args"]["ENVIRONMENT_IMAGE"] == captured.get(IMAGE, "sk").inputs["imageName"]
     staged = Path(image.inputs["build"]["context"])
     register = captured.get(CONTAINER, "iris-file")
-    assert register.inputs["command"] == ["python", "-m", "mlspec.runtime.register", "/etc/mlspec/registration.json"]
+    assert register.inputs["command"] == ["python", "-m", "mlspec.runtime.envfiles", "python", "-m",
+                                          "mlspec.runtime.register", "/tmp/mlspec/registration.json"]
     assert register.inputs["attach"] is True and register.inputs["mustRun"] is False
-    contract = Registration.model_validate_json(register.inputs["uploads"][0]["content"])
+    contract = Registration.model_validate(container_file(register.inputs))
     assert contract.path == "/opt/mlspec-job/files/model/iris.joblib"
     assert (stack_file := tmp_path / "stack" / staged / "files" / "model" / "iris.joblib").is_file(), stack_file
     assert contract.flavor == "sklearn" and contract.aliases == ["champion"]
@@ -142,7 +142,7 @@ def test_a_model_from_a_path_is_registered_by_a_container_and_served_at_its_vers
     assert replica[replica.index("--model-uri") + 1] == "models:/iris-file/1"
     assert replica[replica.index("--sha256") + 1] == mock_digest("iris-file", content_hash)
     assert captured.exports["iris-file.models"] == {"iris-file": 1}
-    labels = json.loads(captured.get(CONTAINER, "labels").inputs["uploads"][0]["content"])
+    labels = container_file(captured.get(CONTAINER, "labels").inputs)
     assert labels["models"] == [{"name": "iris-file", "content_hash": content_hash, "tags": {"team": "search"},
                                 "description": ""}]
     assert register.urn in captured.get(CONTAINER, "labels").dependencies
@@ -212,7 +212,7 @@ def test_a_state_dict_model_carries_its_loader_module_into_the_image(tmp_path: P
     compile_project(load_graph([spec]), out)
     captured = run_program(out, {}, mocks=RegistryMocks())
     register = captured.get(CONTAINER, "mlp")
-    contract = Registration.model_validate_json(register.inputs["uploads"][0]["content"])
+    contract = Registration.model_validate(container_file(register.inputs))
     assert contract.loader == "nets.mlp:build" and contract.code == "/opt/mlspec-job/files"
     staged = out / captured.get(IMAGE, "mlp").inputs["build"]["context"] / "files"
     assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
