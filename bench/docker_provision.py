@@ -9,6 +9,9 @@ image aside), so every image is built. The change run then does what `pulumi up`
 left: a resource whose inputs are unchanged is not touched; the rest is created, and what it replaces is removed
 afterwards with its grace period. It prints the wall time of each run, the resources each one performed, and the
 size of every image. Images are removed at the end unless --keep.
+
+torch-digits needs torch among the wheels (scripts/wheelhouse leaves it out to keep the Docker tests light):
+`cp -al .cache/wheelhouse W && .venv/bin/python -m pip download torch==2.13.0 -d W`, then `--wheelhouse W`.
 """
 
 from __future__ import annotations
