@@ -8,7 +8,8 @@ containers started and waited on). "From scratch" starts with none of mlspec's i
 image aside), so every image is built. The change run then does what `pulumi up` does with the state the first run
 left: a resource whose inputs are unchanged is not touched; the rest is created, and what it replaces is removed
 afterwards with its grace period. It prints the wall time of each run, the resources each one performed, and the
-size of every image. Images are removed at the end unless --keep.
+size of every image. Images are removed at the end unless --keep. It removes every image the test engine built
+(label `mlspec.test`) before it starts: do not run it beside the Docker tests.
 
 torch-digits needs torch among the wheels (scripts/wheelhouse leaves it out to keep the Docker tests light):
 `cp -al .cache/wheelhouse W && .venv/bin/python -m pip download torch==2.13.0 -d W`, then `--wheelhouse W`.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,10 +113,16 @@ def _status(deployed: Deployed, capfd: pytest.CaptureFixture[str]) -> dict[str, 
     return found
 
 
+def logical(name: str) -> str:
+    """A replica's container name less its generation (`iris-blue-<10 hex>-0` is `iris-blue-0`): it changes with
+    every rollout (see mlspec.pulumi.endpoint.generation)."""
+    return re.sub(r"-[0-9a-f]{10}-(\d+)$", r"-\1", name)
+
+
 def test_status_lists_each_resources_containers(deployed: Deployed, capfd: pytest.CaptureFixture[str]) -> None:
     found = _status(deployed, capfd)
     resources = found["resources"]
-    endpoint = {row["name"]: row for row in resources["endpoint/iris"]}
+    endpoint = {logical(row["name"]): row for row in resources["endpoint/iris"]}
     assert set(endpoint) == {"iris-gateway", "iris-blue-0", "iris-green-0"}
     assert all(row["state"] == "running" and row["health"] == "healthy" for row in endpoint.values()), endpoint
     assert endpoint["iris-blue-0"]["role"] == "replica of blue" and endpoint["iris-gateway"]["role"] == "gateway"
@@ -128,7 +135,8 @@ def test_status_lists_each_resources_containers(deployed: Deployed, capfd: pytes
     assert found["urls"]["endpoint/iris"] == f"http://127.0.0.1:{int(gateway['external'])}"
     assert found["missing"] == []
     code, out, _ = deployed.cli(capfd, "status")
-    assert code == 0 and "endpoint/iris  http://127.0.0.1:" in out and "iris-blue-0" in out
+    assert code == 0 and "endpoint/iris  http://127.0.0.1:" in out
+    assert re.search(r"\biris-blue-[0-9a-f]{10}-0\b", out), out
 
 
 def test_logs_of_a_job_and_of_an_endpoints_containers(deployed: Deployed, capfd: pytest.CaptureFixture[str]) -> None:
@@ -136,7 +144,7 @@ def test_logs_of_a_job_and_of_an_endpoints_containers(deployed: Deployed, capfd:
     assert code == 0 and "logistic: test accuracy" in out
     code, out, _ = deployed.cli(capfd, "logs", "iris")
     assert code == 0
-    prefixes = {line.split(" | ", 1)[0].strip() for line in out.splitlines() if " | " in line}
+    prefixes = {logical(line.split(" | ", 1)[0].strip()) for line in out.splitlines() if " | " in line}
     assert {"iris-gateway", "iris-blue-0", "iris-green-0"} <= prefixes, out[-2000:]
 
 

@@ -6,6 +6,7 @@ registers the model file in the workspace's MLflow, and the endpoint serves that
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,10 @@ traffic: {conda: 50, own: 50}
 """
 
 
-def write_spec(root: Path, base_image: str) -> None:
+MODEL_PACKAGES = ("scikit_learn-", "numpy-", "scipy-", "joblib-", "threadpoolctl-")  # what the model unpickles with
+
+
+def write_spec(root: Path, base_image: str, wheelhouse: Path) -> None:
     import joblib
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
@@ -76,8 +80,17 @@ def write_spec(root: Path, base_image: str) -> None:
     iris = pd.read_csv(ROOT / "examples" / "iris" / "data" / "iris.csv")
     model = LogisticRegression(max_iter=500).fit(iris.drop(columns="species"), iris["species"])
     joblib.dump(model, root / "model" / "iris.joblib")
-    (root / "own" / "Dockerfile").write_text(f"FROM {base_image}\nCOPY marker.txt /opt/own/marker.txt\n"
-                                             'ENTRYPOINT ["/bin/false"]\n')
+    # The user's image brings what the model needs itself (mlspec's layer adds only its runtime), here from wheels
+    # in its context, as a team without a package index would.
+    (root / "own" / "wheels").mkdir()
+    for wheel in sorted(wheelhouse.iterdir()):
+        if wheel.name.startswith(MODEL_PACKAGES):
+            shutil.copy(wheel, root / "own" / "wheels" / wheel.name)
+    (root / "own" / "Dockerfile").write_text(
+        f"FROM {base_image}\nCOPY wheels /tmp/wheels\n"
+        "RUN python3 -m pip install --break-system-packages --no-index --find-links /tmp/wheels scikit-learn "
+        "&& rm -rf /tmp/wheels\nCOPY marker.txt /opt/own/marker.txt\n"
+        'ENTRYPOINT ["/bin/false"]\n')
     (root / "own" / "marker.txt").write_text("built from the user's Dockerfile\n")
     (root / "own" / ".dockerignore").write_text("*.tmp\n")
 
@@ -88,7 +101,7 @@ def test_conda_and_dockerfile_environments_serve_a_model_registered_from_a_path(
     client = docker_engine.client
     started = time.monotonic()
     spec, out = tmp_path / "spec", tmp_path / "stack"
-    write_spec(spec, base_image)
+    write_spec(spec, base_image, wheelhouse)
     compile_project(load_graph([spec]), out)
     config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
               "mlspec:publishAddress": "127.0.0.1"}
