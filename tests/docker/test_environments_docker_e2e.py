@@ -65,7 +65,25 @@ traffic: {conda: 50, own: 50}
 """
 
 
-MODEL_PACKAGES = ("scikit_learn-", "numpy-", "scipy-", "joblib-", "threadpoolctl-")  # what the model unpickles with
+def _requirements_of(package: str) -> set[str]:
+    """`package` and everything it needs, as installed here (normalised names): what its image must get."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    todo = [package]
+    while todo:
+        name = todo.pop()
+        if canonicalize_name(name) in found:
+            continue
+        found.add(canonicalize_name(name))
+        for text in requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return found
 
 
 def write_spec(root: Path, base_image: str, wheelhouse: Path) -> None:
@@ -83,8 +101,11 @@ def write_spec(root: Path, base_image: str, wheelhouse: Path) -> None:
     # The user's image brings what the model needs itself (mlspec's layer adds only its runtime), here from wheels
     # in its context, as a team without a package index would.
     (root / "own" / "wheels").mkdir()
-    for wheel in sorted(wheelhouse.iterdir()):
-        if wheel.name.startswith(MODEL_PACKAGES):
+    from packaging.utils import canonicalize_name
+
+    needed = _requirements_of("scikit-learn")
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        if canonicalize_name(wheel.name.split("-", 1)[0]) in needed:
             shutil.copy(wheel, root / "own" / "wheels" / wheel.name)
     (root / "own" / "Dockerfile").write_text(
         f"FROM {base_image}\nCOPY wheels /tmp/wheels\n"
@@ -109,7 +130,7 @@ def test_conda_and_dockerfile_environments_serve_a_model_registered_from_a_path(
     provisioned_s = time.monotonic() - started
     assert not docker_engine.errors
     images = captured.of_type(IMAGE)
-    assert {i.name for i in images} == {"runtime", "sk", "own-source", "own", "iris-file"}
+    assert {i.name for i in images} == {"runtime", "tracking", "sk", "own-source", "own", "iris-file"}
     assert {c.name for c in docker_engine.find(IMAGE)} == {i.name for i in images}
 
     # The conda file's pip section is in the environment's image (installed offline from the wheelhouse).
