@@ -70,13 +70,35 @@ class TrainingJobArgs:
     host: str | None = None
 
 
-class TrainingJob(pulumi.ComponentResource):
+class RegistersModels(pulumi.ComponentResource):
+    """A component whose run-once container registers model versions and prints them in its log (the training
+    runner's and the path registration's result line): `models` and `digests` are read from it."""
+
+    models: pulumi.Output[dict[str, int]]
+    digests: pulumi.Output[dict[str, str]]
+
+    def _read_registrations(self, what: str, container: docker.Container) -> None:
+        """`models` and `digests` from `container`'s log; its failure fails the update with its last lines."""
+        self.models = pulumi.Output.all(container.exit_code, container.container_logs).apply(
+            lambda outcome: _versions(what, outcome[0], outcome[1]))
+        self.digests = container.container_logs.apply(lambda logs: registered_digests(logs or ""))
+        self.register_outputs({"models": self.models, "digests": self.digests})
+
+    def version(self, model: str) -> pulumi.Output[int | None]:
+        """The version of `model` this run registered (or reused)."""
+        return self.models.apply(lambda found: found.get(model))
+
+    def digest(self, model: str) -> pulumi.Output[str]:
+        """The sha256 of that version's files as this run registered them ('' when it registered none): what the
+        replicas check the files against, whatever the tracking server's copy of it says by then."""
+        return self.digests.apply(lambda found: found.get(model, ""))
+
+
+class TrainingJob(RegistersModels):
     """Builds the job's image, runs it once against the workspace's MLflow server and fails the update when the
     job fails. `models` maps each registered model to the version this run created; deployments that serve
     them take their version from it, so a retrained model redeploys exactly what serves it."""
 
-    models: pulumi.Output[dict[str, int]]
-    digests: pulumi.Output[dict[str, str]]
     container: docker.Container
 
     def __init__(self, name: str, workspace: Workspace, args: TrainingJobArgs,
@@ -115,19 +137,7 @@ class TrainingJob(pulumi.ComponentResource):
                                                                  *(job.container for job in args.after)],
                                         custom_timeouts=_timeouts(args.timeout)),
         )
-        self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(
-            lambda outcome: _versions(name, outcome[0], outcome[1]))
-        self.digests = self.container.container_logs.apply(lambda logs: registered_digests(logs or ""))
-        self.register_outputs({"models": self.models, "digests": self.digests})
-
-    def version(self, model: str) -> pulumi.Output[int | None]:
-        """The version of `model` this run registered."""
-        return self.models.apply(lambda found: found.get(model))
-
-    def digest(self, model: str) -> pulumi.Output[str]:
-        """The sha256 of that version's files as this run registered them ('' when it registered none): what the
-        replicas check the files against, whatever the tracking server's copy of it says by then."""
-        return self.digests.apply(lambda found: found.get(model, ""))
+        self._read_registrations(f"training job '{name}'", self.container)
 
 
 def job_run(name: str, workspace: Workspace, args: TrainingJobArgs) -> JobRun:
@@ -144,10 +154,10 @@ def job_run(name: str, workspace: Workspace, args: TrainingJobArgs) -> JobRun:
                   content_hash=args.content_hash)
 
 
-def _versions(job: str, exit_code: int | None, logs: str | None) -> dict[str, int]:
+def _versions(what: str, exit_code: int | None, logs: str | None) -> dict[str, int]:
     if exit_code not in (None, 0):
         tail = "\n".join(f"    {line}" for line in (logs or "").splitlines()[-LOG_LINES:])
-        raise JobFailed(f"training job '{job}' exited with code {exit_code}; last lines of its log:\n{tail}")
+        raise JobFailed(f"{what} exited with code {exit_code}; last lines of its log:\n{tail}")
     return registered_versions(logs or "")
 
 

@@ -11,11 +11,10 @@ import pulumi_docker as docker
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
-from mlspec.pulumi.job import FILES, LOG_LINES, JobFailed
+from mlspec.pulumi.job import FILES, RegistersModels
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime import envfiles
 from mlspec.runtime.register import Registration
-from mlspec.runtime.train import registered_digests, registered_versions
 
 REGISTRATION = f"{envfiles.DIRECTORY}/registration.json"
 SIZE = c.Size(cpus=1.0, memory_mb=2048)  # loads the model once to check it
@@ -53,14 +52,12 @@ class PathModelArgs:
     aliases: list[str] = field(default_factory=list)
 
 
-class PathModel(pulumi.ComponentResource):
+class PathModel(RegistersModels):
     """Builds an image of the files on the environment's, and runs mlspec's registration in it once against the
     workspace's MLflow server (`python -m mlspec.runtime.register`), failing the update when it fails. Identical
     files reuse the version that holds them. `version` and `digest` are what deployments serving the model use,
     as a TrainingJob's are."""
 
-    models: pulumi.Output[dict[str, int]]
-    digests: pulumi.Output[dict[str, str]]
     container: docker.Container
 
     def __init__(self, name: str, workspace: Workspace, args: PathModelArgs,
@@ -94,18 +91,7 @@ class PathModel(pulumi.ComponentResource):
             **c.hardened(SIZE),
             opts=pulumi.ResourceOptions(parent=self, depends_on=workspace.tracking),
         )
-        self.models = pulumi.Output.all(self.container.exit_code, self.container.container_logs).apply(
-            lambda outcome: _versions(name, outcome[0], outcome[1]))
-        self.digests = self.container.container_logs.apply(lambda logs: registered_digests(logs or ""))
-        self.register_outputs({"models": self.models, "digests": self.digests})
-
-    def version(self, model: str) -> pulumi.Output[int | None]:
-        """The version this registration made (or reused)."""
-        return self.models.apply(lambda found: found.get(model))
-
-    def digest(self, model: str) -> pulumi.Output[str]:
-        """The sha256 of that version's files, as registered: what the replicas check the files against."""
-        return self.digests.apply(lambda found: found.get(model, ""))
+        self._read_registrations(f"registering model '{name}'", self.container)
 
 
 def registration(name: str, workspace: Workspace, args: PathModelArgs) -> Registration:
@@ -117,10 +103,3 @@ def registration(name: str, workspace: Workspace, args: PathModelArgs) -> Regist
         "aliases": list(args.aliases), "signature": args.signature,
         "tags": {"mlspec.hash": args.content_hash, "mlspec.workspace": workspace.name},
         "experiment": EXPERIMENT, "artifact_location": f"mlflow-artifacts:/{EXPERIMENT}"})
-
-
-def _versions(model: str, exit_code: int | None, logs: str | None) -> dict[str, int]:
-    if exit_code not in (None, 0):
-        tail = "\n".join(f"    {line}" for line in (logs or "").splitlines()[-LOG_LINES:])
-        raise JobFailed(f"registering model '{model}' exited with code {exit_code}; last lines of its log:\n{tail}")
-    return registered_versions(logs or "")
