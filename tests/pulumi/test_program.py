@@ -10,6 +10,7 @@ import pytest
 from mlspec.runtime.gateway.config import parse
 from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy, mock_digest
+from tests.pulumi.fake_wheels import make_wheel
 from tests.pulumi.harness import Captured, CapturedResource, container_file, container_files, run_program
 
 IMAGE = "docker:index/image:Image"
@@ -236,18 +237,22 @@ def test_no_key_in_plain_text(iris: Captured, iris_stack: Path) -> None:
 
 def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    make_wheel(wheels, "pydantic", requires=("annotated-types",))
+    make_wheel(wheels, "annotated-types")
+    make_wheel(wheels, "scikit-learn")
+    make_wheel(wheels, "torch")  # nobody's requirement: sent to no build
     captured = run_program(iris_project, {"baseImage": "mlspec-base:bookworm",
                                                        "wheelhouse": str(wheels), "publishAddress": "0.0.0.0"})
     runtime = captured.get(IMAGE, "runtime")
     assert runtime.inputs["build"]["args"] == {"BASE_IMAGE": "mlspec-base:bookworm", "PIP_OFFLINE": "1"}
     assert captured.get(IMAGE, "sklearn").inputs["build"]["args"]["PIP_OFFLINE"] == "1"
     staged = iris_project / ".build" / "environment-runtime"
-    assert (staged / "wheels" / "demo-1.0-py3-none-any.whl").is_file()
+    staged_wheels = {p.name.split("-")[0] for p in (staged / "wheels").iterdir()}
+    assert staged_wheels == {"pydantic", "annotated_types"}  # the runtime's requirements and what they need
     assert (staged / "mlspec" / "runtime" / "train.py").is_file() and not (staged / "mlspec" / "cli").exists()
     layered = iris_project / ".build" / "environment-sklearn"
-    assert (layered / "wheels" / "demo-1.0-py3-none-any.whl").is_file() and not (layered / "mlspec").exists()
+    assert {p.name.split("-")[0] for p in (layered / "wheels").iterdir()} == {"scikit_learn"}
+    assert not (layered / "mlspec").exists()
     assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["ip"] == "0.0.0.0"
     # Default mocks: no job output is known, so replicas fall back to the registry's latest version.
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]
