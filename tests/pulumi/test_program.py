@@ -150,7 +150,12 @@ def test_training_job_container(iris: Captured) -> None:
 def test_deployments_and_gateway(iris: Captured) -> None:
     blue = iris.get(CONTAINER, "iris-blue-0")
     command = blue.inputs["command"]
-    assert command[:3] == ["python", "-m", "mlspec.runtime.serving"]
+    # The server runs under the liveness supervisor, on the spec's default liveness probe.
+    serving = command.index("--")
+    assert command[:serving + 4] == [
+        "python", "-m", "mlspec.runtime.liveness", "--url", "http://127.0.0.1:8080/v2/health/live",
+        "--initial-delay", "10", "--period", "10", "--timeout", "2", "--failure-threshold", "30", "--",
+        "python", "-m", "mlspec.runtime.serving"]
     assert command[command.index("--model-uri") + 1] == "models:/iris-clf/1"
     assert command[command.index("--tracking-uri") + 1] == "http://mlflow:5000"
     assert "MLFLOW_TRACKING_URI=http://mlflow:5000" in blue.inputs["envs"]
@@ -208,6 +213,29 @@ def test_replicas_answer_the_gateway_alone(iris: Captured) -> None:
         assert command[command.index("--internal-token-env") + 1] == "MLSPEC_INTERNAL_TOKEN"
         assert f"MLSPEC_INTERNAL_TOKEN={token}" in container.inputs["envs"]
         assert "envs" in container.secret_inputs and token not in json.dumps(command)
+
+
+def test_a_replica_is_supervised_on_its_deployments_liveness_probe(tmp_path: Path) -> None:
+    """The liveness numbers a deployment declares reach the supervisor of each of its replicas (and name a new
+    generation of them); the other deployment keeps the defaults."""
+    def probe_blue(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        probe = "    probes:\n      liveness: {initial_delay: 3s, period: 1.5, timeout: 500ms, failure_threshold: 4}\n"
+        probed = text.replace("    model: iris-clf@latest\n", f"    model: iris-clf@latest\n{probe}", 1)
+        assert probed != text
+        (spec / "mlspec.yaml").write_text(probed)
+
+    captured = run_program(compile_copy(tmp_path, "iris", probe_blue), {}, mocks=RegistryMocks())
+
+    def options(name: str) -> dict[str, str]:
+        command = captured.get(CONTAINER, name).inputs["command"]
+        assert command[:3] == ["python", "-m", "mlspec.runtime.liveness"]
+        supervisor = command[3:command.index("--")]
+        return dict(zip(supervisor[::2], supervisor[1::2], strict=True))
+
+    assert options("iris-blue-0") == {"--url": "http://127.0.0.1:8080/v2/health/live", "--initial-delay": "3",
+                                      "--period": "1.5", "--timeout": "0.5", "--failure-threshold": "4"}
+    assert options("iris-green-0")["--failure-threshold"] == "30"
 
 
 def test_replicas_check_the_digest_their_job_registered(iris: Captured) -> None:
