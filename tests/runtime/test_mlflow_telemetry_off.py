@@ -31,6 +31,7 @@ def test_a_users_own_setting_is_kept() -> None:
     assert _run({"MLFLOW_DISABLE_TELEMETRY": "false"}) == "false false"
 
 
-def test_the_workspace_tracking_server_runs_with_telemetry_off() -> None:
+def test_the_workspace_tracking_server_runs_with_telemetry_and_job_execution_off() -> None:
     command = mlflow_server("/data", ["mlflow"])[-1]
-    assert "exec env MLFLOW_DISABLE_TELEMETRY=true mlflow server " in command
+    assert ("exec env MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server "
+            in command)
