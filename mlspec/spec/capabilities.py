@@ -78,7 +78,8 @@ _NO_K8S_MLFLOW_LABELS = "tags and descriptions are not written to MLflow on the 
 _POOL_AUTOSCALER = "the node pool's own autoscaler decides (outside the manifests)"
 _ALIASES = ("set when the job registers; an alias change re-runs it, and identical model files reuse their "
             "version")
-_NO_AUTOSCALER = "no autoscaler on this target yet: give instance_count instead"
+_NO_AUTOSCALER = ("Docker has no autoscaler, and one run by mlspec would need the Docker API in a container, which is "
+                  "root on the host: give instance_count, or use the kubernetes target (a HorizontalPodAutoscaler)")
 _DOCKER_LIVENESS = ("the replica's container restarts itself: a supervisor in it probes the live route and exits, "
                     "and Docker's restart policy starts it again")
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
