@@ -1,4 +1,5 @@
-"""Fixtures for tests on a real Docker engine: the engine, the base image, the wheelhouse, and guaranteed cleanup.
+"""Fixtures for tests on a real Docker engine: the engine, the base image, the wheelhouse, the shared iris deployment,
+and guaranteed cleanup.
 
 Where no engine answers, a test that needs one fails when CI is set (a Docker test is never skipped silently
 there) and is skipped with the reason otherwise; `scripts/test` starts an engine first (`scripts/docker-engine`).
@@ -16,6 +17,7 @@ import docker.errors
 import pytest
 
 from tests.docker.engine import DockerEngine
+from tests.docker.iris_deployment import IrisDeployment, deploy_iris
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MLSPEC_BASE_IMAGE", "mlspec-base:bookworm")
@@ -82,6 +84,19 @@ def docker_engine(docker_client: docker.DockerClient) -> Iterator[DockerEngine]:
     engine = DockerEngine(client=docker_client, keep_images=bool(os.environ.get("MLSPEC_TEST_KEEP_IMAGES")))
     try:
         yield engine
+    finally:
+        problems = engine.cleanup()
+        assert not problems, problems
+
+
+@pytest.fixture(scope="session")
+def iris_deployment(docker_client: docker.DockerClient, base_image: str, wheelhouse: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisDeployment]:
+    """The iris example deployed once for every Docker file that needs it live (see tests/docker/iris_deployment.py);
+    removed with everything its engine made when the session ends."""
+    engine = DockerEngine(client=docker_client, keep_images=bool(os.environ.get("MLSPEC_TEST_KEEP_IMAGES")))
+    try:
+        yield deploy_iris(engine, tmp_path_factory.mktemp("iris"), base_image, wheelhouse)
     finally:
         problems = engine.cleanup()
         assert not problems, problems

@@ -4,10 +4,10 @@ reach the published gateway with the stack's keys, and `runs`/`models` read the 
 reaches it: published on the publish address, behind basic authentication with the stack's credentials. A replica
 whose server hangs is restarted by its liveness probe (green's is quick, so the check takes seconds).
 
-The iris program is deployed once for the module under a workspace name of its own (iris-ops), so its containers,
-networks and ports stay apart from the iris end-to-end test's. The stack's Pulumi state is what the program exported
-(the Automation API needs Pulumi's engine, which does not run here). A compute instance's JupyterLab image is not
-built: the instance's container is a stand-in on the runtime image, made with the labels ComputeInstance gives it.
+The stack is the iris deployment the Docker files share (tests/docker/iris_deployment.py); its Pulumi state is what
+the program exported (the Automation API needs Pulumi's engine, which does not run here). A compute instance's
+JupyterLab image is not built: the instance's container is a stand-in on the runtime image, made with the labels
+ComputeInstance gives it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,17 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
+from docker.models.containers import Container
 
 from mlspec.cli import stack_state
 from mlspec.cli.main import main
 from tests.cli.recorded_stack import RecordedStack
 from tests.docker.engine import DockerEngine
-from tests.pulumi.harness import Captured, run_program
+from tests.docker.iris_deployment import GREEN_LIVENESS, WORKSPACE, IrisDeployment
+from tests.pulumi.harness import Captured
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKSPACE = "iris-ops"
 INSTANCE = """
 ---
 kind: Compute
@@ -45,9 +44,6 @@ name: notebook
 type: instance
 """
 # Counts forever, a line every 0.2 s: what `logs -f` must keep showing.
-# Green's replica is found hung within seconds (its initial delay covers a slow start on a busy machine).
-LIVENESS = {"initial_delay": 15, "period": 2, "timeout": 1, "failure_threshold": 3}
-GREEN_PROBES = f"    probes:\n      liveness: {json.dumps(LIVENESS)}\n"
 COUNTER = "import itertools, time\nfor i in itertools.count():\n    print(i, flush=True)\n    time.sleep(0.2)"
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -66,42 +62,30 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(docker_client: docker.DockerClient, base_image: str, wheelhouse: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    root = tmp_path_factory.mktemp("operations")
-    spec = root / "examples" / "iris"
-    shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
-    (spec / "mlspec.stacks.yaml").unlink()
-    manifest = spec / "mlspec.yaml"
-    text = manifest.read_text().replace("name: iris-demo", f"name: {WORKSPACE}", 1)
-    green = "    model: iris-forest@latest\n"
-    assert green in text
-    manifest.write_text(text.replace(green, green + GREEN_PROBES, 1))
-    project = root / "stacks" / "iris"
-    assert main(["compile", str(spec), "--target", "docker", "-o", str(project)]) == 0
-    engine = DockerEngine(client=docker_client, keep_images=bool(os.environ.get("MLSPEC_TEST_KEEP_IMAGES")))
+def deployed(iris_deployment: IrisDeployment) -> Iterator[Deployed]:
+    """The shared iris deployment, with a stand-in compute instance its spec declares while this file runs."""
+    engine, manifest = iris_deployment.engine, iris_deployment.spec / "mlspec.yaml"
+    declared = manifest.read_text()
+    instance = _stand_in_instance(engine, iris_deployment.captured)
+    manifest.write_text(declared + INSTANCE)  # the commands' spec knows the instance
     try:
-        config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
-                  "mlspec:publishAddress": "127.0.0.1"}
-        captured = run_program(project, config, mocks=engine)
-        assert not engine.errors
-        _stand_in_instance(engine, captured)
-        manifest.write_text(manifest.read_text() + INSTANCE)  # the commands' spec knows the instance
-        yield Deployed(spec, captured, engine)
+        yield Deployed(iris_deployment.spec, iris_deployment.captured, engine)
     finally:
-        problems = engine.cleanup()
-        assert not problems, problems
+        manifest.write_text(declared)
+        instance.remove(force=True)
 
 
-def _stand_in_instance(engine: DockerEngine, captured: Captured) -> None:
+def _stand_in_instance(engine: DockerEngine, captured: Captured) -> Container:
     runtime = next(i for i in captured.of_type("docker:index/image:Image") if i.name == "runtime")
     labels = {**engine.labels, "mlspec.workspace": WORKSPACE, "mlspec.resource": "compute/notebook",
               "mlspec.role": "notebooks"}
     name = f"{WORKSPACE}-notebook"
     for leftover in engine.client.containers.list(all=True, filters={"name": f"^{name}$", "label": "mlspec.test"}):
         leftover.remove(force=True)
-    engine.client.containers.run(runtime.inputs["imageName"], ["python", "-c", COUNTER], name=name, labels=labels,
-                                 user="mlspec", detach=True, network_disabled=True)
+    container: Container = engine.client.containers.run(
+        runtime.inputs["imageName"], ["python", "-c", COUNTER], name=name, labels=labels, user="mlspec", detach=True,
+        network_disabled=True)
+    return container
 
 
 @pytest.fixture
@@ -247,7 +231,8 @@ def test_a_hung_replica_is_restarted_by_its_liveness_probe(deployed: Deployed, s
     code, out = replica.exec_run(["sh", "-c", "kill -STOP $(cat /proc/1/task/1/children)"], user="mlspec")
     assert code == 0, out
     frozen = time.monotonic()
-    budget = LIVENESS["initial_delay"] + LIVENESS["period"] * LIVENESS["failure_threshold"] + LIVENESS["timeout"] + 30
+    probe = GREEN_LIVENESS
+    budget = probe["initial_delay"] + probe["period"] * probe["failure_threshold"] + probe["timeout"] + 30
     while replica.attrs["RestartCount"] == 0:
         assert time.monotonic() - frozen < budget, "the frozen replica was not restarted"
         time.sleep(0.5)

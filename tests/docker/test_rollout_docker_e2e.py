@@ -1,4 +1,4 @@
-"""A model update on the Docker target drops no request: the iris stack is provisioned on a real engine, a new
+"""A model update on the Docker target drops no request: on the iris deployment the Docker files share, a new
 version of blue's model is registered, and while a few clients keep calling the endpoint, the update is performed
 as Pulumi performs it (the new generation's replica container created and waited on until healthy, then the old
 one stopped with its grace period and removed). Every request is answered 200, the new version answers at the
@@ -12,21 +12,18 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
 import pulumi
 import pytest
 
-from tests.docker.engine import DockerEngine
+from tests.docker.iris_deployment import IrisDeployment
 from tests.docker.test_iris_docker_e2e import CONTAINER, PASSWORD, REQUEST, report
-from tests.pulumi.conftest import compile_copy
-from tests.pulumi.harness import Captured, CapturedResource, run_program
+from tests.pulumi.harness import CapturedResource
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
 CLIENTS = 3
-WORKSPACE = "iris-demo"  # examples/iris's
 MAX_REQUESTS = 20_000  # per client: the load is bounded by count as well as by the update's duration
 
 
@@ -95,34 +92,10 @@ def next_generation(replica: CapturedResource, version: int) -> dict[str, Any]:
     return inputs
 
 
-def _own_workspace(spec: Path) -> None:
-    text = (spec / "mlspec.yaml").read_text()
-    assert f"name: {WORKSPACE}" in text
-    (spec / "mlspec.yaml").write_text(text.replace(f"name: {WORKSPACE}", "name: iris-rollout", 1))
-
-
-def test_a_model_update_on_docker_drops_no_request(docker_client: docker.DockerClient, base_image: str,
-                                                   wheelhouse: Path, tmp_path: Path,
+def test_a_model_update_on_docker_drops_no_request(iris_deployment: IrisDeployment,
                                                    pytestconfig: pytest.Config) -> None:
-    engine = DockerEngine(client=docker_client, keep_images=True)  # the iris images serve the next run too
-    try:
-        _rollout(engine, base_image, wheelhouse, tmp_path, pytestconfig)
-    finally:
-        problems = engine.cleanup()
-        assert not problems, problems
-
-
-def _rollout(engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: Path,
-             pytestconfig: pytest.Config) -> None:
+    engine, captured = iris_deployment.engine, iris_deployment.captured
     client = engine.client
-    # A workspace of its own (its names, networks and published port), so that the iris test on the same engine
-    # and this one never take each other's containers.
-    stack = compile_copy(tmp_path, "iris", _own_workspace)
-    config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
-              "mlspec:publishAddress": "127.0.0.1"}
-    captured: Captured = run_program(stack, config, mocks=engine)
-    assert not engine.errors
-
     servers = [r for r in captured.of_type(CONTAINER) if not r.inputs.get("attach")]
     mlflow = next(r for r in servers if {"label": "mlspec.role", "value": "tracking"} in r.inputs["labels"])
     gateway = next(r for r in servers if {"label": "mlspec.role", "value": "gateway"} in r.inputs["labels"])
@@ -130,12 +103,13 @@ def _rollout(engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: 
     gateway_before = client.api.inspect_container(gateway.outputs["name"])
 
     # The job's retraining, as far as the registry sees it: a new version of blue's model, the same files.
+    served = int(blue.inputs["command"][blue.inputs["command"].index("--model-uri") + 1].rsplit("/", 1)[1])
     first = mlflow_call(client, mlflow.outputs["name"], "GET",
-                        "/api/2.0/mlflow/model-versions/get?name=iris-clf&version=1")["model_version"]
+                        f"/api/2.0/mlflow/model-versions/get?name=iris-clf&version={served}")["model_version"]
     second = mlflow_call(client, mlflow.outputs["name"], "POST", "/api/2.0/mlflow/model-versions/create",
                          {"name": "iris-clf", "source": first["source"], "run_id": first["run_id"]})
     version = int(second["model_version"]["version"])
-    assert version == 2
+    assert version > served
 
     port = gateway.inputs["ports"][0]
     key = next(r.outputs["result"] for r in captured.of_type(PASSWORD) if r.name.endswith("-primary-key"))
