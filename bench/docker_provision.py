@@ -11,8 +11,7 @@ afterwards with its grace period. It prints the wall time of each run, the resou
 size of every image. Images are removed at the end unless --keep. It removes every image the test engine built
 (label `mlspec.test`) before it starts: do not run it beside the Docker tests.
 
-torch-digits needs torch among the wheels (scripts/wheelhouse leaves it out to keep the Docker tests light):
-`cp -al .cache/wheelhouse W && .venv/bin/python -m pip download torch==2.13.0 -d W`, then `--wheelhouse W`.
+The wheels come from scripts/wheelhouse (torch's CPU build among them; each image is sent only the wheels it needs).
 """
 
 from __future__ import annotations
