@@ -85,8 +85,8 @@ def _applies(marker: Marker | None, extras: frozenset[str]) -> bool:
     """Whether a dependency with this marker is installed for some supported Python on Linux with these extras."""
     if marker is None:
         return True
-    environment: dict[str, str] = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
-                                   "os_name": "posix"}
+    environment = {str(k): str(v) for k, v in default_environment().items()}
+    environment.update(sys_platform="linux", platform_system="Linux", os_name="posix")
     for python in PYTHONS:
         for extra in extras or {""}:
             if marker.evaluate({**environment, "python_version": python, "python_full_version": f"{python}.0",
