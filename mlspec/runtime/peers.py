@@ -170,10 +170,11 @@ class Follower(Peers):
                 self._connection = connection
                 threading.Thread(target=self._watch, args=(connection,), name="peers-watch", daemon=True).start()
                 return
-            if time.monotonic() + RETRY_S > end:
+            left = end - time.monotonic()
+            if left <= 0:
                 self._fail(f"cannot reach node 0 at {where} within {self.link.connect_s:g} s ({problem})")
                 return
-            time.sleep(RETRY_S)
+            time.sleep(min(RETRY_S, left))
 
     def _watch(self, connection: socket.socket) -> None:
         # Node 0 never writes: a read returns only when its end closes (node 0 is over) or the link breaks.

@@ -115,7 +115,7 @@ def test_a_peer_that_never_connects_fails_node_zero_in_bounded_time() -> None:
 def test_a_node_that_cannot_reach_node_zero_fails_in_bounded_time() -> None:
     started = time.monotonic()
     follower = join_peers(_link(1, _free_port(), connect_s=1.5), threading.Event())
-    assert time.monotonic() - started < 4
+    assert 1.4 < time.monotonic() - started < 4
     assert follower.stop.is_set() and follower.failure is not None
     assert follower.failure.startswith("cannot reach node 0 at 127.0.0.1:") and "within 1.5 s" in follower.failure
 
