@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import mlspec
+from mlspec.pulumi.wheels import wheel_closure
 
 BUILD_DIR = ".build"  # inside the project folder; regenerated on every run, never committed
 RUNTIME_SKIP = {"__pycache__", "templates", "pulumi", "cli", "backends"}  # top-level parts no container uses
@@ -127,7 +128,7 @@ def _ignored(rel: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
 
 def stage_environment(name: str, requirements: Path, wheelhouse: str | None, with_runtime: bool = True) -> Path:
     """`.build/NAME/`: requirements.txt, mlspec/ (unless the image is built on the runtime image, which has it) and
-    wheels/ (empty unless building offline)."""
+    wheels/: empty unless building offline, else the wheelhouse's wheels that the requirements reach."""
     folder = _fresh(Path(BUILD_DIR) / name)
     shutil.copy2(requirements, folder / "requirements.txt")
     if with_runtime:
@@ -135,7 +136,9 @@ def stage_environment(name: str, requirements: Path, wheelhouse: str | None, wit
     wheels = folder / "wheels"
     wheels.mkdir()
     if wheelhouse:
-        for wheel in sorted(Path(wheelhouse).iterdir()):
+        lines = requirements.read_text(encoding="utf-8").splitlines()
+        needed = wheel_closure(Path(wheelhouse), lines)
+        for wheel in needed if needed is not None else sorted(Path(wheelhouse).iterdir()):
             if wheel.is_file():
                 _link_or_copy(wheel, wheels / wheel.name)
     return folder

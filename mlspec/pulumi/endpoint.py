@@ -19,6 +19,8 @@ from mlspec.runtime import envfiles
 from mlspec.runtime.httpserver import DRAIN_S
 from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
+from mlspec.runtime.liveness import supervised
+from mlspec.runtime.probing import ProbeSettings
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 SERVING_PORT = 8080  # inside each replica and the gateway
@@ -170,7 +172,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
 
     def _replica(self, endpoint: str, workspace: Workspace, d: DeploymentArgs, index: int,
                  tags: dict[str, str]) -> docker.Container:
-        probe = Probes.model_validate(d.probes).readiness
+        probes = Probes.model_validate(d.probes)
+        probe, live = probes.readiness, probes.liveness
         # Docker checks more often than the probe period (at most every 5 s) so replicas join sooner.
         health = c.Health(interval=min(probe.period, 5.0), timeout=probe.timeout,
                           retries=probe.failure_threshold, start_period=probe.initial_delay)
@@ -190,6 +193,11 @@ class OnlineEndpoint(pulumi.ComponentResource):
         notice = probe.period + probe.timeout
         command += ["--drain-notice", f"{notice:g}"]
         stop_timeout = math.ceil(notice + DRAIN_S) + 5
+        # Docker only marks a container unhealthy: a supervisor in it probes the live route and exits when the
+        # probe fails, so the restart policy starts the replica again. It hands a stop to the server untouched.
+        command = supervised(c.PYTHON, SERVING_PORT, ProbeSettings(
+            initial_delay=live.initial_delay, period=live.period, timeout=live.timeout,
+            failure_threshold=live.failure_threshold), command)
         environment = workspace.environment_on(d.environment, self.host)
         runs: dict[str, Any] = dict(
             image=environment.image_name,

@@ -23,6 +23,7 @@ IDLE_TICK_S = 0.5  # the longest the runner sleeps: how soon it notices new targ
 # On every answer of a server told to stop: it is leaving, so a front end sends it nothing more (it still answers
 # what it is sent until it closes its port, and finishes what it holds).
 DRAINING_HEADER = b"x-mlspec-draining"
+LIVENESS_PATH = "/v2/health/live"  # the scoring server's live route: 200 as long as its event loop answers
 
 
 @dataclass(frozen=True)

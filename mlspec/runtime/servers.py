@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import shlex
 
+from mlspec import TELEMETRY_OFF
+
 MLFLOW_PORT = 5000
 JUPYTER_PORT = 8888
 
@@ -14,7 +16,8 @@ def mlflow_server(store: str, allowed_hosts: list[str], port: int = MLFLOW_PORT,
     through the server, so they share no volume with it), answering only to `allowed_hosts`. One worker: the sqlite
     store takes one writer at a time anyway, and with several, uvicorn's supervisor kills a worker that misses its
     few-second health ping, which on a loaded host repeats until the server is never healthy."""
-    server = quote("mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
+    telemetry_off = [f"{name}={value}" for name, value in TELEMETRY_OFF.items()]
+    server = quote("env", *telemetry_off, "mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
                    "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts",
                    "--artifacts-destination", f"{store}/artifacts", "--workers", str(workers),
                    "--allowed-hosts", ",".join(allowed_hosts))

@@ -79,7 +79,8 @@ _POOL_AUTOSCALER = "the node pool's own autoscaler decides (outside the manifest
 _ALIASES = ("set when the job registers; an alias change re-runs it, and identical model files reuse their "
             "version")
 _NO_AUTOSCALER = "no autoscaler on this target yet: give instance_count instead"
-_NO_DOCKER_LIVENESS = "Docker does not restart an unhealthy container; only readiness is checked there"
+_DOCKER_LIVENESS = ("the replica's container restarts itself: a supervisor in it probes the live route and exits, "
+                    "and Docker's restart policy starts it again")
 _STARTUP = ("a new replica is probed from its start, every 0.1 s; the deadline for it to become ready is "
             "initial_delay + period × failure_threshold")
 _ONE_HOST = "every node is this one host"
@@ -353,11 +354,12 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "Probes": {"liveness": EVERYWHERE, "readiness": EVERYWHERE},
     "LivenessProbe": {
-        "initial_delay": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
-        "period": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
-        "timeout": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
-        "failure_threshold": Row(docker=no(_NO_DOCKER_LIVENESS), kubernetes=YES),
-        "success_threshold": Row(docker=no(_NO_DOCKER_LIVENESS),
+        "initial_delay": Row(docker=approx(_DOCKER_LIVENESS), kubernetes=YES),
+        "period": Row(docker=approx(_DOCKER_LIVENESS), kubernetes=YES),
+        "timeout": Row(docker=approx(_DOCKER_LIVENESS), kubernetes=YES),
+        "failure_threshold": Row(docker=approx(_DOCKER_LIVENESS), kubernetes=YES),
+        "success_threshold": Row(docker=no("a replica failing its liveness probe is restarted at once: no successes "
+                                           "are counted after failures"),
                                  kubernetes=no("Kubernetes takes 1 success and no other for a liveness probe")),
     },
     "ReadinessProbe": {

@@ -57,8 +57,8 @@ class Probe(Strict):
     """A liveness or readiness probe (defaults follow Azure ML's managed endpoints)."""
 
     initial_delay: Seconds = Field(10, description="Wait before the first probe.")
-    period: Seconds = Field(10, description="Time between probes.")
-    timeout: Seconds = Field(2, description="A probe slower than this fails.")
+    period: Seconds = Field(10, gt=0, description="Time between probes.")
+    timeout: Seconds = Field(2, gt=0, description="A probe slower than this fails.")
     failure_threshold: int = Field(30, ge=1, description="Failures in a row before acting.")
     success_threshold: int = Field(1, ge=1, description="Successes in a row to count as healthy.")
 

@@ -1,7 +1,8 @@
 """A deployed docker stack operated with the local engine's commands, on a real engine: `status` and `logs [-f]` read
 the containers by their labels, `compute stop|start|restart` act on an instance's container, `endpoint invoke|keys`
 reach the published gateway with the stack's keys, and `runs`/`models` read the workspace's MLflow where the host
-reaches it: published on the publish address, behind basic authentication with the stack's credentials.
+reaches it: published on the publish address, behind basic authentication with the stack's credentials. A replica
+whose server hangs is restarted by its liveness probe (green's is quick, so the check takes seconds).
 
 The iris program is deployed once for the module under a workspace name of its own (iris-ops), so its containers,
 networks and ports stay apart from the iris end-to-end test's. The stack's Pulumi state is what the program exported
@@ -18,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -43,6 +45,9 @@ name: notebook
 type: instance
 """
 # Counts forever, a line every 0.2 s: what `logs -f` must keep showing.
+# Green's replica is found hung within seconds (its initial delay covers a slow start on a busy machine).
+LIVENESS = {"initial_delay": 15, "period": 2, "timeout": 1, "failure_threshold": 3}
+GREEN_PROBES = f"    probes:\n      liveness: {json.dumps(LIVENESS)}\n"
 COUNTER = "import itertools, time\nfor i in itertools.count():\n    print(i, flush=True)\n    time.sleep(0.2)"
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -68,7 +73,10 @@ def deployed(docker_client: docker.DockerClient, base_image: str, wheelhouse: Pa
     shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     (spec / "mlspec.stacks.yaml").unlink()
     manifest = spec / "mlspec.yaml"
-    manifest.write_text(manifest.read_text().replace("name: iris-demo", f"name: {WORKSPACE}", 1))
+    text = manifest.read_text().replace("name: iris-demo", f"name: {WORKSPACE}", 1)
+    green = "    model: iris-forest@latest\n"
+    assert green in text
+    manifest.write_text(text.replace(green, green + GREEN_PROBES, 1))
     project = root / "stacks" / "iris"
     assert main(["compile", str(spec), "--target", "docker", "-o", str(project)]) == 0
     engine = DockerEngine(client=docker_client, keep_images=bool(os.environ.get("MLSPEC_TEST_KEEP_IMAGES")))
@@ -225,3 +233,34 @@ def test_runs_and_models_read_the_published_mlflow_with_the_stacks_credentials(
     assert (_get(f"{url}/", None), _get(search, bad)) == (401, 401)
     code, out, _ = deployed.cli(capfd, "runs")
     assert code == 0 and f"browse them at {url}" in out
+
+
+def test_a_hung_replica_is_restarted_by_its_liveness_probe(deployed: Deployed, stack: RecordedStack,
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """Docker only marks a container unhealthy. Green's server is frozen (SIGSTOP: its port open, nothing
+    answered); the supervisor in its container fails it after failure_threshold probes, stops it and exits, Docker's
+    restart policy starts the container again, and green answers through the gateway once its model is back."""
+    [replica] = deployed.engine.client.containers.list(
+        filters={"label": [f"mlspec.workspace={WORKSPACE}", "mlspec.deployment=green"]})
+    assert replica.attrs["RestartCount"] == 0
+    # PID 1 is the supervisor; its one child, the scoring server.
+    code, out = replica.exec_run(["sh", "-c", "kill -STOP $(cat /proc/1/task/1/children)"], user="mlspec")
+    assert code == 0, out
+    frozen = time.monotonic()
+    budget = LIVENESS["initial_delay"] + LIVENESS["period"] * LIVENESS["failure_threshold"] + LIVENESS["timeout"] + 30
+    while replica.attrs["RestartCount"] == 0:
+        assert time.monotonic() - frozen < budget, "the frozen replica was not restarted"
+        time.sleep(0.5)
+        replica.reload()
+    restarted = time.monotonic() - frozen
+    logs = replica.logs().decode(errors="replace")
+    assert "/v2/health/live failed 3 probes in a row" in logs, logs[-2000:]
+    while replica.attrs["State"].get("Health", {}).get("Status") != "healthy":
+        assert time.monotonic() - frozen < budget + 120, replica.attrs["State"]
+        time.sleep(0.5)
+        replica.reload()
+    code, out, err = deployed.cli(capfd, "endpoint", "invoke", "iris", "--data", str(deployed.spec / "request.json"),
+                                  "--deployment", "green")
+    assert code == 0 and "(answered by deployment green" in err, err
+    print(f"liveness restart: {restarted:.1f} s after the freeze; healthy again after "
+          f"{time.monotonic() - frozen:.1f} s")

@@ -10,6 +10,7 @@ import pytest
 from mlspec.runtime.gateway.config import parse
 from mlspec.runtime.keys import key_hash
 from tests.pulumi.conftest import CONTAINER, ROOT, RegistryMocks, compile_copy, mock_digest
+from tests.pulumi.fake_wheels import make_wheel
 from tests.pulumi.harness import Captured, CapturedResource, container_file, container_files, run_program
 
 IMAGE = "docker:index/image:Image"
@@ -149,7 +150,12 @@ def test_training_job_container(iris: Captured) -> None:
 def test_deployments_and_gateway(iris: Captured) -> None:
     blue = iris.get(CONTAINER, "iris-blue-0")
     command = blue.inputs["command"]
-    assert command[:3] == ["python", "-m", "mlspec.runtime.serving"]
+    # The server runs under the liveness supervisor, on the spec's default liveness probe.
+    serving = command.index("--")
+    assert command[:serving + 4] == [
+        "python", "-m", "mlspec.runtime.liveness", "--url", "http://127.0.0.1:8080/v2/health/live",
+        "--initial-delay", "10", "--period", "10", "--timeout", "2", "--failure-threshold", "30", "--",
+        "python", "-m", "mlspec.runtime.serving"]
     assert command[command.index("--model-uri") + 1] == "models:/iris-clf/1"
     assert command[command.index("--tracking-uri") + 1] == "http://mlflow:5000"
     assert "MLFLOW_TRACKING_URI=http://mlflow:5000" in blue.inputs["envs"]
@@ -209,6 +215,29 @@ def test_replicas_answer_the_gateway_alone(iris: Captured) -> None:
         assert "envs" in container.secret_inputs and token not in json.dumps(command)
 
 
+def test_a_replica_is_supervised_on_its_deployments_liveness_probe(tmp_path: Path) -> None:
+    """The liveness numbers a deployment declares reach the supervisor of each of its replicas (and name a new
+    generation of them); the other deployment keeps the defaults."""
+    def probe_blue(spec: Path) -> None:
+        text = (spec / "mlspec.yaml").read_text()
+        probe = "    probes:\n      liveness: {initial_delay: 3s, period: 1.5, timeout: 500ms, failure_threshold: 4}\n"
+        probed = text.replace("    model: iris-clf@latest\n", f"    model: iris-clf@latest\n{probe}", 1)
+        assert probed != text
+        (spec / "mlspec.yaml").write_text(probed)
+
+    captured = run_program(compile_copy(tmp_path, "iris", probe_blue), {}, mocks=RegistryMocks())
+
+    def options(name: str) -> dict[str, str]:
+        command = captured.get(CONTAINER, name).inputs["command"]
+        assert command[:3] == ["python", "-m", "mlspec.runtime.liveness"]
+        supervisor = command[3:command.index("--")]
+        return dict(zip(supervisor[::2], supervisor[1::2], strict=True))
+
+    assert options("iris-blue-0") == {"--url": "http://127.0.0.1:8080/v2/health/live", "--initial-delay": "3",
+                                      "--period": "1.5", "--timeout": "0.5", "--failure-threshold": "4"}
+    assert options("iris-green-0")["--failure-threshold"] == "30"
+
+
 def test_replicas_check_the_digest_their_job_registered(iris: Captured) -> None:
     """The digest travels from the training job's result to the replica's command, not through the registry."""
     for name, job, model in (("iris-blue-0", "train", "iris-clf"), ("iris-green-0", "train-forest", "iris-forest")):
@@ -236,18 +265,22 @@ def test_no_key_in_plain_text(iris: Captured, iris_stack: Path) -> None:
 
 def test_settings_change_images_and_publish_address(iris_project: Path, tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    make_wheel(wheels, "pydantic", requires=("annotated-types",))
+    make_wheel(wheels, "annotated-types")
+    make_wheel(wheels, "scikit-learn")
+    make_wheel(wheels, "torch")  # nobody's requirement: sent to no build
     captured = run_program(iris_project, {"baseImage": "mlspec-base:bookworm",
                                                        "wheelhouse": str(wheels), "publishAddress": "0.0.0.0"})
     runtime = captured.get(IMAGE, "runtime")
     assert runtime.inputs["build"]["args"] == {"BASE_IMAGE": "mlspec-base:bookworm", "PIP_OFFLINE": "1"}
     assert captured.get(IMAGE, "sklearn").inputs["build"]["args"]["PIP_OFFLINE"] == "1"
     staged = iris_project / ".build" / "environment-runtime"
-    assert (staged / "wheels" / "demo-1.0-py3-none-any.whl").is_file()
+    staged_wheels = {p.name.split("-")[0] for p in (staged / "wheels").iterdir()}
+    assert staged_wheels == {"pydantic", "annotated_types"}  # the runtime's requirements and what they need
     assert (staged / "mlspec" / "runtime" / "train.py").is_file() and not (staged / "mlspec" / "cli").exists()
     layered = iris_project / ".build" / "environment-sklearn"
-    assert (layered / "wheels" / "demo-1.0-py3-none-any.whl").is_file() and not (layered / "mlspec").exists()
+    assert {p.name.split("-")[0] for p in (layered / "wheels").iterdir()} == {"scikit_learn"}
+    assert not (layered / "mlspec").exists()
     assert captured.get(CONTAINER, "iris-gateway").inputs["ports"][0]["ip"] == "0.0.0.0"
     # Default mocks: no job output is known, so replicas fall back to the registry's latest version.
     command = captured.get(CONTAINER, "iris-blue-0").inputs["command"]

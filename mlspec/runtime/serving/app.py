@@ -18,7 +18,7 @@ import orjson
 
 from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.internal_token import matches
-from mlspec.runtime.probing import DRAINING_HEADER
+from mlspec.runtime.probing import DRAINING_HEADER, LIVENESS_PATH
 from mlspec.runtime.serving import binary, probes
 from mlspec.runtime.serving.asgi import JSON, Receive, Scope, Send, TooLarge, header, lifespan, read_body, reply
 from mlspec.runtime.serving.decoding import V2Decoder
@@ -71,7 +71,7 @@ class ServingApp:
             "/health": ("health", ("GET", "HEAD"), health),
             "/ping": ("health", ("GET", "HEAD"), health),
             "/v2/health/ready": ("health", ("GET", "HEAD"), health),
-            "/v2/health/live": ("health", ("GET", "HEAD"), probes.live),
+            LIVENESS_PATH: ("health", ("GET", "HEAD"), probes.live),
             "/v2": ("v2_metadata", ("GET",), probes.server_metadata),
             "/metrics": ("metrics", ("GET",), self.render_metrics),
             "/openapi.json": ("openapi", ("GET", "HEAD"), _openapi),
@@ -219,7 +219,7 @@ _OPENAPI = Path(__file__).with_name("openapi.json")  # the routes above, describ
 
 
 _DRAINING = (DRAINING_HEADER, b"1")
-_PROBES = frozenset({"/health", "/ping", "/v2/health/ready", "/v2/health/live"})  # answered without the token
+_PROBES = frozenset({"/health", "/ping", "/v2/health/ready", LIVENESS_PATH})  # answered without the token
 
 
 class _Failed(Exception):

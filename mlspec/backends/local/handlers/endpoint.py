@@ -24,6 +24,7 @@ from mlspec.plan import Record
 from mlspec.runtime.gateway.config import parse, routing_digest
 from mlspec.runtime.jobrun import NodeLimits
 from mlspec.runtime.launch import limited_argv
+from mlspec.runtime.probing import LIVENESS_PATH
 from mlspec.runtime.scaling import ScalingSettings
 from mlspec.runtime.sockets import split_url, unix_path, with_path
 from mlspec.spec import Deployment, ModelRef, OnlineEndpoint
@@ -83,7 +84,7 @@ def _slot(node: Node, name: str) -> int:
 def _policy(deployment: Deployment, address: str) -> dict[str, Any]:
     """The supervisor restarts a replica that fails its liveness probe (the server's live route answers as long
     as its event loop does, whatever the model's state)."""
-    return {"liveness": {"url": with_path(address, "/v2/health/live"),
+    return {"liveness": {"url": with_path(address, LIVENESS_PATH),
                          **deployment.probes.liveness.model_dump(mode="json")}}
 
 

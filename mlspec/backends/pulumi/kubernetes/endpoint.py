@@ -66,6 +66,7 @@ from mlspec.backends.pulumi.model import (
     JobModel,
     ResourceSize,
 )
+from mlspec.runtime.probing import LIVENESS_PATH
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 GATEWAY_SERVICE_PORT = 80  # the endpoint's address: http://<endpoint>.<namespace>.svc
@@ -79,7 +80,7 @@ TOKEN_MOUNT = {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}
 CONFIG_KEY = "gateway.json"
 PULL_ALLOWANCE_S = 120  # scheduling and an image pull before a replica's own start-up budget begins
 DRAIN_DELAY_S = 5  # a stopping pod keeps serving this long, while Services stop sending it connections
-READINESS_PATH, LIVENESS_PATH = "/health", "/v2/health/live"  # 200 once the model is ready / while it answers
+READINESS_PATH = "/health"  # 200 once the model is ready (LIVENESS_PATH: 200 while the server answers)
 
 
 def startup_budget(deployment: DeploymentModel) -> int:
