@@ -1,7 +1,9 @@
-"""`TrainingJob`: a per-job image and a run-to-completion container whose logs say which model versions it made."""
+"""`TrainingJob`: a per-job image and a run-to-completion container per node whose logs say which model versions it
+made."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +16,14 @@ from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime import envfiles
 from mlspec.runtime.jobrun import JobRun
+from mlspec.runtime.multinode import NodeLayout, for_node
 from mlspec.runtime.train import registered_digests, registered_versions
 
 FILES = "/opt/mlspec-job/files"  # the job's code and data inside its image, at their paths in the spec
 RUN_DIR = "/tmp/mlspec-job"  # outputs and the log of the run (the model goes to MLflow, not here)
 JOBRUN = f"{envfiles.DIRECTORY}/jobrun.json"
 LOG_LINES = 30  # of the job's log shown when it fails
+PEER_WAIT_S = 300.0  # node 0 waits this long for the other nodes' exit codes when the job sets no timeout
 
 
 class JobFailed(Exception):
@@ -51,6 +55,11 @@ class TrainingJobArgs:
     :param host: the attached Docker host the job runs on (its compute's ``host``): its images are built and its
         container runs there, on the workspace network as that host has it (see `AttachedHost`); None: the
         stack's host.
+    :param nodes: containers that run the command together (resources.instance_count), each of ``size``, started
+        at once; node 0 answers to a network alias, registers the models and holds the others' lifeline.
+    :param distribution: "pytorch": every node runs a torchrun agent, with a static rendezvous on node 0; None:
+        each node runs the command with NODE_RANK and NODE_COUNT set.
+    :param processes_per_node: torchrun workers per node.
     """
 
     environment: Environment
@@ -68,6 +77,9 @@ class TrainingJobArgs:
     size: c.Size = field(default_factory=c.Size)
     after: list[TrainingJob] = field(default_factory=list)
     host: str | None = None
+    nodes: int = 1
+    distribution: str | None = None
+    processes_per_node: int = 1
 
 
 class RegistersModels(pulumi.ComponentResource):
@@ -77,10 +89,12 @@ class RegistersModels(pulumi.ComponentResource):
     models: pulumi.Output[dict[str, int]]
     digests: pulumi.Output[dict[str, str]]
 
-    def _read_registrations(self, what: str, container: docker.Container) -> None:
-        """`models` and `digests` from `container`'s log; its failure fails the update with its last lines."""
-        self.models = pulumi.Output.all(container.exit_code, container.container_logs).apply(
-            lambda outcome: _versions(what, outcome[0], outcome[1]))
+    def _read_registrations(self, what: str, container: docker.Container, *others: docker.Container) -> None:
+        """`models` and `digests` from `container`'s log; its failure, or that of any of `others` (the other nodes
+        of a job), fails the update with the last lines of each container that failed."""
+        outcomes = [item for node in (container, *others) for item in (node.exit_code, node.container_logs)]
+        self.models = pulumi.Output.all(*outcomes).apply(
+            lambda found: _versions(what, list(zip(found[::2], found[1::2], strict=True))))
         self.digests = container.container_logs.apply(lambda logs: registered_digests(logs or ""))
         self.register_outputs({"models": self.models, "digests": self.digests})
 
@@ -116,49 +130,81 @@ class TrainingJob(RegistersModels):
             skip_push=True,
             opts=child,
         )
-        run = job_run(name, workspace, args)
-        self.container = docker.Container(
-            name,
-            name=f"{workspace.name}-job-{name}-{args.content_hash[:12]}",
-            image=self.image.image_name,
-            command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
-                                 f"{RUN_DIR}/result.json"),
-            user=c.USER,
-            envs=[*c.envs({**args.environment.env, **args.env}),
-                  c.files_variable({JOBRUN: run.model_dump_json(indent=2) + "\n"})],
-            networks_advanced=c.network(workspace.network_on(host)),
-            must_run=False,
-            attach=True,
-            logs=True,
-            restart="no",
-            labels=c.labels(workspace.name, f"job/{name}", {"mlspec.hash": args.content_hash}),
-            **c.hardened(args.size, exec_tmp=True),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking,
-                                                                 *(job.container for job in args.after)],
-                                        custom_timeouts=_timeouts(args.timeout)),
-        )
-        self._read_registrations(f"training job '{name}'", self.container)
+        network = workspace.network_on(host)
+        ahead = [container for job in args.after for container in job.containers]
+        self.containers: list[docker.Container] = []
+        for node in range(args.nodes):
+            container_name = node_name(workspace.name, name, args.content_hash, node, args.nodes)
+            run = job_run(name, workspace, args, node)
+            self.containers.append(docker.Container(
+                name if args.nodes == 1 else f"{name}-{node}",
+                name=container_name,
+                image=self.image.image_name,
+                command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
+                                     f"{RUN_DIR}/result.json"),
+                user=c.USER,
+                envs=[*c.envs({**args.environment.env, **args.env}),
+                      c.files_variable({JOBRUN: run.model_dump_json(indent=2) + "\n"})],
+                # No node depends on another: Pulumi creates them together, as their rendezvous needs.
+                networks_advanced=c.network(network, *([leader(container_name)] if node == 0 and args.nodes > 1
+                                                       else [])),
+                must_run=False,
+                attach=True,
+                logs=True,
+                restart="no",
+                labels=c.labels(workspace.name, f"job/{name}",
+                                {"mlspec.hash": args.content_hash,
+                                 **({"mlspec.node": str(node)} if args.nodes > 1 else {})}),
+                **c.hardened(args.size, exec_tmp=True),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking, *ahead],
+                                            custom_timeouts=_timeouts(args.timeout)),
+            ))
+        self.container = self.containers[0]  # node 0: it ends only once every other node reported success
+        self._read_registrations(f"training job '{name}'", *self.containers)
 
 
-def job_run(name: str, workspace: Workspace, args: TrainingJobArgs) -> JobRun:
-    """The runner's contract for this job, with every path as it is inside the container."""
+def node_name(workspace: str, job: str, content_hash: str, node: int, nodes: int) -> str:
+    """`<ws>-job-<job>-<hash12>`, and `-<node>` after it for a job of several nodes."""
+    base = f"{workspace}-job-{job}-{content_hash[:12]}"
+    return base if nodes == 1 else f"{base}-{node}"
+
+
+def leader(container_name: str) -> str:
+    """Node 0's network alias, which the other nodes reach it by: its container name as a host name."""
+    return container_name.replace("_", "-")
+
+
+def job_run(name: str, workspace: Workspace, args: TrainingJobArgs, node: int = 0) -> JobRun:
+    """Node `node`'s contract for this job, with every path as it is inside the container."""
     inputs = {k: {"path": f"{FILES}/{v['path']}"} if isinstance(v, dict) else {"value": v}
               for k, v in args.inputs.items()}
     outputs = {k: {**v, "path": f"{RUN_DIR}/outputs/{k}"} for k, v in args.outputs.items()}
-    return JobRun(job=name, experiment=args.experiment, tracking_uri=workspace.tracking_uri,
-                  artifact_location="mlflow-artifacts:/" + args.experiment, command=args.command,
-                  code=f"{FILES}/{args.code}".rstrip("/") if args.code else None, workdir=RUN_DIR,
-                  inputs=inputs, outputs=outputs, env={**args.environment.env, **args.env},
-                  timeout=args.timeout, retries=args.retries,
-                  tags={"mlspec.job": name, "mlspec.hash": args.content_hash, "mlspec.workspace": workspace.name},
-                  content_hash=args.content_hash)
+    layout = NodeLayout(args.nodes, leader(node_name(workspace.name, name, args.content_hash, 0, args.nodes)),
+                        args.distribution, args.processes_per_node, lifeline=True,
+                        wait_s=args.timeout or PEER_WAIT_S)
+    return JobRun.model_validate(for_node({
+        "job": name, "experiment": args.experiment, "tracking_uri": workspace.tracking_uri,
+        "artifact_location": "mlflow-artifacts:/" + args.experiment, "command": args.command,
+        "code": f"{FILES}/{args.code}".rstrip("/") if args.code else None, "workdir": RUN_DIR,
+        "inputs": inputs, "outputs": outputs, "env": {**args.environment.env, **args.env},
+        "timeout": args.timeout, "retries": args.retries,
+        "tags": {"mlspec.job": name, "mlspec.hash": args.content_hash, "mlspec.workspace": workspace.name},
+        "content_hash": args.content_hash}, layout, node))
 
 
-def _versions(what: str, exit_code: int | None, logs: str | None) -> dict[str, int]:
-    if exit_code not in (None, 0):
-        tail = "\n".join(f"    {line}" for line in (logs or "").splitlines()[-LOG_LINES:])
-        raise JobFailed(f"{what} exited with code {exit_code}; last lines of its log:\n{tail}")
-    return registered_versions(logs or "")
+def _versions(what: str, outcomes: Sequence[tuple[int | None, str | None]]) -> dict[str, int]:
+    """The versions node 0 registered, from its log; any node that exited non-zero fails the update with the last
+    lines of its log (node 0 names the node that made it stop, when one did)."""
+    failed = [(node, code, logs) for node, (code, logs) in enumerate(outcomes) if code not in (None, 0)]
+    if failed:
+        several = len(outcomes) > 1
+        parts = []
+        for node, code, logs in failed:
+            tail = "\n".join(f"    {line}" for line in (logs or "").splitlines()[-LOG_LINES:])
+            who = f"{what}, node {node}," if several else what
+            parts.append(f"{who} exited with code {code}; last lines of its log:\n{tail}")
+        raise JobFailed("\n".join(parts))
+    return registered_versions(outcomes[0][1] or "")
 
 
 def _timeouts(timeout: float | None) -> pulumi.CustomTimeouts | None:

@@ -82,6 +82,21 @@ class NodeLimits(Strict):
     gpus: int | None = Field(None, ge=0, description="GPUs each node sees through CUDA_VISIBLE_DEVICES.")
 
 
+class PeerLink(Strict):
+    """How one node of a job whose nodes run apart (one container or pod each) learns that another failed: node 0
+    listens, every other node holds a TCP connection to it and reports its exit code on it (`mlspec.runtime.peers`).
+    """
+
+    node: int = Field(ge=0, description="This node's rank; 0 listens and registers the models.")
+    nodes: int = Field(ge=2, description="How many nodes run the job.")
+    leader: str = Field(description="Node 0's host name or address, as the other nodes reach it.")
+    port: int = Field(gt=0, lt=65536, description="The TCP port node 0 listens on.")
+    listen: str = Field("0.0.0.0", description="The address node 0 binds.")
+    connect_s: float = Field(300.0, gt=0, description="Seconds for every node to reach node 0 from its start.")
+    wait_s: float = Field(300.0, gt=0, description="Seconds node 0 waits for the others' exit codes after its own "
+                                                   "command succeeded.")
+
+
 class JobRun(ContractFile):
     """What the engine hands a training runner: one job, fully resolved to absolute paths and literals."""
 
@@ -108,6 +123,10 @@ class JobRun(ContractFile):
     distribution: Literal["pytorch"] | None = Field(None, description="'pytorch': each node runs torchrun.")
     processes_per_node: int = Field(1, ge=1, description="torchrun processes per node (distribution only).")
     limits: NodeLimits = Field(default_factory=NodeLimits, description="Each node's CPU, memory and GPU share.")
+    # Left out of the JSON when unset: a contract of one node reads as it always did.
+    peers: PeerLink | None = Field(None, exclude_if=lambda value: value is None,
+                                   description="This run is one node of several run apart; None: it is alone or "
+                                               "the engine runs all its nodes (`nodes`).")
 
     @model_validator(mode="after")
     def _outputs_are_disposable(self) -> JobRun:

@@ -20,6 +20,7 @@ from mlspec.runtime.contract import stop_on_sigterm, write_result
 from mlspec.runtime.execute import ExecResult, LineCallback, run_command
 from mlspec.runtime.jobrun import JobRun, JobRunError
 from mlspec.runtime.packaging import RegisteredModel, prewarm, register_outputs
+from mlspec.runtime.peers import Peers, join_peers
 
 Status = Literal["succeeded", "failed", "cancelled"]
 _RUN_STATUS: dict[Status, tracking.RunStatus] = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
@@ -62,7 +63,13 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
     started = time.monotonic()
     result = TrainResult(status="failed", job=run.job)
     execution: ExecResult | None = None
+    peers: Peers | None = None
+    if run.peers is not None:  # first of all: node 0 listens at once, the others wait for it here
+        stop = stop or threading.Event()
+        peers = join_peers(run.peers, stop)
     try:
+        if peers is not None and peers.failure:
+            raise JobRunError(f"job '{run.job}': {peers.failure}")
         result.experiment_id = tracking.ensure_experiment(run.tracking_uri, run.experiment, run.artifact_location)
         result.run_id = tracking.start_run(run.tracking_uri, result.experiment_id, run_tags(run), run_name=run.job)
         if run.code:
@@ -71,10 +78,15 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
         execution = run_command(run, result.run_id, on_line, stop)
         # After the command: a param the script logged itself keeps the script's text (see tracking.start_run).
         tracking.log_params(run.tracking_uri, result.run_id, run.literal_params())
-        if execution.ok:
+        # Node 0 registers only once every other node reported success; a node stopped for a peer names it.
+        elsewhere = None if peers is None else peers.settle() if execution.ok else peers.failure
+        if execution.ok and elsewhere is None:
             check_outputs_written(run)
             result.models = register_outputs(run.tracking_uri, result.run_id, run)
             result.status = "succeeded"
+        elif elsewhere is not None:
+            result.error = (f"job '{run.job}' was stopped: {elsewhere}" if execution.ok or execution.cancelled
+                            else f"{_failure(run, execution)}; {elsewhere}")
         else:
             result.status = "cancelled" if execution.cancelled else "failed"
             result.error = _failure(run, execution)
@@ -84,9 +96,11 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
         result.status, result.error = "cancelled", f"job '{run.job}' was interrupted"
     except BaseException as error:
         result.error = f"internal error: {type(error).__name__}: {error}"
-        _finish(run, result, execution, started, on_line)
         raise
-    _finish(run, result, execution, started, on_line)
+    finally:
+        _finish(run, result, execution, started, on_line)
+        if peers is not None:
+            peers.finish(0 if result.status == "succeeded" else result.exit_code or 1)
     return result
 
 

@@ -267,7 +267,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "inputs": EVERYWHERE,
         "outputs": EVERYWHERE,
         "resources": EVERYWHERE,
-        "distribution": Row(docker=no("distributed jobs need the local or kubernetes target"),
+        "distribution": Row(docker=approx("a container per node on the job's Docker host, each a torchrun agent with "
+                                          "a static rendezvous on node 0's network alias; node 0 registers the "
+                                          "models; a node that fails stops the others"),
                             kubernetes=approx("an Indexed Job, a headless Service and a torchrun agent per pod, with "
                                               "a static rendezvous on pod 0; node 0 registers the models")),
         "environment_variables": EVERYWHERE,
@@ -279,7 +281,11 @@ TABLE: dict[str, dict[str, Row]] = {
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),
-                                           docker=no("a job runs in one container on the docker target"),
+                                           docker=approx("that many containers of the job's size, started "
+                                                         "together on the workspace network of one Docker host; "
+                                                         "without a distribution each runs the command with "
+                                                         "NODE_RANK and NODE_COUNT set; node 0 registers the "
+                                                         "models and a node that fails stops the others"),
                                            kubernetes=approx("an Indexed Job of that many pods at once; without a "
                                                              "distribution each runs the command with NODE_RANK "
                                                              "and NODE_COUNT set")),

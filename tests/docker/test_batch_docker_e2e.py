@@ -1,6 +1,7 @@
 """A batch endpoint on a real Docker engine: the compiled program trains a model and scores the iris data with it in
 a run-to-completion container; the predictions on the workspace volume are the model's own; a run killed part-way
-resumes from its journal when its container is created again; and an unchanged program declares the same run."""
+resumes from its journal when its container is created again; and an unchanged program declares the same run.
+The same workspace runs a job of two nodes (a container each, at once, on its network)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pulumi
 import pytest
 
 from mlspec.runtime.batch.contract import result_from_logs
+from tests.docker import nodes_job
 from tests.docker.engine import Created, DockerEngine
 from tests.docker.test_iris_docker_e2e import assert_runs_as_declared, report
-from tests.pulumi.batch_spec import compile_batch
+from tests.pulumi.batch_spec import SPEC, compile_batch
 from tests.pulumi.harness import Captured, container_file, run_program
 
 CONTAINER = "docker:index/container:Container"
@@ -103,7 +105,7 @@ def test_batch_endpoint_scores_resumes_after_a_kill_and_is_not_rerun_unchanged(
         docker_engine: DockerEngine, base_image: str, wheelhouse: Path, tmp_path: Path,
         pytestconfig: pytest.Config, record_property: Any) -> None:
     started = time.monotonic()
-    project = compile_batch(tmp_path)
+    project = compile_batch(tmp_path, SPEC + nodes_job.SPEC)
     config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse)}
     captured: Captured = run_program(project, config, mocks=docker_engine)
     provisioned_s = time.monotonic() - started
@@ -120,6 +122,8 @@ def test_batch_endpoint_scores_resumes_after_a_kill_and_is_not_rerun_unchanged(
     assert output["volume"] == "iris-batch-storage"
     assert output["folder"] == f"/mlspec/batch/nightly/{run_hash}/scores"
     assert output["files"] == [f"{output['folder']}/predictions.csv"]
+
+    nodes_job.assert_nodes_ran_together(client, captured)
 
     # The predictions on the volume are the registered model's own, row for row.
     first = _compare(docker_engine, batch.inputs, output["folder"])

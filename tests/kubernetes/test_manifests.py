@@ -144,10 +144,12 @@ def test_instance_keeps_its_notebooks_claim() -> None:
     assert stateful["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "notebooks"
 
 
-def test_the_docker_target_still_refuses_distributed_jobs(capsys: pytest.CaptureFixture[str],
+def test_the_docker_target_compiles_distributed_jobs_but_not_gpu_types(capsys: pytest.CaptureFixture[str],
                                                           tmp_path: Path) -> None:
     assert main(["compile", str(SPECS["distributed"]), "--target", "docker", "-o", str(tmp_path)]) == 2
-    assert "distributed jobs need the local or kubernetes target" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "resources.gpu_type is not supported on the docker target" in err
+    assert "Job 'train-ddp'" not in err  # its nodes and distribution compile
 
 
 def test_validate_for_kubernetes_checks_each_field_and_refuses_what_is_not_built_at_its_line(

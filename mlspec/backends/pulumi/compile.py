@@ -75,10 +75,6 @@ def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", s
     if target == "kubernetes":
         files = kubernetes_project_files(program, settings, namespace, node_pools, expose)
     else:
-        several = [job.name for job in program.jobs if job.nodes > 1 or job.distribution]
-        if several:
-            raise CompileError(f"job {', '.join(several)}: a job runs in one container on the docker target; "
-                               "distributed and multi-node jobs need the local or kubernetes target")
         files = project_files(program, settings)
     return write_files(out, files, GENERATED)
 

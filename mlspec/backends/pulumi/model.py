@@ -114,7 +114,7 @@ class JobModel:
     after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
     compute: str | None = None  # the compute it runs on (its name), for targets that schedule by compute
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
-    distribution: str | None = None  # "pytorch": every node runs a torchrun agent (the docker target refuses it)
+    distribution: str | None = None  # "pytorch": every node runs a torchrun agent
     processes_per_node: int = 1  # torchrun workers per node
 
 

@@ -8,7 +8,6 @@ its run (no ttlSecondsAfterFinished): deleting it would make the next apply run 
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from mlspec.backends.pulumi.compile import JOB_FILES
@@ -19,12 +18,12 @@ from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
 from mlspec.backends.pulumi.kubernetes.workspace import allow_among
 from mlspec.backends.pulumi.model import ComputeModel, EnvironmentModel, JobModel, ResourceSize
 from mlspec.runtime.jobrun import JobRun
+from mlspec.runtime.multinode import RENDEZVOUS_PORT, NodeLayout, for_node
 
 COMPONENT = "job"
 FILES = JOB_FILES  # the job's code and data in its image (templates/pulumi/job.Dockerfile.j2)
 RUN_DIR = "/tmp/mlspec-job"  # outputs and the log of the run, on the pod's writable scratch volume
 CONTRACTS = "/etc/mlspec"  # the ConfigMap of run contracts, one per node
-RENDEZVOUS_PORT = 29400
 HASH_IN_NAME = 10
 WAIT_SIZE = ResourceSize(cpus=0.1, memory_mb=128, gpus=0)
 # Pods of an Indexed Job are named <job>-<index>: the name leaves room for the index within a DNS label.
@@ -41,38 +40,23 @@ def job_name(job: JobModel) -> str:
 
 
 def node_contract(job: JobModel, env: EnvironmentModel, ctx: Context, node: int, service: str) -> JobRun:
-    """What the training runner of node `node` runs: the job's contract with every path inside the pod. Node 0
-    registers the job's models; the others write their outputs and register nothing. The runner does not retry
-    (backoffLimit does: a new pod, on any node) and runs the command alone (torchrun, when the job asks for it,
-    is part of the command)."""
+    """What the training runner of node `node` runs: the job's contract with every path inside the pod, made a
+    node's by `for_node` (node 0 registers the job's models; torchrun's rendezvous on pod 0, `<job>-0.<service>`,
+    its stable name through the headless Service). The runner does not retry (backoffLimit does: a new pod, on any
+    node) and runs the command alone (torchrun, when the job asks for it, is part of the command). No peer
+    lifeline: a retried pod would wait for peers that finished already; the Job's own deadline bounds a hang."""
     inputs = {k: {"path": f"{FILES}/{v['path']}"} if isinstance(v, dict) else {"value": v}
               for k, v in job.inputs.items()}
-    outputs: dict[str, dict[str, Any]] = {}
-    for name, output in job.outputs.items():
-        kept = output if node == 0 else {k: v for k, v in output.items() if k == "type"}
-        outputs[name] = {**kept, "path": f"{RUN_DIR}/outputs/{name}"}
-    extra = {"NODE_RANK": str(node), "NODE_COUNT": str(job.nodes)} if job.nodes > 1 and not job.distribution else {}
-    tags = {"mlspec.job": job.name, "mlspec.hash": job.content_hash, "mlspec.workspace": ctx.workspace}
-    if job.nodes > 1:
-        tags["mlspec.node"] = str(node)
-    return JobRun.model_validate({
+    outputs = {name: {**output, "path": f"{RUN_DIR}/outputs/{name}"} for name, output in job.outputs.items()}
+    layout = NodeLayout(job.nodes, f"{service}-0.{service}", job.distribution, job.processes_per_node)
+    return JobRun.model_validate(for_node({
         "job": job.name, "experiment": job.experiment, "tracking_uri": ctx.tracking_uri,
-        "artifact_location": "mlflow-artifacts:/" + job.experiment, "command": _command(job, node, service),
+        "artifact_location": "mlflow-artifacts:/" + job.experiment, "command": job.command,
         "code": f"{FILES}/{job.code}".rstrip("/") if job.code else None, "workdir": RUN_DIR,
-        "inputs": inputs, "outputs": outputs, "env": {**env.env, **job.env, **extra},
-        "timeout": job.timeout, "retries": 0, "tags": tags, "content_hash": job.content_hash})
-
-
-def _command(job: JobModel, node: int, service: str) -> str:
-    """The spec's command, under a torchrun agent for `distribution: pytorch`: node `node` of `job.nodes`, a
-    static rendezvous on pod 0 (`<job>-0.<service>`, its stable name through the headless Service)."""
-    if job.distribution != "pytorch":
-        return job.command
-    agent = ["torchrun", "--nnodes", str(job.nodes), "--node-rank", str(node),
-             "--nproc-per-node", str(job.processes_per_node), "--rdzv-backend", "static",
-             "--master-addr", f"{service}-0.{service}", "--master-port", str(RENDEZVOUS_PORT),
-             "--max-restarts", "0", "--no-python", "bash", "-c"]
-    return " ".join(shlex.quote(word) for word in agent) + " " + shlex.quote(job.command)
+        "inputs": inputs, "outputs": outputs, "env": {**env.env, **job.env},
+        "timeout": job.timeout, "retries": 0, "content_hash": job.content_hash,
+        "tags": {"mlspec.job": job.name, "mlspec.hash": job.content_hash, "mlspec.workspace": ctx.workspace}},
+        layout, node))
 
 
 def wait_for_tracking(image_key: str, ctx: Context) -> list[Object]:
