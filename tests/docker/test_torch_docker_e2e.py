@@ -1,9 +1,11 @@
-"""The compiled torch-digits stack on a real Docker engine: its torch environment installs the CPU build offline from
-the wheelhouse (the only image sent torch's wheels), the job trains the MLP and registers it as TorchScript in the
-workspace's MLflow, and the endpoint (dynamic batching) answers the digits of two images with its key.
+"""The torch-digits example on a real Docker engine: its torch environment installs the CPU build offline from the
+wheelhouse (the only image sent torch's wheels), the job trains the MLP and registers it as TorchScript in the
+workspace's MLflow, and the endpoint (dynamic batching) answers the digits of two images with its key. A job of two
+nodes added to the spec trains data-parallel: a container per node, torchrun agents meeting at node 0's alias on the
+workspace network, gloo between them, node 0 alone registering the model.
 
 Cost: the torch environment's image (torch installed from its 190 MB wheel) on top of the runtime image that the
-other Docker files have built already; about two minutes here."""
+other Docker files have built already; about two minutes here, the two-node job some seconds of it."""
 
 from __future__ import annotations
 
@@ -15,13 +17,34 @@ from typing import Any
 
 import pytest
 
+from mlspec.cli.main import main
+from mlspec.runtime.train import registered_versions
 from tests.docker.engine import DockerEngine
 from tests.docker.test_iris_docker_e2e import CONTAINER, IMAGE, PASSWORD, assert_runs_as_declared, post, report
-from tests.pulumi.harness import run_program
+from tests.pulumi.harness import container_file, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = ROOT / "stacks" / "torch-digits"
 REQUEST = ROOT / "examples" / "torch-digits" / "request.json"
+DDP_CODE = ROOT / "tests" / "kubernetes" / "specs" / "distributed" / "src"
+DDP_JOB = """
+---
+kind: Compute
+name: pair
+type: cluster
+max_nodes: 2
+resources: {cpus: 1, memory: 2Gi}
+---
+kind: Job
+name: train-ddp
+code: ddp/
+compute: pair
+command: python train.py --epochs 3 --model-dir ${{outputs.model}}
+outputs:
+  model: {type: model, register_as: ddp-mlp, flavor: torch}
+resources: {instance_count: 2}
+distribution: {type: pytorch, process_count_per_instance: 1}
+timeout: 10m
+"""
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -32,9 +55,12 @@ def test_torch_digits_stack_on_docker_trains_with_torch_and_serves_batched(
     assert any(wheelhouse.glob("torch-*.whl")), f"no torch wheel in {wheelhouse}: run scripts/wheelhouse"
     client = docker_engine.client
     started = time.monotonic()
-    for part in ("stacks/torch-digits", "examples/torch-digits"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns(".build", ".mlspec", "__pycache__"))
+    spec = tmp_path / "examples" / "torch-digits"
+    shutil.copytree(ROOT / "examples" / "torch-digits", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    shutil.copytree(DDP_CODE, spec / "ddp", ignore=shutil.ignore_patterns("__pycache__"))
+    (spec / "mlspec.yaml").write_text((spec / "mlspec.yaml").read_text() + DDP_JOB)
     stack = tmp_path / "stacks" / "torch-digits"
+    assert main(["compile", str(spec), "--target", "docker", "-o", str(stack)]) == 0
     config = {"mlspec:baseImage": base_image, "mlspec:wheelhouse": str(wheelhouse),
               "mlspec:publishAddress": "127.0.0.1"}
     captured = run_program(stack, config, mocks=docker_engine)
@@ -54,6 +80,14 @@ def test_torch_digits_stack_on_docker_trains_with_torch_and_serves_batched(
     logs = job.outputs["containerLogs"]
     accuracy = float(logs.split("mlp: test accuracy ", 1)[1].split()[0])
     assert accuracy > 0.9, logs
+
+    # Two node containers, torchrun in each, node 0 behind its alias; node 0 alone registered the model.
+    nodes = [captured.get(CONTAINER, f"train-ddp-{node}") for node in (0, 1)]
+    for node in nodes:
+        assert node.outputs["exitCode"] == 0, node.outputs.get("containerLogs")
+        assert node.inputs["command"] and "torchrun" in json.dumps(container_file(node.inputs))
+    registered = [registered_versions(node.outputs["containerLogs"]) for node in nodes]
+    assert registered[0] == {"ddp-mlp": 1} and registered[1] == {}, registered
 
     gateway = next(r for r in captured.of_type(CONTAINER)
                    if {"label": "mlspec.role", "value": "gateway"} in r.inputs["labels"])
