@@ -17,6 +17,7 @@ The wheels come from scripts/wheelhouse (torch's CPU build among them; each imag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pulumi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,18 +63,24 @@ class Unchanged(pulumi.runtime.Mocks):
 
 def scratch(client: docker.DockerClient, base_image: str) -> None:
     """No image of mlspec's on the engine but the base image: every build starts from nothing."""
-    for image in client.images.list(filters={"label": "mlspec.test"}):
-        if base_image not in image.tags:
-            client.images.remove(image.id, force=True)
+    for _ in range(10):  # an image another is built on goes once that one has gone
+        left = [i for i in client.images.list(filters={"label": "mlspec.test"}) if base_image not in i.tags]
+        for image in left:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+        if not left:
+            break
     client.images.prune(filters={"dangling": True})
 
 
 def replaced(before: list[Created], after: list[Created], client: docker.DockerClient) -> float:
-    """Remove the containers the change replaced (Pulumi deletes them once their replacements are up); seconds."""
+    """Remove the containers the change replaced (Pulumi deletes them once their replacements are up); seconds.
+    Only a resource the change created again has an old container to go: the unchanged ones keep theirs."""
+    recreated = {c.name for c in after if c.typ == CONTAINER}
     names = {c.state.get("name") for c in after if c.typ == CONTAINER}
     started = time.monotonic()
     for old in before:
-        if old.typ == CONTAINER and old.state.get("name") not in names:
+        if old.typ == CONTAINER and old.name in recreated and old.state.get("name") not in names:
             container = client.containers.get(old.state["name"])
             container.stop(timeout=int(old.inputs.get("stopTimeout") or 10))
             container.remove(force=True)
@@ -122,6 +130,9 @@ def main() -> int:
           f"replaced): {', '.join(diff.touched)}")
     for name, size in sorted(sizes.items()):
         print(f"  image {name}: {size / 1e6:.0f} MB")
+    print("slowest resources from scratch (they overlap where independent):")
+    for each in sorted(before, key=lambda c: -c.seconds)[:8]:
+        print(f"  {each.typ.split(':')[-1]} {each.name}: {each.seconds:.1f} s")
     if problems:
         print("cleanup:", *problems, sep="\n  ")
     return 0
