@@ -85,11 +85,13 @@ def _applies(marker: Marker | None, extras: frozenset[str]) -> bool:
     """Whether a dependency with this marker is installed for some supported Python on Linux with these extras."""
     if marker is None:
         return True
-    environment = {str(k): str(v) for k, v in default_environment().items()}
-    environment.update(sys_platform="linux", platform_system="Linux", os_name="posix")
-    for python in PYTHONS:
-        for extra in extras or {""}:
-            if marker.evaluate({**environment, "python_version": python, "python_full_version": f"{python}.0",
-                                "extra": extra}):
-                return True
-    return False
+    return any(marker.evaluate({**environment, "extra": extra})
+               for environment in _linux_pythons() for extra in extras or {""})
+
+
+@cache
+def _linux_pythons() -> tuple[dict[str, str], ...]:
+    """The marker environments of the supported Pythons on Linux (made once: markers are evaluated per wheel)."""
+    here = {str(k): str(v) for k, v in default_environment().items()}
+    here.update(sys_platform="linux", platform_system="Linux", os_name="posix")
+    return tuple({**here, "python_version": python, "python_full_version": f"{python}.0"} for python in PYTHONS)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlspec.backends.pulumi import compile_project
-from mlspec.graph import load_graph
+from tests.pulumi.conftest import compile_in_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris"
@@ -74,7 +73,4 @@ def batch_spec(folder: Path, spec: str = SPEC) -> Path:
 
 def compile_batch(base: Path, spec: str = SPEC) -> Path:
     """BASE/examples/iris-batch compiled to BASE/stacks/iris-batch (the repository's layout)."""
-    source = batch_spec(base / "examples" / "iris-batch", spec)
-    out = base / "stacks" / "iris-batch"
-    compile_project(load_graph([source]), out)
-    return out
+    return compile_in_layout(batch_spec(base / "examples" / "iris-batch", spec), base)

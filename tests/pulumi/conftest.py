@@ -27,7 +27,12 @@ def compile_copy(base: Path, example: str, edit: Callable[[Path], None] | None =
     shutil.copytree(ROOT / "examples" / example, spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     if edit:
         edit(spec)
-    out = base / "stacks" / example
+    return compile_in_layout(spec, base)
+
+
+def compile_in_layout(spec: Path, base: Path) -> Path:
+    """The spec folder SPEC compiled for docker to BASE/stacks/<its name> (the repository's layout)."""
+    out = base / "stacks" / spec.name
     compile_project(load_graph([spec]), out)
     return out
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlspec.backends.pulumi import compile_project
-from mlspec.graph import load_graph
+from tests.pulumi.conftest import compile_in_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 DDP_CODE = ROOT / "tests" / "kubernetes" / "specs" / "distributed" / "src"
@@ -78,7 +77,4 @@ def nodes_spec(folder: Path, spec: str = SPEC) -> Path:
 
 def compile_nodes(base: Path, spec: str = SPEC) -> Path:
     """BASE/examples/nodes compiled for docker to BASE/stacks/nodes (the repository's layout)."""
-    source = nodes_spec(base / "examples" / "nodes", spec)
-    out = base / "stacks" / "nodes"
-    compile_project(load_graph([source]), out)
-    return out
+    return compile_in_layout(nodes_spec(base / "examples" / "nodes", spec), base)
