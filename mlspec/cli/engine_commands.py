@@ -1,4 +1,4 @@
-"""Commands that change or inspect a deployed workspace: plan, up, down, status, logs."""
+"""Commands that change or inspect a deployed workspace: refresh, up, down, status."""
 
 from __future__ import annotations
 
@@ -15,25 +15,6 @@ def _style() -> Any:
     from mlspec.render.style import Style, use_colour
 
     return Style(use_colour())
-
-
-def plan(args: argparse.Namespace) -> int:
-    from mlspec.cli.stacks import announce
-    from mlspec.render.plan import plan_markdown, plan_text
-
-    announce(args)
-    the_plan = local_engine(args, check_target=True).plan()
-    if args.json:
-        print_json(the_plan.as_dict())
-    elif args.markdown:
-        print(plan_markdown(the_plan))
-    else:
-        print(plan_text(the_plan, _style()))
-    if the_plan.blockers:
-        return EXIT_FAILED
-    if args.detailed_exitcode:
-        return 2 if the_plan.has_changes else 0
-    return EXIT_OK
 
 
 def refresh(args: argparse.Namespace) -> int:

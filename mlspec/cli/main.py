@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("schema", help="print the JSON Schema of spec documents",
                             description="Print the JSON Schema that editors use to complete and check specs.")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
-    p.add_argument("--stacks", action="store_true", help="the schema of the stack file (mlspec.stacks.yaml) instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--stacks", action="store_true",
+                       help="the schema of the stack file (mlspec.stacks.yaml) instead")
+    which.add_argument("--plan", action="store_true", help="the schema of `mlspec plan --format json` instead")
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "schema"))
 
     p = commands.add_parser("targets", help="what each target does with each spec field",
@@ -80,13 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_lazy("mlspec.cli.spec_commands", "graph"))
 
     p = commands.add_parser("plan", help="show what `up` would change, and why",
-                            description="Compare the spec with what is deployed: + create, ~ update, "
-                                        "-/+ replace, - delete, each with its reason.")
+                            description="Compare the spec with what is deployed (or, with --base, with the spec at "
+                                        "a git revision): + create, ~ update, -/+ replace, - delete, each with its "
+                                        "reason in ML terms: which jobs retrain and why, which model versions are "
+                                        "registered, which endpoints redeploy and how traffic shifts.")
     _engine(p)
-    _json(p)
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for pull-request comments)")
+    p.add_argument("--base", metavar="REF",
+                   help="compare with the spec at this git revision (from where the current branch left it, as a "
+                        "pull request's diff does) instead of the deployed state; reads and writes no state. With a "
+                        "docker or kubernetes target it also lists the generated Pulumi resources that change")
+    p.add_argument("--format", choices=["text", "json", "markdown"],
+                   help="text (default); json, versioned by schema/mlspec.plan.schema.json; or markdown, a "
+                        "pull-request comment")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--markdown", action="store_true", help="the same as --format markdown")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with no changes, 2 with changes")
-    p.set_defaults(handler=_lazy("mlspec.cli.engine_commands", "plan"))
+    p.set_defaults(handler=_lazy("mlspec.cli.plan_command", "plan"))
 
     p = commands.add_parser("refresh", help="show where what runs differs from what `up` recorded",
                             description="Compare the recorded state with what really runs (processes, gateways, "

@@ -22,7 +22,12 @@ def validate(args: argparse.Namespace) -> int:
 def schema(args: argparse.Namespace) -> int:
     from mlspec.spec.schema import json_schema, stacks_json_schema
 
-    text = json.dumps(stacks_json_schema() if getattr(args, "stacks", False) else json_schema(), indent=2) + "\n"
+    if getattr(args, "plan", False):
+        from mlspec.render.plan_json import plan_schema
+
+        text = json.dumps(plan_schema(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = json.dumps(stacks_json_schema() if getattr(args, "stacks", False) else json_schema(), indent=2) + "\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -45,6 +45,8 @@ def tree_digests(path: Path, root: Path) -> dict[str, str]:
         try:
             relative = file.relative_to(root).as_posix()
         except ValueError:
-            relative = file.as_posix()  # outside the spec folder: keep the absolute path
+            # Outside the spec folder: `../shared/train.py`, so a checkout elsewhere (CI, a colleague's machine,
+            # a base revision) hashes the same files the same way.
+            relative = Path(os.path.relpath(file, root)).as_posix()
         out[relative] = file_digest(file)
     return out

@@ -13,6 +13,7 @@ from mlspec.plan.labels import RELABEL, desired_labels, label_changes
 from mlspec.plan.model import Action, Change, Drift, Plan, Record
 from mlspec.plan.models import model_change, reference_blockers
 from mlspec.plan.registry import RegistryView
+from mlspec.plan.traffic import SHIFT_TRAFFIC, TRAFFIC_REASONS, fold_traffic
 
 # The kind's word for an update, as users say it.
 VERBS = {"Job": "retrain", "Model": "register", "Endpoint": "redeploy", "Environment": "rebuild",
@@ -74,6 +75,8 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
         return Change(node.id, node.kind, "update", (f"previous apply did not finish ({record.status})",), verb)
     spec = spec_of(node)
     reasons = field_changes(record.spec, spec) + file_changes(record.files, node.files)
+    if node.kind == "Endpoint":
+        reasons = fold_traffic(record.spec, spec, reasons)
     for upstream in node.deps:
         before = record.upstream.get(upstream)
         if before is not None and before != graph.nodes[upstream].hash:
@@ -81,6 +84,8 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
     action: Action = "update"
     if any(record.spec.get(f) != spec.get(f) for f in REPLACE_FIELDS.get(node.kind, ())):
         action = "replace"
+    if reasons and all(r.startswith(TRAFFIC_REASONS) for r in reasons):
+        verb = SHIFT_TRAFFIC  # the gateway's split changes; no replica restarts
     return Change(node.id, node.kind, action, tuple(reasons) or ("definition changed",), verb)
 
 
@@ -121,7 +126,13 @@ def _upstream_reason(upstream: str, graph: Graph, state: dict[str, Record], plan
         return f"new version of {name}"
     if kind == "Job":
         return f"{upstream} retrains"
-    return f"{upstream} changed"
+    change = planned.get(upstream)
+    why = f" ({change.reasons[0]})" if change and change.reasons else ""
+    if kind == "Data":
+        return f"new version of {upstream}{why}"
+    if kind == "Environment":
+        return f"{upstream} rebuilds{why}"
+    return f"{upstream} changed{why}"
 
 
 def _dependants_first(ids: list[str], state: dict[str, Record]) -> list[str]:

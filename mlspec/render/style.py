@@ -10,10 +10,11 @@ _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "
           "bold": "1", "dim": "2"}
 
 
-def use_colour(stream: TextIO = sys.stdout) -> bool:
+def use_colour(stream: TextIO | None = None) -> bool:
+    """Whether to colour `stream` (standard output as it is now, not as it was when mlspec was imported)."""
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return bool(os.environ.get("FORCE_COLOR")) or stream.isatty()
+    return bool(os.environ.get("FORCE_COLOR")) or (stream or sys.stdout).isatty()
 
 
 class Style:

@@ -78,3 +78,20 @@ def test_committed_stacks_schema_is_current_and_the_examples_satisfy_it(capsys: 
                   {"stacks": {"my stack": {"target": "local"}}}, {"stacks": {}},
                   {"stacks": {"s": {"target": "docker", "docker": {"baseImage": "x"}}}}):
         assert not validator.is_valid(wrong), wrong
+
+
+def test_committed_plan_schema_is_current_and_versioned(capsys: pytest.CaptureFixture[str]) -> None:
+    """The schema of `plan --format json` ships with mlspec; the repository's copy is the same, and it pins the
+    version the renderer writes (a change of shape must bump both)."""
+    import jsonschema
+
+    from mlspec.render.plan_json import SCHEMA_VERSION
+
+    assert main(["schema", "--plan"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    committed = ROOT / "schema" / "mlspec.plan.schema.json"
+    assert schema == json.loads(committed.read_text()), \
+        "schema/mlspec.plan.schema.json is stale: run mlspec schema --plan -o schema/mlspec.plan.schema.json"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema_version"] == {"const": SCHEMA_VERSION,
+                                                      "description": "The version of this document's shape."}

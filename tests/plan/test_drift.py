@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlspec.graph import Graph, load_graph
-from mlspec.plan import Change, Drift, Plan, Record, plan, spec_of
-from mlspec.plan.labels import desired_labels
+from mlspec.plan import Change, Drift, Plan, Record, plan, records_of
 from mlspec.render.plan import drift_text, plan_text
 from mlspec.render.style import Style
 
@@ -25,9 +25,8 @@ def graph(tmp_path: Path) -> Graph:
 
 def applied(graph: Graph) -> dict[str, Record]:
     outputs = {"model/iris-clf": {"version": 2}, "model/iris-forest": {"version": 1}}
-    return {n.id: Record(n.id, n.kind, n.hash, spec_of(n), n.files, {d: graph.nodes[d].hash for d in n.deps},
-                         {"labels": desired_labels(n, graph.spec.workspace), **outputs.get(n.id, {})})
-            for n in graph.nodes.values()}
+    return {rid: replace(record, outputs={**record.outputs, **outputs.get(rid, {})})
+            for rid, record in records_of(graph).items()}
 
 
 def test_no_drift_is_no_change(graph: Graph) -> None:
@@ -75,8 +74,8 @@ def test_drift_adds_to_a_change_the_spec_already_makes(graph: Graph) -> None:
                                     old.files, old.upstream, old.outputs)
     change = plan(graph, state, drift={"endpoint/iris": [Drift("gateway.json differs", "reconfigure gateway")]}
                   ).get("endpoint/iris")
-    assert change is not None and change.drifted and change.verb == "redeploy"
-    assert change.reasons[-1] == "gateway.json differs" and len(change.reasons) > 1
+    assert change is not None and change.drifted and change.verb == "shift traffic"  # the spec's own change
+    assert change.reasons == ("traffic blue 50 → 90, green 50 → 10", "gateway.json differs")
 
 
 def test_drift_text_lists_only_drift() -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlspec.graph import Graph, load_graph
-from mlspec.plan import Record, plan, spec_of
-from mlspec.plan.labels import desired_labels
+from mlspec.graph import load_graph
+from mlspec.plan import plan, records_of
 from mlspec.render.plan import plan_text
 from mlspec.render.style import Style
 
@@ -33,12 +32,6 @@ def _edit(spec: Path, kind: str, name: str | None, **fields: object) -> None:
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
-def _applied(graph: Graph) -> dict[str, Record]:
-    """State as the local engine records it after an apply: the labels it applied among the outputs."""
-    return {n.id: Record(n.id, n.kind, n.hash, spec_of(n), n.files, {d: graph.nodes[d].hash for d in n.deps},
-                         {"labels": desired_labels(n, graph.spec.workspace)}) for n in graph.nodes.values()}
-
-
 def test_tags_and_description_are_not_part_of_any_hash(iris: Path) -> None:
     before = {n.id: n.hash for n in load_graph([iris]).nodes.values()}
     _edit(iris, "Job", "train", tags={"team": "ml"}, description="Baseline")
@@ -51,7 +44,7 @@ def test_tags_and_description_are_not_part_of_any_hash(iris: Path) -> None:
 
 def test_a_tag_change_relabels_in_place_and_nothing_downstream(iris: Path) -> None:
     _edit(iris, "Job", "train", tags={"team": "ml", "cost": "a1"})
-    state = _applied(load_graph([iris]))
+    state = records_of(load_graph([iris]))
     _edit(iris, "Job", "train", tags={"team": "research", "owner": "ana"}, description="Baseline")
     result = plan(load_graph([iris]), state)
     changed = [c for c in result.changes if c.action != "noop"]
@@ -65,7 +58,7 @@ def test_a_tag_change_relabels_in_place_and_nothing_downstream(iris: Path) -> No
 def test_each_kind_relabels_and_an_unlabelled_state_stays_a_noop(iris: Path) -> None:
     with (iris / "mlspec.yaml").open("a") as spec:
         spec.write("---\nkind: Model\nname: iris-clf\njob: train\n")
-    state = _applied(load_graph([iris]))
+    state = records_of(load_graph([iris]))
     assert not plan(load_graph([iris]), state).has_changes
     for kind, name in (("Compute", "cpu"), ("Environment", "sklearn"), ("Data", "iris"), ("Endpoint", "iris"),
                        ("Model", "iris-clf")):
@@ -77,7 +70,7 @@ def test_each_kind_relabels_and_an_unlabelled_state_stays_a_noop(iris: Path) -> 
 
 
 def test_workspace_labels_relabel_the_jobs_whose_experiments_carry_them(iris: Path) -> None:
-    state = _applied(load_graph([iris]))
+    state = records_of(load_graph([iris]))
     _edit(iris, "Workspace", None, tags={"env": "prod"})
     changed = {c.id: c.reasons for c in plan(load_graph([iris]), state).changes if c.action != "noop"}
     assert changed == {"job/train": ("workspace tags changed (env added)",),
@@ -85,7 +78,7 @@ def test_workspace_labels_relabel_the_jobs_whose_experiments_carry_them(iris: Pa
 
 
 def test_a_real_change_with_a_tag_change_is_still_a_retrain(iris: Path) -> None:
-    state = _applied(load_graph([iris]))
+    state = records_of(load_graph([iris]))
     _edit(iris, "Job", "train", tags={"team": "ml"}, timeout="2h")
     change = plan(load_graph([iris]), state).get("job/train")
     assert change is not None and change.verb == "retrain"

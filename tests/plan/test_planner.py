@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlspec.graph import Graph, load_graph
-from mlspec.plan import Record, plan, spec_of
-from mlspec.plan.labels import desired_labels
+from mlspec.plan import Record, plan, records_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iris"
 
@@ -23,9 +23,8 @@ def iris(tmp_path: Path) -> Path:
 
 def applied(graph: Graph, **outputs: dict) -> dict[str, Record]:
     """State as if every resource of `graph` had been applied."""
-    return {n.id: Record(n.id, n.kind, n.hash, spec_of(n), n.files, {d: graph.nodes[d].hash for d in n.deps},
-                         {"labels": desired_labels(n, graph.spec.workspace), **outputs.get(n.id, {})})
-            for n in graph.nodes.values()}
+    return {rid: replace(record, outputs={**record.outputs, **outputs.get(rid, {})})
+            for rid, record in records_of(graph).items()}
 
 
 def test_empty_state_creates_everything_in_dependency_order(iris: Path) -> None:
@@ -76,7 +75,8 @@ def test_traffic_change_updates_only_the_endpoint(iris: Path) -> None:
     result = plan(load_graph([iris]), applied(before))
     changed = [c for c in result.changes if c.action != "noop"]
     assert [c.id for c in changed] == ["endpoint/iris"]
-    assert set(changed[0].reasons) == {"traffic.blue: 90 → 50", "traffic.green: 10 → 50"}
+    assert changed[0].reasons == ("traffic blue 90 → 50, green 10 → 50",)
+    assert changed[0].verb == "shift traffic"
 
 
 def test_compute_type_change_is_a_replace(iris: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 from mlspec.plan import Change, Plan
-from mlspec.render.plan import plan_markdown, plan_text
+from mlspec.plan.report import Base, PlanReport
+from mlspec.render.plan import plan_text
+from mlspec.render.plan_json import plan_document
+from mlspec.render.plan_markdown import MARKER, report_markdown
 from mlspec.render.style import Style
 
 PLAN = Plan([
@@ -32,9 +35,21 @@ def test_colour_only_when_asked() -> None:
     assert "\033[33m" in plan_text(PLAN, Style(True))
 
 
+def report(plan: Plan) -> PlanReport:
+    return PlanReport(plan, Base("workspace", "the workspace `.mlspec`"), "local",
+                      [("job/train", "model/iris-clf"), ("compute/cpu", "job/train")])
+
+
 def test_json_and_markdown() -> None:
-    data = json.loads(json.dumps(PLAN.as_dict()))
+    data = json.loads(json.dumps(plan_document(report(PLAN))))
+    assert data["schema_version"] == 1
     assert data["summary"] == {"create": 1, "update": 2, "replace": 0, "delete": 1, "noop": 1}
-    markdown = plan_markdown(PLAN)
-    assert "| `~` | `job/train` | files changed (src/train.py) |" in markdown
-    assert plan_markdown(Plan([])).startswith("**No changes")
+    assert next(c for c in data["changes"] if c["id"] == "job/train")["depends_on"] == ["compute/cpu"]
+    markdown = report_markdown(report(PLAN))
+    assert markdown.startswith(MARKER + "\n### mlspec plan: 1 job retrains, 2 other changes\n")
+    assert "| `~` | `job/train` | retrain | files changed (src/train.py) |" in markdown
+    assert "- **Retrain** `train`: files changed (src/train.py)" in markdown
+    assert '  job_train["~ job/train"]:::update' in markdown and "  job_train --> model_iris_clf" in markdown
+    assert "compute_cpu" not in markdown  # unchanged resources stay out of the graph
+    empty = report_markdown(report(Plan([])))
+    assert "### mlspec plan: No changes. Everything is up to date" in empty and "<details>" not in empty

@@ -62,16 +62,25 @@ class LocalEngine:
         """The spec against the recorded state, refreshed with what really runs."""
         return self.refresh()[1]
 
+    def plan_with_records(self) -> tuple[Plan, dict[str, Record]]:
+        """The plan, and the recorded state it was made against."""
+        _, the_plan, records = self._refreshed()
+        return the_plan, records
+
     def refresh(self) -> tuple[dict[str, list[Drift]], Plan]:
         """What really runs differs from the recorded state how (per resource), and the plan that repairs it."""
+        drift, the_plan, _ = self._refreshed()
+        return drift, the_plan
+
+    def _refreshed(self) -> tuple[dict[str, list[Drift]], Plan, dict[str, Record]]:
         self.check()
         if not self.paths.state_db.exists():
-            return {}, self._plan({}, {})
+            return {}, self._plan({}, {}), {}
         store = StateStore(self.paths.state_db)
         try:
             records = store.records()
             drift = refresh(self.graph, self.paths, store, records, self.tracking_uri)
-            return drift, self._plan(records, drift)
+            return drift, self._plan(records, drift), records
         finally:
             store.close()
 

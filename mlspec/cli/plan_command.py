@@ -1,0 +1,91 @@
+"""`mlspec plan`: the spec against the deployed workspace, or (`--base REF`) against the spec at a git revision."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlspec.cli.common import CommandError, load_spec, local_engine, target_of
+from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_json
+
+
+def plan(args: argparse.Namespace) -> int:
+    from mlspec.cli.stacks import announce
+
+    announce(args)
+    report = _against_revision(args) if args.base else _against_workspace(args)
+    _print(report, _format(args))
+    if report.plan.blockers:
+        return EXIT_FAILED
+    if args.detailed_exitcode:
+        return 2 if report.has_changes else EXIT_OK
+    return EXIT_OK
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    return "json" if args.json else "markdown" if args.markdown else "text"
+
+
+def _print(report: Any, form: str) -> None:
+    if form == "json":
+        from mlspec.render.plan_json import plan_document
+
+        print_json(plan_document(report))
+    elif form == "markdown":
+        from mlspec.render.plan_markdown import report_markdown
+
+        sys.stdout.write(report_markdown(report))
+    else:
+        from mlspec.render.plan import report_text
+        from mlspec.render.style import Style, use_colour
+
+        print(report_text(report, Style(use_colour())))
+
+
+def _against_workspace(args: argparse.Namespace) -> Any:
+    """The spec against the local workspace's recorded state, refreshed with what really runs."""
+    from mlspec.plan.report import Base, build_report
+
+    engine = local_engine(args, check_target=True)
+    the_plan, records = engine.plan_with_records()
+    shown = engine.paths.root
+    with contextlib.suppress(ValueError):
+        shown = shown.relative_to(Path.cwd())
+    return build_report(the_plan, engine.graph, records, Base("workspace", f"the workspace `{shown}`"), "local")
+
+
+def _against_revision(args: argparse.Namespace) -> Any:
+    """The working tree's spec against the same paths at `--base`, reading no state and touching nothing."""
+    from mlspec.cli.base_spec import analyse_base, in_background
+    from mlspec.load.revision import RevisionError, resolve_revision
+    from mlspec.plan import plan
+    from mlspec.plan.report import Base, build_report
+    from mlspec.resolve.stacks import spec_folder
+
+    target = target_of(args)
+    try:
+        revision = resolve_revision(spec_folder(args.paths), args.base)
+        pulumi = target in ("docker", "kubernetes")
+        pending = None if pulumi else in_background(args.paths, revision, target)
+        head = load_spec(args, check_target=True)
+        compare = (lambda base: _generated(base, head, target)) if pulumi else None
+        base = pending.result() if pending else analyse_base(args.paths, revision, target, compare)
+    except RevisionError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from exc
+    if base.records is None:
+        raise CommandError(base.problem, EXIT_INVALID)
+    details = {"ref": revision.ref, "commit": revision.commit, "merge_base": revision.merge_base}
+    return build_report(plan(head, base.records), head, base.records, Base("git", revision.describe(), details),
+                        target, base.generated)
+
+
+def _generated(base: Any, head: Any, target: str) -> list[Any]:
+    """The Pulumi program's resources that change, for the targets mlspec compiles to Pulumi."""
+    from mlspec.backends.pulumi.changes import generated_changes
+
+    return list(generated_changes(base, head, target))
