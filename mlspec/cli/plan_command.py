@@ -9,14 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.cli.common import CommandError, load_spec, local_engine, target_of
-from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_json
+from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_json, report_spec_error
+from mlspec.diagnostics import SpecError
 
 
 def plan(args: argparse.Namespace) -> int:
     from mlspec.cli.stacks import announce
 
     announce(args)
-    report = _against_revision(args) if args.base else _against_workspace(args)
+    try:
+        report = _against_revision(args) if args.base else _against_workspace(args)
+    except CommandError as exc:
+        # With --detailed-exitcode, 2 means "changes": a spec that does not validate must not read as one.
+        if args.detailed_exitcode and exc.code == EXIT_INVALID:
+            raise CommandError(str(exc), EXIT_FAILED) from exc
+        raise
+    except SpecError as exc:
+        code = report_spec_error(exc, False)
+        return EXIT_FAILED if args.detailed_exitcode else code
     _print(report, _format(args))
     if report.plan.blockers:
         return EXIT_FAILED

@@ -125,6 +125,11 @@ def test_no_change_and_the_detailed_exit_code(repo: Repo, capsys: pytest.Capture
     assert code == 0 and "No changes" in text
     repo.edit("mlspec.yaml", "C: 1.0", "C: 0.5")
     assert plan(capsys, "--detailed-exitcode")[0] == 2
+    # An invalid spec is not "changes": 1, as for any other failure.
+    repo.edit("mlspec.yaml", "max_nodes: 2", "max_nodes: many")
+    assert plan(capsys, "--detailed-exitcode")[0] == 1
+    assert plan(capsys)[0] == 2
+    assert main(["plan", "iris", "--base", "no-such-branch", "--detailed-exitcode"]) == 1
 
 
 def test_touches_no_state_and_leaves_the_working_tree_alone(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
