@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "pull-request comment")
     p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("--markdown", action="store_true", help="the same as --format markdown")
-    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with no changes, 2 with changes, 1 for anything else (an invalid spec too)")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 with no changes, 2 with changes, 1 for anything else (an invalid spec too)")
     p.set_defaults(handler=_lazy("mlspec.cli.plan_command", "plan"))
 
     p = commands.add_parser("refresh", help="show where what runs differs from what `up` recorded",
