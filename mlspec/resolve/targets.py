@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,13 +19,24 @@ from mlspec.validate import Declared
 
 Path = tuple[str | int, ...]
 
+_NO_DEFAULT = object()
+
+
+@cache
+def _defaults(cls: type[BaseModel]) -> tuple[tuple[str, Any], ...]:
+    """Each field of a model class with its default (made once: a factory's fresh value is only compared)."""
+    return tuple((name, _NO_DEFAULT if info.is_required() else info.get_default(call_default_factory=True))
+                 for name, info in cls.model_fields.items())
+
+
 def _set_fields(model: BaseModel) -> Iterator[tuple[str, Any]]:
     """The fields a document wrote with a value other than the default, in declaration order."""
-    for name, info in type(model).model_fields.items():
-        if name not in model.model_fields_set:
+    written = model.model_fields_set
+    for name, default in _defaults(type(model)):
+        if name not in written:
             continue
         value = getattr(model, name)
-        if info.is_required() or value != info.get_default(call_default_factory=True):
+        if default is _NO_DEFAULT or value != default:
             yield name, value
 
 

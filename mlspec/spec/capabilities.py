@@ -10,6 +10,7 @@ on `Resource`; the empty field name is the row of a whole kind or type.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
@@ -427,6 +428,7 @@ TABLE: dict[str, dict[str, Row]] = {
 }
 
 
+@cache
 def row_for(model: type, field: str) -> Row | None:
     """The row of a field of a spec model, looked up along its class hierarchy; '' is the model's own row."""
     classes = model.__mro__[:1] if field == "" else model.__mro__
