@@ -101,6 +101,15 @@ def test_security_settings(workflows: dict[str, Path]) -> None:
                                                                   "pulumi/actions"}
 
 
+def test_every_script_is_valid_bash(workflows: dict[str, Path]) -> None:
+    scripts = [step["run"] for path in workflows.values() for job in _load(path)["jobs"].values()
+               for step in job["steps"] if "run" in step]
+    for script in scripts:
+        result = subprocess.run(["bash", "-n", "-e", "-o", "pipefail"], input=script, capture_output=True,
+                                text=True, timeout=30)
+        assert result.returncode == 0, script + result.stderr
+
+
 def test_pull_requests_are_validated_and_planned_in_one_comment(workflows: dict[str, Path]) -> None:
     document = _load(workflows["mixed"])
     assert document["env"]["SPEC"] == "ml"
@@ -125,7 +134,8 @@ def test_a_local_stack_gets_an_mlspec_drift_check_and_no_pulumi_jobs(workflows: 
     assert drift["if"] == "github.event_name != 'pull_request'"
     assert drift["strategy"]["matrix"]["stack"] == ["dev"]
     run = _steps(document, "drift")[-1]
-    assert 'mlspec plan "$SPEC" --stack "$STACK" --state "$MLSPEC_STATE" --detailed-exitcode' in run["run"]
+    assert 'mlspec plan "$SPEC" --stack "$STACK" "${state[@]}" --detailed-exitcode' in run["run"]
+    assert 'state=(--state "$MLSPEC_STATE")' in run["run"]
     assert run["env"]["MLSPEC_STATE"] == "${{ vars.MLSPEC_STATE }}"
     assert set(document["on"]) == {"pull_request", "push", "schedule", "workflow_dispatch"}
     assert document["on"]["push"]["branches"] == ["main"]
