@@ -15,6 +15,7 @@ mlspec: declare ML workspaces, compute, environments, data, jobs, models and end
 as code; validate, plan and deploy them idempotently.
 
 Start with:
+  mlspec init my-project               a new project that `mlspec up` runs at once
   mlspec validate examples/iris        check a spec, with precise diagnostics
   mlspec plan examples/iris            what `up` would change, and why
   mlspec up examples/iris              train, register and serve on this machine
@@ -218,7 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     _tracking(p)
     p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "models"))
+    _init(commands)
     return parser
+
+
+def _init(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "init", help="start a project (init) or write its GitHub Actions workflow (init ci)",
+        usage="mlspec init [DIR] [--template sklearn|torch] [--name NAME] [--force]\n"
+              "       mlspec init ci [DIR] [--spec PATH] [--stack NAME ...] [--force]",
+        description="`mlspec init DIR` writes a project that `mlspec up` runs at once: mlspec.yaml, src/train.py, "
+                    "its data, request.json, .gitignore, a README and an editor setup that checks every document "
+                    "against the schema. `mlspec init ci DIR` writes DIR/.github/workflows/mlspec.yml: validate and "
+                    "plan each pull request (one comment, updated), pulumi preview of docker and kubernetes stacks, "
+                    "and a drift check on main. Existing files with other content are refused unless --force.")
+    p.add_argument("words", nargs="*", metavar="[ci] DIR", help="the folder (default: the current one)")
+    p.add_argument("--template", choices=["sklearn", "torch"], help="init: the starting point (default: sklearn)")
+    p.add_argument("--name", help="init: the workspace's name (default: the folder's name)")
+    p.add_argument("--spec", metavar="PATH", help="init ci: the spec folder or file, inside DIR (default: DIR)")
+    p.add_argument("--stack", dest="stacks", action="extend", nargs="+", metavar="NAME",
+                   help="init ci: only these stacks of the stack file (default: all of them)")
+    p.add_argument("--force", action="store_true", help="replace files that exist with other content")
+    p.set_defaults(handler=_lazy("mlspec.cli.init_commands", "init"))
 
 
 def _engine(parser: argparse.ArgumentParser) -> None:
