@@ -8,10 +8,10 @@ from pathlib import Path
 
 from mlspec import __version__
 from mlspec.diagnostics import Diagnostics, SpecError, did_you_mean
+from mlspec.render.plan_markdown import MARKER
 from mlspec.scaffold.files import ScaffoldError, Written, render, write_files
 
 WORKFLOW_PATH = ".github/workflows/mlspec.yml"
-PLAN_MARKER = "<!-- mlspec-plan -->"  # finds the pull request's plan comment, to update it rather than add another
 PYTHON = "3.11"
 PULUMI_TARGETS = ("docker", "kubernetes")
 # Pinned to full commit SHAs (a tag can be moved to other code); the comment names the release.
@@ -62,7 +62,7 @@ def workflow_text(spec: str, stacks: CiStacks, only: Sequence[str] = ()) -> str:
     command = " ".join(["mlspec init ci", *([f"--spec {spec}"] if spec != "." else []),
                         *(f"--stack {name}" for name in only)])
     return render("ci", "github-workflow.yml.j2", command=command, spec=spec, requirement=f"mlspec=={__version__}",
-                  python=PYTHON, actions=ACTIONS, marker=PLAN_MARKER, local=stacks.local,
+                  python=PYTHON, actions=ACTIONS, marker=MARKER, local=stacks.local,
                   local_stacks=list(stacks.local_stacks), pulumi_stacks=list(stacks.pulumi_stacks))
 
 

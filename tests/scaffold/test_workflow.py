@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from mlspec.diagnostics import SpecError
+from mlspec.render.plan_markdown import MARKER as PLAN_MARKER
 from mlspec.scaffold import WORKFLOW_PATH, ScaffoldError, write_workflow
-from mlspec.scaffold.workflow import ACTIONS, PLAN_MARKER
+from mlspec.scaffold.workflow import ACTIONS
 
 TOOLS = Path(sys.executable).parent
 SPEC = "kind: Workspace\nname: demo\n"
