@@ -14,6 +14,9 @@ Key = tuple[str, str]  # (component type, name)
 # Container limits are the only inputs of a pulumi-docker container that change in place (notes/pulumi.md): a
 # component whose other arguments change gets new containers (or a new image).
 LIMITS = ("size.cpus", "size.memory_mb")
+# What a program model holds that is no input of its component: the variable, the name (its identity), the folder
+# of its Dockerfile, and `after`, which orders resources (Pulumi's depends_on) without changing any of them.
+NOT_INPUTS = ("var", "name", "folder", "after")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def components(program: ProgramModel) -> list[Component]:
     for env in program.environments:
         env_names[env.var] = env.name
         found.append(Component(
-            "Environment", env.name, {**_fields(env, "var", "name", "folder"),
+            "Environment", env.name, {**_fields(env, *NOT_INPUTS),
                                       "attached_only": program.attached_only(env.var)},
             _replaced_unless("attached_only"), (("runtime", workspace.key),) if env.on_runtime else (),
             renews=("content_hash", "runtime")))
@@ -90,14 +93,13 @@ def components(program: ProgramModel) -> list[Component]:
     registrars: dict[str, Key] = {}
     for job in program.jobs:
         registrars[job.var] = ("mlspec:docker:TrainingJob", job.name)
-        args = {**_fields(job, "var", "name", "folder", "registers", "compute", "after"),
-                "environment": env_names[job.environment], "size": _size(job.size),
-                "after": [registrars[job.after][1]] if job.after else [], "host": program.host_of(job.compute)}
-        found.append(Component("TrainingJob", job.name, args, _replaced_unless(*LIMITS, "after"),
+        args = {**_fields(job, *NOT_INPUTS, "registers", "compute"), "environment": env_names[job.environment],
+                "size": _size(job.size), "host": program.host_of(job.compute)}
+        found.append(Component("TrainingJob", job.name, args, _replaced_unless(*LIMITS),
                                (("environment", image(job.environment)),), renews=("content_hash",)))
     for model in program.path_models:
         registrars[model.var] = ("mlspec:docker:PathModel", model.name)
-        args = {**_fields(model, "var", "name", "folder"),
+        args = {**_fields(model, *NOT_INPUTS),
                 "environment": env_names.get(model.environment or "", program.runtime.name)}
         found.append(Component("PathModel", model.name, args, _replaced_unless(),
                                (("environment", image(model.environment)),), renews=("content_hash",)))
@@ -121,25 +123,23 @@ def components(program: ProgramModel) -> list[Component]:
         found.append(Component("OnlineEndpoint", endpoint.name, args, _replaced_if(), tuple(uses)))
     for batch in program.batches:
         registrar = registrars.get(batch.job or "")
-        args = {**_fields(batch, "var", "name", "folder", "job", "model", "model_name", "settings",
-                            "compute"),
+        args = {**_fields(batch, *NOT_INPUTS, "job", "model", "model_name", "settings", "compute"),
                 "model": batch.model_name, **batch.settings, "size": _size(batch.size),
                 "version": batch.version if batch.version is not None else (
                     f"from {registrar[1]}" if registrar else None)}
         uses = [("environment", image(batch.environment))] + ([("version", registrar)] if registrar else [])
         found.append(Component("BatchEndpoint", batch.name, args, _replaced_unless(*LIMITS), tuple(uses)))
     for instance in program.instances:
-        args = {**_fields(instance, "var", "name", "content_hash"), "environment": env_names[instance.environment],
+        args = {**_fields(instance, *NOT_INPUTS, "content_hash"), "environment": env_names[instance.environment],
                 "size": _size(instance.size)}
         found.append(Component("ComputeInstance", instance.name, args, _replaced_unless(*LIMITS),
                                (("environment", image(instance.environment)),)))
     if program.labels:
         labels = program.labels
-        after = [registrars[var][1] for var in labels.after if var in registrars]
         # Tags and descriptions are applied to MLflow in place: nothing retrains or restarts for them.
         found.append(Component("MlflowLabels", "labels", {"experiments": labels.experiments,
-                                                          "jobs": list(labels.jobs), "models": list(labels.models),
-                                                          "after": after}, _replaced_if()))
+                                                          "jobs": list(labels.jobs), "models": list(labels.models)},
+                               _replaced_if()))
     return found
 
 
