@@ -11,6 +11,8 @@ import pytest
 
 from mlspec.backends.pulumi.changes import GeneratedChange, generated_changes
 from mlspec.graph import load_graph
+from tests.pulumi.batch_spec import ENDPOINT as ENDPOINT_NAME
+from tests.pulumi.batch_spec import SPEC, batch_spec
 from tests.pulumi.conftest import RegistryMocks, compile_copy
 from tests.pulumi.harness import Captured, run_program
 from tests.pulumi.spec_edits import (
@@ -125,3 +127,16 @@ def test_the_components_named_are_those_whose_resources_the_program_registers_di
                                 load_graph([tmp_path / "after" / "examples" / "iris"]), "docker")
     assert changes, "the edit changes something"
     assert {(c.type, c.name) for c in changes} == _owners(before, after)
+
+
+def test_a_batch_endpoints_new_setting_or_retrained_model_is_a_new_scoring_run(tmp_path: Path) -> None:
+    base = load_graph([batch_spec(tmp_path / "base")])
+    setting = load_graph([batch_spec(tmp_path / "setting", SPEC.replace("mini_batch_size: 10", "mini_batch_size: 20"))])
+    retrained = batch_spec(tmp_path / "retrained")
+    edit_train_py(retrained)
+    batch = "mlspec:docker:BatchEndpoint"
+    assert generated_changes(base, setting, "docker") == [
+        GeneratedChange(batch, ENDPOINT_NAME, "replace", ("content_hash", "mini_batch_size"))]
+    assert generated_changes(base, load_graph([retrained]), "docker") == [
+        GeneratedChange(JOB, "train", "replace", ("content_hash", 'files["src/train.py"]')),
+        GeneratedChange(batch, ENDPOINT_NAME, "replace", ("content_hash", "version"))]

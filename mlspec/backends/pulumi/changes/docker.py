@@ -67,7 +67,9 @@ def docker_changes(base: ProgramModel, head: ProgramModel) -> list[GeneratedChan
 
 
 def components(program: ProgramModel) -> list[Component]:
-    """Every component of the program, in the order the program makes them."""
+    """Every component of the program, in the order the program makes them. An attached Docker host's copies of
+    the workspace's pieces (AttachedHost) are not listed apart: moving a compute to another host shows as the
+    `host` argument of what runs on it."""
     workspace = Component("Workspace", program.project, {
         "runtime": program.runtime.content_hash,
         "tracking": program.tracking.content_hash if program.tracking else None,
