@@ -29,13 +29,19 @@ class ResolvedSpec:
     references: list[Reference] = field(default_factory=list)
     files: dict[str, dict[str, Path]] = field(default_factory=dict)  # id -> field path -> file or folder
     implicit: set[str] = field(default_factory=set)  # ids mlspec added (default compute, models from outputs)
+    # (source, path) -> target, made again whenever references were added since: the compilers ask for thousands
+    # of targets, and a scan per question made a 1,000-resource workspace quadratic.
+    _targets: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed: int = field(default=0, init=False, repr=False, compare=False)
 
     def target(self, source: str, path: str) -> str | None:
         """The id a field of a resource refers to, e.g. target('job/train', 'compute') == 'compute/cpu'."""
-        for ref in self.references:
-            if ref.source == source and ref.path == path:
-                return ref.target
-        return None
+        if self._indexed != len(self.references):
+            self._targets = {}
+            for ref in self.references:  # the first reference of a field is the one
+                self._targets.setdefault((ref.source, ref.path), ref.target)
+            self._indexed = len(self.references)
+        return self._targets.get((source, path))
 
     def get(self, resource_id: str) -> Resource:
         return self.resources[resource_id].resource

@@ -182,10 +182,10 @@ def _token_volume(endpoint: EndpointModel) -> Object:
 
 def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: Context,
                      environments: Mapping[str, EnvironmentModel], jobs: Mapping[str, JobModel],
-                     digest: str | None, compute: ComputeModel | None) -> list[Object]:
+                     digest: str | None, compute: ComputeModel | None, declared: str) -> list[Object]:
     name = replica_name(endpoint, deployment)
     selector = replica_selector(ctx, endpoint, deployment)
-    object_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, declared_hash(endpoint))
+    object_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, declared)
     pod_labels = _object_labels(ctx, endpoint, REPLICA, name, selector, None)  # a changed label would roll pods
     settings = RequestSettings.model_validate(deployment.settings.get("request_settings") or {})
     environment = environments.get(deployment.environment)
@@ -251,10 +251,10 @@ def gateway_timeout(endpoint: EndpointModel) -> float:
                for d in endpoint.deployments) + 1
 
 
-def _gateway_objects(endpoint: EndpointModel, ctx: Context) -> list[Object]:
+def _gateway_objects(endpoint: EndpointModel, ctx: Context, declared: str) -> list[Object]:
     name = gateway_name(endpoint)
     selector = gateway_selector(ctx, endpoint)
-    object_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, declared_hash(endpoint))
+    object_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, declared)
     pod_labels = _object_labels(ctx, endpoint, GATEWAY, name, selector, None)
     config = gateway_config(endpoint, ctx)
     config_map = dns_name(endpoint.name, "gateway")
@@ -302,9 +302,10 @@ def endpoint_objects(endpoint: EndpointModel, ctx: Context, *, environments: Seq
     by_var = {e.var: e for e in environments}
     by_name = {c.name: c for c in computes}
     registering = {j.var: j for j in jobs}
+    declared = declared_hash(endpoint)  # once: every object of the endpoint carries it
     objects: list[Object] = []
     for deployment in endpoint.deployments:
         objects += _replica_objects(endpoint, deployment, ctx, by_var, registering,
                                     (digests or {}).get(deployment.name),
-                                    by_name.get(deployment.compute) if deployment.compute else None)
-    return objects + _gateway_objects(endpoint, ctx)
+                                    by_name.get(deployment.compute) if deployment.compute else None, declared)
+    return objects + _gateway_objects(endpoint, ctx, declared)
