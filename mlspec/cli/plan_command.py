@@ -83,7 +83,7 @@ def _against_revision(args: argparse.Namespace) -> Any:
         pulumi = target in ("docker", "kubernetes")
         pending = None if pulumi else in_background(args.paths, revision, target)
         head = load_spec(args, check_target=True)
-        compare = (lambda base: _generated(base, head, target)) if pulumi else None
+        compare = (lambda base: _generated(base, head, args)) if pulumi else None
         base = pending.result() if pending else analyse_base(args.paths, revision, target, compare)
     except RevisionError as exc:
         raise CommandError(str(exc), EXIT_INVALID) from exc
@@ -94,8 +94,13 @@ def _against_revision(args: argparse.Namespace) -> Any:
                         target, base.generated)
 
 
-def _generated(base: Any, head: Any, target: str) -> list[Any]:
-    """The Pulumi program's resources that change, for the targets mlspec compiles to Pulumi."""
+def _generated(base: Any, head: Any, args: argparse.Namespace) -> list[Any]:
+    """The Pulumi program's resources that change, placed as the stack's `mlspec compile` places them."""
+    from mlspec.backends.pulumi import CompileError
     from mlspec.backends.pulumi.changes import generated_changes
+    from mlspec.cli.stacks import selection_of
 
-    return list(generated_changes(base, head, target))
+    try:
+        return list(generated_changes(base, head, target_of(args), selection_of(args).kubernetes))
+    except CompileError as error:
+        raise CommandError(str(error), EXIT_INVALID) from None

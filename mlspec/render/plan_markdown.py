@@ -13,6 +13,7 @@ from mlspec.render.plan_mermaid import mermaid
 
 MARKER = "<!-- mlspec-plan -->"  # CI finds its earlier comment by this line and updates it instead of adding one
 _UNCHANGED_SHOWN = 8
+_LABELS = ("metadata.labels", "metadata.annotations")  # an object's own metadata, not its pod template's
 
 # The order reviewers read a change in: what trains, what it registers, what serves, then the rest.
 # Reasons another bullet already gives: a registration's job, a new job's training.
@@ -103,10 +104,18 @@ def _table(changed: list[Change], every: list[Change]) -> list[str]:
 
 def _generated(report: PlanReport) -> list[str]:
     rows = ["| | type | name | fields |", "|---|---|---|---|"]
+    relabelled = []
     for item in report.generated or []:
         data = item.as_dict()
+        if data["action"] == "update" and data.get("fields") and all(f.startswith(_LABELS) for f in data["fields"]):
+            relabelled.append(f"{data['type'].rsplit(':', 1)[-1]} `{data['name']}`")
+            continue
         fields = ", ".join(f"`{f}`" for f in data.get("fields", ()))
         rows.append(f"| `{SYMBOLS.get(data['action'], '?')}` | `{data['type']}` | `{data['name']}` | {fields} |")
+    if relabelled:  # Pulumi updates their labels in place; listing each would bury what really changes
+        shown = ", ".join(relabelled[:_UNCHANGED_SHOWN])
+        more = f" and {len(relabelled) - _UNCHANGED_SHOWN} more" if len(relabelled) > _UNCHANGED_SHOWN else ""
+        rows += ["", f"Labels only, updated in place: {shown}{more}."]
     return rows
 
 

@@ -175,3 +175,26 @@ def test_a_spec_that_reads_files_outside_its_folder(repo: Repo, capsys: pytest.C
     repo.append("../shared/train.py", "# tuned\n")
     found = changes(plan_json(capsys, base="HEAD"))
     assert found["job/train"] == ("retrain", ["files changed (../shared/train.py)"])
+
+
+@pytest.mark.parametrize("target", ["docker", "kubernetes"])
+def test_pulumi_targets_list_the_generated_resources_that_change(repo: Repo, capsys: pytest.CaptureFixture[str],
+                                                                 target: str) -> None:
+    repo.append("src/train.py", "# tuned\n")
+    code, out = plan(capsys, "--target", target, "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    generated = {(g["type"], g["name"]): (g["action"], g["fields"]) for g in document["generated"]}
+    if target == "docker":
+        assert generated[("mlspec:docker:TrainingJob", "train")] == ("replace", ["content_hash",
+                                                                                 'files["src/train.py"]'])
+        assert generated[("mlspec:docker:OnlineEndpoint", "iris")][0] == "update"
+    else:
+        jobs = [name for (kind, name), (action, _) in generated.items()
+                if kind == "kubernetes:batch/v1:Job" and action == "replace"]
+        assert len(jobs) == 2
+    _, markdown = plan(capsys, "--target", target, "--format", "markdown")
+    assert f"<summary>Generated {target} resources (" in markdown
+    # The local plan, which compiles nothing, says nothing of generated resources.
+    assert plan_json(capsys)["generated"] is None
