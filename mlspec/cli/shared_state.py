@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlspec.cli.common import CommandError, load_spec, local_engine, target_of
+from mlspec.cli.common import CommandError, load_spec, local_engine, require_local, target_of
 from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from mlspec.cli.stacks import selection_of
 
@@ -67,6 +67,7 @@ def plan_of(args: argparse.Namespace) -> Any:
     """The plan of `mlspec plan`: against the local workspace (refreshed), or, with a state location, against the
     snapshot published there, touching nothing on this machine; the machine whose workspace published it plans
     against that workspace, which it can refresh."""
+    require_local(args)
     location = location_of(args)
     if location is None:
         return local_engine(args, check_target=True).plan()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from mlspec.backends.local.whoami import user_at_host
 from mlspec.plan import Record
 
 SNAPSHOT_VERSION = 1
-_RECORD_FIELDS = {f.name for f in fields(Record)}
+_RECORD_FIELDS = tuple(f.name for f in fields(Record))
 
 
 class SnapshotError(Exception):
@@ -33,7 +33,8 @@ class Snapshot:
     def as_dict(self) -> dict[str, Any]:
         return {"version": SNAPSHOT_VERSION, "workspace": self.workspace, "published_at": self.published_at,
                 "by": self.by, "lineage": self.lineage, "serial": self.serial,
-                "records": [asdict(record) for _, record in sorted(self.records.items())]}
+                "records": [{name: getattr(record, name) for name in _RECORD_FIELDS}  # asdict's deep copy: 3x slower
+                            for _, record in sorted(self.records.items())]}
 
 
 def new_snapshot(workspace: str, records: dict[str, Record], lineage: str, serial: int) -> Snapshot:
@@ -43,7 +44,7 @@ def new_snapshot(workspace: str, records: dict[str, Record], lineage: str, seria
 
 
 def encode(snapshot: Snapshot) -> str:
-    return json.dumps(snapshot.as_dict(), indent=1, sort_keys=True, default=str) + "\n"
+    return json.dumps(snapshot.as_dict(), separators=(",", ":"), sort_keys=True, default=str) + "\n"
 
 
 def decode(text: str, where: str) -> Snapshot:
