@@ -149,3 +149,28 @@ def test_a_held_lock_stops_up_with_its_holder_until_released_or_broken(deployed:
     assert waits.returncode == 0, waits.stderr
     assert "published the state (3 resource(s))" in waits.stderr and not lock.exists()
     assert _mlspec("down", str(spec), "--yes").returncode == 0
+
+
+def test_an_up_that_partly_failed_publishes_what_it_applied(tmp_path: Path) -> None:
+    """What was applied is real: the snapshot records it, and the failed job as failed, so a checkout's plan retries
+    that job alone."""
+    spec, share = tmp_path / "spec", tmp_path / "share"
+    spec.mkdir()
+    (spec / "mlspec.yaml").write_text("kind: Workspace\nname: partial\n---\nkind: Data\nname: rows\npath: rows.csv\n"
+                                      "---\nkind: Job\nname: broken\ncommand: python -c 'raise SystemExit(3)'\n"
+                                      "inputs: {data: 'data:rows'}\n")
+    (spec / "rows.csv").write_text("x\n1\n")
+    try:
+        failed = _mlspec("up", str(spec), "--state", str(share), "--yes")
+        assert failed.returncode == 1 and "1 step(s) failed" in failed.stderr, failed.stderr
+        records = json.loads((share / "partial.json").read_text())["records"]
+        assert {r["id"]: r["status"] for r in records} == {
+            "compute/local": "ready", "data/rows": "ready", "job/broken": "failed"}
+        assert not (share / "partial.lock").exists()
+        copy = tmp_path / "checkout"
+        shutil.copytree(spec, copy, ignore=shutil.ignore_patterns(".mlspec"))
+        planned = _mlspec("plan", str(copy), "--state", str(share))
+        assert planned.returncode == 0 and "previous apply did not finish (failed)" in planned.stdout
+        assert "0 to create, 1 to update" in planned.stdout
+    finally:
+        _mlspec("down", str(spec), "--yes")
