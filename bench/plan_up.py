@@ -1,4 +1,5 @@
-"""Benchmark: `mlspec plan` and a no-op `mlspec up` on a generated 1,000-resource workspace (target < 1 s each).
+"""Benchmark: `mlspec plan` and a no-op `mlspec up` on a generated 1,000-resource workspace (target < 1 s each), and
+`mlspec plan --state` from a checkout without the workspace (CI), against the snapshot `up` published.
 
 Run: .venv/bin/python bench/plan_up.py [--resources 1000]
 Each figure is the wall time of the real CLI in a fresh process (start-up included), best and median of 5.
@@ -7,6 +8,7 @@ Each figure is the wall time of the real CLI in a fresh process (start-up includ
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,11 +34,11 @@ def generate(folder: Path, count: int) -> None:
     (folder / "mlspec.yaml").write_text("---\n".join(docs))
 
 
-def timed(command: list[str], runs: int = 5) -> list[float]:
+def timed(command: list[str], runs: int = 5, stderr: int | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=stderr)
         times.append(time.perf_counter() - start)
     return times
 
@@ -47,14 +49,20 @@ def main() -> None:
     args = parser.parse_args()
     mlspec = [sys.executable, "-m", "mlspec.cli.main"]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder, share, checkout = Path(tmp) / "spec", Path(tmp) / "share", Path(tmp) / "checkout"
+        folder.mkdir()
         generate(folder, args.resources)
         start = time.perf_counter()
-        subprocess.run([*mlspec, "up", str(folder), "--yes"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*mlspec, "up", str(folder), "--yes", "--state", str(share)], check=True,
+                       stdout=subprocess.DEVNULL)
         first_up = time.perf_counter() - start
+        shutil.copytree(folder, checkout, ignore=shutil.ignore_patterns(".mlspec"))
+        shared = ["--state", str(share)]  # its line on standard error ("planned against ...") is not timed output
         rows = [("validate", timed([*mlspec, "validate", str(folder)])),
                 ("plan", timed([*mlspec, "plan", str(folder)])),
-                ("up (no-op)", timed([*mlspec, "up", str(folder), "--yes"]))]
+                ("plan --state", timed([*mlspec, "plan", str(checkout), *shared], stderr=subprocess.DEVNULL)),
+                ("up (no-op)", timed([*mlspec, "up", str(folder), "--yes"])),
+                ("up --state", timed([*mlspec, "up", str(folder), "--yes", *shared], stderr=subprocess.DEVNULL))]
         subprocess.run([*mlspec, "down", str(folder), "--yes"], check=True, stdout=subprocess.DEVNULL)
     print(f"{args.resources} resources; first `up` applied them all in {first_up:.2f}s\n")
     print(f"{'command':<12} {'best':>8} {'median':>8} {'target':>8}  per resource")

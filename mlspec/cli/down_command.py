@@ -57,6 +57,7 @@ def down(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError, exclusive
     from mlspec.backends.local.teardown import purge_tracking, wait_until_gone
     from mlspec.cli.failures import note_workspace
+    from mlspec.cli.shared_state import sharing
     from mlspec.cli.stacks import check_workspace, release_workspace
     from mlspec.render.teardown import removal_text
 
@@ -75,7 +76,8 @@ def down(args: argparse.Namespace) -> int:
         return confirm(f"Remove {len(ids)} resource(s)?", args)
 
     try:
-        outcome = engine.down(args.purge, ask)
+        with sharing(args, engine, "down"):
+            outcome = engine.down(args.purge, ask)
         if outcome is None:
             print("Nothing removed.")
             return EXIT_OK

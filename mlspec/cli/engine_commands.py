@@ -39,6 +39,7 @@ def up(args: argparse.Namespace) -> int:
     from mlspec.backends.local.apply import Interrupted
     from mlspec.backends.local.state import LockTimeout, StateError
     from mlspec.cli.interrupts import EXIT_INTERRUPTED, stop_steps_now, two_stage_interrupt
+    from mlspec.cli.shared_state import sharing
     from mlspec.cli.stacks import announce, claim_workspace
     from mlspec.cli.urls import print_urls
     from mlspec.render.plan import plan_text
@@ -49,7 +50,7 @@ def up(args: argparse.Namespace) -> int:
     claim_workspace(engine.paths, args)
     started = time.monotonic()
     try:
-        with two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
+        with sharing(args, engine, "up"), two_stage_interrupt(lambda: stop_steps_now(engine.paths.root)):
             the_plan, outcome = engine.up(
                 confirm=lambda p: confirm("Apply these changes?", args),
                 show=lambda p: print(plan_text(p, _style()), flush=True))

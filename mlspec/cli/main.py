@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="the same as --format markdown")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 with no changes, 2 with changes, 1 for anything else (an invalid spec too)")
+    _state(p)
     p.set_defaults(handler=_lazy("mlspec.cli.plan_command", "plan"))
 
     p = commands.add_parser("refresh", help="show where what runs differs from what `up` recorded",
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _yes(p)
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another up/down on the workspace (default: fail at once)")
+    _state(p)
     p.set_defaults(handler=_by_target("up"))
 
     p = commands.add_parser("down", help="remove what `up` created (models and runs are kept)",
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the workspace folder to remove, whatever the spec says (default: the spec's storage.path, "
                         "or SPEC/.mlspec when the spec does not load)")
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="wait for the workspace lock")
+    _state(p)
     p.set_defaults(handler=_by_target("down"))
 
     p = commands.add_parser("compile", help="write the Pulumi project (docker) or the manifests (kubernetes) of a spec",
@@ -162,7 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Compile the spec and run `pulumi preview` on its stack (needs the "
                                         "pulumi command).")
     _engine(p)
+    _state(p)
     p.set_defaults(handler=_lazy("mlspec.cli.pulumi_commands", "preview"))
+
+    state = commands.add_parser("state", help="the shared state location of a stack").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    p = state.add_parser("unlock", help="remove the lock of a shared state location whose holder has ended",
+                         description="Remove the lock that an interrupted `up` or `down` left in the shared state "
+                                     "location. Without --force only when its holder ran on this machine and has "
+                                     "ended.")
+    _engine(p)
+    _state(p)
+    p.add_argument("--force", action="store_true", help="remove it whoever holds it (be sure it no longer runs)")
+    p.set_defaults(handler=_lazy("mlspec.cli.shared_state", "unlock"))
 
     p = commands.add_parser("status", help="what is deployed, and whether it matches the spec")
     _engine(p)
@@ -249,6 +264,13 @@ def _engine(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=["local", "docker", "kubernetes"],
                         help="where to deploy, whatever the stack says (default: the stack's, else local)")
     _stack(parser)
+
+
+def _state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", metavar="URL",
+                        help="the shared state location: a folder or file:// URL (local target: its published "
+                             "snapshot and lock), or Pulumi's backend URL (docker, kubernetes); default: "
+                             "$MLSPEC_STATE, else the stack's `state:`, else none")
 
 
 def _stack(parser: argparse.ArgumentParser) -> None:

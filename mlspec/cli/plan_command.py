@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from pathlib import Path
 from typing import Any
 
-from mlspec.cli.common import CommandError, load_spec, local_engine, target_of
+from mlspec.cli.common import CommandError, load_spec, target_of
 from mlspec.cli.output import EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_json, report_spec_error
 from mlspec.diagnostics import SpecError
 
 
 def plan(args: argparse.Namespace) -> int:
+    from mlspec.cli.shared_state import plan_of
     from mlspec.cli.stacks import announce
 
     announce(args)
+    if args.base and getattr(args, "state", None):
+        raise CommandError("--base compares with the spec at a git revision, --state with what is deployed: "
+                           "pass one of them")
     try:
-        report = _against_revision(args) if args.base else _against_workspace(args)
+        report = _against_revision(args) if args.base else plan_of(args)
     except CommandError as exc:
         # With --detailed-exitcode, 2 means "changes": a spec that does not validate must not read as one.
         if args.detailed_exitcode and exc.code == EXIT_INVALID:
@@ -55,18 +57,6 @@ def _print(report: Any, form: str) -> None:
         from mlspec.render.style import Style, use_colour
 
         print(report_text(report, Style(use_colour())))
-
-
-def _against_workspace(args: argparse.Namespace) -> Any:
-    """The spec against the local workspace's recorded state, refreshed with what really runs."""
-    from mlspec.plan.report import Base, build_report
-
-    engine = local_engine(args, check_target=True)
-    the_plan, records = engine.plan_with_records()
-    shown = engine.paths.root
-    with contextlib.suppress(ValueError):
-        shown = shown.relative_to(Path.cwd())
-    return build_report(the_plan, engine.graph, records, Base("workspace", f"the workspace `{shown}`"), "local")
 
 
 def _against_revision(args: argparse.Namespace) -> Any:

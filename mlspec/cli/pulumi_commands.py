@@ -125,10 +125,14 @@ def stack_of(args: argparse.Namespace) -> Any:
     folder = (graph.spec.root / graph.spec.workspace.storage.path / target).resolve()
     project_dir, state_dir = folder / "project", folder / "state"
     _compile(graph, project_dir, args)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from mlspec.cli.shared_state import pulumi_backend
+
+    backend = pulumi_backend(args)  # a shared backend: Pulumi locks it during up and down itself
+    if backend is None:
+        state_dir.mkdir(parents=True, exist_ok=True)
     from pulumi import automation as auto
 
-    env = {"PULUMI_BACKEND_URL": state_dir.as_uri(), PASSPHRASE_VAR: passphrase,
+    env = {"PULUMI_BACKEND_URL": backend or state_dir.as_uri(), PASSPHRASE_VAR: passphrase,
            "PULUMI_PYTHON_CMD": sys.executable}  # the program imports mlspec: run it with this interpreter
     options = auto.LocalWorkspaceOptions(work_dir=str(project_dir), env_vars=env)
     try:

@@ -12,6 +12,7 @@ from mlspec.diagnostics import Diagnostic, Diagnostics, SpecError, did_you_mean
 from mlspec.load import Document, display_path, parse_yaml
 from mlspec.spec.capabilities import Target
 from mlspec.spec.stacks import STACK_ENV, STACK_NAME, STACKS_FILES, DockerStack, KubernetesStack, Stack, StacksFile
+from mlspec.spec.state_location import resolved
 from mlspec.validate.pydantic_errors import to_diagnostics
 
 LABEL = "stack file"
@@ -27,6 +28,15 @@ class Selection:
     file: str | None = None  # the stack file, as the user would type its path
     source: str = ""  # how the stack was named: "--stack", MLSPEC_STACK or "default"
     overridden: Target | None = None  # the stack's own target, where --target replaced it
+    folder: Path | None = None  # the stack file's folder, which relative paths in it start from
+
+    @property
+    def state(self) -> str | None:
+        """The stack's shared state location (relative paths made absolute), where the command deploys with the
+        stack's own target."""
+        if self.settings is None or self.settings.state is None or self.overridden is not None:
+            return None
+        return resolved(self.settings.state, self.folder or Path("."))
 
     @property
     def docker(self) -> DockerStack | None:
@@ -131,4 +141,4 @@ def select(paths: Sequence[str | Path], stack: str | None, target: Target | None
     entry = stacks.stacks[name]
     chosen = target or entry.target
     return Selection(chosen, name, entry, display_path(path), source,
-                     entry.target if chosen != entry.target else None)
+                     entry.target if chosen != entry.target else None, path.parent)

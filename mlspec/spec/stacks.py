@@ -8,10 +8,11 @@ import re
 from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlspec.spec.base import Strict
 from mlspec.spec.capabilities import Target
+from mlspec.spec.state_location import location_problem
 
 # One file per spec folder; never loaded as spec documents, so the spec stays the same in every environment.
 STACKS_FILES = ("mlspec.stacks.yaml", "mlspec.stacks.yml")
@@ -130,6 +131,21 @@ class Stack(Strict):
     description: str | None = Field(None, description="What the stack is for.")
     docker: DockerStack | None = Field(None, description="Settings of a docker stack.")
     kubernetes: KubernetesStack | None = Field(None, description="Settings of a kubernetes stack.")
+    state: str | None = Field(None, description="Where the stack's state is shared, so CI plans against what is "
+                                                "deployed: a folder (relative to this file) or file:// URL for a "
+                                                "local stack, which publishes a snapshot there and locks it during "
+                                                "up and down; for docker and kubernetes stacks, Pulumi's backend "
+                                                "(PULUMI_BACKEND_URL): a folder, file://, s3://, gs://, azblob:// "
+                                                "or https://. --state and MLSPEC_STATE override it.")
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str | None, info: ValidationInfo) -> str | None:
+        target = info.data.get("target")
+        problem = location_problem(value, target) if value is not None and target is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _settings_of_its_target(self) -> Stack:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.pulumi.conftest import ROOT
 
 
@@ -39,3 +41,43 @@ def test_help_does_not_import_pulumi() -> None:
             "print(any(m == 'pulumi' or m.startswith('pulumi.') for m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+FAKE_PULUMI = """\
+#!/bin/sh
+echo "$PULUMI_BACKEND_URL|$*" >> "$FAKE_PULUMI_LOG"
+case "$1" in version) echo v3.200.0 ;; esac
+exit 0
+"""
+
+
+@pytest.mark.e2e
+def test_a_state_location_reaches_the_pulumi_process_as_its_backend(tmp_path: Path) -> None:
+    """--state, MLSPEC_STATE and a stack's `state:` set PULUMI_BACKEND_URL of every pulumi command mlspec runs (a
+    pulumi that records its environment stands for the real one); without them the workspace keeps the state."""
+    import shutil
+
+    spec = tmp_path / "iris"
+    shutil.copytree(ROOT / "examples" / "iris", spec, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
+    (spec / "mlspec.stacks.yaml").write_text("stacks:\n  prod: {target: kubernetes, state: 's3://team-bucket/mlspec'}\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pulumi").write_text(FAKE_PULUMI)
+    (fake / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+
+    def backends(*args: str, **env: str) -> set[str]:
+        log.unlink(missing_ok=True)
+        environ = {k: v for k, v in os.environ.items() if k not in ("MLSPEC_STACK", "MLSPEC_STATE")}
+        environ.update(PATH=f"{fake}:/usr/bin:/bin", FAKE_PULUMI_LOG=str(log), PULUMI_CONFIG_PASSPHRASE="test",
+                       PYTHONPATH=str(ROOT), **env)
+        subprocess.run([sys.executable, "-m", "mlspec.cli.main", "preview", str(spec), *args], env=environ,
+                       capture_output=True, text=True, timeout=120)
+        calls = log.read_text().splitlines()
+        assert any("stack select" in call for call in calls) and any(" preview " in call for call in calls), calls
+        return {call.split("|", 1)[0] for call in calls if not call.endswith("|version")}
+
+    assert backends("--target", "docker") == {(spec / ".mlspec" / "docker" / "state").resolve().as_uri()}
+    assert backends("--target", "docker", "--state", str(tmp_path / "shared")) == {(tmp_path / "shared").as_uri()}
+    assert (tmp_path / "shared").is_dir()  # a folder backend is made for Pulumi, which expects it
+    assert backends("--stack", "prod") == {"s3://team-bucket/mlspec"}

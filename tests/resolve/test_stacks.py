@@ -116,6 +116,14 @@ def test_an_unknown_stack_is_refused_at_the_stacks_key_with_a_suggestion(tmp_pat
      "stack file: stacks.p.kubernetes.namespace: 'Team_A' is not a namespace name", ""),
     ("stacks:\n  p:\n    target: kubernetes\n    kubernetes:\n      registry: https://r.example.com\n", 5,
      "stack file: stacks.p.kubernetes.registry: 'https://r.example.com' is not a registry", ""),
+    ("stacks:\n  dev:\n    target: local\n    state: s3://bucket/mlspec\n", 4,
+     "stack file: stacks.dev.state: 's3://bucket/mlspec': the local target shares its state through a folder", ""),
+    ("stacks:\n  dev:\n    target: local\n    state: file://nas/mlspec\n", 4,
+     "stack file: stacks.dev.state: 'file://nas/mlspec' names the host 'nas'", ""),
+    ("stacks:\n  s:\n    target: docker\n    state: ftp://host/state\n", 4,
+     "stack file: stacks.s.state: 'ftp://host/state' is not a Pulumi backend", ""),
+    ("stacks:\n  s:\n    target: docker\n    state: ''\n", 4, "stack file: stacks.s.state: the state location is empty",
+     ""),
     ("default: prd\nstacks:\n  prod: {target: kubernetes}\n", 1,
      "stack file: default 'prd' is not one of its stacks", "did you mean 'prod'?"),
     ("stacks:\n  my stack: {target: local}\n", 2, "stack file: 'my stack' is not a stack name", ""),
@@ -156,3 +164,15 @@ def test_a_python_spec_keeps_its_stack_file_beside_it(tmp_path: Path) -> None:
     analysis = analyze([tmp_path])
     assert not analysis.diagnostics.errors and [Path(f).name for f in analysis.files] == ["mlspec.py"]
     assert select([tmp_path], None, None, {}).stack == "dev"
+
+
+def test_a_stacks_state_is_resolved_from_the_stack_files_folder_and_kept_for_its_own_target(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "stacks:\n  dev: {target: local, state: ../share}\n"
+                               "  ci: {target: local, state: 'file:///mnt/nas/mlspec'}\n"
+                               "  staging: {target: docker, state: 's3://bucket/pulumi'}\n"
+                               "  plain: {target: local}\n")
+    assert select([folder], "dev", None, {}).state == str((tmp_path.parent / "share").resolve())
+    assert select([folder], "ci", None, {}).state == "/mnt/nas/mlspec"
+    assert select([folder], "staging", None, {}).state == "s3://bucket/pulumi"  # Pulumi's backend reads it
+    assert select([folder], "plain", None, {}).state is None
+    assert select([folder], "staging", "local", {}).state is None  # another target: not the stack's deployment

@@ -62,10 +62,10 @@ class LocalEngine:
         """The spec against the recorded state, refreshed with what really runs."""
         return self.refresh()[1]
 
-    def plan_with_records(self) -> tuple[Plan, dict[str, Record]]:
-        """The plan, and the recorded state it was made against."""
+    def plan_with_records(self) -> tuple[Plan, Graph, dict[str, Record]]:
+        """The plan, the graph it plans and the recorded state it was made against."""
         _, the_plan, records = self._refreshed()
-        return the_plan, records
+        return the_plan, self.graph, records
 
     def refresh(self) -> tuple[dict[str, list[Drift]], Plan]:
         """What really runs differs from the recorded state how (per resource), and the plan that repairs it."""
@@ -84,16 +84,22 @@ class LocalEngine:
         finally:
             store.close()
 
-    def _plan(self, records: dict[str, Record], drift: dict[str, list[Drift]]) -> Plan:
+    def plan_published(self, records: dict[str, Record]) -> Plan:
+        """The spec against records another machine published: no refresh (its processes are out of sight), no
+        capacity check (that machine applies it), and the registry read only where it is a server both reach."""
+        return self._plan(records, {}, published=True)
+
+    def _plan(self, records: dict[str, Record], drift: dict[str, list[Drift]], published: bool = False) -> Plan:
         """The plan, with model versions numbered as the registry will number them and aliases it lacks blocking
         it; the registry is read only when a model changes or the spec relies on an alias it does not declare."""
         first = plan(self.graph, records, drift=drift)
         names = [c.id.split("/", 1)[1] for c in first.changes if c.kind == "Model" and c.action != "noop"]
         names += [ref.name for _, _, ref in model_references(self.graph.spec)
                   if ref.version is not None or ref.alias not in (None, "latest")]
-        if not names:
-            return first
         workspace_uri = self.graph.spec.workspace.tracking.uri
+        remote = (workspace_uri or "").startswith(("http://", "https://"))
+        if not names or (published and not remote):  # the deploying machine's own store is out of reach
+            return first
         local_db = None if workspace_uri else self.paths.root / "mlflow.db"
         registry = read_registry(workspace_uri or self.paths.tracking_uri, names, local_db)
         return plan(self.graph, records, registry, drift)

@@ -1,0 +1,185 @@
+"""A shared state location: the snapshot's versioned format and atomic publication, and the lock (one winner among
+racing processes, its holder's details, a stale one broken only with proof or --force)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mlspec.backends.local.shared_lock import LockHeld, LockInfo, acquire, break_lock, read_lock, release
+from mlspec.backends.local.shared_state import SharedState
+from mlspec.backends.local.snapshot import (
+    SNAPSHOT_VERSION,
+    SnapshotError,
+    decode,
+    encode,
+    new_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
+from mlspec.backends.local.state import StateStore
+from mlspec.plan import Record
+
+RECORDS = {
+    "data/rows": Record("data/rows", "Data", "h1", {"name": "rows", "path": "rows.csv"}, {"rows.csv": "f1"}, {},
+                        {"version": "abc"}, "ready"),
+    "job/train": Record("job/train", "Job", "h2", {"name": "train"}, {}, {"data/rows": "h1"}, {"run_id": "r1"},
+                        "failed"),
+}
+
+
+def test_a_snapshot_round_trips_with_its_version_and_who_published_it() -> None:
+    snapshot = new_snapshot("iris", RECORDS, "lineage-1", 7)
+    data = json.loads(encode(snapshot))
+    assert (data["version"], data["workspace"], data["lineage"], data["serial"]) == (SNAPSHOT_VERSION, "iris",
+                                                                                     "lineage-1", 7)
+    assert data["by"] == snapshot.by and "@" in data["by"] and data["published_at"].endswith("+00:00")
+    assert [r["id"] for r in data["records"]] == ["data/rows", "job/train"]
+    assert decode(encode(snapshot), "x") == snapshot
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("{not json", "not JSON"),
+    ('{"workspace": "iris"}', "no 'version'"),
+    ('{"version": 99, "records": []}', "newer mlspec (snapshot version 99"),
+    ('{"version": 1, "workspace": "iris", "published_at": "t", "by": "b", "records": [{"kind": "Data"}]}',
+     "is not a published mlspec state"),
+])
+def test_a_damaged_or_newer_snapshot_is_refused_with_what_is_wrong(text: str, says: str) -> None:
+    with pytest.raises(SnapshotError, match=r"shared/iris\.json") as raised:
+        decode(text, "shared/iris.json")
+    assert says in str(raised.value)
+
+
+def test_publishing_replaces_the_snapshot_whole_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    path = tmp_path / "share" / "iris.json"
+    assert read_snapshot(path) is None  # nothing published: nothing deployed
+    write_snapshot(path, new_snapshot("iris", RECORDS, "l", 1))
+    write_snapshot(path, new_snapshot("iris", {}, "l", 2))
+    assert read_snapshot(path) == decode(path.read_text(), str(path))
+    assert read_snapshot(path).serial == 2 and os.listdir(path.parent) == ["iris.json"]  # type: ignore[union-attr]
+
+
+def test_a_publication_that_fails_keeps_the_previous_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "iris.json"
+    write_snapshot(path, new_snapshot("iris", RECORDS, "l", 1))
+    original = path.read_text()
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the disk fills while the new snapshot is being written
+    with pytest.raises(OSError, match="No space left"):
+        write_snapshot(path, new_snapshot("iris", {}, "l", 2))
+    assert path.read_text() == original and os.listdir(tmp_path) == ["iris.json"]
+
+
+def _race(lock: str, start: object, results: object) -> None:
+    start.wait()  # type: ignore[attr-defined]
+    try:
+        acquire(Path(lock), "mlspec up")
+        results.put(os.getpid())  # type: ignore[attr-defined]
+    except LockHeld:
+        results.put(0)  # type: ignore[attr-defined]
+
+
+def test_of_processes_racing_for_the_lock_exactly_one_wins(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        lock = tmp_path / f"iris-{round_}.lock"
+        start, results = context.Barrier(4), context.Queue()
+        racers = [context.Process(target=_race, args=(str(lock), start, results)) for _ in range(4)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(30)
+        outcomes = [results.get(timeout=5) for _ in racers]
+        winners = [pid for pid in outcomes if pid]
+        assert len(winners) == 1, outcomes
+        holder = read_lock(lock)
+        assert holder is not None and holder.pid == winners[0] and holder.command == "mlspec up"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+
+
+def test_a_held_lock_names_its_holder_and_a_waiter_gets_it_once_released(tmp_path: Path) -> None:
+    lock = tmp_path / "iris.lock"
+    mine = acquire(lock, "mlspec down")
+    with pytest.raises(LockHeld) as raised:
+        acquire(lock, "mlspec up", timeout=0.3)
+    holder = raised.value.holder
+    assert holder is not None and holder.id == mine.id and holder.pid == os.getpid()
+    assert f"`mlspec down` by {holder.user} on {holder.host} (pid {os.getpid()}) since " in holder.describe()
+    assert not holder.gone()  # this process runs
+    assert release(lock, mine) and not lock.exists()
+    assert acquire(lock, "mlspec up", timeout=0.3).command == "mlspec up"
+
+
+def test_releasing_leaves_a_lock_that_someone_else_took_after_breaking_ours(tmp_path: Path) -> None:
+    lock = tmp_path / "iris.lock"
+    mine = acquire(lock, "mlspec up")
+    break_lock(lock, force=True)
+    theirs = acquire(lock, "mlspec up")
+    assert not release(lock, mine) and read_lock(lock) == theirs
+
+
+def _lock_of_ended_process(lock: Path) -> LockInfo:
+    code = ("import sys; from pathlib import Path; from mlspec.backends.local.shared_lock import acquire; "
+            "acquire(Path(sys.argv[1]), 'mlspec up')")
+    subprocess.run([sys.executable, "-c", code, str(lock)], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    holder = read_lock(lock)
+    assert holder is not None
+    return holder
+
+
+def test_a_stale_lock_of_this_machine_is_broken_without_force_and_another_machines_only_with_it(
+        tmp_path: Path) -> None:
+    lock = tmp_path / "iris.lock"
+    ended = _lock_of_ended_process(lock)
+    assert ended.gone()  # same boot, same pid namespace, and its pid is gone
+    with pytest.raises(LockHeld):
+        acquire(lock, "mlspec up", timeout=0.3)  # never taken over silently: a person breaks it
+    assert break_lock(lock, force=False) == ended and not lock.exists()
+
+    elsewhere = replace(ended, host="ci-runner-7", machine="another-boot pid:[1]")
+    lock.write_text(json.dumps(elsewhere.__dict__))
+    assert not elsewhere.gone()  # its pids are out of sight: it may still run
+    with pytest.raises(LockHeld) as raised:
+        break_lock(lock, force=False)
+    assert raised.value.holder == elsewhere and lock.exists()
+    assert break_lock(lock, force=True) == elsewhere and not lock.exists()
+
+
+def test_an_unreadable_lock_counts_as_held_and_is_removed_only_with_force(tmp_path: Path) -> None:
+    lock = tmp_path / "iris.lock"
+    lock.write_text("{half a lo")
+    with pytest.raises(LockHeld) as raised:
+        acquire(lock, "mlspec up", timeout=0.3)
+    assert raised.value.holder is None
+    with pytest.raises(LockHeld):
+        break_lock(lock, force=False)
+    assert break_lock(lock, force=True) is None and not lock.exists()
+
+
+def test_a_location_refuses_to_publish_over_another_workspaces_deployment(tmp_path: Path) -> None:
+    shared = SharedState(tmp_path / "share", "iris")
+    first, second = tmp_path / "a" / "state.db", tmp_path / "b" / "state.db"
+    for db in (first, second):
+        db.parent.mkdir()
+        store = StateStore(db)
+        store.put(RECORDS["data/rows"])
+        store.close()
+    assert shared.adoption_problem(first) is None  # nothing published yet
+    published = shared.publish(first)
+    assert published.records == {"data/rows": RECORDS["data/rows"]} and published.serial == 1
+    assert shared.adoption_problem(first) is None  # the workspace that published it
+    problem = shared.adoption_problem(second)
+    assert problem is not None and "1 resource(s) deployed from another workspace" in problem
+    assert shared.adoption_problem(tmp_path / "c" / "state.db") is not None  # no workspace here yet: not that one
+    assert not (tmp_path / "c").exists()
