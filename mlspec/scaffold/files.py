@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from mlspec.backends.pulumi.render import templates
 
 
 class ScaffoldError(Exception):
@@ -22,23 +21,6 @@ class Written:
     created: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-
-
-@cache
-def templates(folder: str) -> jinja2.Environment:
-    """The jinja2 environment of one folder of mlspec's templates (found as the Pulumi templates are)."""
-    from mlspec.backends.pulumi.render import templates_root, tojson
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_root() / folder)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # YAML, JSON, Python and Markdown, not HTML
-    )
-    env.filters["tojson"] = tojson
-    return env
 
 
 def render(folder: str, template: str, **values: Any) -> str:

@@ -43,18 +43,20 @@ def _check_python_literal(value: Any) -> None:
 
 
 @cache
-def environment() -> jinja2.Environment:
+def templates(folder: str = TEMPLATE_FOLDER) -> jinja2.Environment:
+    """The jinja2 environment of one folder of mlspec's templates: strict about undefined values, never escaping
+    (Python, YAML, Dockerfiles, Markdown: no HTML), with a `tojson` filter."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_root() / TEMPLATE_FOLDER)),
+        loader=jinja2.FileSystemLoader(str(templates_root() / folder)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Python, YAML and Dockerfiles, not HTML
+        autoescape=False,
     )
     env.filters["tojson"] = tojson
     return env
 
 
 def render(template: str, **values: Any) -> str:
-    return environment().get_template(template).render(**values)
+    return templates().get_template(template).render(**values)
