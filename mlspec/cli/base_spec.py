@@ -32,7 +32,8 @@ def analyse_base(paths: Sequence[str], revision: Revision, target: str,
     problem = ""
     for whole in (False, True):
         with spec_at(paths, revision, whole) as copy:
-            analysis = analyze(copy, target)  # type: ignore[arg-type]
+            # The base is only compared with: what its target honours matters only for the program it compiles to.
+            analysis = analyze(copy, target if compare else None)  # type: ignore[arg-type]
             if analysis.graph is not None:
                 generated = compare(analysis.graph) if compare else None
                 return BaseSpec(records_of(analysis.graph), generated=generated)
