@@ -1,4 +1,4 @@
-"""`mlspec plan`: the spec against the deployed workspace, or (`--base REF`) against the spec at a git revision."""
+"""`mlspec plan`: the spec against what is deployed (the workspace, or a shared state), or against a git revision."""
 
 from __future__ import annotations
 
