@@ -232,3 +232,24 @@ def test_a_location_refuses_to_publish_over_another_workspaces_deployment(locati
     assert problem is not None and "1 resource(s) deployed from another workspace" in problem
     assert shared.adoption_problem(tmp_path / "c" / "state.db") is not None  # no workspace here yet: not that one
     assert not (tmp_path / "c").exists()
+
+
+def test_without_boto3_an_s3_location_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlspec.backends.local.shared_store import StoreError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if it were not installed: `import boto3` raises ImportError
+    with pytest.raises(StoreError, match=r"needs boto3, which is not installed: pip install 'mlspec\[s3\]'"):
+        store_at("s3://mlspec-state/ci")
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_bucket_that_does_not_exist_is_reported_with_where_boto3_reads_its_configuration() -> None:
+    from mlspec.backends.local.shared_store import StoreError
+
+    store = store_at("s3://no-such-bucket-here/ci")
+    with pytest.raises(StoreError) as raised:
+        store.read("iris.json")
+    assert "cannot read s3://no-such-bucket-here/ci/iris.json: " in str(raised.value)
+    assert "NoSuchBucket" in str(raised.value) and "AWS_ENDPOINT_URL" in str(raised.value)
+    with pytest.raises(StoreError, match=r"cannot create s3://no-such-bucket-here/ci/iris\.lock"):
+        acquire(store, "iris.lock", "mlspec up")

@@ -59,6 +59,9 @@ class S3Store:
         except self._errors as exc:
             if _code(exc) in _TAKEN:
                 return False
+            if _unknown_parameter(exc):
+                raise StoreError(f"cannot create {self.at(name)}: this botocore cannot write conditionally "
+                                 f"(If-None-Match), which the lock needs: pip install -U 'mlspec[s3]'") from None
             raise self._failed("create", name, exc) from None
         return True
 
@@ -69,10 +72,10 @@ class S3Store:
             code = _code(exc)
             if code in _TAKEN or code in _ABSENT:
                 return False  # replaced since it was read (a lock broken and taken again), or gone already
-            if code not in _NO_CONDITIONAL_DELETE:
+            if code not in _NO_CONDITIONAL_DELETE and not _unknown_parameter(exc):
                 raise self._failed("delete", name, exc) from None
-            # A store without conditional deletes: read again, then delete, with the same instant's window as a
-            # folder's check-then-unlink.
+            # A store (or a botocore) without conditional deletes: read again, then delete, with the same instant's
+            # window as a folder's check-then-unlink.
             current = self.read(name)
             if current is None or current.tag != tag:
                 return False
@@ -115,3 +118,8 @@ def _code(exc: Exception) -> str:
     if not isinstance(response, dict):
         return ""
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def _unknown_parameter(exc: Exception) -> bool:
+    """Whether botocore refused a parameter it does not know (an older botocore than the store's API)."""
+    return type(exc).__name__ == "ParamValidationError"
