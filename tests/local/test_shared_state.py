@@ -253,3 +253,38 @@ def test_a_bucket_that_does_not_exist_is_reported_with_where_boto3_reads_its_con
     assert "NoSuchBucket" in str(raised.value) and "AWS_ENDPOINT_URL" in str(raised.value)
     with pytest.raises(StoreError, match=r"cannot create s3://no-such-bucket-here/ci/iris\.lock"):
         acquire(store, "iris.lock", "mlspec up")
+
+
+class _WithoutConditionalDeletes:
+    """A real S3 client in front of a store that answers a conditional delete with 501, as some S3-compatible stores
+    do."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.client, name)
+
+    def delete_object(self, **request: object) -> object:
+        from botocore.exceptions import ClientError
+
+        if "IfMatch" in request:
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "conditional delete"}}, "DeleteObject")
+        return self.client.delete_object(**request)  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_store_without_conditional_deletes_still_releases_only_its_own_lock() -> None:
+    import boto3
+
+    from mlspec.backends.local.s3_store import S3Store
+
+    store = S3Store("mlspec-state", "no-if-match", _WithoutConditionalDeletes(boto3.client("s3")))
+    mine = acquire(store, "iris.lock", "mlspec up")
+    assert release(store, "iris.lock", mine) and not store.exists("iris.lock")
+    acquire(store, "iris.lock", "mlspec up")
+    read = store.read("iris.lock")
+    assert read is not None
+    break_lock(store, "iris.lock", force=True)
+    theirs = acquire(store, "iris.lock", "mlspec up")
+    assert not store.delete("iris.lock", read.tag) and read_lock(store, "iris.lock") == theirs
