@@ -268,8 +268,8 @@ def _engine(parser: argparse.ArgumentParser) -> None:
 
 def _state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", metavar="URL",
-                        help="the shared state location: a folder or file:// URL (local target: its published "
-                             "snapshot and lock), or Pulumi's backend URL (docker, kubernetes); default: "
+                        help="the shared state location: a folder, file:// URL or s3://bucket/prefix (local target: "
+                             "its published snapshot and lock), or Pulumi's backend URL (docker, kubernetes); default: "
                              "$MLSPEC_STATE, else the stack's `state:`, else none")
 
 

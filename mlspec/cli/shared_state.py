@@ -49,9 +49,12 @@ def pulumi_backend(args: argparse.Namespace) -> str | None:
 
 def _shared(location: str, workspace: str) -> Any:
     from mlspec.backends.local.shared_state import SharedState
-    from mlspec.spec.state_location import folder_of
+    from mlspec.backends.local.shared_store import StoreError, store_at
 
-    return SharedState(folder_of(location), workspace)
+    try:
+        return SharedState(store_at(location), workspace)
+    except StoreError as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
 
 
 def _read(shared: Any) -> Any:
@@ -79,23 +82,33 @@ def plan_of(args: argparse.Namespace) -> Any:
     engine = LocalEngine(load_spec(args, check_target=True))
     shared = _shared(location, engine.graph.spec.workspace.name)
     snapshot = _read(shared)
-    if shared.locked_now():
-        holder = shared.holder()
-        who = holder.describe() if holder else "a command"
-        _say(f"{who} holds the lock of {shared.folder}: what is deployed may change when it ends")
-    where = {"location": str(shared.snapshot_path)}
+    holder = _holder_now(shared)
+    if holder:
+        _say(f"{holder} holds the lock of {shared.where}: what is deployed may change when it ends")
+    where = {"location": shared.snapshot_at}
     if snapshot is not None and snapshot.lineage and snapshot.lineage == lineage_of(engine.paths.state_db):
-        _say(f"planned against this machine's workspace {engine.paths.root}, which publishes {shared.snapshot_path}")
+        _say(f"planned against this machine's workspace {engine.paths.root}, which publishes {shared.snapshot_at}")
         return _against_workspace(engine)
     if snapshot is None:
-        _say(f"no state published at {shared.snapshot_path}: planned as if nothing were deployed")
+        _say(f"no state published at {shared.snapshot_at}: planned as if nothing were deployed")
         return build_report(engine.plan_published({}), engine.graph, {},
-                            Base("state", f"no state published at `{shared.snapshot_path}`", where), "local")
-    _say(f"planned against the state published at {snapshot.published_at} by {snapshot.by} ({shared.snapshot_path});"
+                            Base("state", f"no state published at `{shared.snapshot_at}`", where), "local")
+    _say(f"planned against the state published at {snapshot.published_at} by {snapshot.by} ({shared.snapshot_at});"
          " what runs there is not refreshed")
     base = Base("state", f"the state published at {snapshot.published_at} by {snapshot.by}",
                 {**where, "published_at": snapshot.published_at, "by": snapshot.by})
     return build_report(engine.plan_published(snapshot.records), engine.graph, snapshot.records, base, "local")
+
+
+def _holder_now(shared: Any) -> str | None:
+    """Who holds the lock, described, when it is held ("a command" when its lock cannot be read); None when free."""
+    try:
+        if not shared.locked_now():
+            return None
+    except OSError as exc:
+        raise CommandError(f"cannot read the shared state: {exc}", EXIT_FAILED) from None
+    holder = shared.holder()
+    return holder.describe() if holder else "a command"
 
 
 def _against_workspace(engine: Any) -> Any:
@@ -123,8 +136,13 @@ def sharing(args: argparse.Namespace, engine: Any, command: str) -> Iterator[Non
         mine = shared.lock(f"mlspec {command}", getattr(args, "lock_timeout", 0.0))
     except LockHeld as exc:
         raise CommandError(held_message(exc.holder, shared, args), EXIT_FAILED) from None
+    except OSError as exc:
+        raise CommandError(f"cannot lock the shared state at {shared.where}: {exc}", EXIT_FAILED) from None
     try:
-        problem = shared.adoption_problem(engine.paths.state_db)
+        try:
+            problem = shared.adoption_problem(engine.paths.state_db)
+        except OSError as exc:
+            raise CommandError(f"cannot read the shared state: {exc}", EXIT_FAILED) from None
         if problem:
             raise CommandError(problem, EXIT_FAILED)
         try:
@@ -134,7 +152,15 @@ def sharing(args: argparse.Namespace, engine: Any, command: str) -> Iterator[Non
             raise
         _publish(shared, engine, quiet=False)
     finally:
+        _release(shared, mine)
+
+
+def _release(shared: Any, mine: Any) -> None:
+    """Release the lock; a store that cannot be reached now leaves it, which `mlspec state unlock` removes."""
+    try:
         shared.release(mine)
+    except OSError as exc:
+        _say(f"could not release the lock {shared.lock_at}: {exc}; `mlspec state unlock` removes it")
 
 
 def _publish(shared: Any, engine: Any, quiet: bool) -> None:
@@ -145,21 +171,21 @@ def _publish(shared: Any, engine: Any, quiet: bool) -> None:
     try:
         snapshot = shared.publish(engine.paths.state_db)
     except OSError as exc:
-        message = f"could not publish the state to {shared.snapshot_path}: {exc}; it is stale until the next up"
+        message = f"could not publish the state to {shared.snapshot_at}: {exc}; it is stale until the next up"
         if quiet:
             _say(message)
             return
         raise CommandError(message, EXIT_FAILED) from None
-    _say(f"published the state ({len(snapshot.records)} resource(s)) to {shared.snapshot_path}")
+    _say(f"published the state ({len(snapshot.records)} resource(s)) to {shared.snapshot_at}")
 
 
 def held_message(holder: Any, shared: Any, args: argparse.Namespace) -> str:
     """Who holds the lock, and how to wait for it or break it when it is stale."""
     unlock = f"`mlspec state unlock {_same_options(args)}`"
     if holder is None:
-        return (f"the shared state at {shared.folder} is locked, and its lock file {shared.lock_path} cannot be read "
+        return (f"the shared state at {shared.where} is locked, and its lock {shared.lock_at} cannot be read "
                 f"(being written, or damaged): wait with --lock-timeout SECONDS, or remove it with {unlock} --force")
-    said = f"the shared state at {shared.folder} is locked by {holder.describe()} (lock {holder.id[:12]})"
+    said = f"the shared state at {shared.where} is locked by {holder.describe()} (lock {holder.id[:12]})"
     if holder.gone():
         return f"{said}; that process has ended without releasing it: {unlock} removes the lock"
     return (f"{said}. Wait for it with --lock-timeout SECONDS; if it ended without releasing the lock (killed, or "
@@ -189,19 +215,21 @@ def unlock(args: argparse.Namespace) -> int:
                            "lock of a folder or object-store backend lies in its .pulumi/locks folder")
     location = location_of(args)
     if location is None:
-        raise CommandError("no shared state location: pass --state DIR, set MLSPEC_STATE, or give the stack a "
-                           "`state:`")
+        raise CommandError("no shared state location: pass --state DIR (or s3://bucket/prefix), set MLSPEC_STATE, "
+                           "or give the stack a `state:`")
     shared = _shared(location, load_spec(args, check_target=False).spec.workspace.name)
     try:
         removed = shared.unlock(args.force)
+    except OSError as exc:
+        raise CommandError(f"cannot remove the lock {shared.lock_at}: {exc}", EXIT_FAILED) from None
     except LockHeld as exc:
         if exc.holder is None:
-            raise CommandError(f"{shared.lock_path} cannot be read: pass --force to remove it", EXIT_FAILED) from None
-        raise CommandError(f"{exc.holder.describe()} holds the lock of {shared.folder}, and mlspec cannot tell that "
+            raise CommandError(f"{shared.lock_at} cannot be read: pass --force to remove it", EXIT_FAILED) from None
+        raise CommandError(f"{exc.holder.describe()} holds the lock of {shared.where}, and mlspec cannot tell that "
                            "it has ended (it ran on another machine, or still runs): pass --force once you are sure "
                            "it no longer runs", EXIT_FAILED) from None
     if removed is None and not args.force:
-        print(f"The shared state at {shared.folder} is not locked.")
+        print(f"The shared state at {shared.where} is not locked.")
     else:
-        print(f"Removed the lock of {shared.folder}" + (f" held by {removed.describe()}." if removed else "."))
+        print(f"Removed the lock of {shared.where}" + (f" held by {removed.describe()}." if removed else "."))
     return EXIT_OK

@@ -1,5 +1,6 @@
 """Which shared state location a command uses: --state, else MLSPEC_STATE, else the stack's `state:`, each checked
-against the command's target (a folder for the local engine, Pulumi's backends for docker and kubernetes)."""
+against the command's target (a folder or an S3 bucket for the local engine, Pulumi's backends for docker and
+kubernetes)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,16 @@ def test_the_option_then_the_variable_then_the_stack(folder: Path, monkeypatch: 
 
 
 @pytest.mark.parametrize(("state", "target", "says"), [
-    ("s3://bucket/ml", "local", "--state: 's3://bucket/ml': the local target shares its state through a folder"),
+    ("gs://bucket/ml", "local", "--state: 'gs://bucket/ml': the local target shares its state through a folder, "
+                                "written as a path or a file:// URL (a mounted network share or volume), or through "
+                                "an S3 bucket"),
+    ("s3://ab/ml", "local", "'ab' is not an S3 bucket name (3 to 63 lowercase letters"),
+    ("s3://-bucket/ml", "local", "'-bucket' is not an S3 bucket name"),
+    ("s3://192.168.1.1/ml", "local", "is not an S3 bucket name"),
+    ("s3:///ml", "local", "names no bucket: write s3://bucket/prefix"),
+    ("s3://mlspec-state/ci?region=eu-west-1", "local", "reads the region, profile and endpoint from boto3's "
+                                                        "configuration (AWS_REGION"),
+    ("s3://mlspec-state/a//b", "local", "has an empty folder in its prefix"),
     ("file://nas/share", "local", "names the host 'nas'"),
     ("ftp://host/x", "docker", "is not a Pulumi backend"),
 ])
@@ -50,3 +60,8 @@ def test_a_location_the_target_cannot_use_is_refused(folder: Path, state: str, t
     with pytest.raises(CommandError) as raised:
         location_of(_args(folder, None, state, target))
     assert says in str(raised.value) and raised.value.code == 2
+
+
+@pytest.mark.parametrize("state", ["s3://mlspec-state", "s3://mlspec-state/ci", "s3://ml.state-2/team/ci/"])
+def test_an_s3_bucket_is_a_local_state_location_kept_as_written(folder: Path, state: str) -> None:
+    assert location_of(_args(folder, None, state, "local")) == state

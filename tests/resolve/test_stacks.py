@@ -116,8 +116,10 @@ def test_an_unknown_stack_is_refused_at_the_stacks_key_with_a_suggestion(tmp_pat
      "stack file: stacks.p.kubernetes.namespace: 'Team_A' is not a namespace name", ""),
     ("stacks:\n  p:\n    target: kubernetes\n    kubernetes:\n      registry: https://r.example.com\n", 5,
      "stack file: stacks.p.kubernetes.registry: 'https://r.example.com' is not a registry", ""),
-    ("stacks:\n  dev:\n    target: local\n    state: s3://bucket/mlspec\n", 4,
-     "stack file: stacks.dev.state: 's3://bucket/mlspec': the local target shares its state through a folder", ""),
+    ("stacks:\n  dev:\n    target: local\n    state: gs://bucket/mlspec\n", 4,
+     "stack file: stacks.dev.state: 'gs://bucket/mlspec': the local target shares its state through a folder", ""),
+    ("stacks:\n  dev:\n    target: local\n    state: s3://My_Bucket/mlspec\n", 4,
+     "stack file: stacks.dev.state: 's3://My_Bucket/mlspec': 'My_Bucket' is not an S3 bucket name", ""),
     ("stacks:\n  dev:\n    target: local\n    state: file://nas/mlspec\n", 4,
      "stack file: stacks.dev.state: 'file://nas/mlspec' names the host 'nas'", ""),
     ("stacks:\n  s:\n    target: docker\n    state: ftp://host/state\n", 4,
@@ -170,9 +172,11 @@ def test_a_stacks_state_is_resolved_from_the_stack_files_folder_and_kept_for_its
     folder = _folder(tmp_path, "stacks:\n  dev: {target: local, state: ../share}\n"
                                "  ci: {target: local, state: 'file:///mnt/nas/mlspec'}\n"
                                "  staging: {target: docker, state: 's3://bucket/pulumi'}\n"
+                               "  shared: {target: local, state: 's3://mlspec-state/ci'}\n"
                                "  plain: {target: local}\n")
     assert select([folder], "dev", None, {}).state == str((tmp_path.parent / "share").resolve())
     assert select([folder], "ci", None, {}).state == "/mnt/nas/mlspec"
     assert select([folder], "staging", None, {}).state == "s3://bucket/pulumi"  # Pulumi's backend reads it
+    assert select([folder], "shared", None, {}).state == "s3://mlspec-state/ci"  # the local engine's S3 store
     assert select([folder], "plain", None, {}).state is None
     assert select([folder], "staging", "local", {}).state is None  # another target: not the stack's deployment

@@ -1,24 +1,21 @@
-"""The lock of a shared state location: a lock file created atomically, naming who holds it, where, since when and
-for which command. Unlike the workspace's flock it outlives a killed holder (other machines cannot see processes),
-so a stale one is broken by hand, with proof of death where the holder ran on this machine."""
+"""The lock of a shared state location: an object (a file, an S3 object) created atomically, naming who holds it,
+where, since when and for which command. Unlike the workspace's flock it outlives a killed holder (other machines
+cannot see processes), so a stale one is broken by hand, with proof of death where the holder ran on this machine."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from mlspec.backends.local.processes import owner_alive, this_up
+from mlspec.backends.local.shared_store import Store
 from mlspec.backends.local.whoami import host, machine_mark, user
 
 POLL_S = 0.2
-# File systems without hard links (some SMB mounts) answer these: the lock is then created with O_EXCL.
-_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 
 
 @dataclass(frozen=True)
@@ -48,29 +45,34 @@ class LockHeld(Exception):
         self.holder = holder
 
 
-def read_lock(path: Path) -> LockInfo | None:
-    """The holder of the lock at `path`; None when it is free. Raises LockHeld(None) for an unreadable lock."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+def read_lock(store: Store, name: str) -> LockInfo | None:
+    """The holder of the lock `name`; None when it is free. Raises LockHeld(None) for an unreadable lock."""
+    found = _read(store, name)
+    return found[0] if found else None
+
+
+def _read(store: Store, name: str) -> tuple[LockInfo, str] | None:
+    """The holder and the version of the lock object; None when it is free."""
+    stored = store.read(name)
+    if stored is None:
         return None
     try:
-        return LockInfo(**json.loads(text))
+        return LockInfo(**json.loads(stored.data.decode("utf-8"))), stored.tag
     except (ValueError, TypeError):
         raise LockHeld(None) from None
 
 
-def acquire(path: Path, command: str, timeout: float = 0.0) -> LockInfo:
+def acquire(store: Store, name: str, command: str, timeout: float = 0.0) -> LockInfo:
     """Take the lock, waiting up to `timeout` seconds for its holder to release it; LockHeld when it does not."""
     mine = LockInfo(uuid.uuid4().hex, command, user(), host(), datetime.now(UTC).isoformat(timespec="seconds"),
                     os.getpid(), this_up(), machine_mark())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    content = (json.dumps(asdict(mine)) + "\n").encode("utf-8")
     deadline = time.monotonic() + timeout
     while True:
-        if _create(path, json.dumps(asdict(mine)) + "\n"):
+        if store.create(name, content):
             return mine
         try:
-            holder = read_lock(path)
+            holder = read_lock(store, name)
         except LockHeld:
             holder = None
             if time.monotonic() >= deadline:
@@ -83,63 +85,33 @@ def acquire(path: Path, command: str, timeout: float = 0.0) -> LockInfo:
         time.sleep(POLL_S)
 
 
-def _create(path: Path, content: str) -> bool:
-    """Create the lock file with its whole content in one step (a hard link of a complete file: atomic on local
-    file systems and NFS alike); False when it exists."""
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(partial, path)
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in _NO_LINKS:
-                raise
-        return _create_exclusive(path, content)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _create_exclusive(path: Path, content: str) -> bool:
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    return True
-
-
-def release(path: Path, mine: LockInfo) -> bool:
+def release(store: Store, name: str, mine: LockInfo) -> bool:
     """Drop the lock if it is still ours (it is not once someone broke it and another command took it)."""
     try:
-        holder = read_lock(path)
+        found = _read(store, name)
     except LockHeld:
         return False
-    if holder is None or holder.id != mine.id:
+    if found is None or found[0].id != mine.id:
         return False
-    path.unlink(missing_ok=True)
-    return True
+    return store.delete(name, found[1])
 
 
-def break_lock(path: Path, force: bool) -> LockInfo | None:
+def break_lock(store: Store, name: str, force: bool) -> LockInfo | None:
     """Remove the lock: without `force` only when its holder has certainly ended. Returns the holder removed (None
     when the lock was free); LockHeld when it may still run."""
     try:
-        holder = read_lock(path)
+        found = _read(store, name)
     except LockHeld:
         if not force:
             raise
-        path.unlink(missing_ok=True)
+        unreadable = store.read(name)
+        if unreadable is not None:
+            store.delete(name, unreadable.tag)
         return None
-    if holder is None:
+    if found is None:
         return None
+    holder, tag = found
     if not force and not holder.gone():
         raise LockHeld(holder)
-    path.unlink(missing_ok=True)
+    store.delete(name, tag)
     return holder

@@ -1,6 +1,6 @@
-"""A shared state location of the local engine: a folder (a network share, a mounted volume) holding, per workspace,
-the snapshot its `up` and `down` publish and the lock they hold meanwhile. The workspace's state.db stays the
-engine's working copy; the snapshot is what machines without it (CI) plan against."""
+"""A shared state location of the local engine: a folder (a network share, a mounted volume) or an S3 bucket prefix
+holding, per workspace, the snapshot its `up` and `down` publish and the lock they hold meanwhile. The workspace's
+state.db stays the engine's working copy; the snapshot is what machines without it (CI) plan against."""
 
 from __future__ import annotations
 
@@ -10,46 +10,59 @@ from pathlib import Path
 
 from mlspec.backends.local.shared_lock import LockHeld, LockInfo, acquire, break_lock, read_lock
 from mlspec.backends.local.shared_lock import release as release_lock
+from mlspec.backends.local.shared_store import Store
 from mlspec.backends.local.snapshot import Snapshot, new_snapshot, read_snapshot, write_snapshot
 from mlspec.backends.local.state import StateStore
 
 
 @dataclass(frozen=True)
 class SharedState:
-    folder: Path
+    store: Store
     workspace: str
 
     @property
-    def snapshot_path(self) -> Path:
-        return self.folder / f"{self.workspace}.json"
+    def where(self) -> str:
+        return self.store.where
 
     @property
-    def lock_path(self) -> Path:
-        return self.folder / f"{self.workspace}.lock"
+    def snapshot_name(self) -> str:
+        return f"{self.workspace}.json"
+
+    @property
+    def lock_name(self) -> str:
+        return f"{self.workspace}.lock"
+
+    @property
+    def snapshot_at(self) -> str:
+        return self.store.at(self.snapshot_name)
+
+    @property
+    def lock_at(self) -> str:
+        return self.store.at(self.lock_name)
 
     def read(self) -> Snapshot | None:
         """The published snapshot; None when nothing was published here (nothing is deployed)."""
-        return read_snapshot(self.snapshot_path)
+        return read_snapshot(self.store, self.snapshot_name)
 
     def holder(self) -> LockInfo | None:
-        """Who holds the lock now (None: free, or a lock file that cannot be read)."""
+        """Who holds the lock now (None: free, or a lock that cannot be read)."""
         try:
-            return read_lock(self.lock_path)
+            return read_lock(self.store, self.lock_name)
         except LockHeld:
             return None
 
     def locked_now(self) -> bool:
-        return self.lock_path.exists()
+        return self.store.exists(self.lock_name)
 
     def lock(self, command: str, timeout: float) -> LockInfo:
         """Take the lock for `command`; LockHeld when another holds it beyond `timeout` seconds."""
-        return acquire(self.lock_path, command, timeout)
+        return acquire(self.store, self.lock_name, command, timeout)
 
     def release(self, mine: LockInfo) -> None:
-        release_lock(self.lock_path, mine)
+        release_lock(self.store, self.lock_name, mine)
 
     def unlock(self, force: bool) -> LockInfo | None:
-        return break_lock(self.lock_path, force)
+        return break_lock(self.store, self.lock_name, force)
 
     def adoption_problem(self, state_db: Path) -> str | None:
         """Why this workspace may not publish here: the snapshot records a deployment made from another workspace
@@ -59,10 +72,10 @@ class SharedState:
             return None
         if published.lineage and published.lineage == lineage_of(state_db):
             return None
-        return (f"{self.snapshot_path} records {len(published.records)} resource(s) deployed from another workspace "
+        return (f"{self.snapshot_at} records {len(published.records)} resource(s) deployed from another workspace "
                 f"(published at {published.published_at} by {published.by}), and this workspace "
                 f"({state_db.parent}) is not that one: run up and down where it was deployed, or choose another "
-                f"state location; remove {self.snapshot_path.name} there to publish this workspace's instead")
+                f"state location; remove {self.snapshot_name} there to publish this workspace's instead")
 
     def publish(self, state_db: Path) -> Snapshot:
         """Publish what the workspace state records now (what was applied is real, also after a failed step)."""
@@ -71,7 +84,7 @@ class SharedState:
             snapshot = new_snapshot(self.workspace, store.records(), store.meta("lineage"), store.serial)
         finally:
             store.close()
-        write_snapshot(self.snapshot_path, snapshot)
+        write_snapshot(self.store, self.snapshot_name, snapshot)
         return snapshot
 
 

@@ -1,15 +1,13 @@
-"""The published snapshot of a workspace's records: versioned JSON, written whole (write, then rename) or not at all."""
+"""The published snapshot of a workspace's records: versioned JSON, written whole or not at all."""
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from mlspec.backends.local.shared_store import Store
 from mlspec.backends.local.whoami import user_at_host
 from mlspec.plan import Record
 
@@ -71,40 +69,18 @@ def decode(text: str, where: str) -> Snapshot:
         raise SnapshotError(f"{where} is not a published mlspec state ({type(exc).__name__}: {exc})") from None
 
 
-def read_snapshot(path: Path) -> Snapshot | None:
-    """The snapshot at `path`, or None when none was published there."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+def read_snapshot(store: Store, name: str) -> Snapshot | None:
+    """The snapshot `name` in `store`, or None when none was published there."""
+    stored = store.read(name)
+    if stored is None:
         return None
-    return decode(text, str(path))
-
-
-def write_snapshot(path: Path, snapshot: Snapshot) -> None:
-    """Publish atomically: readers see the previous snapshot or this one whole, never a part (a rename within the
-    folder replaces the file in one step, also on NFS)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(encode(snapshot))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    _sync_folder(path.parent)
+        text = stored.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"{store.at(name)} is not a published mlspec state (not UTF-8: {exc})") from None
+    return decode(text, store.at(name))
 
 
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (a crash right after it keeps the new snapshot)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # some network file systems refuse fsync on folders; the rename is still atomic
-        pass
-    finally:
-        os.close(descriptor)
+def write_snapshot(store: Store, name: str, snapshot: Snapshot) -> None:
+    """Publish atomically: readers see the previous snapshot or this one whole, never a part."""
+    store.write(name, encode(snapshot).encode("utf-8"))
