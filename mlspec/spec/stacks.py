@@ -134,7 +134,8 @@ class Stack(Strict):
     state: str | None = Field(None, description="Where the stack's state is shared, so CI plans against what is "
                                                 "deployed: a folder (relative to this file), file:// URL or "
                                                 "s3://bucket/prefix for a local stack, which publishes a snapshot "
-                                                "there and locks it during up and down; for docker and kubernetes stacks, Pulumi's backend "
+                                                "there and locks it during up and down; for docker and "
+                                                "kubernetes stacks, Pulumi's backend "
                                                 "(PULUMI_BACKEND_URL): a folder, file://, s3://, gs://, azblob:// "
                                                 "or https://. --state and MLSPEC_STATE override it.")
 
