@@ -7,6 +7,7 @@ that were running when it died are marked failed and asked again with the same p
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mlspec.runtime import tracking
 from mlspec.runtime.execute import LineCallback
-from mlspec.runtime.jobrun import JobRun, OutputBinding, literal_text
+from mlspec.runtime.jobrun import JobRun, literal_text
 from mlspec.runtime.packaging import RegisteredModel, register_outputs
 from mlspec.runtime.sweep.policies import History, evaluation_steps, should_stop
 from mlspec.runtime.sweep.space import distributions, sampler, total_trials, trial_values
@@ -95,8 +96,8 @@ class _Sweep:
         spec.storage.parent.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(f"sqlite:///{spec.storage}",
                                              engine_kwargs={"connect_args": {"timeout": 60}})
-        direction = "maximize" if self.sweep.objective.goal == "maximize" else "minimize"
-        self.study = optuna.create_study(storage=storage, study_name=spec.study_name, direction=direction,
+        self.study = optuna.create_study(storage=storage, study_name=spec.study_name,
+                                         direction=self.sweep.objective.goal,
                                          sampler=sampler(self.sweep, spec.seed), load_if_exists=True)
         self.dists = distributions(self.sweep)
         self.histories: dict[int, History] = {}
@@ -326,8 +327,9 @@ class _Sweep:
             tracking.client(self.uri).log_metric(parent, self.sweep.objective.primary_metric,
                                                  float(result.best_value or 0.0))
         tracking.set_tags(self.uri, parent, tags)
-        status: tracking.RunStatus = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[
-            result.status]
+        statuses: dict[str, tracking.RunStatus] = {"succeeded": "FINISHED", "failed": "FAILED",
+                                                   "cancelled": "KILLED"}
+        status = statuses[result.status]
         tracking.end_run(self.uri, parent, status)
 
 
@@ -341,10 +343,8 @@ def _history(uri: str, run_id: str, metric: str) -> History:
 def _log_values(uri: str, run_id: str, values: dict[str, Any]) -> None:
     """The trial's parameters as the run's params; one the script logged itself with other text keeps its own."""
     for name, value in values.items():
-        try:
+        with contextlib.suppress(Exception):
             tracking.log_params(uri, run_id, {name: literal_text(value)})
-        except Exception:
-            pass
 
 
 def run_sweep(spec: SweepTrials, on_line: LineCallback | None = None,
