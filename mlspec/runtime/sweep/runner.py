@@ -110,11 +110,16 @@ class _Sweep:
         """Trials left running by an `up` that died: failed, marked interrupted, and asked again as they were."""
         from optuna.trial import TrialState
 
+        storage = self.study._storage
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            storage = self.study._storage
             storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+            if self.sweep.sampling_algorithm == "grid":
+                # The grid sampler counts a failed trial's point as visited; one of another search space is not,
+                # so the point is asked again.
+                storage.set_trial_system_attr(trial._trial_id, "search_space", {})
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, skip_if_exists=False)
+            if self.sweep.sampling_algorithm != "grid":
+                self.study.enqueue_trial(trial.params, skip_if_exists=False)
             self.say(f"trial {trial.number} was interrupted; its parameters are asked again")
 
     def finished(self) -> list[optuna.trial.FrozenTrial]:

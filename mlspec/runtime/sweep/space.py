@@ -50,7 +50,12 @@ def sampler(sweep: SweepJob, seed: int) -> BaseSampler:
 
     if sweep.sampling_algorithm == "grid":
         grid = {name: list(dim.values) for name, dim in sweep.search_space.items() if isinstance(dim, Choice)}
-        return GridSampler(grid, seed=seed)
+
+        class Grid(GridSampler):
+            def after_trial(self, *args: Any) -> None:
+                """The sweep counts its trials itself: Optuna's study.stop() works only inside optimize()."""
+
+        return Grid(grid, seed=seed)
     if sweep.sampling_algorithm == "random":
         return RandomSampler(seed=seed)
     startup = min(10, max(2, sweep.limits.max_total_trials // 3))
