@@ -110,17 +110,21 @@ class _Sweep:
         """Trials left running by an `up` that died: failed, marked interrupted, and asked again as they were."""
         from optuna.trial import TrialState
 
-        storage = self.study._storage
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-            if self.sweep.sampling_algorithm == "grid":
-                # The grid sampler counts a failed trial's point as visited; one of another search space is not,
-                # so the point is asked again.
-                storage.set_trial_system_attr(trial._trial_id, "search_space", {})
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            if self.sweep.sampling_algorithm != "grid":
-                self.study.enqueue_trial(trial.params, skip_if_exists=False)
+            self.ask_again(trial._trial_id, trial.params)
+            self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             self.say(f"trial {trial.number} was interrupted; its parameters are asked again")
+
+    def ask_again(self, trial_id: int, params: dict[str, Any]) -> None:
+        """Mark a running trial interrupted (it does not count) and have its parameters asked again."""
+        storage = self.study._storage
+        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+        if self.sweep.sampling_algorithm == "grid":
+            # The grid sampler counts a failed trial's point as visited, but not one of another search space:
+            # the point is asked again.
+            storage.set_trial_system_attr(trial_id, "search_space", {})
+        else:
+            self.study.enqueue_trial(params, skip_if_exists=False)
 
     def finished(self) -> list[optuna.trial.FrozenTrial]:
         from optuna.trial import TrialState
@@ -230,8 +234,8 @@ class _Sweep:
             error = f"the trial logged no metric '{metric}' (log it with mlflow.log_metric)"
         else:
             error = (result.error if result else None) or "the trial's runner stopped"
-        if interrupted:
-            trial.set_user_attr(INTERRUPTED, True)
+        if interrupted:  # Ctrl-C: the next `up` runs these parameters again
+            self.ask_again(trial._trial_id, trial.params)
         trial.set_user_attr("error", error[:2000])
         self.study.tell(trial, state=TrialState.FAIL)
         if not interrupted:

@@ -160,4 +160,6 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
     if purge:
-        shutil.rmtree(ctx.paths.root / "runs" / record.id.split("/", 1)[1], ignore_errors=True)
+        name = record.id.split("/", 1)[1]
+        shutil.rmtree(ctx.paths.root / "runs" / name, ignore_errors=True)
+        shutil.rmtree(ctx.paths.root / "sweeps" / name, ignore_errors=True)  # a sweep's studies and trials
