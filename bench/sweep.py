@@ -93,7 +93,7 @@ def main() -> None:
         _, serial_s = _sweep(Path(tmp), "serial", args.trials, 1)
     rows = [(f"mlspec up, {args.concurrent} at once", sweep_s), ("mlspec up, one at a time", serial_s),
             ("by hand, bare script", sum(bare)), ("by hand, logging to MLflow", sum(tracked))]
-    print(f"{args.trials} trials of examples/sweep (random parameters, no early termination), {os.cpu_count()} "
+    print(f"{args.trials} trials of examples/sweep (its sampling, no early termination), {os.cpu_count()} "
           f"cores, load {load:.1f} at the start")
     for name, seconds in rows:
         print(f"  {name:<28} {seconds:7.1f} s  {args.trials / seconds * 60:6.1f} trials/min")

@@ -21,6 +21,7 @@ from mlspec.runtime.jobrun import JobRun, literal_text
 from mlspec.runtime.packaging import RegisteredModel, register_outputs
 from mlspec.runtime.sweep.policies import History, evaluation_steps, should_stop
 from mlspec.runtime.sweep.space import distributions, sampler, total_trials, trial_values
+from mlspec.runtime.sweep.tracking_server import TrialTracking
 from mlspec.runtime.train import TrainResult, run_job
 from mlspec.spec.job import SEARCH_SPACE_SCOPE, placeholders
 from mlspec.spec.sweep import SweepJob
@@ -103,6 +104,7 @@ class _Sweep:
         self.histories: dict[int, History] = {}
         self.running: dict[int, _Running] = {}
         self.woken = threading.Event()  # a trial finished
+        self.server: TrialTracking | None = None
         self.result = SweepResult(status="failed")
 
     # -- the study ---------------------------------------------------------------------------------------------
@@ -159,7 +161,10 @@ class _Sweep:
                                                 "aliases": []}) for name, out in template.outputs.items()}
         tags = {**template.tags, "mlflow.parentRunId": parent, "mlspec.sweep": self.sweep.name,
                 "mlspec.trial": str(number)}
-        return template.model_copy(update={
+        served: dict[str, Any] = {}
+        if self.server is not None:
+            served = {"command_tracking_uri": self.server.uri, "env": {**template.env, **self.server.env}}
+        return template.model_copy(update={**served,
             "job": f"{self.sweep.name}-trial-{number}", "command": substitute_search_space(template.command, values),
             "workdir": str(workdir), "outputs": outputs, "log_file": str(workdir / "job.log"), "tags": tags,
             "timeout": self.sweep.limits.trial_timeout, "retries": 0})
@@ -243,6 +248,15 @@ class _Sweep:
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def run(self) -> SweepResult:
+        if self.uri.startswith("sqlite:"):
+            self.server = TrialTracking(self.uri)
+        try:
+            return self._run()
+        finally:
+            if self.server is not None:
+                self.server.close()
+
+    def _run(self) -> SweepResult:
         self.requeue_interrupted()
         parent = self.parent_run()
         self.result.run_id = parent
