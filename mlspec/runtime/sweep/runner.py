@@ -192,19 +192,24 @@ class _Sweep:
         """Read the running trials' intermediate metrics; stop those the early-termination policy rules out."""
         policy = self.sweep.early_termination
         metric = self.sweep.objective.primary_metric
+        watched = []
         for number, running in self.running.items():
             if running.run_id is None or running.reason is not None:
                 continue
             if running.trial.user_attrs.get(RUN_ID) is None:
                 running.trial.set_user_attr(RUN_ID, running.run_id)
-            if policy is None:
-                continue
-            history = _history(self.uri, running.run_id, metric)
-            self.histories[number] = history
+            if policy is not None:
+                self.histories[number] = _history(self.uri, running.run_id, metric)
+                watched.append((number, running))
+        for number, running in watched:  # every history read first: trials are compared at the same moment
+            assert policy is not None
+            history = self.histories[number]
             others = {n: h for n, h in self.histories.items() if n != number}
             for step in evaluation_steps(policy, history):
                 if step <= running.evaluated:
                     continue
+                if not any(s >= step for h in others.values() for s, _ in h):
+                    break  # no other trial got this far yet: judged once one does
                 running.evaluated = step
                 reason = should_stop(policy, self.sweep.objective.goal, history, others, step)
                 if reason:
