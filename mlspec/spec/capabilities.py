@@ -93,8 +93,7 @@ _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
-_SWEEP_LATER = ("sweeps run on the local engine only for now (Optuna's storage and the trials' processes are "
-                "the engine's); run it with `mlspec up` on the local target")
+_SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
 _LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
 
 TABLE: dict[str, dict[str, Row]] = {
