@@ -5,12 +5,13 @@ from __future__ import annotations
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.spec import ResolvedSpec
-from mlspec.spec import Job, Model, ModelRef
+from mlspec.spec import Model, ModelRef
 from mlspec.spec.job import placeholders
+from mlspec.spec.sweep import JOB_MODELS, AnyJob, command_field
 from mlspec.validate import Declared
 
 
-def model_output(model: Model, job: Job) -> str | None:
+def model_output(model: Model, job: AnyJob) -> str | None:
     """The job output a Model registers: the one it names, else the job's only model output."""
     if model.output is not None:
         return model.output
@@ -31,7 +32,7 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
             continue
         job_id = spec.target(item.id, "job")
         job = spec.get(job_id) if job_id else None
-        if not isinstance(job, Job) or job_id is None:
+        if not isinstance(job, JOB_MODELS) or job_id is None:
             continue
         output_name = model_output(model, job)
         output = job.outputs.get(output_name) if output_name else None
@@ -74,9 +75,10 @@ def check_outputs_passed(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
     """A registered output the command never receives cannot be written: the script has no way to know its path."""
     for item in spec.resources.values():
         job = item.resource
-        if not isinstance(job, Job):
+        if not isinstance(job, JOB_MODELS):
             continue
-        found = placeholders(job.command)
+        command, command_path = command_field(job)
+        found = placeholders(command)
         if any(p.problem or (p.scope == "outputs" and p.name not in job.outputs) for p in found):
             continue  # a misspelt placeholder is reported as such; this would say the same twice
         passed = {p.name for p in found if p.scope == "outputs"}
@@ -85,7 +87,7 @@ def check_outputs_passed(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:
                 diagnostics.add(Diagnostic(
                     f"job '{job.name}' registers outputs.{name} as model '{output.register_as}', but its command "
                     f"never receives ${{{{outputs.{name}}}}}, so the script cannot know where to save the model",
-                    _span(item.doc, "command"), "command", f"pass it, e.g. --model-dir ${{{{outputs.{name}}}}}"))
+                    _span(item.doc, command_path), command_path, f"pass it, e.g. --model-dir ${{{{outputs.{name}}}}}"))
 
 
 def check_aliases(spec: ResolvedSpec, diagnostics: Diagnostics) -> None:

@@ -4,45 +4,52 @@ from __future__ import annotations
 
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
-from mlspec.spec import Job
-from mlspec.spec.job import PLACEHOLDER_SCOPES, Placeholder, placeholders
+from mlspec.spec.job import PLACEHOLDER_SCOPES, SEARCH_SPACE_SCOPE, Placeholder, placeholders
+from mlspec.spec.sweep import AnyJob, SweepJob, command_field, trial_field
 
 
-def check_command(job: Job, doc: Document, diagnostics: Diagnostics) -> None:
+def check_command(job: AnyJob, doc: Document, diagnostics: Diagnostics) -> None:
     """Malformed, unclosed, unknown-scope and undeclared placeholders, each at its own columns."""
-    found = placeholders(job.command)
-    problems = [_problem(job, item) for item in found]
+    command, path = command_field(job)
+    found = placeholders(command)
+    problems = [_problem(job, path, item) for item in found]
     if not any(problems):
         return
-    located = _Locator(doc.span(("command",)))
+    located = _Locator(doc.span(tuple(path.split("."))))
     for item, problem in zip(found, problems, strict=True):
         span = located.find(item.text)  # every placeholder, in order: the same text may be written twice
         if problem:
             summary, hint = problem
-            diagnostics.add(Diagnostic(summary, span, "command", hint))
+            diagnostics.add(Diagnostic(summary, span, path, hint))
 
 
-def check_unsubstituted(job: Job, doc: Document, diagnostics: Diagnostics) -> None:
+def check_unsubstituted(job: AnyJob, doc: Document, diagnostics: Diagnostics) -> None:
     """Placeholders are substituted in the command only: one anywhere else would reach the job as literal text."""
-    for name, value in job.environment_variables.items():
+    variables = job.trial.environment_variables if isinstance(job, SweepJob) else job.environment_variables
+    for name, value in variables.items():
         found = placeholders(value)
         if found:
-            path = f"environment_variables.{name}"
+            path = f"{trial_field(job, 'environment_variables')}.{name}"
             diagnostics.add(Diagnostic(
                 f"job '{job.name}': {path} holds '{found[0].text}', but placeholders are substituted only in the "
-                "command", _Locator(doc.span(("environment_variables", name))).find(found[0].text), path,
+                "command", _Locator(doc.span((*path.split(".")[:-1], name))).find(found[0].text), path,
                 f"pass it on the command line instead, e.g. {name}={found[0].fix or found[0].text} python ..."))
 
 
-def _problem(job: Job, item: Placeholder) -> tuple[str, str] | None:
+def _problem(job: AnyJob, path: str, item: Placeholder) -> tuple[str, str] | None:
     """What is wrong with one placeholder (summary, hint), or None."""
     declared: dict[str, list[str]] = {"inputs": list(job.inputs), "outputs": list(job.outputs)}
-    where = f"job '{job.name}': command"
+    scopes: tuple[str, ...] = PLACEHOLDER_SCOPES
+    if isinstance(job, SweepJob):
+        declared[SEARCH_SPACE_SCOPE] = list(job.search_space)
+        scopes = (*scopes, SEARCH_SPACE_SCOPE)
+    where = f"job '{job.name}': {path}"
     if item.problem:
         return f"{where}: placeholder '{item.text}' {item.problem}", f"write {item.fix}"
     if item.scope not in declared:
-        guess = did_you_mean(item.scope, PLACEHOLDER_SCOPES)
-        hint = f"did you mean '{_with(item, guess)}'?" if guess else "use ${{inputs.NAME}} or ${{outputs.NAME}}"
+        guess = did_you_mean(item.scope, scopes)
+        hint = f"did you mean '{_with(item, guess)}'?" if guess else \
+            "use " + " or ".join(f"${{{{{scope}.NAME}}}}" for scope in scopes)
         return f"{where}: unknown placeholder scope '{item.scope}' in '{item.text}'", hint
     if item.name not in declared[item.scope]:
         guess = did_you_mean(item.name, declared[item.scope])

@@ -13,10 +13,12 @@ from mlspec.load.yaml_source import Document
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.spec import Reference, ResolvedSpec
-from mlspec.spec import BatchEndpoint, Job, Model, ModelRef, OnlineEndpoint, Workspace
+from mlspec.resolve.sweeps import check_sweep_concurrency
+from mlspec.spec import BatchEndpoint, Model, ModelRef, OnlineEndpoint, Workspace
 from mlspec.spec.compute import InstanceCompute, LocalCompute
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import PathInput
+from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
 from mlspec.validate import Declared, Validated
 
 DEFAULT_COMPUTE = "local"
@@ -98,7 +100,7 @@ class _Resolver:
         self._implicit_models()
         for item in list(self.spec.resources.values()):
             resource = item.resource
-            if isinstance(resource, Job):
+            if isinstance(resource, JOB_MODELS):
                 self._job(item, resource)
             elif isinstance(resource, Model):
                 self._model(item, resource)
@@ -123,6 +125,7 @@ class _Resolver:
                 self._data(item)
         register_declared_models(self.spec, self.diagnostics)
         check_outputs_passed(self.spec, self.diagnostics)
+        check_sweep_concurrency(self.spec, self.diagnostics)
         check_aliases(self.spec, self.diagnostics)
         ws_doc = next((d.doc for d in self.by_id.values() if d.kind == "Workspace"), None)
         for field_name in ("compute", "environment"):
@@ -135,7 +138,7 @@ class _Resolver:
     def _implicit_models(self) -> None:
         """A job output with `register_as: X` declares model X unless a Model X is written out."""
         for item in list(self.spec.resources.values()):
-            if not isinstance(item.resource, Job):
+            if not isinstance(item.resource, JOB_MODELS):
                 continue
             for output_name, output in item.resource.outputs.items():
                 if not output.register_as:
@@ -154,11 +157,12 @@ class _Resolver:
                         _span(item.doc, f"outputs.{output_name}.register_as"), f"outputs.{output_name}.register_as",
                         "set the Model's job to this job, or remove register_as")
 
-    def _job(self, item: Declared, job: Job) -> None:
+    def _job(self, item: Declared, job: AnyJob) -> None:
+        runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
         self.compute(item, "compute", job.compute)
-        self.environment(item, "environment", job.environment)
-        if job.code is not None:
-            self.locate(item, "code", job.code, want_dir=True)
+        self.environment(item, trial_field(job, "environment"), runs.environment)
+        if runs.code is not None:
+            self.locate(item, trial_field(job, "code"), runs.code, want_dir=True)
         for name, value in job.inputs.items():
             path = f"inputs.{name}"
             if isinstance(value, PathInput):
@@ -193,7 +197,7 @@ class _Resolver:
         if job_id is None:
             return
         job = self.spec.get(job_id)
-        assert isinstance(job, Job)
+        assert isinstance(job, JOB_MODELS)
         model_outputs = [n for n, o in job.outputs.items() if o.type == "model"]
         if model.output is None and len(model_outputs) != 1:
             self.diagnostics.error(f"model '{model.name}': job '{job.name}' has {len(model_outputs)} model outputs; "

@@ -53,7 +53,7 @@ def command_env(run: JobRun, run_id: str | None, attempt: int = 1) -> dict[str, 
     env.pop("MLFLOW_RUN_ID", None)
     if run_id:
         env["MLFLOW_RUN_ID"] = run_id
-    env["MLFLOW_TRACKING_URI"] = run.tracking_uri
+    env["MLFLOW_TRACKING_URI"] = run.command_tracking_uri or run.tracking_uri
     env["MLFLOW_EXPERIMENT_NAME"] = run.experiment
     env["MLSPEC_JOB"] = run.job
     env["MLSPEC_ATTEMPT"] = str(attempt)

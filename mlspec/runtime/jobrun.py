@@ -124,6 +124,9 @@ class JobRun(ContractFile):
     processes_per_node: int = Field(1, ge=1, description="torchrun processes per node (distribution only).")
     limits: NodeLimits = Field(default_factory=NodeLimits, description="Each node's CPU, memory and GPU share.")
     # Left out of the JSON when unset: a contract of one node reads as it always did.
+    command_tracking_uri: str | None = Field(None, exclude_if=lambda value: value is None,
+                                             description="The tracking URI the command's MLflow client gets where "
+                                                         "it differs from tracking_uri; None: the same.")
     peers: PeerLink | None = Field(None, exclude_if=lambda value: value is None,
                                    description="This run is one node of several run apart; None: it is alone or "
                                                "the engine runs all its nodes (`nodes`).")

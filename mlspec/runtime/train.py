@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -52,8 +52,11 @@ def run_tags(run: JobRun) -> dict[str, str]:
     }
 
 
-def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Event | None = None) -> TrainResult:
+def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Event | None = None,
+            on_run: Callable[[str], None] | None = None) -> TrainResult:
     """Ensure the experiment, start a run, snapshot the code, run the command, register outputs, end the run.
+
+    `on_run` receives the MLflow run's id as soon as it exists (a sweep reads the trial's metrics while it runs).
 
     User errors (a missing model file, a bad placeholder, MLflow refusing a value) end as a failed result with a
     message, never an exception; only a bug in mlspec propagates, after the run was marked FAILED.
@@ -72,6 +75,8 @@ def run_job(run: JobRun, on_line: LineCallback | None = None, stop: threading.Ev
             raise JobRunError(f"job '{run.job}': {peers.failure}")
         result.experiment_id = tracking.ensure_experiment(run.tracking_uri, run.experiment, run.artifact_location)
         result.run_id = tracking.start_run(run.tracking_uri, result.experiment_id, run_tags(run), run_name=run.job)
+        if on_run is not None:
+            on_run(result.run_id)
         if run.code:
             tracking.log_code_snapshot(run.tracking_uri, result.run_id, run.code)
         prewarm(run)

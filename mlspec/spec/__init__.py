@@ -9,6 +9,7 @@ from mlspec.spec.endpoint import ENDPOINT_TYPES, BatchEndpoint, Deployment, Endp
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import Job
 from mlspec.spec.model import Model, ModelRef
+from mlspec.spec.sweep import SweepJob
 from mlspec.spec.workspace import Workspace
 
 # kind -> model class, or kind -> (type -> model class) for kinds with variants.
@@ -17,13 +18,13 @@ KINDS: dict[str, type[Resource] | dict[str, type[Resource]]] = {
     "Compute": dict(COMPUTE_TYPES),
     "Environment": Environment,
     "Data": Data,
-    "Job": Job,
+    "Job": {"command": Job, "sweep": SweepJob},
     "Model": Model,
     "Endpoint": dict(ENDPOINT_TYPES),
 }
 
 # Default `type` where a kind has variants and the document gives none.
-DEFAULT_TYPES: dict[str, str] = {"Compute": "local", "Endpoint": "online"}
+DEFAULT_TYPES: dict[str, str] = {"Compute": "local", "Endpoint": "online", "Job": "command"}
 
 __all__ = [
     "DEFAULT_TYPES",
@@ -39,5 +40,6 @@ __all__ = [
     "ModelRef",
     "OnlineEndpoint",
     "Resource",
+    "SweepJob",
     "Workspace",
 ]

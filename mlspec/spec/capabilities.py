@@ -93,6 +93,9 @@ _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
+_SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
+_LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
+
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
         "name": EVERYWHERE,
@@ -279,6 +282,22 @@ TABLE: dict[str, dict[str, Row]] = {
         "experiment_name": EVERYWHERE,
     },
     "PathInput": {"type": EVERYWHERE, "path": EVERYWHERE},
+    "SweepJob": {
+        "": Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER)),
+        **dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space", "sampling_algorithm",
+                         "objective", "limits", "early_termination", "experiment_name"), _LOCAL_ONLY),
+    },
+    "Trial": dict.fromkeys(("command", "code", "environment", "environment_variables"), _LOCAL_ONLY),
+    "Choice": dict.fromkeys(("type", "values"), _LOCAL_ONLY),
+    "Uniform": dict.fromkeys(("type", "min_value", "max_value"), _LOCAL_ONLY),
+    "LogUniform": dict.fromkeys(("type", "min_value", "max_value"), _LOCAL_ONLY),
+    "RandInt": dict.fromkeys(("type", "upper"), _LOCAL_ONLY),
+    "Normal": dict.fromkeys(("type", "mu", "sigma"), _LOCAL_ONLY),
+    "Objective": dict.fromkeys(("primary_metric", "goal"), _LOCAL_ONLY),
+    "SweepLimits": dict.fromkeys(("max_total_trials", "max_concurrent_trials", "trial_timeout", "timeout"),
+                                 _LOCAL_ONLY),
+    "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
+                                       "truncation_percentage"), _LOCAL_ONLY),
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),

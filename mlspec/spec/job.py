@@ -15,8 +15,10 @@ Flavor = Literal["sklearn", "torch", "pyfunc"]
 # ${{inputs.x}} / ${{outputs.y}}: the Azure ML CLI v2 placeholder syntax users already write.
 PLACEHOLDER = re.compile(r"\$\{\{\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\s*\}\}")
 PLACEHOLDER_SCOPES = ("inputs", "outputs")
+# A sweep's trial command also reads ${{search_space.NAME}}.
+SEARCH_SPACE_SCOPE = "search_space"
 # Where a placeholder was meant: `${{`, or `${inputs.` / `${outputs.` (one brace, which bash rejects).
-_OPENING = re.compile(r"\$\{\{|\$\{\s*(?=(?:inputs|outputs)\.)")
+_OPENING = re.compile(r"\$\{\{|\$\{\s*(?=(?:inputs|outputs|search_space)\.)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,8 @@ class Job(Resource):
     """A command job: runs `command` in `code` with inputs substituted; re-runs only when its hash changes."""
 
     kind: Literal["Job"] = "Job"
-    type: Literal["command"] = Field("command", description="'command' (sweeps and pipelines come later).")
+    type: Literal["command"] = Field("command", description="'command' (the default); 'sweep' tunes "
+                                     "hyperparameters.")
     command: str = Field(description="Shell command; use ${{inputs.NAME}} and ${{outputs.NAME}}.")
     code: str | None = Field(None, description="Folder snapshotted and used as the working directory.")
     environment: Name | None = Field(None, description="Environment to run in (default: the workspace default).")

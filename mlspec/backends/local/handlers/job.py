@@ -12,12 +12,13 @@ from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
 from mlspec.plan import Record
-from mlspec.spec import Job, Model
+from mlspec.spec import Model
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.job import PathInput
+from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
 
 
-def _inputs(ctx: Context, node: Node, job: Job) -> dict[str, dict[str, Any]]:
+def _inputs(ctx: Context, node: Node, job: AnyJob) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, value in job.inputs.items():
         target = ctx.target(node.id, f"inputs.{name}")
@@ -32,7 +33,7 @@ def _inputs(ctx: Context, node: Node, job: Job) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict[str, Any]]:
+def _outputs(ctx: Context, node: Node, job: AnyJob, workdir: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, output in job.outputs.items():
         entry: dict[str, Any] = {"path": f"{workdir}/outputs/{name}", "type": output.type,
@@ -48,8 +49,8 @@ def _outputs(ctx: Context, node: Node, job: Job, workdir: str) -> dict[str, dict
     return out
 
 
-def _snapshot(ctx: Context, node: Node, workdir: str) -> str | None:
-    code = ctx.graph.spec.files.get(node.id, {}).get("code")
+def _snapshot(ctx: Context, node: Node, workdir: str, field: str = "code") -> str | None:
+    code = ctx.graph.spec.files.get(node.id, {}).get(field)
     if code is None:
         return None
     target = f"{workdir}/code"
@@ -58,11 +59,13 @@ def _snapshot(ctx: Context, node: Node, workdir: str) -> str | None:
     return target
 
 
-def _launch(ctx: Context, node: Node, job: Job) -> dict[str, Any]:
+def _launch(ctx: Context, node: Node, job: AnyJob) -> dict[str, Any]:
     """How many nodes, under which launcher, with which share of this machine (the compute's explicit limits)."""
     compute_id = ctx.target(node.id, "compute")
     compute = ctx.graph.spec.get(compute_id) if compute_id else None
     limits = node_limits(compute.resources) if isinstance(compute, ComputeBase) else {}
+    if isinstance(job, SweepJob):  # each trial is one process tree with a node's share
+        return {"nodes": 1, "limits": limits, "distribution": None, "processes_per_node": 1}
     distribution = job.distribution
     return {"nodes": job.resources.instance_count, "limits": limits,
             "distribution": distribution.type if distribution else None,
@@ -74,14 +77,16 @@ def job_run(ctx: Context, node: Node) -> Any:
     from mlspec.runtime.labels import label_tags
 
     job = node.resource
-    assert isinstance(job, Job)
+    assert isinstance(job, JOB_MODELS)
+    runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
     run_dir = ctx.paths.run_dir(job.name, node.hash).resolve()
-    shutil.rmtree(run_dir, ignore_errors=True)  # a retry starts clean
-    run_dir.mkdir(parents=True)
+    if not isinstance(job, SweepJob):  # a sweep resumes: its finished trials' outputs are kept
+        shutil.rmtree(run_dir, ignore_errors=True)  # a retry starts clean
+    run_dir.mkdir(parents=True, exist_ok=True)
     workdir = str(run_dir)
-    env_id = ctx.target(node.id, "environment")
+    env_id = ctx.target(node.id, trial_field(job, "environment"))
     env_outputs = ctx.outputs(env_id) if env_id else {}
-    env_vars = dict(job.environment_variables)
+    env_vars = dict(runs.environment_variables)
     if env_id:
         env_vars = {**ctx.node(env_id).resource.environment_variables, **env_vars}  # type: ignore[attr-defined]
     # Marks the job's whole process tree as this workspace's and this `up`'s: once this `up` is gone, a later
@@ -93,16 +98,17 @@ def job_run(ctx: Context, node: Node) -> Any:
     return JobRun(
         job=job.name, experiment=job.experiment_name or ctx.graph.spec.workspace.name,
         tracking_uri=ctx.tracking_uri, artifact_location=str(ctx.paths.artifacts.resolve()),
-        command=job.command, code=_snapshot(ctx, node, workdir), workdir=workdir,
+        command=runs.command, code=_snapshot(ctx, node, workdir, trial_field(job, "code")), workdir=workdir,
         inputs=_inputs(ctx, node, job), outputs=_outputs(ctx, node, job, workdir), env=env_vars,
-        path_prefix=bin_folder, timeout=job.timeout, retries=job.retries,
+        path_prefix=bin_folder, timeout=None if isinstance(job, SweepJob) else job.timeout,
+        retries=0 if isinstance(job, SweepJob) else job.retries,
         log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
                                              "mlspec.hash": node.hash,
                                              "mlspec.workspace": ctx.graph.spec.workspace.name},
         content_hash=node.hash, **_launch(ctx, node, job))
 
 
-def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
+def _adopt(ctx: Context, node: Node, job: AnyJob) -> dict[str, Any] | None:
     """Models an earlier, interrupted apply already registered for this exact job hash: reuse, never retrain."""
     names = [o.register_as for o in job.outputs.values() if o.register_as]
     if not names:
@@ -126,11 +132,15 @@ def _adopt(ctx: Context, node: Node, job: Job) -> dict[str, Any] | None:
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
     job = node.resource
-    assert isinstance(job, Job)
+    assert isinstance(job, JOB_MODELS)
     adopted = _adopt(ctx, node, job)
     if adopted:
         ctx.say(f"[{job.name}] reusing model versions already registered for this job: {adopted['models']}")
         return adopted
+    if isinstance(job, SweepJob):
+        from mlspec.backends.local.handlers.sweep import apply_sweep
+
+        return apply_sweep(ctx, node, job_run(ctx, node))
     from mlspec.runtime.train import run_job
 
     run = job_run(ctx, node)
@@ -150,4 +160,6 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:
     if purge:
-        shutil.rmtree(ctx.paths.root / "runs" / record.id.split("/", 1)[1], ignore_errors=True)
+        name = record.id.split("/", 1)[1]
+        shutil.rmtree(ctx.paths.root / "runs" / name, ignore_errors=True)
+        shutil.rmtree(ctx.paths.root / "sweeps" / name, ignore_errors=True)  # a sweep's studies and trials
