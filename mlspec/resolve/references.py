@@ -12,6 +12,7 @@ from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
+from mlspec.resolve.scoring import check_scoring
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.spec import BatchEndpoint, Job, Model, ModelRef, OnlineEndpoint, Workspace
 from mlspec.spec.compute import InstanceCompute, LocalCompute
@@ -109,6 +110,7 @@ class _Resolver:
                     self.compute(item, f"{prefix}.compute", deployment.compute)
                     if deployment.environment:
                         self.environment(item, f"{prefix}.environment", deployment.environment)
+                    check_scoring(self, item, prefix, deployment)
             elif isinstance(resource, BatchEndpoint):
                 self.model(item, "model", resource.model)
                 self.compute(item, "compute", resource.compute)

@@ -335,7 +335,13 @@ TABLE: dict[str, dict[str, Row]] = {
         "resources": Row(kubernetes=Support("yes", "requests equal to limits (GPUs as nvidia.com/gpu, with a "
                                                    "toleration of GPU nodes' taint)")),
         "environment_variables": EVERYWHERE,
+        "code_configuration": Row(docker=Support("yes", "the code folder is baked into the replicas' image (the "
+                                                        "environment's plus the code)"),
+                                  kubernetes=Support("yes", "the code folder is baked into the replicas' image (the "
+                                                            "environment's plus the code)")),
+        "input_schema": EVERYWHERE,
     },
+    "CodeConfiguration": {"code": EVERYWHERE, "scoring_script": EVERYWHERE},
     "Autoscale": {
         "min_instances": Row(docker=no(_NO_AUTOSCALER), kubernetes=refusing(
             (0,), "the HPA's minReplicas; 0 (scale to zero) is refused: an HPA keeps at least one replica")),
