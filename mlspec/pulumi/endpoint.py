@@ -23,7 +23,7 @@ from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
 from mlspec.runtime.liveness import supervised
 from mlspec.runtime.probing import ProbeSettings
-from mlspec.runtime.serving.script import SIGNATURE
+from mlspec.runtime.serving.script import server_arguments
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 SERVING_PORT = 8080  # inside each replica and the gateway
@@ -57,11 +57,7 @@ class ScoringArgs:
 
     def arguments(self) -> list[str]:
         """The scoring server's arguments for the script, at the files' places in the image."""
-        argv = ["--code", f"{FILES}/{self.code}", "--scoring-script", self.scoring_script]
-        if self.input_schema is not None:
-            argv += ["--input-schema", self.input_schema if self.input_schema == SIGNATURE
-                     else f"{FILES}/{self.input_schema}"]
-        return argv
+        return server_arguments(FILES, self.code, self.scoring_script, self.input_schema)
 
 
 @dataclass(frozen=True)

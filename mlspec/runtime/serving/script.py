@@ -26,6 +26,15 @@ SIGNATURE = "signature"  # input_schema's value for the model's own MLflow signa
 MODULE_NAME = "mlspec_scoring_script"  # what the script is imported as (sys.modules)
 
 
+def server_arguments(files: str, code: str, scoring_script: str, input_schema: str | None) -> list[str]:
+    """The scoring server's arguments for a script baked into an image under `files` at its spec paths (`code` and
+    a schema file relative to the spec root; `input_schema` may be `signature`)."""
+    argv = ["--code", f"{files}/{code}", "--scoring-script", scoring_script]
+    if input_schema is not None:
+        argv += ["--input-schema", input_schema if input_schema == SIGNATURE else f"{files}/{input_schema}"]
+    return argv
+
+
 class ScriptLoadError(Exception):
     """The script cannot be imported, lacks init() or run(), or its init() raised: the replica does not start."""
 
