@@ -117,6 +117,7 @@ class _Resolver:
                 if resource.environment:
                     self.environment(item, "environment", resource.environment)
                 self._data_ref(item, "input", resource.input)
+                check_scoring(self, item, "", resource)
             elif isinstance(resource, InstanceCompute) and resource.environment:
                 self.environment(item, "environment", resource.environment)
             elif isinstance(resource, Environment):

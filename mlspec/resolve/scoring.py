@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from mlspec.spec.endpoint import SIGNATURE_SCHEMA, CodeConfiguration, Deployment
+from mlspec.spec.endpoint import SIGNATURE_SCHEMA, BatchEndpoint, CodeConfiguration, Deployment
 from mlspec.validate import Declared
 
 if TYPE_CHECKING:
@@ -20,17 +20,19 @@ class _Locator(Protocol):
     def locate(self, item: Declared, path: str, relative: str, want_dir: bool | None = None) -> Path | None: ...
 
 
-def check_scoring(resolver: _Locator, item: Declared, prefix: str, deployment: Deployment) -> None:
+def check_scoring(resolver: _Locator, item: Declared, prefix: str, scored: Deployment | BatchEndpoint) -> None:
     """Locate the code folder (its files become part of the deployment's content hash), check the script lies in it,
-    and check the schema file is a JSON Schema; each problem at its own line."""
-    config = deployment.code_configuration
+    and check the schema file is a JSON Schema; each problem at its own line. `prefix`: where `scored` is in the
+    resource ('' for a batch endpoint)."""
+    at = f"{prefix}." if prefix else ""
+    config = scored.code_configuration
     if config is not None:
-        code = resolver.locate(item, f"{prefix}.code_configuration.code", config.code, want_dir=True)
+        code = resolver.locate(item, f"{at}code_configuration.code", config.code, want_dir=True)
         if code is not None:
-            _script(resolver, item, f"{prefix}.code_configuration.scoring_script", code, config)
-    schema = deployment.input_schema
+            _script(resolver, item, f"{at}code_configuration.scoring_script", code, config)
+    schema = scored.input_schema if isinstance(scored, Deployment) else None
     if schema is not None and schema != SIGNATURE_SCHEMA:
-        path = f"{prefix}.input_schema"
+        path = f"{at}input_schema"
         located = resolver.locate(item, path, schema, want_dir=False)
         if located is not None:
             problem = schema_problem(located)

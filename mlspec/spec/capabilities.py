@@ -417,6 +417,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "error_threshold": EVERYWHERE,
         "retry_settings": EVERYWHERE,
         "max_concurrency": Row(kubernetes=approx("mini-batches at once in the run's one pod")),
+        "code_configuration": Row(docker=Support("yes", "the code folder is baked into the run's image"),
+                                  kubernetes=Support("yes", "the code folder is baked into the run's image")),
     },
     "BatchOutput": {
         "path": Row(docker=approx("a folder of the run's on the workspace volume, /mlspec/batch/<endpoint>/<run "

@@ -195,6 +195,10 @@ class BatchEndpoint(Resource):
     error_threshold: int = Field(-1, ge=-1, description="Failed rows tolerated before the run fails (-1: any).")
     retry_settings: BatchRetry = Field(default_factory=BatchRetry, description="Per mini-batch retries.")
     max_concurrency: int = Field(1, ge=1, description="Mini-batches scored in parallel per node.")
+    code_configuration: CodeConfiguration | None = Field(
+        None, description="Score through a scoring script: init() once per run, then run(mini_batch) with each "
+                          "mini-batch as a pandas DataFrame, returning one row (a list item or DataFrame row) per "
+                          "input row.")
 
 
 ENDPOINT_TYPES: dict[str, type[Resource]] = {"online": OnlineEndpoint, "batch": BatchEndpoint}

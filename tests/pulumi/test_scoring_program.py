@@ -1,5 +1,6 @@
-"""examples/iris-scoring compiled for docker and run under Pulumi's mocks: the deployment's scoring script is baked
-onto its environment's image with its schema, and its replicas start the scoring server on them."""
+"""Scoring scripts compiled for docker and run under Pulumi's mocks: examples/iris-scoring's deployment has its script
+baked onto its environment's image with its schema, and its replicas start the scoring server on them; a batch
+endpoint's script is baked into its run's image."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.pulumi.conftest import CONTAINER, RegistryMocks, compile_copy
-from tests.pulumi.harness import Captured, run_program
+from mlspec.backends.pulumi.kubernetes.batch import batch_run
+from mlspec.backends.pulumi.kubernetes.context import Context
+from mlspec.backends.pulumi.model import build_program
+from mlspec.graph import load_graph
+from tests.pulumi.batch_spec import SPEC, batch_spec
+from tests.pulumi.conftest import CONTAINER, RegistryMocks, compile_copy, compile_in_layout
+from tests.pulumi.harness import Captured, container_file, run_program
 
 IMAGE = "docker:index/image:Image"
 FILES = "/opt/mlspec-job/files"
@@ -57,3 +63,24 @@ def test_an_edited_script_is_a_new_image_and_new_replicas(tmp_path: Path, progra
     names = [p.get(CONTAINER, "iris-scored-blue-0").inputs["name"] for p in (program, edited)]
     assert names[0] != names[1]  # a new generation: started before the old one is removed
     assert edited.get(IMAGE, "sklearn").inputs["imageName"] == program.get(IMAGE, "sklearn").inputs["imageName"]
+
+
+
+def test_a_batch_endpoints_scoring_script_is_baked_into_its_run_and_named_in_its_contract(tmp_path: Path) -> None:
+    """The batch run's image holds the script's folder beside the data; its contract names the script there (the
+    Kubernetes Job's contract too)."""
+    spec = batch_spec(tmp_path / "examples" / "iris-batch",
+                      SPEC + "code_configuration: {code: score/, scoring_script: batch_score.py}\n")
+    (spec / "score").mkdir()
+    (spec / "score" / "batch_score.py").write_text("def run(mini_batch):\n    return [0] * len(mini_batch)\n")
+    (batch,) = build_program(load_graph([spec]), tmp_path / "stacks" / "k8s").batches
+    assert "score/batch_score.py" in batch.files and "data/flowers.csv" in batch.files
+    contract = batch_run(batch, Context.of("iris-batch"))
+    assert (contract.code, contract.scoring_script) == (f"{FILES}/score", "batch_score.py")
+
+    stack = compile_in_layout(spec, tmp_path)
+    captured = run_program(stack, {}, mocks=RegistryMocks())
+    run = container_file(captured.get(CONTAINER, "nightly").inputs)
+    assert (run["code"], run["scoring_script"]) == (f"{FILES}/score", "batch_score.py")
+    context = stack / captured.get(IMAGE, "nightly").inputs["build"]["context"]
+    assert (context / "files" / "score" / "batch_score.py").is_file()

@@ -186,6 +186,8 @@ class BatchModel:
     model_name: str = ""  # the registered model's name
     version: int | None = None  # a pinned version
     alias: str | None = None  # a registry alias (not 'latest')
+    code: str | None = None  # a scoring script's folder, relative to the spec root (its files are in `files`)
+    scoring_script: str | None = None  # the script inside `code`; None: the model's own predict
 
 
 @dataclass(frozen=True)
@@ -547,9 +549,13 @@ class _Builder:
         version = f"/{ref.version}" if ref.version is not None else f"@{ref.alias or 'latest'}"
         compute = self.compute(node.id, "compute")
         retry = endpoint.retry_settings
+        files = dict(data.files)
+        code = self.spec.files.get(node.id, {}).get("code_configuration.code")
+        if code is not None:  # the scoring script's folder, baked beside the data
+            files.update(tree_digests(code, self.spec.root))
         return BatchModel(
             var=identifier("batch", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
-            folder=f"batch-{endpoint.name}", environment=env_var, files=dict(sorted(data.files.items())),
+            folder=f"batch-{endpoint.name}", environment=env_var, files=dict(sorted(files.items())),
             data=Path(data.resource.path).as_posix().rstrip("/"),  # type: ignore[attr-defined]
             model=f"models:/{ref.name}{version}", job=registering, output=endpoint.output.path,
             settings={"mode": endpoint.output.mode, "mini_batch_size": endpoint.mini_batch_size,
@@ -559,7 +565,9 @@ class _Builder:
             tags=dict(sorted(endpoint.tags.items())),
             nodes=compute.max_nodes if isinstance(compute, ClusterCompute) else 1, model_name=ref.name,
             version=ref.version,
-            alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias)
+            alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias,
+            code=_relative(code, self.spec.root) if code is not None else None,
+            scoring_script=endpoint.code_configuration.scoring_script if endpoint.code_configuration else None)
 
     def registrar(self, model: str) -> str | None:
         """The var of what registers `model` in this program: its job, or its registration from a path."""

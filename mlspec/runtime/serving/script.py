@@ -123,6 +123,30 @@ def load_scripted(model_uri: str, tracking_uri: str | None, code: str, script: s
     return model, check
 
 
+def load_batch_script(model_uri: str, tracking_uri: str | None, code: str, script: str,
+                      sha256: str | None = None) -> LoadedModel:
+    """A batch run's script on the model's verified files: `predict` gives run() the mini-batch's DataFrame and
+    makes what it returns (a list, or a DataFrame) one row per input row; run()'s error fails the mini-batch."""
+    from mlspec.runtime.serving.loading import LoadedModel, fetch_verified
+    from mlspec.runtime.serving.schema import InputSchema
+
+    started = time.perf_counter()
+    source, folder, digest = fetch_verified(model_uri, tracking_uri, sha256)
+    loaded = load_script(code, script, folder)
+
+    def predict(given: Any) -> Any:
+        answer = loaded.run(given.frame)
+        if isinstance(answer, list) and answer and all(isinstance(row, dict) for row in answer):
+            import pandas as pd
+
+            return pd.DataFrame(answer)  # one column per key
+        return answer
+
+    model = LoadedModel(source, "script", digest, InputSchema(), _unused, predict, False, [], folder)
+    model.load_seconds = time.perf_counter() - started
+    return model
+
+
 def _unused(table: Any, params: Any) -> Any:
     raise InputError("this deployment answers through its scoring script: POST the script's input to "
                      "/invocations or /score", 404)
