@@ -1,5 +1,6 @@
 """examples/iris-scoring on the local engine: the scoring script answers through the gateway, its schema refuses a
-bad request with a 422 naming the field, run()'s exception is a 500, and an edited script redeploys."""
+bad request with a 422 naming the field, run()'s exception is a 500, an edited script redeploys, and an init() that
+raises fails `up` with its error."""
 
 from __future__ import annotations
 
@@ -66,3 +67,9 @@ def test_scoring_script_behind_its_schema_end_to_end(example: Path) -> None:
     code, answer = invoke(example, {"data": [[6.7, 3.0, 5.2, 2.3]]})
     assert code == 200 and answer["probabilities"] == [[0.0, 0.09, 0.91]]  # the edited script answers
     assert "No changes" in mlspec("up", str(example), "--yes").stdout
+    # An init() that raises: the new replica never becomes ready and `up` says why, from its log.
+    script.write_text(script.read_text().replace("    model = mlflow.sklearn.load_model(",
+                                                 "    raise RuntimeError('no weights')\n    model = (", 1))
+    failed_up = mlspec("up", str(example), "--yes", check=False)
+    assert failed_up.returncode != 0
+    assert "init() failed: RuntimeError: no weights" in failed_up.stdout + failed_up.stderr
