@@ -4,6 +4,7 @@ raises fails `up` with its error."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Iterator
@@ -73,3 +74,47 @@ def test_scoring_script_behind_its_schema_end_to_end(example: Path) -> None:
     failed_up = mlspec("up", str(example), "--yes", check=False)
     assert failed_up.returncode != 0
     assert "init() failed: RuntimeError: no weights" in failed_up.stdout + failed_up.stderr
+
+
+BATCH_SCRIPT = '''
+import os
+
+import mlflow.sklearn
+
+model = None
+
+
+def init():
+    global model
+    model = mlflow.sklearn.load_model(os.environ["AZUREML_MODEL_DIR"])
+
+
+def run(mini_batch):
+    rows = mini_batch[["sepal_length", "sepal_width", "petal_length", "petal_width"]].to_numpy()
+    return [{"label": int(p), "top": float(max(q))} for p, q in zip(model.predict(rows), model.predict_proba(rows))]
+'''
+
+BATCH = """
+---
+kind: Endpoint
+name: nightly
+type: batch
+model: iris-clf
+input: data:iris
+output: {path: scores}
+mini_batch_size: 50
+code_configuration: {code: score/, scoring_script: batch.py}
+"""
+
+
+def test_a_batch_endpoint_scores_through_its_script(example: Path) -> None:
+    """The local engine hands the batch scorer the script: its rows are the predictions written."""
+    (example / "score" / "batch.py").write_text(BATCH_SCRIPT)
+    spec = example / "mlspec.yaml"
+    documents = spec.read_text().split("\n---\n")
+    spec.write_text("\n---\n".join(d for d in documents if "kind: Endpoint" not in d) + BATCH)
+    mlspec("up", str(example), "--yes")
+    with (example / "scores" / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 150 and list(rows[0]) == ["source", "row", "label", "top"]
+    assert [int(r["label"]) for r in rows[:50]] == [0] * 50 and all(0.3 < float(r["top"]) <= 1 for r in rows)
