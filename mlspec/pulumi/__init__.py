@@ -2,7 +2,7 @@
 
 from mlspec.pulumi.batch import BatchEndpoint, BatchEndpointArgs
 from mlspec.pulumi.containers import Size
-from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpointArgs
+from mlspec.pulumi.endpoint import DeploymentArgs, OnlineEndpoint, OnlineEndpointArgs, ScoringArgs
 from mlspec.pulumi.environment import BuildArgs, Environment, EnvironmentArgs
 from mlspec.pulumi.instance import ComputeInstance, ComputeInstanceArgs
 from mlspec.pulumi.job import TrainingJob, TrainingJobArgs
@@ -26,6 +26,7 @@ __all__ = [
     "OnlineEndpointArgs",
     "PathModel",
     "PathModelArgs",
+    "ScoringArgs",
     "Settings",
     "Size",
     "TrainingJob",

@@ -69,6 +69,9 @@ class BatchEndpointArgs:
     :param size: one node's CPU, memory and GPUs (the GPUs are the container's, shared by its workers).
     :param tags: the endpoint's tags, as ``mlspec.tag.KEY`` labels of its container.
     :param after: jobs whose containers finish before the run starts (the job that registers its model).
+    :param code: a scoring script's folder, relative to the spec root (its files among ``files``).
+    :param scoring_script: score through this script in ``code`` (``init()``, ``run(mini_batch)``); None: the
+        model's own predict.
     """
 
     environment: Environment
@@ -91,6 +94,8 @@ class BatchEndpointArgs:
     size: c.Size = field(default_factory=c.Size)
     tags: dict[str, str] = field(default_factory=dict)
     after: list[TrainingJob] = field(default_factory=list)
+    code: str | None = None
+    scoring_script: str | None = None
 
 
 class BatchEndpoint(pulumi.ComponentResource):
@@ -168,8 +173,14 @@ class _Run:
             "sha256": sha256 or None, "input": f"{FILES}/{args.data}", "output": self.output, "mode": args.mode,
             "mini_batch_size": args.mini_batch_size, "error_threshold": args.error_threshold,
             "max_retries": args.max_retries, "timeout": args.timeout, "max_concurrency": args.max_concurrency,
-            "nodes": args.nodes})
-        self.contract = contract.model_dump_json(indent=2) + "\n"
+            "nodes": args.nodes, **_scoring(args)})
+        self.contract = contract.text()
+
+
+def _scoring(args: BatchEndpointArgs) -> dict[str, str]:
+    if args.scoring_script is None or args.code is None:
+        return {}
+    return {"code": f"{FILES}/{args.code}", "scoring_script": args.scoring_script}
 
 
 def _model_uri(args: BatchEndpointArgs, version: int | None) -> str:

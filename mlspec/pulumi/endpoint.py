@@ -13,7 +13,9 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from mlspec.pulumi import containers as c
+from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.job import FILES
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime import envfiles
 from mlspec.runtime.httpserver import DRAIN_S
@@ -21,6 +23,7 @@ from mlspec.runtime.internal_token import ENV as INTERNAL_TOKEN_ENV
 from mlspec.runtime.keys import key_hash
 from mlspec.runtime.liveness import supervised
 from mlspec.runtime.probing import ProbeSettings
+from mlspec.runtime.serving.script import server_arguments
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 SERVING_PORT = 8080  # inside each replica and the gateway
@@ -28,6 +31,33 @@ GATEWAY_CONFIG = f"{envfiles.DIRECTORY}/gateway.json"
 KEY_SLOTS = ("primary", "secondary")
 GATEWAY_HEALTH = c.Health(interval=2, timeout=2, retries=15)
 GATEWAY_SIZE = c.Size(cpus=1.0, memory_mb=512)  # one event loop: more than a core is never used
+
+
+@dataclass(frozen=True)
+class ScoringArgs:
+    """A deployment's scoring script, baked with its code folder onto the environment's image.
+
+    :param content_hash: of the script's files (and the schema file): with the environment image's tag it tags
+        the replicas' image, so an edited script is a new image and new replicas.
+    :param dockerfile: the generated Dockerfile, relative to the project folder.
+    :param code: the code folder, relative to the spec root: first on the script's import path.
+    :param scoring_script: the script's path inside ``code``: its ``init()`` and ``run(raw_data)`` answer.
+    :param files: every file baked into the image (the code folder's and the schema file), relative to the spec
+        root, with the sha256 it was compiled with; a file changed since then stops the update (compile again).
+    :param input_schema: a JSON Schema file relative to the spec root (in ``files``), ``signature`` (the model's
+        MLflow signature), or None: what each request body must satisfy before ``run()`` sees it.
+    """
+
+    content_hash: str
+    dockerfile: str
+    code: str
+    scoring_script: str
+    files: dict[str, str] = field(default_factory=dict)
+    input_schema: str | None = None
+
+    def arguments(self) -> list[str]:
+        """The scoring server's arguments for the script, at the files' places in the image."""
+        return server_arguments(FILES, self.code, self.scoring_script, self.input_schema)
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,7 @@ class DeploymentArgs:
     :param batching: ``{max_batch_size, max_wait}`` for torch models; None: no stacking of requests.
     :param environment_variables: extra variables for the scoring server.
     :param size: CPU, memory and GPUs of each replica.
+    :param scoring: its scoring script; None: the model's own predict answers.
     """
 
     name: str
@@ -67,6 +98,7 @@ class DeploymentArgs:
     batching: dict[str, Any] | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
     size: c.Size = field(default_factory=c.Size)
+    scoring: ScoringArgs | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
         if args.auth == "key":
             self.passwords = {slot: random.RandomPassword(f"{name}-{slot}-key", length=43, special=False,
                                                           opts=child) for slot in KEY_SLOTS}
+        # A deployment with a scoring script runs its own image: the environment's plus the script's files.
+        self.images = {d.name: self._scoring_image(name, workspace, d) for d in args.deployments if d.scoring}
         self.replicas: dict[str, list[docker.Container]] = {
             d.name: [self._replica(name, workspace, d, i, args.tags) for i in range(d.instance_count)]
             for d in args.deployments}
@@ -166,6 +200,20 @@ class OnlineEndpoint(pulumi.ComponentResource):
         self.keys = pulumi.Output.secret(pulumi.Output.all(**{s: p.result for s, p in self.passwords.items()}))
         self.register_outputs({"url": self.url, "keys": self.keys})
 
+    def _scoring_image(self, endpoint: str, workspace: Workspace, d: DeploymentArgs) -> docker.Image:
+        assert d.scoring is not None
+        environment = workspace.environment_on(d.environment, self.host)
+        context = stage_job(f"scoring-{endpoint}-{d.name}", workspace.args.spec_root, d.scoring.files)
+        tag = image_tag(d.scoring.content_hash, environment.tag)
+        return docker.Image(
+            f"{endpoint}-{d.name}-scoring",
+            image_name=f"{workspace.name}-scoring-{endpoint}-{d.name}:{tag}",
+            build=docker.DockerBuildArgs(context=context.as_posix(), dockerfile=d.scoring.dockerfile,
+                                         args={"ENVIRONMENT_IMAGE": environment.image_name}),
+            skip_push=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _token_variable(self) -> pulumi.Output[str]:
         """`MLSPEC_INTERNAL_TOKEN=...`, a secret in the state like the token it holds."""
         return pulumi.Output.secret(self.internal_token.result.apply(lambda token: f"{INTERNAL_TOKEN_ENV}={token}"))
@@ -189,6 +237,8 @@ class OnlineEndpoint(pulumi.ComponentResource):
         if d.batching:
             command += ["--max-batch-size", str(d.batching["max_batch_size"]),
                         "--max-wait", str(d.batching["max_wait"])]
+        if d.scoring is not None:
+            command += d.scoring.arguments()
         # The gateway learns a replica is stopping from its answers, or without traffic from its next probe.
         notice = probe.period + probe.timeout
         command += ["--drain-notice", f"{notice:g}"]
@@ -200,7 +250,7 @@ class OnlineEndpoint(pulumi.ComponentResource):
             failure_threshold=live.failure_threshold), command)
         environment = workspace.environment_on(d.environment, self.host)
         runs: dict[str, Any] = dict(
-            image=environment.image_name,
+            image=self.images[d.name].image_name if d.name in self.images else environment.image_name,
             command=command,
             user=c.USER,
             envs=[*c.envs({**d.environment.env, **d.environment_variables,

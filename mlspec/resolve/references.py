@@ -12,6 +12,7 @@ from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
+from mlspec.resolve.scoring import check_scoring
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.resolve.sweeps import check_sweep_concurrency
 from mlspec.spec import BatchEndpoint, Model, ModelRef, OnlineEndpoint, Workspace
@@ -111,12 +112,14 @@ class _Resolver:
                     self.compute(item, f"{prefix}.compute", deployment.compute)
                     if deployment.environment:
                         self.environment(item, f"{prefix}.environment", deployment.environment)
+                    check_scoring(self, item, prefix, deployment)
             elif isinstance(resource, BatchEndpoint):
                 self.model(item, "model", resource.model)
                 self.compute(item, "compute", resource.compute)
                 if resource.environment:
                     self.environment(item, "environment", resource.environment)
                 self._data_ref(item, "input", resource.input)
+                check_scoring(self, item, "", resource)
             elif isinstance(resource, InstanceCompute) and resource.environment:
                 self.environment(item, "environment", resource.environment)
             elif isinstance(resource, Environment):

@@ -354,7 +354,13 @@ TABLE: dict[str, dict[str, Row]] = {
         "resources": Row(kubernetes=Support("yes", "requests equal to limits (GPUs as nvidia.com/gpu, with a "
                                                    "toleration of GPU nodes' taint)")),
         "environment_variables": EVERYWHERE,
+        "code_configuration": Row(docker=Support("yes", "the code folder is baked into the replicas' image (the "
+                                                        "environment's plus the code)"),
+                                  kubernetes=Support("yes", "the code folder is baked into the replicas' image (the "
+                                                            "environment's plus the code)")),
+        "input_schema": EVERYWHERE,
     },
+    "CodeConfiguration": {"code": EVERYWHERE, "scoring_script": EVERYWHERE},
     "Autoscale": {
         "min_instances": Row(docker=no(_NO_AUTOSCALER), kubernetes=refusing(
             (0,), "the HPA's minReplicas; 0 (scale to zero) is refused: an HPA keeps at least one replica")),
@@ -430,6 +436,8 @@ TABLE: dict[str, dict[str, Row]] = {
         "error_threshold": EVERYWHERE,
         "retry_settings": EVERYWHERE,
         "max_concurrency": Row(kubernetes=approx("mini-batches at once in the run's one pod")),
+        "code_configuration": Row(docker=Support("yes", "the code folder is baked into the run's image"),
+                                  kubernetes=Support("yes", "the code folder is baked into the run's image")),
     },
     "BatchOutput": {
         "path": Row(docker=approx("a folder of the run's on the workspace volume, /mlspec/batch/<endpoint>/<run "

@@ -93,6 +93,19 @@ class Batching(Strict):
     max_wait: Seconds = Field(0.002, description="Longest a request waits for others to batch with, e.g. '2ms'.")
 
 
+class CodeConfiguration(Strict):
+    """A scoring script (Azure ML's contract): `init()` once per server process, then `run(raw_data)` per request."""
+
+    code: str = Field(description="Folder of the scoring script and what it imports, relative to the spec file; "
+                                  "it is first on the script's import path, and part of the deployment's content.")
+    scoring_script: str = Field(description="The script's path inside `code`, e.g. score.py: it defines init() "
+                                            "(the model's folder in AZUREML_MODEL_DIR and MLSPEC_MODEL_DIR) and "
+                                            "run(raw_data), whose JSON-serialisable result is the answer.")
+
+
+SIGNATURE_SCHEMA = "signature"
+
+
 class Deployment(Strict):
     """One model version served by a set of identical replicas."""
 
@@ -107,6 +120,19 @@ class Deployment(Strict):
     batching: Batching | None = Field(None, description="Batch concurrent requests (torch models).")
     resources: Resources | None = Field(None, description="Per replica (default: the compute's).")
     environment_variables: dict[str, str] = Field(default_factory=dict, description="Extra variables for the server.")
+    code_configuration: CodeConfiguration | None = Field(
+        None, description="Serve through a scoring script instead of the model's own predict.")
+    input_schema: str | None = Field(
+        None, description="What run() is given, checked before it is called (a 422 naming the JSON path otherwise): "
+                          "a JSON Schema file relative to the spec file, or 'signature' for the registered model's "
+                          "MLflow signature (requests then speak MLflow's /invocations protocol).")
+
+    @model_validator(mode="after")
+    def _schema_needs_script(self) -> Deployment:
+        if self.input_schema is not None and self.code_configuration is None:
+            raise ValueError("input_schema checks what a scoring script is given: add code_configuration "
+                             "(a model served without one is already checked against its signature)")
+        return self
 
 
 class OnlineEndpoint(Resource):
@@ -169,6 +195,10 @@ class BatchEndpoint(Resource):
     error_threshold: int = Field(-1, ge=-1, description="Failed rows tolerated before the run fails (-1: any).")
     retry_settings: BatchRetry = Field(default_factory=BatchRetry, description="Per mini-batch retries.")
     max_concurrency: int = Field(1, ge=1, description="Mini-batches scored in parallel per node.")
+    code_configuration: CodeConfiguration | None = Field(
+        None, description="Score through a scoring script: init() once per run, then run(mini_batch) with each "
+                          "mini-batch as a pandas DataFrame, returning one row (a list item or DataFrame row) per "
+                          "input row.")
 
 
 ENDPOINT_TYPES: dict[str, type[Resource]] = {"online": OnlineEndpoint, "batch": BatchEndpoint}

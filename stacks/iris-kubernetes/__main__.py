@@ -16,14 +16,14 @@ workspace = ClusterWorkspace("iris-demo", ClusterWorkspaceArgs(
         ImageArgs(
             key="runtime",
             kind="runtime",
-            content_hash="c6141b1260863798a0540f70beef3b6c0a1334b34a6da96d516cb1bcc4c652fa",
+            content_hash="743fe4360c5bf4017660b3079160562b99a6150ba1b91a120509025315c886ac",
             dockerfile="docker/runtime/Dockerfile",
             requirements="docker/runtime/requirements.txt",
         ),
         ImageArgs(
             key="tracking",
             kind="environment",
-            content_hash="749cbbb7490a633f2690ed1906a33694ed7bbc45f3d44d91784ede23d461f5e7",
+            content_hash="64249bfc9dc7a92e0ac0ac3ff54a4b994096a54beba3a43ff0391ab3cdbbd323",
             dockerfile="docker/tracking/Dockerfile",
             requirements="docker/tracking/requirements.txt",
             base="runtime",

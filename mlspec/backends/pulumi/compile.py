@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlspec.backends.pulumi.model import CompileError, EnvironmentModel, ProgramModel, build_program
+from mlspec.backends.pulumi.model import CompileError, EnvironmentModel, ProgramModel, ScoringModel, build_program
 from mlspec.backends.pulumi.render import render
 from mlspec.graph import Graph
 
@@ -52,10 +52,18 @@ def dockerfiles(program: ProgramModel) -> dict[str, str]:
     for model in program.path_models:  # the files a model is registered from, on its environment's image
         files[f"docker/{model.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=model, user=USER,
                                                             files_dir=JOB_FILES, kind="Model")
+    for scoring in scorings(program):  # a deployment's scoring script, on its environment's image
+        files[f"docker/{scoring.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=scoring, user=USER,
+                                                              files_dir=JOB_FILES, kind="Scoring script of")
     for batch in program.batches:  # the data a batch endpoint scores, on its environment's image
         files[f"docker/{batch.folder}/Dockerfile"] = render("job.Dockerfile.j2", job=batch, user=USER,
                                                             files_dir=JOB_FILES, kind="Batch endpoint")
     return files
+
+
+def scorings(program: ProgramModel) -> list[ScoringModel]:
+    """Every deployment's scoring script, in program order."""
+    return [d.scoring for e in program.endpoints for d in e.deployments if d.scoring is not None]
 
 
 def compile_project(graph: Graph, out_dir: Path | str, target: str = "docker", stack: str = "dev",
@@ -122,6 +130,8 @@ def _imports(program: ProgramModel) -> list[str]:
         names.add("BuildArgs")
     if program.endpoints:
         names.update({"OnlineEndpoint", "OnlineEndpointArgs", "DeploymentArgs"})
+    if scorings(program):
+        names.add("ScoringArgs")
     if program.batches:
         names.update({"BatchEndpoint", "BatchEndpointArgs"})
     if program.instances:

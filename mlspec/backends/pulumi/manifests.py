@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mlspec.backends.pulumi.compile import dockerfiles, write_files
+from mlspec.backends.pulumi.compile import dockerfiles, scorings, write_files
 from mlspec.backends.pulumi.kubernetes.assembly import build_objects, context_of
 from mlspec.backends.pulumi.kubernetes.attached import attached_contexts, context_of_object, endpoint_contexts
 from mlspec.backends.pulumi.kubernetes.batch import CLAIM_MOUNT
@@ -60,7 +60,8 @@ def images(program: ProgramModel, settings: ManifestSettings) -> list[Image]:
     for key, folder, content_hash in (
             *((e.var, e.folder, e.content_hash) for e in (*program.shared, *program.environments)),
             *((j.var, j.folder, j.content_hash) for j in program.jobs),
-            *((b.var, b.folder, b.content_hash) for b in program.batches)):
+            *((b.var, b.folder, b.content_hash) for b in program.batches),
+            *((s.var, s.folder, s.content_hash) for s in scorings(program))):
         reference = f"{registry}/{dns_name(program.project, folder)}:{content_hash[:TAG_LENGTH]}"
         pinned = settings.digests.get(reference)
         if pinned is not None and not DIGEST.match(pinned):

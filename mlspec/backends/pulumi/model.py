@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
-from mlspec.spec import BatchEndpoint, Job, ModelRef, OnlineEndpoint
+from mlspec.spec import BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
@@ -32,6 +33,7 @@ RUNTIME_REQUIREMENTS = (
     "uvloop>=0.19",
     "httptools>=0.6",
     "orjson>=3.9",
+    "jsonschema>=4.21",  # a scoring script's input schema
 )
 # The workspace's tracking server: the whole of MLflow, on the runtime image (only its image has it).
 TRACKING_REQUIREMENTS = ("mlflow>=2.12,<4",)
@@ -119,6 +121,20 @@ class JobModel:
 
 
 @dataclass(frozen=True)
+class ScoringModel:
+    """A deployment's scoring script: its code folder (and input schema file) baked onto its environment's image."""
+
+    var: str  # the image's key (as a job's var is)
+    name: str  # endpoint/deployment, for the Dockerfile's comment
+    folder: str  # docker/<folder>/ holds its Dockerfile
+    content_hash: str  # of the files alone: a retrained model does not rebuild the image
+    code: str  # the code folder, relative to the spec root, POSIX
+    scoring_script: str  # inside `code`
+    files: dict[str, str]  # the code folder's files and the schema file, relative to the spec root -> sha256
+    input_schema: str | None = None  # the schema file relative to the spec root, "signature", or None
+
+
+@dataclass(frozen=True)
 class DeploymentModel:
     name: str
     environment: str  # var
@@ -132,6 +148,7 @@ class DeploymentModel:
     # refuse it when validating; settings.instance_count is then its min_instances (at least 1).
     autoscale: dict[str, Any] | None = None
     compute: str | None = None  # the compute its replicas run on (its name), for targets that schedule by compute
+    scoring: ScoringModel | None = None  # its scoring script; None: the model's own predict
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,8 @@ class BatchModel:
     model_name: str = ""  # the registered model's name
     version: int | None = None  # a pinned version
     alias: str | None = None  # a registry alias (not 'latest')
+    code: str | None = None  # a scoring script's folder, relative to the spec root (its files are in `files`)
+    scoring_script: str | None = None  # the script inside `code`; None: the model's own predict
 
 
 @dataclass(frozen=True)
@@ -481,7 +500,7 @@ class _Builder:
                 job=self.registrar(ref.name) if pinned_latest else None,
                 settings=settings, size=self.size(node.id, f"deployments.{name}.compute", deployment.resources),
                 autoscale=deployment.autoscale.model_dump(mode="json") if deployment.autoscale else None,
-                compute=compute.name if compute else None))
+                compute=compute.name if compute else None, scoring=self.scoring(node, name, deployment)))
         hosts = {self.host(node.id, f"deployments.{name}.compute") for name in endpoint.deployments}
         if len(hosts) > 1:  # the spec's checks refuse this at the deployments' lines; a model built otherwise too
             raise CompileError(f"endpoint '{endpoint.name}': its deployments run on different Docker hosts; its "
@@ -491,6 +510,25 @@ class _Builder:
             auth=endpoint.auth, port=endpoint.port or stable_port(f"{self.spec.workspace.name}/{endpoint.name}"),
             traffic=endpoint.effective_traffic(), mirror=dict(endpoint.mirror_traffic),
             deployments=tuple(deployments), tags=dict(sorted(endpoint.tags.items())))
+
+    def scoring(self, node: Node, name: str, deployment: Deployment) -> ScoringModel | None:
+        """The deployment's scoring script and the files its image holds (the code folder, the schema file)."""
+        config = deployment.code_configuration
+        located = self.spec.files.get(node.id, {})
+        code = located.get(f"deployments.{name}.code_configuration.code")
+        if config is None or code is None:
+            return None
+        files = tree_digests(code, self.spec.root)
+        schema = located.get(f"deployments.{name}.input_schema")
+        input_schema = deployment.input_schema
+        if schema is not None:
+            files.update(tree_digests(schema, self.spec.root))
+            input_schema = _relative(schema, self.spec.root)
+        files = dict(sorted(files.items()))
+        content = hashlib.sha256(json.dumps([config.scoring_script, input_schema, files]).encode()).hexdigest()
+        return ScoringModel(identifier("scoring", f"{node.name}_{name}", self.taken), f"{node.name}/{name}",
+                            f"scoring-{node.name}-{name}", content, _relative(code, self.spec.root),
+                            Path(config.scoring_script).as_posix(), files, input_schema)
 
     def batch(self, node: Node, endpoint: BatchEndpoint) -> BatchModel:
         ref = ModelRef.parse(endpoint.model)
@@ -511,9 +549,13 @@ class _Builder:
         version = f"/{ref.version}" if ref.version is not None else f"@{ref.alias or 'latest'}"
         compute = self.compute(node.id, "compute")
         retry = endpoint.retry_settings
+        files = dict(data.files)
+        code = self.spec.files.get(node.id, {}).get("code_configuration.code")
+        if code is not None:  # the scoring script's folder, baked beside the data
+            files.update(tree_digests(code, self.spec.root))
         return BatchModel(
             var=identifier("batch", endpoint.name, self.taken), name=endpoint.name, content_hash=node.hash,
-            folder=f"batch-{endpoint.name}", environment=env_var, files=dict(sorted(data.files.items())),
+            folder=f"batch-{endpoint.name}", environment=env_var, files=dict(sorted(files.items())),
             data=Path(data.resource.path).as_posix().rstrip("/"),  # type: ignore[attr-defined]
             model=f"models:/{ref.name}{version}", job=registering, output=endpoint.output.path,
             settings={"mode": endpoint.output.mode, "mini_batch_size": endpoint.mini_batch_size,
@@ -523,7 +565,9 @@ class _Builder:
             tags=dict(sorted(endpoint.tags.items())),
             nodes=compute.max_nodes if isinstance(compute, ClusterCompute) else 1, model_name=ref.name,
             version=ref.version,
-            alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias)
+            alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias,
+            code=_relative(code, self.spec.root) if code is not None else None,
+            scoring_script=endpoint.code_configuration.scoring_script if endpoint.code_configuration else None)
 
     def registrar(self, model: str) -> str | None:
         """The var of what registers `model` in this program: its job, or its registration from a path."""
@@ -617,6 +661,14 @@ def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramMod
                         tags=dict(sorted(ws.tags.items())), labels=builder.labels(jobs), computes=computes,
                         storage_size=ws.storage.size, batches=tuple(builder.batches), path_models=path_models,
                         tracking=tracking)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A located spec path relative to the spec root, POSIX (as the files' digests name it)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return Path(_relpath(path, root)).as_posix()
 
 
 def _relpath(target: Path, start: Path) -> str:

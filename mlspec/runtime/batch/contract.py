@@ -35,6 +35,14 @@ class BatchRun(ContractFile):
     max_concurrency: int = Field(1, ge=1, description="Mini-batches scored at once per node.")
     nodes: int = Field(1, ge=1, description="Nodes of the compute; locally each adds max_concurrency workers.")
     device: str = Field("auto", description="torch models: auto, cpu or cuda:N.")
+    code: AbsPath | None = Field(None, description="A scoring script's folder (first on its import path).")
+    scoring_script: str | None = Field(None, description="Score through this script's init() and run(mini_batch) "
+                                       "(a path inside `code`) instead of the model's predict.")
+
+    def text(self) -> str:
+        """The contract as JSON, without the scoring-script fields of a run that has none."""
+        unused = {name for name in ("code", "scoring_script") if getattr(self, name) is None}
+        return self.model_dump_json(indent=2, exclude=unused) + "\n"
 
     @property
     def workers(self) -> int:

@@ -14,6 +14,9 @@ _ARROW_OF_MLFLOW = {"double": pa.float64(), "float": pa.float32(), "long": pa.in
                     "boolean": pa.bool_(), "string": pa.string()}
 
 
+_FRAMES = ("pyfunc", "script")  # flavors given a pandas DataFrame of the mini-batch's rows
+
+
 class PredictionError(Exception):
     """The model answered, but not one prediction per row."""
 
@@ -42,7 +45,7 @@ def block_features(model: LoadedModel, table: pa.Table) -> np.ndarray | None:
     Made once per block on the reading thread, so a mini-batch's input is a view of it; only where slicing it gives
     exactly what stacking the mini-batch alone gives (numbers without nulls, or floats: nulls are NaN either way).
     """
-    if model.flavor == "pyfunc" or not table.num_columns or not table.num_rows:
+    if model.flavor in _FRAMES or not table.num_columns or not table.num_rows:
         return None
     for column in table.columns:
         kind = column.type
@@ -54,7 +57,7 @@ def block_features(model: LoadedModel, table: pa.Table) -> np.ndarray | None:
 
 def model_input(model: LoadedModel, table: pa.Table, features: np.ndarray | None = None) -> Any:
     """What `model.predict` takes for these rows, through the model's own `prepare` (as the server does)."""
-    if model.flavor == "pyfunc":
+    if model.flavor in _FRAMES:
         # Arrow already typed the columns; the server's object rows would lose that, so the frame is built here.
         return PyfuncInput(table.to_pandas(), None)
     names = [str(n) for n in table.column_names]

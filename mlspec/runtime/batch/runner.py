@@ -65,18 +65,23 @@ def run_batch(run: BatchRun, on_line: LineCallback | None = None,
     from mlspec.runtime.serving.integrity import IntegrityError
     from mlspec.runtime.serving.loading import LoadError, load
     from mlspec.runtime.serving.registry import ModelNotFound
+    from mlspec.runtime.serving.script import ScriptLoadError, load_batch_script
 
     started = time.monotonic()
     say = on_line or (lambda line: None)
     result = BatchResult(status="failed", endpoint=run.endpoint, model_uri=run.model_uri)
     try:
         files = input_files(Path(run.input))
-        model = load(run.model_uri, run.tracking_uri, run.sha256, device=run.device)
+        if run.scoring_script is not None:
+            model = load_batch_script(run.model_uri, run.tracking_uri, str(run.code), run.scoring_script,
+                                      run.sha256)
+        else:
+            model = load(run.model_uri, run.tracking_uri, run.sha256, device=run.device)
         result.model_version, result.model_sha256 = model.source.version, model.digest
         say(f"{model.source.label} ({model.flavor}, sha256 {model.digest[:12]}) loaded in "
             f"{model.load_seconds:.1f}s; {len(files)} input file(s), {run.workers} worker(s)")
         _Run(run, files, model, result, say, stop or threading.Event()).execute()
-    except (BatchRunError, InputFormatError, IntegrityError, ModelNotFound, LoadError) as error:
+    except (BatchRunError, InputFormatError, IntegrityError, ModelNotFound, LoadError, ScriptLoadError) as error:
         result.error = str(error)
     except OSError as error:
         result.error = f"{error.strerror or error}: {error.filename}" if error.filename else str(error)

@@ -45,11 +45,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-notice", type=float, default=0.0, metavar="S",
                         help="on SIGTERM, fail readiness and keep answering this long before the port closes, so a "
                              "gateway that probes it learns it is leaving before it refuses connections (default 0)")
+    parser.add_argument("--code", metavar="DIR", help="the scoring script's folder (first on its import path)")
+    parser.add_argument("--scoring-script", metavar="FILE", help="answer through this script's init() and "
+                        "run(raw_data) (a path inside --code) instead of the model's predict")
+    parser.add_argument("--input-schema", metavar="FILE|signature", help="with a scoring script: a JSON Schema "
+                        "file each request body must satisfy, or 'signature' (the model's MLflow signature)")
     internal_token.add_arguments(parser, "requests without it (health probes aside) get 403, so only the gateway "
                                          "that adds it reaches this replica")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.max_body_size < 1 or args.request_timeout <= 0 or args.max_batch_size < 1:
         parser.error("--workers, --max-body-size, --request-timeout and --max-batch-size must be positive")
+    if (args.code or args.input_schema) and not args.scoring_script:
+        parser.error("--code and --input-schema go with --scoring-script")
     if args.drain_notice < 0:
         parser.error("--drain-notice must be 0 or more seconds")
     try:
@@ -72,7 +79,7 @@ def serve(sock: socket.socket, args: argparse.Namespace, first: bool = True) -> 
 
     settings = Settings(args.model_uri, args.tracking_uri, args.name, args.max_body_size, args.request_timeout,
                         args.max_batch_size, args.max_wait, args.allow_unverified, args.sha256, args.device,
-                        args.internal_token)
+                        args.internal_token, args.code, args.scoring_script, args.input_schema)
 
     async def run() -> int:
         stop = asyncio.Event()

@@ -32,6 +32,7 @@ from mlspec.runtime.serving.protocols import (
     v2_outputs,
 )
 from mlspec.runtime.serving.scorer import Scorer
+from mlspec.runtime.serving.script import RequestCheck, ScriptFailed, with_input_schema
 
 _PARSE_OFF_LOOP = 1 << 20  # bodies this large are parsed on a worker thread, so the loop keeps answering
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -51,6 +52,9 @@ class Settings:
     sha256: str | None = None
     device: str = "auto"
     internal_token: bytes | None = None  # required of every request but the health probes: only the gateway has it
+    code: str | None = None  # a scoring script's folder: then the script answers, not the model's predict
+    scoring_script: str | None = None  # its path inside `code`
+    input_schema: str | None = None  # a JSON Schema file, or "signature": checked before the script's run()
 
 
 class ServingApp:
@@ -62,19 +66,21 @@ class ServingApp:
         self.exit_code = 0
         self.metrics = ServingMetrics(self)
         self.v2_decoder = V2Decoder()
+        self.check: RequestCheck | None = None  # set with a scoring script: what its run() may be given
         self._on_fatal = on_fatal
         self.settled = asyncio.Event()  # set once loading is over: the model is scoring, or `error` says why not
         self.draining = False  # told to stop: readiness fails and every answer says so, while it still serves
         health = probes.health(self)
         self._fixed: dict[str, tuple[str, tuple[str, ...], Callable[[Scope, Receive], Any]]] = {
             "/invocations": ("invocations", ("POST",), self.invocations),
+            "/score": ("invocations", ("POST",), self.invocations),  # Azure ML's name (the gateway's too)
             "/health": ("health", ("GET", "HEAD"), health),
             "/ping": ("health", ("GET", "HEAD"), health),
             "/v2/health/ready": ("health", ("GET", "HEAD"), health),
             LIVENESS_PATH: ("health", ("GET", "HEAD"), probes.live),
             "/v2": ("v2_metadata", ("GET",), probes.server_metadata),
             "/metrics": ("metrics", ("GET",), self.render_metrics),
-            "/openapi.json": ("openapi", ("GET", "HEAD"), _openapi),
+            "/openapi.json": ("openapi", ("GET", "HEAD"), self.openapi),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,6 +141,8 @@ class ServingApp:
         model = self.model or await self.model_when_ready()
         body = await read_body(scope, receive, self.settings.max_body_size)
         content_type = (header(scope, b"content-type") or b"").decode("latin-1")
+        if self.check is not None:
+            return await self._scripted(self.check, body, content_type)
         x = await self._off_loop_if_large(body, lambda: self._prepare(model, *parse_invocations(body, content_type)))
         predictions = await self._score(x)
         return 200, orjson.dumps({"predictions": predictions}, default=_jsonable, option=_NUMPY), JSON, []
@@ -151,6 +159,25 @@ class ServingApp:
         if request_id is not None:
             answer["id"] = request_id
         return 200, orjson.dumps(answer, default=_jsonable, option=_NUMPY), JSON, []
+
+    async def _scripted(self, check: RequestCheck, body: bytes, content_type: str) -> Reply:
+        """The body, once it passes the input schema, as text to the script's run(); its result as JSON."""
+        raw = await self._off_loop_if_large(body, lambda: check.text(body, content_type))
+        assert self.scorer is not None
+        try:
+            result = await self.scorer.score(raw, 1, self.settings.request_timeout)
+        except ScriptFailed as error:
+            raise _Failed(500, str(error)) from None
+        try:
+            return 200, orjson.dumps(result, default=_jsonable, option=_NUMPY), JSON, []
+        except TypeError as error:
+            print(f"mlspec-serve: run() returned {type(result).__name__}: {error}", file=sys.stderr)
+            raise _Failed(500, f"run() returned a {type(result).__name__}, which is not JSON-serialisable") from None
+
+    async def openapi(self, scope: Scope, receive: Receive) -> Reply:
+        schema = self.check.openapi() if self.check is not None else None
+        return 200, _OPENAPI.read_bytes() if schema is None else with_input_schema(_OPENAPI.read_bytes(), schema), \
+            JSON, []
 
     @staticmethod
     def _prepare(model: LoadedModel, table: Table, params: dict[str, Any] | None) -> Any:
@@ -209,10 +236,6 @@ class ServingApp:
         self.exit_code = 1
         print(f"mlspec-serve: error: {message}", file=sys.stderr, flush=True)
         self._on_fatal()
-
-
-async def _openapi(scope: Scope, receive: Receive) -> Reply:
-    return 200, _OPENAPI.read_bytes(), JSON, []
 
 
 _OPENAPI = Path(__file__).with_name("openapi.json")  # the routes above, described for clients and API tools

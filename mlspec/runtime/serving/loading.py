@@ -57,14 +57,7 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
          device: str = "auto") -> LoadedModel:
     """Resolve, copy, verify (before anything is unpickled), then load. Raises ModelNotFound or IntegrityError."""
     started = time.perf_counter()
-    source = resolve(model_uri, tracking_uri)
-    if sha256 and source.expected_sha256 and sha256.lower() != source.expected_sha256.lower():
-        raise IntegrityError(f"--sha256 {sha256} differs from {source.label}'s registered digest "
-                             f"{source.expected_sha256}; refusing to guess which is right")
-    workdir = Path(tempfile.mkdtemp(prefix="mlspec-serve-"))  # mode 0700: no other user can swap the files
-    atexit.register(shutil.rmtree, workdir, True)
-    folder = fetch(source, workdir, tracking_uri)
-    digest = verify(folder, sha256 or source.expected_sha256, source.label, allow_unverified)
+    source, folder, digest = fetch_verified(model_uri, tracking_uri, sha256, allow_unverified)
 
     import yaml
 
@@ -87,6 +80,20 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
     model.load_seconds = time.perf_counter() - started
     return model
+
+
+def fetch_verified(model_uri: str, tracking_uri: str | None, sha256: str | None = None,
+                   allow_unverified: bool = False) -> tuple[ModelSource, Path, str]:
+    """The model's files in a private folder (removed at exit), verified against their digest: its source, the
+    folder and the digest."""
+    source = resolve(model_uri, tracking_uri)
+    if sha256 and source.expected_sha256 and sha256.lower() != source.expected_sha256.lower():
+        raise IntegrityError(f"--sha256 {sha256} differs from {source.label}'s registered digest "
+                             f"{source.expected_sha256}; refusing to guess which is right")
+    workdir = Path(tempfile.mkdtemp(prefix="mlspec-serve-"))  # mode 0700: no other user can swap the files
+    atexit.register(shutil.rmtree, workdir, True)
+    folder = fetch(source, workdir, tracking_uri)
+    return source, folder, verify(folder, sha256 or source.expected_sha256, source.label, allow_unverified)
 
 
 def _outputs(spec: str | None) -> list[dict[str, Any]]:

@@ -102,6 +102,9 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
     from mlspec.runtime.serving.scorer import Scorer
 
     settings = app.settings
+    if settings.scoring_script is not None:
+        _load_script(app, loop)
+        return
     try:
         model = load(settings.model_uri, settings.tracking_uri, settings.sha256, settings.allow_unverified,
                      settings.device)
@@ -119,6 +122,30 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
         traceback.print_exc(file=sys.stderr)
         loop.call_soon_threadsafe(app.failed, f"cannot load {settings.model_uri}: {type(error).__name__}: {error}")
         return
+    loop.call_soon_threadsafe(app.became_ready, model, scorer)
+
+
+def _load_script(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None:
+    """The model's verified files, then the scoring script's init() on them; run() always on the scoring thread."""
+    from mlspec.runtime.serving.integrity import IntegrityError
+    from mlspec.runtime.serving.registry import ModelNotFound
+    from mlspec.runtime.serving.scorer import Scorer
+    from mlspec.runtime.serving.script import ScriptLoadError, load_scripted
+
+    settings = app.settings
+    try:
+        model, check = load_scripted(settings.model_uri, settings.tracking_uri, settings.code or ".",
+                                     str(settings.scoring_script), settings.input_schema, settings.sha256,
+                                     settings.allow_unverified)
+        scorer = Scorer(model.predict, False, 1, 0.0, app.metrics.on_batch, None, inline_budget=0.0)
+    except (ModelNotFound, IntegrityError, ScriptLoadError) as error:
+        loop.call_soon_threadsafe(app.failed, str(error))
+        return
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        loop.call_soon_threadsafe(app.failed, f"cannot load {settings.model_uri}: {type(error).__name__}: {error}")
+        return
+    app.check = check
     loop.call_soon_threadsafe(app.became_ready, model, scorer)
 
 

@@ -81,7 +81,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                    mini_batch_size=endpoint.mini_batch_size, error_threshold=endpoint.error_threshold,
                    max_retries=endpoint.retry_settings.max_retries, timeout=endpoint.retry_settings.timeout,
                    max_concurrency=endpoint.max_concurrency, nodes=_nodes(ctx, node),
-                   sha256=recorded_digest(ctx, ref.name, version))
+                   sha256=recorded_digest(ctx, ref.name, version), **_scoring(ctx, node, endpoint))
     spec_file, result_file = work / "batchrun.json", work / "result.json"
     run.dump(spec_file)
     result_file.unlink(missing_ok=True)
@@ -109,6 +109,14 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     return {"output": str(output), "files": result.outputs, "rows_scored": result.rows_scored,
             "rows_failed": result.rows_failed, "duration_s": result.duration_s, "model": ref.name,
             "version": version, "model_sha256": result.model_sha256, "log": process.log_path}
+
+
+def _scoring(ctx: Context, node: Node, endpoint: BatchEndpoint) -> dict[str, str]:
+    """The run's scoring script: its code folder as the spec has it (a run scores once, during `up`)."""
+    code = ctx.graph.spec.files.get(node.id, {}).get("code_configuration.code")
+    if endpoint.code_configuration is None or code is None:
+        return {}
+    return {"code": str(code.resolve()), "scoring_script": endpoint.code_configuration.scoring_script}
 
 
 def delete(ctx: Context, record: Record, purge: bool) -> None:

@@ -13,6 +13,12 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.gateway_control import configure
 from mlspec.backends.local.handlers.endpoint_scaling import declare_scaler, forget_scaler, scaled_count, scaler_fields
 from mlspec.backends.local.handlers.model_versions import recorded_digest, resolve_version
+from mlspec.backends.local.handlers.scoring_code import (
+    code_digest,
+    forget_snapshots,
+    prune_snapshots,
+    scoring_arguments,
+)
 from mlspec.backends.local.health import wait_healthy
 from mlspec.backends.local.keys import gateway_config, key_hashes, keys_file, load_keys, write_json_atomically
 from mlspec.backends.local.processes import ID_VAR, free_port, port_in_use
@@ -55,6 +61,7 @@ def _replicas(ctx: Context, node: Node, name: str, deployment: Deployment, versi
         if deployment.batching:
             argv += ["--max-batch-size", str(deployment.batching.max_batch_size),
                      "--max-wait", str(deployment.batching.max_wait)]
+        argv += scoring_arguments(ctx, node, name, deployment, generation)
         # The replica's CPU, memory and GPU share; the endpoint's replicas spread over the cores and GPUs in turn.
         argv = limited_argv(argv, _limits(ctx, node, name), _slot(node, name) + index, identity=ID_VAR)
         rows.append(ProcessRow(id=_replica_id(node, name, generation, index), owner=node.id, argv=argv,
@@ -97,7 +104,7 @@ def _replica_id(node: Node, name: str, generation: str, index: int) -> str:
 
 
 def _generation(deployment: Deployment, version: int, python: str, limits: NodeLimits | None = None,
-                run_id: str | None = None) -> str:
+                run_id: str | None = None, code: str | None = None) -> str:
     """Replicas are replaced only when what they run changes; traffic changes never restart them. The run that made
     the version is part of it: a version number reused by a replaced MLflow store is another model."""
     what: list[Any] = [deployment.model_dump(mode="json"), version, python]
@@ -105,6 +112,8 @@ def _generation(deployment: Deployment, version: int, python: str, limits: NodeL
         what.append(limits.model_dump(mode="json"))
     if run_id:
         what.append(run_id)
+    if code:  # the scoring script's files: an edited script is a new generation
+        what.append(code)
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -132,10 +141,13 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     deployments: dict[str, Any] = {}
     scaling: dict[str, Any] = {}
     keep: set[str] = set()
+    snapshots: set[str] = set()  # the scoring-script copies of the generations kept
     for name, deployment in endpoint.deployments.items():
         version = resolve_version(ctx, deployment.model, f"endpoint '{node.name}' deployment '{name}'")
         run_id = _run_id(ctx, deployment)
-        generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name), run_id)
+        generation = _generation(deployment, version, _python(ctx, node, name), _limits(ctx, node, name), run_id,
+                                 code_digest(ctx, node, name))
+        snapshots.add(f"{name}-{generation}")
         current = {r.id: r for r in ctx.store.processes(node.id) if r.desired}
         # An autoscaled deployment keeps the replicas its scaler added, within [min, max].
         count = scaled_count(deployment, current, node.id, name, generation)
@@ -190,6 +202,7 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     else:
         forget_scaler(ctx.paths, node.name)
     ctx.store.release_processes(node.id, keep)
+    prune_snapshots(ctx, node, snapshots)
     return {"url": f"http://127.0.0.1:{port}", "port": port, "auth": endpoint.auth, "routing": routing,
             "deployments": {k: {kk: vv for kk, vv in v.items() if kk != "deadline"} for k, v in deployments.items()},
             "traffic": endpoint.effective_traffic(), "keys_file": str(keys_file(ctx.paths, node.name).resolve())}
@@ -243,3 +256,4 @@ def delete(ctx: Context, record: Record, purge: bool) -> None:
     ensure_running(ctx.paths)
     # Listening sockets need no file once bound: their folder goes now (it may be outside the workspace).
     shutil.rmtree(socket_dir(ctx.paths, record.id.split("/", 1)[1]), ignore_errors=True)
+    forget_snapshots(ctx, record.id.split("/", 1)[1])

@@ -68,7 +68,9 @@ def batch_run(batch: BatchModel, ctx: Context) -> BatchRun:
         "input": f"{FILES}/{batch.data}", "output": output_folder(batch), "mode": settings["mode"],
         "mini_batch_size": settings["mini_batch_size"], "error_threshold": settings["error_threshold"],
         "max_retries": settings["max_retries"], "timeout": settings["timeout"],
-        "max_concurrency": settings["max_concurrency"], "nodes": 1})
+        "max_concurrency": settings["max_concurrency"], "nodes": 1,
+        **({"code": f"{FILES}/{batch.code}", "scoring_script": batch.scoring_script}
+           if batch.scoring_script is not None and batch.code is not None else {})})
 
 
 def batch_objects(batch: BatchModel, env: EnvironmentModel, compute: ComputeModel | None, ctx: Context,
@@ -85,7 +87,7 @@ def batch_objects(batch: BatchModel, env: EnvironmentModel, compute: ComputeMode
     claim = k8s_object("v1", "PersistentVolumeClaim", metadata(claim_name(batch), ctx.namespace, claim_labels),
                        spec={"accessModes": ["ReadWriteOnce"],
                              "resources": {"requests": {"storage": f"{storage_bytes // 2**20}Mi"}}})
-    contract = batch_run(batch, ctx).model_dump_json(indent=2) + "\n"
+    contract = batch_run(batch, ctx).text()
     config = k8s_object("v1", "ConfigMap", metadata(f"{name}-run", ctx.namespace, own), data={CONTRACT_KEY: contract})
     score = container(
         "score", image(batch.var),

@@ -47,7 +47,7 @@ from mlspec.backends.pulumi.kubernetes.endpoint_policy import (
     gateway_policy,
     replica_policy,
 )
-from mlspec.backends.pulumi.kubernetes.jobs import DEPENDS_ANNOTATION, job_name
+from mlspec.backends.pulumi.kubernetes.jobs import DEPENDS_ANNOTATION, FILES, job_name
 from mlspec.backends.pulumi.kubernetes.meta import (
     HASH_LABEL_LENGTH,
     Object,
@@ -67,6 +67,7 @@ from mlspec.backends.pulumi.model import (
     ResourceSize,
 )
 from mlspec.runtime.probing import LIVENESS_PATH
+from mlspec.runtime.serving.script import server_arguments
 from mlspec.spec.endpoint import Probes, RequestSettings
 
 GATEWAY_SERVICE_PORT = 80  # the endpoint's address: http://<endpoint>.<namespace>.svc
@@ -148,6 +149,9 @@ def _replica_command(deployment: DeploymentModel, ctx: Context, digest: str | No
     batching = deployment.settings.get("batching")
     if batching:
         command += ["--max-batch-size", str(batching["max_batch_size"]), "--max-wait", str(batching["max_wait"])]
+    scoring = deployment.scoring
+    if scoring is not None:  # baked into the deployment's own image, as a job's code is into its image
+        command += server_arguments(FILES, scoring.code, scoring.scoring_script, scoring.input_schema)
     return command
 
 
@@ -193,7 +197,8 @@ def _replica_objects(endpoint: EndpointModel, deployment: DeploymentModel, ctx: 
                            **deployment.settings.get("environment_variables", {}),
                            "MLFLOW_TRACKING_URI": ctx.tracking_uri, "HOME": SCRATCH}  # the root is read-only
     startup, readiness, liveness = _replica_probes(deployment)
-    server = container("server", image(deployment.environment), _replica_command(deployment, ctx, digest),
+    own_image = deployment.scoring.var if deployment.scoring is not None else deployment.environment
+    server = container("server", image(own_image), _replica_command(deployment, ctx, digest),
                        deployment.size, env=env, ports={"http": SERVING_PORT}, mounts=[TOKEN_MOUNT],
                        startupProbe=startup, readinessProbe=readiness, livenessProbe=liveness)
     lifecycle, grace = _draining(settings.request_timeout)

@@ -45,6 +45,14 @@ def images(program: ProgramModel) -> list[dict[str, Any]]:
     for job in baked:
         found.append({"key": job.var, "kind": "job", "content_hash": job.content_hash,
                       "dockerfile": f"docker/{job.folder}/Dockerfile", "files": job.files, "base": job.environment})
+    # A deployment's scoring script too: its environment's image plus the script's folder and schema.
+    for endpoint in program.endpoints:
+        for deployment in endpoint.deployments:
+            if deployment.scoring is not None:
+                scoring = deployment.scoring
+                found.append({"key": scoring.var, "kind": "job", "content_hash": scoring.content_hash,
+                              "dockerfile": f"docker/{scoring.folder}/Dockerfile", "files": scoring.files,
+                              "base": deployment.environment})
     return found
 
 
