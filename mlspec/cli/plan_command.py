@@ -27,7 +27,7 @@ def plan(args: argparse.Namespace) -> int:
             raise CommandError(str(exc), EXIT_FAILED) from exc
         raise
     except SpecError as exc:
-        code = report_spec_error(exc, False)
+        code = report_spec_error(exc, _format(args) == "json")
         return EXIT_FAILED if args.detailed_exitcode else code
     _print(report, _format(args))
     if report.plan.blockers:

@@ -88,10 +88,28 @@ def spec_at(paths: Sequence[str | Path], revision: Revision, whole: bool = False
         root = Path(tmp)
         if _exists(top, revision.commit, wanted):
             archive = _git(top, "archive", "--format=tar", revision.commit, "--", wanted)
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(root, filter="data")
+            _extract(archive, root)
         (root / _inside(top, folder)).mkdir(parents=True, exist_ok=True)
         yield [root / _inside(top, Path(p).resolve()) for p in paths] if paths else [root / _inside(top, folder)]
+
+
+def _extract(archive: bytes, root: Path) -> None:
+    """Unpack `git archive` output under `root`, refusing any member that would land (or link) outside it."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tar.extractall(root, filter="data")
+            return
+        base = root.resolve()
+        for member in tar.getmembers():
+            target = (base / member.name).resolve()
+            linked = target
+            if member.issym():
+                linked = (target.parent / member.linkname).resolve()
+            elif member.islnk():  # a hard link names another member of the archive
+                linked = (base / member.linkname).resolve()
+            if not (target.is_relative_to(base) and linked.is_relative_to(base)):
+                raise RevisionError(f"the revision's {member.name} points outside the spec; not read")
+        tar.extractall(root)  # every member was checked above
 
 
 def _inside(top: Path, path: Path) -> str:

@@ -198,3 +198,13 @@ def test_pulumi_targets_list_the_generated_resources_that_change(repo: Repo, cap
     assert f"<summary>Generated {target} resources (" in markdown
     # The local plan, which compiles nothing, says nothing of generated resources.
     assert plan_json(capsys)["generated"] is None
+
+
+def test_reads_the_base_on_pythons_without_tar_filters(repo: Repo, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python before 3.11.4 (Debian 12's 3.11.2) has no extraction filters: the members are checked by hand."""
+    import tarfile
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    repo.edit("mlspec.yaml", "C: 1.0", "C: 0.5")
+    assert changes(plan_json(capsys))["job/train"] == ("retrain", ["inputs.C: 1.0 → 0.5"])
