@@ -119,10 +119,15 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
         loop.call_soon_threadsafe(app.failed, str(error))
         return
     except Exception as error:
-        traceback.print_exc(file=sys.stderr)
-        loop.call_soon_threadsafe(app.failed, f"cannot load {settings.model_uri}: {type(error).__name__}: {error}")
+        _unexpected(app, loop, error)
         return
     loop.call_soon_threadsafe(app.became_ready, model, scorer)
+
+
+def _unexpected(app: ServingApp, loop: asyncio.AbstractEventLoop, error: Exception) -> None:
+    """A load that failed for a reason mlspec does not know: its traceback in the log, one line to the probes."""
+    traceback.print_exc(file=sys.stderr)
+    loop.call_soon_threadsafe(app.failed, f"cannot load {app.settings.model_uri}: {type(error).__name__}: {error}")
 
 
 def _load_script(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None:
@@ -142,8 +147,7 @@ def _load_script(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(app.failed, str(error))
         return
     except Exception as error:
-        traceback.print_exc(file=sys.stderr)
-        loop.call_soon_threadsafe(app.failed, f"cannot load {settings.model_uri}: {type(error).__name__}: {error}")
+        _unexpected(app, loop, error)
         return
     app.check = check
     loop.call_soon_threadsafe(app.became_ready, model, scorer)
