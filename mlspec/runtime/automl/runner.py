@@ -84,7 +84,16 @@ class _AutoML:
                   "algorithms": ",".join(run.algorithms), "max_trials": str(run.max_trials),
                   "timeout_s": f"{run.timeout_s:g}", "max_concurrent_trials": str(run.concurrency),
                   "n_cross_validations": str(run.n_splits or "auto")}
+        self.close_interrupted(experiment)
         return experiment, tracking.start_run(self.uri, experiment, tags, params, run_name=run.job)
+
+    def close_interrupted(self, experiment: str) -> None:
+        """Runs of this job left RUNNING by an `up` that was killed: ended KILLED, since this run replaces them."""
+        client = tracking.client(self.uri)
+        wanted = (f"tags.`mlspec.job` = '{self.run.job}' and tags.`{METRIC_TAG}` LIKE '%' and "
+                  "attributes.status = 'RUNNING'")
+        for stale in client.search_runs([experiment], filter_string=wanted, max_results=100):
+            tracking.end_run(self.uri, stale.info.run_id, "KILLED")
 
     def search_runs(self, started: float) -> list[tuple[JobRun, Search]]:
         run = self.run
