@@ -98,5 +98,5 @@ def test_an_unchanged_job_is_not_run_again(automl: tuple[Path, str, float]) -> N
     started = time.monotonic()
     again = mlspec("up", str(folder), "--yes")
     assert "No changes" in again.stdout and time.monotonic() - started < 30
-    parent, after = _runs(folder)
+    _, after = _runs(folder)
     assert len(after) == len(before)

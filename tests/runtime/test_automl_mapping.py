@@ -18,8 +18,8 @@ from sklearn.metrics import (
     precision_score,
     r2_score,
     recall_score,
-    root_mean_squared_error,
     roc_auc_score,
+    root_mean_squared_error,
 )
 
 from mlspec.resolve.automl import remaining
