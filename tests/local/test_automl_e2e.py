@@ -55,6 +55,8 @@ def test_the_budget_is_kept_and_every_candidate_is_a_child_run(automl: tuple[Pat
     # The searches end at the budget; start-up, the refit, the last child runs and registering follow it.
     assert BUDGET_S * 0.8 < took < BUDGET_S + 60, out
     assert "with 2 process(es)" in out and "registered wine-clf:1" in out
+    log = mlspec("logs", "wine-automl", str(folder)).stdout  # the job's lines, its searches' included
+    assert "search 0: best of" in log and "search 1: best of" in log and "best: " in log
     parent, children = _runs(folder)
     assert parent.info.status == "FINISHED" and parent.data.params["primary_metric"] == "AUC_weighted"
     assert len(children) >= 10 and int(parent.data.tags["mlspec.automl.candidates"]) == len(children)

@@ -151,3 +151,21 @@ def test_a_trial_log_is_read_up_to_its_last_whole_line(tmp_path: Path) -> None:
     with open(path, "a") as handle:
         handle.write('ner": "rf", "validation_loss": 0.2}\n{"curr_best_record_id": 0}\n')
     assert [r["record_id"] for r in log.new_records()] == [1] and log.best_record == 0
+
+
+def test_plan_says_when_flaml_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlspec.backends.local import capacity
+    from mlspec.graph import analyze
+
+    (tmp_path / "wine.csv").write_text("alcohol,cultivar\n14.2,class_0\n")
+    (tmp_path / "mlspec.yaml").write_text(
+        "kind: Data\nname: wine\npath: wine.csv\n---\nkind: Job\nname: pick\ntype: automl\n"
+        "task: classification\ntraining_data: data:wine\ntarget_column_name: cultivar\n")
+    analysis = analyze([tmp_path])
+    assert analysis.graph is not None and not analysis.diagnostics.items
+    assert capacity.check_local_capacity(analysis.graph.spec, gpus=[]) == []  # installed here
+    monkeypatch.setattr(capacity, "AUTOML_PACKAGES", ("flaml", "mlspec_package_that_is_not_installed"))
+    [found] = capacity.check_local_capacity(analysis.graph.spec, gpus=[])
+    assert found.summary == ("job 'pick' needs mlspec_package_that_is_not_installed where mlspec runs, and it is "
+                             "not installed")
+    assert found.span is not None and found.span.line == 7 and "mlspec[automl]" in (found.hint or "")

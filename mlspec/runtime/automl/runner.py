@@ -31,6 +31,7 @@ POLL_S = 0.5  # how often the searches' logs are read for new candidates
 METRIC_TAG = "mlspec.automl.metric"  # the parent run's primary metric: the leaderboard ranks by it
 GOAL_TAG = "mlspec.automl.goal"
 BEST_RUN_TAG = "mlspec.automl.best_run"
+LOG_FILE = "automl.log"  # the job's lines, its searches' included
 
 
 @dataclass
@@ -70,9 +71,19 @@ def _target_range(run: AutoMLRun) -> float:
 
 class _AutoML:
     def __init__(self, run: AutoMLRun, say: LineCallback, stop: threading.Event) -> None:
-        self.run, self.say, self.stop = run, say, stop
+        self.run, self.stop = run, stop
         self.uri = run.tracking_uri
         self.result = AutoMLResult(status="failed")
+        self.halt = threading.Event()  # stops the searches: the caller's stop, or an error here
+        self.log_path = Path(run.workdir) / LOG_FILE
+        self._log_lock = threading.Lock()
+        self._on_line = say
+
+    def say(self, line: str) -> None:
+        """A line for the caller and for the job's log (`mlspec logs JOB`); searches' lines come from threads."""
+        with self._log_lock, open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        self._on_line(line)
 
     def parent(self) -> tuple[str, str]:
         run = self.run
@@ -123,6 +134,16 @@ class _AutoML:
         started = time.time()
         experiment, parent = self.parent()
         self.result.run_id = parent
+        try:
+            self.search(started, experiment, parent)
+        except BaseException:
+            self.result.status = "failed"
+            self.end(parent)
+            raise
+        self.end(parent)
+        return self.result
+
+    def search(self, started: float, experiment: str, parent: str) -> None:
         searches = self.search_runs(started)
         learners = ", ".join(algorithm_name(x) for x in _learners(self.run))
         self.say(f"searching {learners} for {self.run.metric} with {len(searches)} process(es), "
@@ -134,7 +155,7 @@ class _AutoML:
                 def said(line: str) -> None:
                     self.say(f"search {index}: {line}")
 
-                results[index] = run_command(job_run, None, on_line=said, stop=self.stop)
+                results[index] = run_command(job_run, None, on_line=said, stop=self.halt)
             threads.append(threading.Thread(target=target, name=f"automl-search-{index}", daemon=True))
         logs = [TrialLog(Path(search.folder) / TRIALS_FILE, index) for index, (_, search) in enumerate(searches)]
         children = ChildRuns(self.uri, experiment, parent, self.run.metric,
@@ -142,19 +163,24 @@ class _AutoML:
                              _target_range(self.run))
         for thread in threads:
             thread.start()
-        while any(thread.is_alive() for thread in threads):
+        try:
+            while any(thread.is_alive() for thread in threads):
+                if self.stop.is_set():
+                    self.halt.set()
+                children.drain(logs)
+                for thread in threads:
+                    thread.join(POLL_S / len(threads))
             children.drain(logs)
+        finally:  # an error here (the tracking store, say) leaves no search running
+            self.halt.set()
             for thread in threads:
-                thread.join(POLL_S / len(threads))
-        children.drain(logs)
+                thread.join()
         wall = time.time() - started
         self.result.candidates = children.count
         if self.stop.is_set():
             self.result.status, self.result.error = "cancelled", f"AutoML job '{self.run.job}' was cancelled"
         else:
             self.finish(searches, results, logs, wall)
-        self.end(parent)
-        return self.result
 
     def finish(self, searches: list[tuple[JobRun, Search]], results: dict[int, ExecResult], logs: list[TrialLog],
                wall: float) -> None:

@@ -3,9 +3,9 @@ pipeline registered (`runs/<job>/<hash>/search-N/` holds each search's log, cand
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
+from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
@@ -51,14 +51,10 @@ def automl_run(ctx: Context, node: Node) -> Any:
 
 
 def apply_automl(ctx: Context, node: Node) -> dict[str, Any]:
-    from mlspec.runtime.automl.runner import run_automl
+    from mlspec.runtime.automl.runner import LOG_FILE, run_automl
 
     job = node.resource
     assert isinstance(job, AutoMLJob)
-    missing = [name for name in ("flaml", "lightgbm", "xgboost") if importlib.util.find_spec(name) is None]
-    if missing:  # looked up, not imported: FLAML takes seconds to import, and the searches import it anyway
-        raise StepFailed(f"job '{job.name}': AutoML needs {', '.join(missing)} where mlspec runs: "
-                         "pip install 'mlspec[automl]'")
     run = automl_run(ctx, node)
     result = run_automl(run, on_line=lambda line: ctx.say(f"[{job.name}] {line}"), stop=ctx.stop)
     if result.status != "succeeded":
@@ -66,7 +62,8 @@ def apply_automl(ctx: Context, node: Node) -> dict[str, Any]:
                          f"{run.workdir})")
     for m in result.models:
         record_registered(ctx, m.name, int(m.version), m.sha256, m.run_id or result.run_id, reused=m.reused)
-    return {"run_id": result.run_id, "models": {m.name: int(m.version) for m in result.models},
+    return {"run_id": result.run_id, "log": str(Path(run.workdir) / LOG_FILE),
+            "models": {m.name: int(m.version) for m in result.models},
             "model_runs": {m.name: m.run_id or result.run_id for m in result.models},
             "best_algorithm": result.best_algorithm, "best_value": result.best_value, "best_run": result.best_run,
             "primary_metric": job.metric, "candidates": result.candidates, "cores_used": result.cores_used}
