@@ -10,6 +10,7 @@ learner's thread use a whole core for the whole budget, and the results compare 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import threading
@@ -121,11 +122,12 @@ class _AutoML:
             config.write_text(search.model_dump_json())
             # The interpreter and the mlspec package the engine runs: the search's code is the engine's own.
             package_root = str(Path(__file__).resolve().parents[3])
+            python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
             command = f"{shlex.quote(sys.executable)} -m mlspec.runtime.automl.worker {shlex.quote(str(config))}"
             searches.append((JobRun(
                 job=f"{run.job}-search-{index}", experiment=run.experiment, tracking_uri=self.uri,
                 artifact_location=run.artifact_location, command=command, workdir=str(folder),
-                env={**run.env, "PYTHONPATH": package_root}, log_file=str(folder / "search.log"),
+                env={**run.env, "PYTHONPATH": python_path}, log_file=str(folder / "search.log"),
                 # FLAML keeps to its budget; a learner that overruns it is stopped well after.
                 timeout=run.timeout_s + max(30.0, 0.25 * run.timeout_s), content_hash=run.content_hash), search))
         return searches
