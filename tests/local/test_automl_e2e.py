@@ -28,10 +28,11 @@ def automl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     shutil.copytree(EXAMPLES / "automl", folder, ignore=shutil.ignore_patterns(".mlspec", "__pycache__"))
     spec = folder / "mlspec.yaml"
     text = spec.read_text()
-    assert "timeout_minutes: 1\n" in text
+    assert "timeout_minutes: 1\n" in text and "max_trials: 400" in text
     spec.write_text(text.replace("timeout_minutes: 1\n", f"timeout_minutes: {BUDGET_S / 60:.1f}\n")
                     .replace("trial_timeout_minutes: 0.5", "trial_timeout_minutes: 0.2")
-                    .replace("n_cross_validations: 5", "n_cross_validations: 3"))
+                    .replace("n_cross_validations: 5", "n_cross_validations: 3")
+                    .replace("max_trials: 400", "max_trials: 100000"))  # the budget, not the trials, ends it
     up = mlspec("up", str(folder), "--yes", timeout=240)
     took = re.search(r"✓ job/wine-automl ([\d.]+)s", up.stdout)
     assert took, up.stdout
