@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.add_argument("--experiment", help="only this experiment")
     p.add_argument("--limit", type=int, default=20, help="most runs to list")
+    p.add_argument("--leaderboard", metavar="JOB", help="an AutoML job's candidates, ranked by its primary metric")
     _tracking(p)
     p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "runs"))
 

@@ -48,6 +48,10 @@ def _no_tracking_uri(args: argparse.Namespace) -> str:
 
 def runs(args: argparse.Namespace) -> int:
     client, uri = _client(args)
+    if args.leaderboard:
+        from mlspec.cli.leaderboard import leaderboard
+
+        return leaderboard(args, client)
     if client is None:
         if args.json:
             print_json([])

@@ -10,12 +10,14 @@ from typing import Any
 
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
+from mlspec.resolve.automl import check_automl
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.scoring import check_scoring
 from mlspec.resolve.spec import Reference, ResolvedSpec
 from mlspec.resolve.sweeps import check_sweep_concurrency
-from mlspec.spec import BatchEndpoint, Model, ModelRef, OnlineEndpoint, Workspace
+from mlspec.spec import AutoMLJob, BatchEndpoint, Model, ModelRef, OnlineEndpoint, Workspace
+from mlspec.spec.automl import MODEL_JOBS
 from mlspec.spec.compute import InstanceCompute, LocalCompute
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import PathInput
@@ -103,6 +105,9 @@ class _Resolver:
             resource = item.resource
             if isinstance(resource, JOB_MODELS):
                 self._job(item, resource)
+            elif isinstance(resource, AutoMLJob):
+                self.compute(item, "compute", resource.compute)
+                self._data_ref(item, "training_data", resource.training_data)
             elif isinstance(resource, Model):
                 self._model(item, resource)
             elif isinstance(resource, OnlineEndpoint):
@@ -129,6 +134,7 @@ class _Resolver:
         register_declared_models(self.spec, self.diagnostics)
         check_outputs_passed(self.spec, self.diagnostics)
         check_sweep_concurrency(self.spec, self.diagnostics)
+        check_automl(self.spec, self.diagnostics)
         check_aliases(self.spec, self.diagnostics)
         ws_doc = next((d.doc for d in self.by_id.values() if d.kind == "Workspace"), None)
         for field_name in ("compute", "environment"):
@@ -141,7 +147,7 @@ class _Resolver:
     def _implicit_models(self) -> None:
         """A job output with `register_as: X` declares model X unless a Model X is written out."""
         for item in list(self.spec.resources.values()):
-            if not isinstance(item.resource, JOB_MODELS):
+            if not isinstance(item.resource, MODEL_JOBS):
                 continue
             for output_name, output in item.resource.outputs.items():
                 if not output.register_as:
@@ -200,7 +206,7 @@ class _Resolver:
         if job_id is None:
             return
         job = self.spec.get(job_id)
-        assert isinstance(job, JOB_MODELS)
+        assert isinstance(job, MODEL_JOBS)
         model_outputs = [n for n, o in job.outputs.items() if o.type == "model"]
         if model.output is None and len(model_outputs) != 1:
             self.diagnostics.error(f"model '{model.name}': job '{job.name}' has {len(model_outputs)} model outputs; "

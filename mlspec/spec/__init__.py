@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlspec.spec.automl import AutoMLJob
 from mlspec.spec.base import Resource
 from mlspec.spec.compute import COMPUTE_TYPES, Compute
 from mlspec.spec.data import Data
@@ -18,7 +19,7 @@ KINDS: dict[str, type[Resource] | dict[str, type[Resource]]] = {
     "Compute": dict(COMPUTE_TYPES),
     "Environment": Environment,
     "Data": Data,
-    "Job": {"command": Job, "sweep": SweepJob},
+    "Job": {"command": Job, "sweep": SweepJob, "automl": AutoMLJob},
     "Model": Model,
     "Endpoint": dict(ENDPOINT_TYPES),
 }
@@ -29,6 +30,7 @@ DEFAULT_TYPES: dict[str, str] = {"Compute": "local", "Endpoint": "online", "Job"
 __all__ = [
     "DEFAULT_TYPES",
     "KINDS",
+    "AutoMLJob",
     "BatchEndpoint",
     "Compute",
     "Data",

@@ -95,6 +95,9 @@ _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
 _SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
 _LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
+_AUTOML_LOCAL = ("AutoML jobs run on the local engine only for now (`mlspec up` on the local target): their searches "
+                 "are processes of mlspec's own interpreter, with FLAML installed (pip install 'mlspec[automl]')")
+_AUTOML_ONLY = Row(docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -287,6 +290,21 @@ TABLE: dict[str, dict[str, Row]] = {
         **dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space", "sampling_algorithm",
                          "objective", "limits", "early_termination", "experiment_name"), _LOCAL_ONLY),
     },
+    "AutoMLJob": {
+        "": _AUTOML_ONLY,
+        **dict.fromkeys(("type", "task", "training_data", "target_column_name", "primary_metric", "limits",
+                         "training", "n_cross_validations", "compute", "outputs", "experiment_name"), _AUTOML_ONLY),
+    },
+    "AutoMLLimits": {
+        **dict.fromkeys(("timeout_minutes", "max_trials"), _AUTOML_ONLY),
+        "trial_timeout_minutes": Row(local=approx("FLAML's train_time_limit: each learner stops adding trees or "
+                                                  "iterations when it is spent, rather than being killed"),
+                                     docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL)),
+        "max_concurrent_trials": Row(local=approx("that many FLAML searches at once, each a process searching its "
+                                                  "share of the algorithms within the whole time budget"),
+                                     docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL)),
+    },
+    "AutoMLTraining": dict.fromkeys(("allowed_training_algorithms", "blocked_training_algorithms"), _AUTOML_ONLY),
     "Trial": dict.fromkeys(("command", "code", "environment", "environment_variables"), _LOCAL_ONLY),
     "Choice": dict.fromkeys(("type", "values"), _LOCAL_ONLY),
     "Uniform": dict.fromkeys(("type", "min_value", "max_value"), _LOCAL_ONLY),

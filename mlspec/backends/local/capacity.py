@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Any
 
 from mlspec.diagnostics import Diagnostic
 from mlspec.resolve import ResolvedSpec
 from mlspec.runtime.limits import local_gpus
-from mlspec.spec import Environment, Job
+from mlspec.spec import AutoMLJob, Environment, Job
 from mlspec.spec.compute import ComputeBase, Resources
 
 LIMITED = ("cpus", "memory", "gpus")
@@ -46,6 +47,8 @@ def check_local_capacity(spec: ResolvedSpec, gpus: list[str] | None = None,
                     "lower gpus, or run it on the docker or kubernetes target"))
         elif isinstance(resource, Job):
             found += _job_gpus(spec, rid, resource, available)
+        elif isinstance(resource, AutoMLJob):
+            found += _automl_packages(item.doc, resource)
         elif isinstance(resource, Environment) and "python" in resource.model_fields_set:
             version = f"{here[0]}.{here[1]}"
             if resource.python != version:
@@ -73,3 +76,16 @@ def _job_gpus(spec: ResolvedSpec, rid: str, job: Job, available: list[str]) -> l
         f"{nodes * per_node} GPU(s), this machine has {len(available)}",
         spec.resources[rid].doc.span(("resources", "instance_count")), "resources.instance_count",
         "lower instance_count or the compute's gpus, or run it on the docker or kubernetes target")]
+
+
+AUTOML_PACKAGES = ("flaml", "lightgbm", "xgboost")  # FLAML's AutoML imports xgboost (mlspec[automl]: xgboost-cpu)
+
+
+def _automl_packages(doc: Any, job: AutoMLJob) -> list[Diagnostic]:
+    """An AutoML job's searches run on mlspec's own interpreter: FLAML must be installed beside mlspec."""
+    missing = [name for name in AUTOML_PACKAGES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return []
+    return [Diagnostic(f"job '{job.name}' needs {', '.join(missing)} where mlspec runs, and "
+                       f"{'it is' if len(missing) == 1 else 'they are'} not installed", doc.span(("type",)), "type",
+                       "pip install 'mlspec[automl]'")]

@@ -13,6 +13,7 @@ from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
 from mlspec.plan import Record
 from mlspec.spec import Model
+from mlspec.spec.automl import MODEL_JOBS, AutoMLJob, ModelJob
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.job import PathInput
 from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
@@ -33,7 +34,7 @@ def _inputs(ctx: Context, node: Node, job: AnyJob) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _outputs(ctx: Context, node: Node, job: AnyJob, workdir: str) -> dict[str, dict[str, Any]]:
+def _outputs(ctx: Context, node: Node, job: ModelJob, workdir: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, output in job.outputs.items():
         entry: dict[str, Any] = {"path": f"{workdir}/outputs/{name}", "type": output.type,
@@ -108,7 +109,7 @@ def job_run(ctx: Context, node: Node) -> Any:
         content_hash=node.hash, **_launch(ctx, node, job))
 
 
-def _adopt(ctx: Context, node: Node, job: AnyJob) -> dict[str, Any] | None:
+def _adopt(ctx: Context, node: Node, job: ModelJob) -> dict[str, Any] | None:
     """Models an earlier, interrupted apply already registered for this exact job hash: reuse, never retrain."""
     names = [o.register_as for o in job.outputs.values() if o.register_as]
     if not names:
@@ -132,11 +133,15 @@ def _adopt(ctx: Context, node: Node, job: AnyJob) -> dict[str, Any] | None:
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
     job = node.resource
-    assert isinstance(job, JOB_MODELS)
+    assert isinstance(job, MODEL_JOBS)
     adopted = _adopt(ctx, node, job)
     if adopted:
         ctx.say(f"[{job.name}] reusing model versions already registered for this job: {adopted['models']}")
         return adopted
+    if isinstance(job, AutoMLJob):
+        from mlspec.backends.local.handlers.automl import apply_automl
+
+        return apply_automl(ctx, node)
     if isinstance(job, SweepJob):
         from mlspec.backends.local.handlers.sweep import apply_sweep
 

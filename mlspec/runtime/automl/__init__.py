@@ -1,0 +1,1 @@
+"""AutoML jobs: FLAML searches run as processes, their candidates tracked as MLflow child runs."""
