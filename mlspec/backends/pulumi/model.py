@@ -12,12 +12,14 @@ from typing import Any
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
+from mlspec.runtime.sweep.contract import sweep_settings
 from mlspec.spec import BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
+from mlspec.spec.sweep import JOB_MODELS, SweepJob, trial_field
 
 # What mlspec's own runtime (training runner, scoring server, gateway) needs in every image, as pyproject.toml
 # declares it; mlspec's source is copied into the image beside these. MLflow's client alone (mlflow-skinny, the
@@ -38,6 +40,9 @@ RUNTIME_REQUIREMENTS = (
 # The workspace's tracking server: the whole of MLflow, on the runtime image (only its image has it).
 TRACKING_REQUIREMENTS = ("mlflow>=2.12,<4",)
 NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
+# What a sweep's controller adds to the environment its trials run in: Optuna (and the SQLAlchemy its study's
+# storage uses, which the MLflow client alone lacks), as pyproject.toml pins it.
+SWEEP_REQUIREMENTS = ("optuna>=4",)
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
 
@@ -118,6 +123,9 @@ class JobModel:
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent
     processes_per_node: int = 1  # torchrun workers per node
+    # A sweep (type: sweep): its settings as JSON (mlspec.runtime.sweep.contract.sweep_settings); `command`,
+    # `code` and `env` are its trial's, `timeout` the whole sweep's (limits.timeout). None: a command job.
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +367,8 @@ class _Builder:
         if env.build is not None:
             context = Path(files.get("build.context") or self.spec.root / env.build.context)
             build = BuildModel(Path(_relpath(context, self.spec.root)).as_posix(), env.build.dockerfile)
+        if node.id in self.sweep_environments():  # the sweep's controller runs in its trials' image
+            requirements += [r for r in SWEEP_REQUIREMENTS if r not in requirements]
         var = identifier("env", env.name, self.taken)
         on_runtime = env.image is None and build is None and python is None
         model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
@@ -410,6 +420,18 @@ class _Builder:
         self.path_models[model.name] = registered
         return registered
 
+    def sweep_environments(self) -> set[str]:
+        """The ids of the environments sweeps run in (their trials' and their controllers')."""
+        found = set()
+        for node in self.nodes("Job"):
+            if isinstance(node.resource, SweepJob):
+                target = self.spec.target(node.id, "trial.environment")
+                if target is None and self.spec.workspace.defaults.environment:
+                    target = f"environment/{self.spec.workspace.defaults.environment}"
+                if target is not None:
+                    found.add(target)
+        return found
+
     def env_of(self, source: str, path: str) -> str:
         target = self.spec.target(source, path)
         if target is None and self.spec.workspace.defaults.environment:
@@ -421,7 +443,8 @@ class _Builder:
 
     def job(self, node: Node) -> JobModel:
         job = node.resource
-        assert isinstance(job, Job)
+        assert isinstance(job, JOB_MODELS)
+        runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
         files = dict(node.files)
         inputs: dict[str, Any] = {}
         for name, value in sorted(job.inputs.items()):
@@ -448,7 +471,7 @@ class _Builder:
                      "signature": signature.model_dump() if signature else None}
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
-        code = self.spec.files.get(node.id, {}).get("code")
+        code = self.spec.files.get(node.id, {}).get(trial_field(job, "code"))
         compute = self.compute(node.id, "compute")
         var = identifier("job", job.name, self.taken)
         registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
@@ -456,14 +479,13 @@ class _Builder:
             self.job_of_model[model_name] = var
         return JobModel(
             var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}",
-            environment=self.env_of(node.id, "environment"), command=job.command,
+            environment=self.env_of(node.id, trial_field(job, "environment")), command=runs.command,
             experiment=job.experiment_name or self.spec.workspace.name,
             code=code.relative_to(self.spec.root).as_posix() if code else None,
             files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
-            env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
+            env=dict(sorted(runs.environment_variables.items())),
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
-            nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
-            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
+            **_runs(job))
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -612,6 +634,16 @@ class _Builder:
             return None
         return LabelsModel(dict(sorted(experiments.items())), job_labels, model_labels + from_path,
                            tuple(job.var for job in jobs) + tuple(m.var for m in self.path_models.values()))
+
+
+def _runs(job: Job | SweepJob) -> dict[str, Any]:
+    """How a job runs: a command job's time limit, retries and nodes; a sweep's settings and its whole time limit
+    (each trial runs once, on one node)."""
+    if isinstance(job, SweepJob):
+        return {"sweep": sweep_settings(job), "timeout": job.limits.timeout, "retries": 0}
+    return {"timeout": job.timeout, "retries": job.retries, "nodes": job.resources.instance_count,
+            "distribution": job.distribution.type if job.distribution else None,
+            "processes_per_node": job.distribution.process_count_per_instance if job.distribution else 1}
 
 
 def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
