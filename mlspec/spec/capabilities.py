@@ -101,7 +101,7 @@ _SWEEP_K8S = ("a batch/v1 Job named by the sweep's content hash runs the local e
               "of the compute's size, the trials processes in it; the study is on a PersistentVolumeClaim, and a pod "
               "that is evicted or killed is replaced and resumes it")
 _SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container, which has the compute's size "
-                                  "once per trial run at once"),
+                                  "once per trial run at once and takes as many of a cluster's max_nodes lanes"),
                     kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
 
 TABLE: dict[str, dict[str, Row]] = {

@@ -96,3 +96,68 @@ def test_an_unchanged_sweep_keeps_its_container_and_a_changed_one_gets_another(t
     first = name(compile_sweep(tmp_path / "a"))
     assert name(compile_sweep(tmp_path / "b")) == first
     assert name(compile_sweep(tmp_path / "c", "max_total_trials: 12", "max_total_trials: 10")) != first
+
+
+def test_on_an_attached_host_the_study_is_on_a_volume_of_the_sweeps_there(tmp_path: Path) -> None:
+    from mlspec.backends.pulumi import compile_project
+    from mlspec.graph import load_graph
+    from tests.docker.attached_spec import attached_spec
+
+    spec = attached_spec(tmp_path / "spec")
+    (spec / "mlspec.yaml").write_text((spec / "mlspec.yaml").read_text() + """
+---
+kind: Job
+name: tune
+type: sweep
+compute: edge
+trial:
+  code: src/
+  command: >-
+    python train.py --data ${{inputs.data}} --algo logistic --C ${{search_space.C}}
+    --model-dir ${{outputs.model}}
+inputs: {data: data:iris}
+outputs:
+  model: {type: model, register_as: iris-tuned, flavor: sklearn}
+search_space:
+  C: {type: choice, values: [0.1, 1.0]}
+sampling_algorithm: grid
+objective: {primary_metric: accuracy, goal: maximize}
+limits: {max_total_trials: 2}
+""")
+    compile_project(load_graph([spec]), tmp_path / "stack")
+    captured = run_program(tmp_path / "stack", {"publishAddress": "0.0.0.0"}, mocks=SweepMocks())
+    (provider,) = captured.of_type("pulumi:providers:docker")
+    (volume,) = [r for r in captured.of_type("docker:index/volume:Volume") if r.name == "tune-sweeps"]
+    assert volume.inputs["name"] == "edge-demo-sweep-tune" and volume.provider.startswith(provider.urn)
+    inputs, run = _sweep_container(captured)
+    assert inputs["volumes"] == [{"volumeName": "edge-demo-sweep-tune", "containerPath": STORAGE, "readOnly": False}]
+    assert run.template.tracking_uri == "http://mlflow.example.com:5000"
+    assert inputs["memory"] == 1024  # one trial at a time: the compute's size once
+
+
+LATER_JOB = """
+---
+kind: Job
+name: {name}
+code: src/
+command: python train.py --alpha 0.001 --loss hinge --epochs 2 --model-dir ${{{{outputs.model}}}}
+outputs: {{model: {{type: model}}}}
+"""
+
+
+def test_a_sweep_takes_a_lane_of_its_cluster_per_trial_it_runs_at_once(tmp_path: Path) -> None:
+    from mlspec.backends.pulumi.model import build_program
+    from mlspec.graph import load_graph
+
+    project = compile_sweep(tmp_path, "experiment_name: digits-sweep\n", "experiment_name: digits-sweep\n" + "".join(
+        LATER_JOB.format(name=name) for name in ("aa", "zz1", "zz2")))
+    spec = tmp_path / "examples" / "sweep"
+    jobs = {job.name: job for job in build_program(load_graph([spec]), tmp_path / "out").jobs}
+    assert list(jobs) == ["aa", "tune", "zz1", "zz2"]  # program order
+    # max_nodes 2: the sweep of two trials at once waits for the job ahead of it, and takes both lanes: the next two
+    # jobs wait for it.
+    assert jobs["aa"].after == ()
+    assert jobs["tune"].after == ("job_aa",)
+    assert jobs["zz1"].after == ("job_tune",) and jobs["zz2"].after == ("job_tune",)
+    program = (project / "__main__.py").read_text()
+    assert program.count("after=[job_tune],") == 2 and "after=[job_aa]," in program

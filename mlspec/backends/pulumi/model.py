@@ -118,7 +118,7 @@ class JobModel:
     retries: int
     size: ResourceSize
     registers: tuple[str, ...]  # model names it registers
-    after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
+    after: tuple[str, ...] = ()  # vars of the jobs ahead of it in its cluster lanes (max_nodes)
     compute: str | None = None  # the compute it runs on (its name), for targets that schedule by compute
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent
@@ -647,18 +647,29 @@ def _runs(job: Job | SweepJob) -> dict[str, Any]:
 
 
 def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
-    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes."""
-    lanes: dict[str, list[str]] = {}
+    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes. A
+    sweep takes a lane per trial it runs at once (its container has a node's size per trial), so it starts once as
+    many lanes are free."""
+    lanes: dict[str, list[str]] = {}  # per cluster, the jobs in the order they took lanes, once per lane taken
     placed = []
     for job in jobs:
         compute = builder.compute(f"job/{job.name}", "compute")
-        after = None
+        after: tuple[str, ...] = ()
         if isinstance(compute, ClusterCompute):
-            lane = lanes.setdefault(compute.name, [])
-            after = lane[-compute.max_nodes] if len(lane) >= compute.max_nodes else None
-            lane.append(job.var)
+            taken = lanes.setdefault(compute.name, [])
+            wanted = min(_lanes(job), compute.max_nodes)
+            start = len(taken) - compute.max_nodes  # the lanes it takes are those the jobs here had taken
+            after = tuple(dict.fromkeys(taken[i] for i in range(start, start + wanted) if i >= 0))
+            taken += [job.var] * wanted
         placed.append(replace(job, after=after))
     return tuple(placed)
+
+
+def _lanes(job: JobModel) -> int:
+    """How many of its cluster's lanes a job takes: one, or a sweep's trials at once."""
+    if job.sweep is None:
+        return 1
+    return int(json.loads(job.sweep)["limits"]["max_concurrent_trials"])
 
 
 def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramModel:
