@@ -367,11 +367,14 @@ class _Builder:
         if env.build is not None:
             context = Path(files.get("build.context") or self.spec.root / env.build.context)
             build = BuildModel(Path(_relpath(context, self.spec.root)).as_posix(), env.build.dockerfile)
+        content_hash = node.hash
         if node.id in self.sweep_environments():  # the sweep's controller runs in its trials' image
             requirements += [r for r in SWEEP_REQUIREMENTS if r not in requirements]
+            # Another image than the same environment without a sweep: its tag (the hash, on Kubernetes) differs.
+            content_hash = hashlib.sha256("\0".join((node.hash, *SWEEP_REQUIREMENTS)).encode()).hexdigest()
         var = identifier("env", env.name, self.taken)
         on_runtime = env.image is None and build is None and python is None
-        model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
+        model = EnvironmentModel(var, env.name, content_hash, f"environment-{env.name}",
                                  tuple(requirements) if on_runtime else (*RUNTIME_REQUIREMENTS, *requirements),
                                  env.image, dict(sorted(env.environment_variables.items())), on_runtime,
                                  python, build)
