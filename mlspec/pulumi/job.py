@@ -13,6 +13,7 @@ import pulumi_docker as docker
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.sweep import SweepLaunch, sweep_launch
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime import envfiles
 from mlspec.runtime.jobrun import JobRun
@@ -60,6 +61,10 @@ class TrainingJobArgs:
     :param distribution: "pytorch": every node runs a torchrun agent, with a static rendezvous on node 0; None:
         each node runs the command with NODE_RANK and NODE_COUNT set.
     :param processes_per_node: torchrun workers per node.
+    :param sweep: the sweep's settings (search space, sampling, objective, limits, early termination) as JSON
+        (``mlspec.runtime.sweep.contract.sweep_settings``): the container runs the sweep's controller
+        (``python -m mlspec.runtime.sweep``) with ``command`` as each trial's, its study on the workspace volume,
+        and registers the best trial's models; ``timeout`` is then the whole sweep's. None: a command job.
     """
 
     environment: Environment
@@ -80,6 +85,7 @@ class TrainingJobArgs:
     nodes: int = 1
     distribution: str | None = None
     processes_per_node: int = 1
+    sweep: str | None = None
 
 
 class RegistersModels(pulumi.ComponentResource):
@@ -136,15 +142,20 @@ class TrainingJob(RegistersModels):
         for node in range(args.nodes):
             container_name = node_name(workspace.name, name, args.content_hash, node, args.nodes)
             run = job_run(name, workspace, args, node)
+            launch = SweepLaunch(
+                command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
+                                     f"{RUN_DIR}/result.json"),
+                files={JOBRUN: run.model_dump_json(indent=2) + "\n"}, volumes=[], size=args.size)
+            if args.sweep is not None:
+                launch = sweep_launch(name, workspace, args, run, host is not None, self)
             self.containers.append(docker.Container(
                 name if args.nodes == 1 else f"{name}-{node}",
                 name=container_name,
                 image=self.image.image_name,
-                command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
-                                     f"{RUN_DIR}/result.json"),
+                command=launch.command,
                 user=c.USER,
-                envs=[*c.envs({**args.environment.env, **args.env}),
-                      c.files_variable({JOBRUN: run.model_dump_json(indent=2) + "\n"})],
+                envs=[*c.envs({**args.environment.env, **args.env}), c.files_variable(launch.files)],
+                volumes=launch.volumes or None,
                 # No node depends on another: Pulumi creates them together, as their rendezvous needs.
                 networks_advanced=c.network(network, *([leader(container_name)] if node == 0 and args.nodes > 1
                                                        else [])),
@@ -155,7 +166,7 @@ class TrainingJob(RegistersModels):
                 labels=c.labels(workspace.name, f"job/{name}",
                                 {"mlspec.hash": args.content_hash,
                                  **({"mlspec.node": str(node)} if args.nodes > 1 else {})}),
-                **c.hardened(args.size, exec_tmp=True),
+                **c.hardened(launch.size, exec_tmp=True),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*workspace.tracking, *ahead],
                                             custom_timeouts=_timeouts(args.timeout)),
             ))

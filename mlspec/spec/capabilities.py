@@ -93,11 +93,19 @@ _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
-_SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
-_LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
 _AUTOML_LOCAL = ("AutoML jobs run on the local engine only for now (`mlspec up` on the local target): their searches "
                  "are processes of mlspec's own interpreter, with FLAML installed (pip install 'mlspec[automl]')")
 _AUTOML_ONLY = Row(docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL))
+_SWEEP_DOCKER = ("a run-to-completion container named by the sweep's content hash runs the local engine's sweep "
+                 "controller: the trials are processes in it, with the compute's size once per trial run at once; "
+                 "the study is on the workspace volume (on an attached host, a volume of the sweep's there), so "
+                 "the container run again resumes it")
+_SWEEP_K8S = ("a batch/v1 Job named by the sweep's content hash runs the local engine's sweep controller in one pod "
+              "of the compute's size, the trials processes in it; the study is on a PersistentVolumeClaim, and a pod "
+              "that is evicted or killed is replaced and resumes it")
+_SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container, which has the compute's size "
+                                  "once per trial run at once and takes as many of a cluster's max_nodes lanes"),
+                    kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -286,9 +294,9 @@ TABLE: dict[str, dict[str, Row]] = {
     },
     "PathInput": {"type": EVERYWHERE, "path": EVERYWHERE},
     "SweepJob": {
-        "": Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER)),
+        "": Row(docker=approx(_SWEEP_DOCKER), kubernetes=approx(_SWEEP_K8S)),
         **dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space", "sampling_algorithm",
-                         "objective", "limits", "early_termination", "experiment_name"), _LOCAL_ONLY),
+                         "objective", "limits", "early_termination", "experiment_name"), EVERYWHERE),
     },
     "AutoMLJob": {
         "": _AUTOML_ONLY,
@@ -305,17 +313,17 @@ TABLE: dict[str, dict[str, Row]] = {
                                      docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL)),
     },
     "AutoMLTraining": dict.fromkeys(("allowed_training_algorithms", "blocked_training_algorithms"), _AUTOML_ONLY),
-    "Trial": dict.fromkeys(("command", "code", "environment", "environment_variables"), _LOCAL_ONLY),
-    "Choice": dict.fromkeys(("type", "values"), _LOCAL_ONLY),
-    "Uniform": dict.fromkeys(("type", "min_value", "max_value"), _LOCAL_ONLY),
-    "LogUniform": dict.fromkeys(("type", "min_value", "max_value"), _LOCAL_ONLY),
-    "RandInt": dict.fromkeys(("type", "upper"), _LOCAL_ONLY),
-    "Normal": dict.fromkeys(("type", "mu", "sigma"), _LOCAL_ONLY),
-    "Objective": dict.fromkeys(("primary_metric", "goal"), _LOCAL_ONLY),
-    "SweepLimits": dict.fromkeys(("max_total_trials", "max_concurrent_trials", "trial_timeout", "timeout"),
-                                 _LOCAL_ONLY),
+    "Trial": dict.fromkeys(("command", "code", "environment", "environment_variables"), EVERYWHERE),
+    "Choice": dict.fromkeys(("type", "values"), EVERYWHERE),
+    "Uniform": dict.fromkeys(("type", "min_value", "max_value"), EVERYWHERE),
+    "LogUniform": dict.fromkeys(("type", "min_value", "max_value"), EVERYWHERE),
+    "RandInt": dict.fromkeys(("type", "upper"), EVERYWHERE),
+    "Normal": dict.fromkeys(("type", "mu", "sigma"), EVERYWHERE),
+    "Objective": dict.fromkeys(("primary_metric", "goal"), EVERYWHERE),
+    "SweepLimits": {**dict.fromkeys(("max_total_trials", "trial_timeout", "timeout"), EVERYWHERE),
+                    "max_concurrent_trials": _SWEEP_TRIALS},
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
-                                       "truncation_percentage"), _LOCAL_ONLY),
+                                       "truncation_percentage"), EVERYWHERE),
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),

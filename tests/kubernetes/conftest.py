@@ -17,7 +17,7 @@ from mlspec.backends.pulumi.model import ProgramModel, build_program
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
-         "iris-scoring": ROOT / "examples" / "iris-scoring",
+         "iris-scoring": ROOT / "examples" / "iris-scoring", "sweep": ROOT / "examples" / "sweep",
          "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
          "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached"}
 STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}

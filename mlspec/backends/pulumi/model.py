@@ -12,12 +12,14 @@ from typing import Any
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
+from mlspec.runtime.sweep.contract import sweep_settings
 from mlspec.spec import BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
+from mlspec.spec.sweep import JOB_MODELS, SweepJob, trial_field
 
 # What mlspec's own runtime (training runner, scoring server, gateway) needs in every image, as pyproject.toml
 # declares it; mlspec's source is copied into the image beside these. MLflow's client alone (mlflow-skinny, the
@@ -38,6 +40,9 @@ RUNTIME_REQUIREMENTS = (
 # The workspace's tracking server: the whole of MLflow, on the runtime image (only its image has it).
 TRACKING_REQUIREMENTS = ("mlflow>=2.12,<4",)
 NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
+# What a sweep's controller adds to the environment its trials run in: Optuna (and the SQLAlchemy its study's
+# storage uses, which the MLflow client alone lacks), as pyproject.toml pins it.
+SWEEP_REQUIREMENTS = ("optuna>=4",)
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
 
@@ -113,11 +118,14 @@ class JobModel:
     retries: int
     size: ResourceSize
     registers: tuple[str, ...]  # model names it registers
-    after: str | None = None  # var of the job ahead of it in its cluster lane (max_nodes)
+    after: tuple[str, ...] = ()  # vars of the jobs ahead of it in its cluster lanes (max_nodes)
     compute: str | None = None  # the compute it runs on (its name), for targets that schedule by compute
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent
     processes_per_node: int = 1  # torchrun workers per node
+    # A sweep (type: sweep): its settings as JSON (mlspec.runtime.sweep.contract.sweep_settings); `command`,
+    # `code` and `env` are its trial's, `timeout` the whole sweep's (limits.timeout). None: a command job.
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)
@@ -359,9 +367,14 @@ class _Builder:
         if env.build is not None:
             context = Path(files.get("build.context") or self.spec.root / env.build.context)
             build = BuildModel(Path(_relpath(context, self.spec.root)).as_posix(), env.build.dockerfile)
+        content_hash = node.hash
+        if node.id in self.sweep_environments():  # the sweep's controller runs in its trials' image
+            requirements += [r for r in SWEEP_REQUIREMENTS if r not in requirements]
+            # Another image than the same environment without a sweep: its tag (the hash, on Kubernetes) differs.
+            content_hash = hashlib.sha256("\0".join((node.hash, *SWEEP_REQUIREMENTS)).encode()).hexdigest()
         var = identifier("env", env.name, self.taken)
         on_runtime = env.image is None and build is None and python is None
-        model = EnvironmentModel(var, env.name, node.hash, f"environment-{env.name}",
+        model = EnvironmentModel(var, env.name, content_hash, f"environment-{env.name}",
                                  tuple(requirements) if on_runtime else (*RUNTIME_REQUIREMENTS, *requirements),
                                  env.image, dict(sorted(env.environment_variables.items())), on_runtime,
                                  python, build)
@@ -410,6 +423,18 @@ class _Builder:
         self.path_models[model.name] = registered
         return registered
 
+    def sweep_environments(self) -> set[str]:
+        """The ids of the environments sweeps run in (their trials' and their controllers')."""
+        found = set()
+        for node in self.nodes("Job"):
+            if isinstance(node.resource, SweepJob):
+                target = self.spec.target(node.id, "trial.environment")
+                if target is None and self.spec.workspace.defaults.environment:
+                    target = f"environment/{self.spec.workspace.defaults.environment}"
+                if target is not None:
+                    found.add(target)
+        return found
+
     def env_of(self, source: str, path: str) -> str:
         target = self.spec.target(source, path)
         if target is None and self.spec.workspace.defaults.environment:
@@ -421,7 +446,8 @@ class _Builder:
 
     def job(self, node: Node) -> JobModel:
         job = node.resource
-        assert isinstance(job, Job)
+        assert isinstance(job, JOB_MODELS)
+        runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
         files = dict(node.files)
         inputs: dict[str, Any] = {}
         for name, value in sorted(job.inputs.items()):
@@ -448,7 +474,7 @@ class _Builder:
                      "signature": signature.model_dump() if signature else None}
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
-        code = self.spec.files.get(node.id, {}).get("code")
+        code = self.spec.files.get(node.id, {}).get(trial_field(job, "code"))
         compute = self.compute(node.id, "compute")
         var = identifier("job", job.name, self.taken)
         registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
@@ -456,14 +482,13 @@ class _Builder:
             self.job_of_model[model_name] = var
         return JobModel(
             var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}",
-            environment=self.env_of(node.id, "environment"), command=job.command,
+            environment=self.env_of(node.id, trial_field(job, "environment")), command=runs.command,
             experiment=job.experiment_name or self.spec.workspace.name,
             code=code.relative_to(self.spec.root).as_posix() if code else None,
             files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
-            env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
+            env=dict(sorted(runs.environment_variables.items())),
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
-            nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
-            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
+            **_runs(job))
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -614,19 +639,40 @@ class _Builder:
                            tuple(job.var for job in jobs) + tuple(m.var for m in self.path_models.values()))
 
 
+def _runs(job: Job | SweepJob) -> dict[str, Any]:
+    """How a job runs: a command job's time limit, retries and nodes; a sweep's settings and its whole time limit
+    (each trial runs once, on one node)."""
+    if isinstance(job, SweepJob):
+        return {"sweep": sweep_settings(job), "timeout": job.limits.timeout, "retries": 0}
+    return {"timeout": job.timeout, "retries": job.retries, "nodes": job.resources.instance_count,
+            "distribution": job.distribution.type if job.distribution else None,
+            "processes_per_node": job.distribution.process_count_per_instance if job.distribution else 1}
+
+
 def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
-    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes."""
-    lanes: dict[str, list[str]] = {}
+    """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes. A
+    sweep takes a lane per trial it runs at once (its container has a node's size per trial), so it starts once as
+    many lanes are free."""
+    lanes: dict[str, list[str]] = {}  # per cluster, the jobs in the order they took lanes, once per lane taken
     placed = []
     for job in jobs:
         compute = builder.compute(f"job/{job.name}", "compute")
-        after = None
+        after: tuple[str, ...] = ()
         if isinstance(compute, ClusterCompute):
-            lane = lanes.setdefault(compute.name, [])
-            after = lane[-compute.max_nodes] if len(lane) >= compute.max_nodes else None
-            lane.append(job.var)
+            taken = lanes.setdefault(compute.name, [])
+            wanted = min(_lanes(job), compute.max_nodes)
+            start = len(taken) - compute.max_nodes  # the lanes it takes are those the jobs here had taken
+            after = tuple(dict.fromkeys(taken[i] for i in range(start, start + wanted) if i >= 0))
+            taken += [job.var] * wanted
         placed.append(replace(job, after=after))
     return tuple(placed)
+
+
+def _lanes(job: JobModel) -> int:
+    """How many of its cluster's lanes a job takes: one, or a sweep's trials at once."""
+    if job.sweep is None:
+        return 1
+    return int(json.loads(job.sweep)["limits"]["max_concurrent_trials"])
 
 
 def build_program(graph: Graph, out_dir: Path, stack: str = "dev") -> ProgramModel:

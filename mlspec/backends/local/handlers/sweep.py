@@ -12,6 +12,7 @@ from mlspec.spec.sweep import SweepJob
 
 
 def apply_sweep(ctx: Context, node: Node, template: JobRun) -> dict[str, Any]:
+    from mlspec.runtime.sweep.contract import sweep_seed
     from mlspec.runtime.sweep.runner import SweepTrials, run_sweep
 
     sweep = node.resource
@@ -19,7 +20,7 @@ def apply_sweep(ctx: Context, node: Node, template: JobRun) -> dict[str, Any]:
     folder = (ctx.paths.root / "sweeps" / sweep.name / node.hash[:16]).resolve()
     # Seeded by the content hash: the same sweep asks for the same parameters, a changed one for others.
     trials = SweepTrials(sweep=sweep, template=template, folder=folder, storage=folder / "optuna.db",
-                         seed=int(node.hash[:8], 16))
+                         seed=sweep_seed(node.hash))
     result = run_sweep(trials, on_line=lambda line: ctx.say(f"[{sweep.name}] {line}"), stop=ctx.stop)
     if result.status != "succeeded":
         raise StepFailed(f"job '{sweep.name}': {result.error} (MLflow run {result.run_id}; trial logs under "

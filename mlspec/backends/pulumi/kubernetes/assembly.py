@@ -14,6 +14,7 @@ from mlspec.backends.pulumi.kubernetes.jobs import job_name, job_objects
 from mlspec.backends.pulumi.kubernetes.meta import Object
 from mlspec.backends.pulumi.kubernetes.quota import cluster_quota, workspace_quota
 from mlspec.backends.pulumi.kubernetes.scheduling import priority_class_object
+from mlspec.backends.pulumi.kubernetes.sweeps import sweep_objects
 from mlspec.backends.pulumi.kubernetes.tracking import tracking_objects
 from mlspec.backends.pulumi.kubernetes.workspace import deny_ingress, namespace
 from mlspec.backends.pulumi.model import CompileError, JobModel, ProgramModel
@@ -61,10 +62,13 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
             raise CompileError(f"job '{job.name}' runs on {job.nodes} nodes, more than cluster '{compute.name}' "
                                f"has (max_nodes: {compute.max_nodes}); it would never start")
         where = attached.get(job.compute or "", ctx)
-        objects += mark(job_objects(job, environments[job.environment], compute, where,
-                                    [name for var, name in names.items() if var in reads[job.var]]
-                                    if reads[job.var] else [],
-                                    waves[job.var]), where)
+        ahead = [name for var, name in names.items() if var in reads[job.var]] if reads[job.var] else []
+        if job.sweep is not None:
+            objects += mark(sweep_objects(job, environments[job.environment], compute, where, ahead,
+                                          waves[job.var], program.storage_size), where)
+            continue
+        objects += mark(job_objects(job, environments[job.environment], compute, where, ahead, waves[job.var]),
+                        where)
     for instance in program.instances:
         objects += instance_objects(instance, environments[instance.environment], computes.get(instance.name), ctx,
                                     program.storage_size)
