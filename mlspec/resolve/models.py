@@ -7,11 +7,12 @@ from mlspec.load.yaml_source import Document
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec import Model, ModelRef
 from mlspec.spec.job import placeholders
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, AnyJob, command_field
 from mlspec.validate import Declared
 
 
-def model_output(model: Model, job: AnyJob) -> str | None:
+def model_output(model: Model, job: AnyJob | PipelineJob) -> str | None:
     """The job output a Model registers: the one it names, else the job's only model output."""
     if model.output is not None:
         return model.output
@@ -32,7 +33,7 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
             continue
         job_id = spec.target(item.id, "job")
         job = spec.get(job_id) if job_id else None
-        if not isinstance(job, JOB_MODELS) or job_id is None:
+        if not isinstance(job, (*JOB_MODELS, PipelineJob)) or job_id is None:
             continue
         output_name = model_output(model, job)
         output = job.outputs.get(output_name) if output_name else None

@@ -11,6 +11,7 @@ from typing import Any
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
+from mlspec.resolve.pipelines import resolve_pipeline
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.scoring import check_scoring
 from mlspec.resolve.spec import Reference, ResolvedSpec
@@ -19,6 +20,7 @@ from mlspec.spec import BatchEndpoint, Model, ModelRef, OnlineEndpoint, Workspac
 from mlspec.spec.compute import InstanceCompute, LocalCompute
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import PathInput
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
 from mlspec.validate import Declared, Validated
 
@@ -103,6 +105,8 @@ class _Resolver:
             resource = item.resource
             if isinstance(resource, JOB_MODELS):
                 self._job(item, resource)
+            elif isinstance(resource, PipelineJob):
+                resolve_pipeline(self, item, resource)
             elif isinstance(resource, Model):
                 self._model(item, resource)
             elif isinstance(resource, OnlineEndpoint):
@@ -141,7 +145,7 @@ class _Resolver:
     def _implicit_models(self) -> None:
         """A job output with `register_as: X` declares model X unless a Model X is written out."""
         for item in list(self.spec.resources.values()):
-            if not isinstance(item.resource, JOB_MODELS):
+            if not isinstance(item.resource, (*JOB_MODELS, PipelineJob)):
                 continue
             for output_name, output in item.resource.outputs.items():
                 if not output.register_as:
@@ -200,7 +204,7 @@ class _Resolver:
         if job_id is None:
             return
         job = self.spec.get(job_id)
-        assert isinstance(job, JOB_MODELS)
+        assert isinstance(job, (*JOB_MODELS, PipelineJob))
         model_outputs = [n for n, o in job.outputs.items() if o.type == "model"]
         if model.output is None and len(model_outputs) != 1:
             self.diagnostics.error(f"model '{model.name}': job '{job.name}' has {len(model_outputs)} model outputs; "

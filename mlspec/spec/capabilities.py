@@ -95,6 +95,8 @@ _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
 _SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
 _LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
+_PIPELINE_LATER = "pipelines run on the local engine only for now (`mlspec up` on the local target)"
+_PIPELINE_ONLY = Row(docker=no(_PIPELINE_LATER), kubernetes=no(_PIPELINE_LATER))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -298,6 +300,14 @@ TABLE: dict[str, dict[str, Row]] = {
                                  _LOCAL_ONLY),
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
                                        "truncation_percentage"), _LOCAL_ONLY),
+    "PipelineJob": {"": _PIPELINE_ONLY, **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings",
+                                                         "experiment_name"), _PIPELINE_ONLY)},
+    "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), _PIPELINE_ONLY),
+    "StepInput": dict.fromkeys(("type", "path"), _PIPELINE_ONLY),
+    "CommandStep": dict.fromkeys(("type", "command", "code", "environment", "compute", "inputs", "outputs",
+                                  "environment_variables", "timeout", "retries"), _PIPELINE_ONLY),
+    "SweepStep": dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space",
+                                "sampling_algorithm", "objective", "limits", "early_termination"), _PIPELINE_ONLY),
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),

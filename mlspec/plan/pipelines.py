@@ -1,0 +1,47 @@
+"""A pipeline's plan in its steps' terms: which steps re-run and why (a file of that step, an upstream that re-runs)."""
+
+from __future__ import annotations
+
+from mlspec.graph import Graph, Node
+from mlspec.graph.steps import pipeline_steps
+from mlspec.plan.diff import field_changes, file_changes
+from mlspec.plan.model import Record
+
+_FINISHED = ("succeeded", "reused")
+
+
+def pipeline_create_reasons(graph: Graph, node: Node) -> tuple[str, ...]:
+    return (f"run steps {', '.join(pipeline_steps(graph, node.id))}",)
+
+
+def pipeline_reasons(graph: Graph, node: Node, record: Record) -> list[str]:
+    """One reason per step that re-runs, then the steps reused as they are."""
+    steps = pipeline_steps(graph, node.id)
+    before = record.outputs.get("steps", {})
+    old_jobs = record.spec.get("jobs", {})
+    rerun: dict[str, str] = {}
+    for name, step in steps.items():
+        prior = before.get(name) or {}
+        if name not in old_jobs:
+            rerun[name] = "new step"
+        elif prior.get("status") not in _FINISHED:
+            rerun[name] = "it did not finish last time" if prior else "no finished run recorded"
+        elif prior.get("static") != step.hash:
+            previous = {f: d for f, d in record.files.items() if f in step.files}
+            files = file_changes(previous, step.files)
+            fields = field_changes(old_jobs.get(name, {}), step.spec)
+            if files:
+                rerun[name] = files[0].replace("files changed", f"files changed in step {name}", 1)
+            elif fields:
+                rerun[name] = f"step {name}: " + ", ".join(fields)
+            else:
+                rerun[name] = f"step {name}'s environment, compute, inputs or registered model changed"
+        else:
+            upstream = next((d for d in step.deps if d in rerun), None)
+            if upstream is not None:
+                rerun[name] = f"upstream {upstream} re-runs"
+    reasons = [f"re-run {name}: {why}" for name, why in rerun.items()]
+    reused = [name for name in steps if name not in rerun]
+    if reused:
+        reasons.append(f"reuse {', '.join(reused)} (unchanged)")
+    return reasons
