@@ -95,12 +95,13 @@ class SweepStep(Strict):
 
 
 def _step_type(value: object) -> str:
-    """A step's `type`; a step that gives none is a command step."""
+    """A step's `type`; a step that gives none is a command step. The tags are no field names: an error's location
+    holds the tag, and one named like a field (`command`) would point at that field."""
     found = value.get("type", "command") if isinstance(value, dict) else getattr(value, "type", "command")
-    return found if found in ("command", "sweep") else "command"  # an unknown type: reported by `type`'s literal
+    return "sweep step" if found == "sweep" else "command step"  # an unknown type: reported by `type`'s literal
 
 
-Step = Annotated[Annotated[CommandStep, Tag("command")] | Annotated[SweepStep, Tag("sweep")],
+Step = Annotated[Annotated[CommandStep, Tag("command step")] | Annotated[SweepStep, Tag("sweep step")],
                  Discriminator(_step_type)]
 
 
