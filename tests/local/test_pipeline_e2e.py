@@ -98,7 +98,8 @@ def _runs(folder: Path, experiment: str) -> list[Any]:
 def _latest_pipeline_run(folder: Path, experiment: str, name: str) -> tuple[Any, dict[str, Any]]:
     """The last run of pipeline `name` and its child runs by step."""
     runs = _runs(folder, experiment)
-    parent = [r for r in runs if r.data.tags.get("mlspec.pipeline") == name and "mlflow.parentRunId" not in r.data.tags][-1]
+    parent = [r for r in runs
+              if r.data.tags.get("mlspec.pipeline") == name and "mlflow.parentRunId" not in r.data.tags][-1]
     children = {r.data.tags["mlspec.pipeline.step"]: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     return parent, children
@@ -150,78 +151,7 @@ def test_editing_train_reruns_train_and_evaluate_and_reuses_prep(flow: Path) -> 
     assert _client(flow).get_model_version("flow-clf", "2").run_id == children["train"].info.run_id
 
 
-FAILING = '''
-kind: Workspace
-name: fail-test
----
-kind: Job
-name: brittle
-type: pipeline
-settings: {{continue_on_step_failure: {flag}}}
-jobs:
-  bad:
-    code: src/
-    command: python step.py --fail --out ${{{{outputs.out}}}}
-    outputs: {{out: {{type: uri_folder}}}}
-  good:
-    code: src/
-    command: python step.py --out ${{{{outputs.out}}}}
-    outputs: {{out: {{type: uri_folder}}}}
-  after:
-    code: src/
-    command: python step.py --read ${{{{inputs.data}}}} --out ${{{{outputs.out}}}}
-    inputs: {{data: "${{{{parent.jobs.bad.outputs.out}}}}"}}
-    outputs: {{out: {{type: uri_folder}}}}
-'''
-
-STEP = '''
-import argparse, pathlib, sys
-p = argparse.ArgumentParser(); p.add_argument("--fail", action="store_true"); p.add_argument("--read")
-p.add_argument("--out"); a = p.parse_args()
-if a.fail:
-    sys.exit("this step fails on purpose")
-(pathlib.Path(a.out) / "done").write_text("ok")
-'''
-
-
-@pytest.fixture
-def brittle(tmp_path: Path) -> Iterator[Path]:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "step.py").write_text(STEP)
-    yield tmp_path
-    mlspec("down", str(tmp_path), "--yes", check=False)
-
-
-def test_a_failed_step_stops_the_rest_or_only_its_downstream(brittle: Path) -> None:
-    # The local compute runs one step at a time: `bad` (first by name) fails before `good` could start.
-    (brittle / "mlspec.yaml").write_text(FAILING.format(flag="false"))
-    failed = mlspec("up", str(brittle), "--yes", check=False)
-    assert failed.returncode != 0 and "this step fails on purpose" in failed.stdout + failed.stderr
-    parent, children = _latest_pipeline_run(brittle, "fail-test", "brittle")
-    assert parent.info.status == "FAILED"
-    assert {s: parent.data.tags[f"mlspec.step.{s}"] for s in ("bad", "good", "after")} == \
-        {"bad": "failed", "good": "not_started", "after": "not_started"}
-    assert set(children) == {"bad"}
-
-    (brittle / "mlspec.yaml").write_text(FAILING.format(flag="true"))
-    failed = mlspec("up", str(brittle), "--yes", check=False)
-    assert failed.returncode != 0
-    parent, children = _latest_pipeline_run(brittle, "fail-test", "brittle")
-    assert parent.info.status == "FAILED"  # the pipeline still fails...
-    assert {s: parent.data.tags[f"mlspec.step.{s}"] for s in ("bad", "good", "after")} == \
-        {"bad": "failed", "good": "succeeded", "after": "skipped"}  # ...but the independent branch ran
-    assert set(children) == {"bad", "good"} and children["good"].info.status == "FINISHED"
-
-
 SWEEPING = '''
-kind: Workspace
-name: sweep-step-test
----
-kind: Compute
-name: cpu
-type: cluster
-max_nodes: 2
----
 kind: Job
 name: tuned
 type: pipeline
@@ -230,7 +160,7 @@ jobs:
   tune:
     type: sweep
     trial:
-      code: src/
+      code: src/sweep/
       command: python trial.py --x ${{search_space.x}} --out ${{outputs.best}}
     outputs: {best: {type: uri_folder}}
     search_space: {x: {type: choice, values: [1, 3, 2]}}
@@ -238,7 +168,7 @@ jobs:
     objective: {primary_metric: score, goal: maximize}
     limits: {max_total_trials: 3, max_concurrent_trials: 2}
   check:
-    code: src/
+    code: src/sweep/
     command: python check.py --best ${{inputs.best}} --out ${{outputs.seen}}
     inputs: {best: {type: uri_folder, path: "${{parent.jobs.tune.outputs.best}}"}}
     outputs: {seen: {type: uri_file}}
@@ -258,19 +188,73 @@ pathlib.Path(a.out).write_text((pathlib.Path(a.best) / "x").read_text())
 '''
 
 
-def test_a_sweep_step_hands_its_best_trial_to_the_next_step(tmp_path: Path) -> None:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "trial.py").write_text(TRIAL)
-    (tmp_path / "src" / "check.py").write_text(CHECK)
-    (tmp_path / "mlspec.yaml").write_text(SWEEPING)
-    try:
-        out = mlspec("up", str(tmp_path), "--yes").stdout
-        parent, children = _latest_pipeline_run(tmp_path, "sweep-step-test", "tuned")
-        assert parent.info.status == "FINISHED" and set(children) == {"tune", "check"}, out
-        trials = [r for r in _runs(tmp_path, "sweep-step-test")
-                  if r.data.tags.get("mlflow.parentRunId") == children["tune"].info.run_id]
-        assert len(trials) == 3  # the sweep's trials are children of the sweep step's run
-        seen = next((tmp_path / ".mlspec" / "runs" / "tuned" / "steps" / "check").rglob("seen"))
-        assert seen.read_text() == "3.0", out  # the best trial's output
-    finally:
-        mlspec("down", str(tmp_path), "--yes", check=False)
+def test_a_sweep_step_hands_its_best_trial_to_the_next_step(flow: Path) -> None:
+    (flow / "src" / "sweep").mkdir()
+    (flow / "src" / "sweep" / "trial.py").write_text(TRIAL)
+    (flow / "src" / "sweep" / "check.py").write_text(CHECK)
+    (flow / "tuned.yaml").write_text(SWEEPING)
+    out = mlspec("up", str(flow), "--yes").stdout
+    assert "[flow]" not in out, out  # the other pipeline is unchanged: none of its steps runs
+    parent, children = _latest_pipeline_run(flow, "pipe-test", "tuned")
+    assert parent.info.status == "FINISHED" and set(children) == {"tune", "check"}, out
+    trials = [r for r in _runs(flow, "pipe-test")
+              if r.data.tags.get("mlflow.parentRunId") == children["tune"].info.run_id]
+    assert len(trials) == 3  # the sweep's trials are children of the sweep step's run
+    seen = next((flow / ".mlspec" / "runs" / "tuned" / "steps" / "check").rglob("seen"))
+    assert seen.read_text() == "3.0", out  # the best trial's output
+
+
+FAILING = '''
+kind: Job
+name: brittle
+type: pipeline
+settings: {{continue_on_step_failure: {flag}}}
+jobs:
+  bad:
+    code: src/brittle/
+    command: python step.py --fail --out ${{{{outputs.out}}}}
+    outputs: {{out: {{type: uri_folder}}}}
+  good:
+    code: src/brittle/
+    command: python step.py --out ${{{{outputs.out}}}}
+    outputs: {{out: {{type: uri_folder}}}}
+  after:
+    code: src/brittle/
+    command: python step.py --read ${{{{inputs.data}}}} --out ${{{{outputs.out}}}}
+    inputs: {{data: "${{{{parent.jobs.bad.outputs.out}}}}"}}
+    outputs: {{out: {{type: uri_folder}}}}
+'''
+
+STEP = '''
+import argparse, pathlib, sys
+p = argparse.ArgumentParser(); p.add_argument("--fail", action="store_true"); p.add_argument("--read")
+p.add_argument("--out"); a = p.parse_args()
+if a.fail:
+    sys.exit("this step fails on purpose")
+(pathlib.Path(a.out) / "done").write_text("ok")
+'''
+
+
+def test_a_failed_step_stops_the_rest_or_only_its_downstream(flow: Path) -> None:
+    # Beside the other pipelines, in the same workspace (one tracking store for the whole file: fewer seconds).
+    (flow / "src" / "brittle").mkdir()
+    (flow / "src" / "brittle" / "step.py").write_text(STEP)
+    brittle = flow
+    # The local compute runs one step at a time: `bad` (first by name) fails before `good` could start.
+    (flow / "brittle.yaml").write_text(FAILING.format(flag="false"))
+    failed = mlspec("up", str(brittle), "--yes", check=False)
+    assert failed.returncode != 0 and "this step fails on purpose" in failed.stdout + failed.stderr
+    parent, children = _latest_pipeline_run(brittle, "pipe-test", "brittle")
+    assert parent.info.status == "FAILED"
+    assert {s: parent.data.tags[f"mlspec.step.{s}"] for s in ("bad", "good", "after")} == \
+        {"bad": "failed", "good": "not_started", "after": "not_started"}
+    assert set(children) == {"bad"}
+
+    (flow / "brittle.yaml").write_text(FAILING.format(flag="true"))
+    failed = mlspec("up", str(brittle), "--yes", check=False)
+    assert failed.returncode != 0
+    parent, children = _latest_pipeline_run(brittle, "pipe-test", "brittle")
+    assert parent.info.status == "FAILED"  # the pipeline still fails...
+    assert {s: parent.data.tags[f"mlspec.step.{s}"] for s in ("bad", "good", "after")} == \
+        {"bad": "failed", "good": "succeeded", "after": "skipped"}  # ...but the independent branch ran
+    assert set(children) == {"bad", "good"} and children["good"].info.status == "FINISHED"
