@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlspec.graph.build import HASH_VERSION, Graph
-from mlspec.graph.digest import tree_digests
 from mlspec.spec.pipeline import AnyStep, PipelineJob, StepInput, parse_binding
 
 
@@ -37,6 +38,7 @@ def pipeline_steps(graph: Graph, node_id: str) -> dict[str, StepNode]:
     pipeline = spec.get(node_id)
     assert isinstance(pipeline, PipelineJob)
     files_of = spec.files.get(node_id, {})
+    node_files = graph.nodes[node_id].files  # digested when the graph was built: a later edit is not this graph's
     targets = {ref.path: ref.target for ref in spec.references if ref.source == node_id}
     deps: dict[str, set[str]] = {name: set() for name in pipeline.jobs}
     nodes: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {}
@@ -47,7 +49,7 @@ def pipeline_steps(graph: Graph, node_id: str) -> dict[str, StepNode]:
         files: dict[str, str] = {}
         for path, located in files_of.items():
             if path.startswith(prefix):
-                files.update(tree_digests(located, spec.root))
+                files.update(_within(node_files, located, spec.root))
         upstream_nodes = {path: target for path, target in targets.items() if path.startswith(prefix)}
         for value in step.inputs.values():
             bound = parse_binding(_bound(value))
@@ -58,7 +60,7 @@ def pipeline_steps(graph: Graph, node_id: str) -> dict[str, StepNode]:
                 hasher.update(f"input\0{bound.name}\0{_json(_dump(given))}\0".encode())
                 path = f"inputs.{bound.name}"
                 if path in files_of:
-                    files.update(tree_digests(files_of[path], spec.root))
+                    files.update(_within(node_files, files_of[path], spec.root))
                 if path in targets:
                     upstream_nodes[path] = targets[path]
         for output in step.outputs.values():  # what the step registers, and as which model, is part of it
@@ -75,6 +77,12 @@ def pipeline_steps(graph: Graph, node_id: str) -> dict[str, StepNode]:
         nodes[name] = (hasher.hexdigest(), files, data)
     return {name: StepNode(name, pipeline.jobs[name], tuple(sorted(deps[name])), *nodes[name])
             for name in _order(deps)}
+
+
+def _within(files: dict[str, str], located: Path, root: Path) -> dict[str, str]:
+    """The pipeline's file digests that lie in `located` (a file, or a folder's tree), keyed as the graph keys them."""
+    relative = Path(os.path.relpath(located, root)).as_posix()
+    return {name: digest for name, digest in files.items() if name == relative or name.startswith(f"{relative}/")}
 
 
 def _dump(value: object) -> object:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from mlspec.graph import Graph, Node
 from mlspec.graph.steps import pipeline_steps
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.model import Record
+from mlspec.spec.pipeline import AnyStep, StepInput, parse_binding
 
 _FINISHED = ("succeeded", "reused")
 
@@ -29,7 +32,7 @@ def pipeline_reasons(graph: Graph, node: Node, record: Record) -> list[str]:
         elif prior.get("static") != step.hash:
             previous = {f: d for f, d in record.files.items() if f in step.files}
             files = file_changes(previous, step.files)
-            fields = field_changes(old_jobs.get(name, {}), step.spec)
+            fields = field_changes(old_jobs.get(name, {}), step.spec) + _bound_inputs(record, node, step.step)
             if files:
                 rerun[name] = files[0].replace("files changed", f"files changed in step {name}", 1)
             elif fields:
@@ -45,3 +48,12 @@ def pipeline_reasons(graph: Graph, node: Node, record: Record) -> list[str]:
     if reused:
         reasons.append(f"reuse {', '.join(reused)} (unchanged)")
     return reasons
+
+
+def _bound_inputs(record: Record, node: Node, step: AnyStep) -> list[str]:
+    """Changes of the pipeline inputs a step reads: 'pipeline inputs.rows: 24 → 48'."""
+    names = {b.name for v in step.inputs.values()
+             if (b := parse_binding(v.path if isinstance(v, StepInput) else v)) and b.scope == "inputs"}
+    before = {k: v for k, v in record.spec.get("inputs", {}).items() if k in names}
+    after = {k: v for k, v in json.loads(node.spec).get("inputs", {}).items() if k in names}
+    return [f"pipeline {change}" for change in field_changes({"inputs": before}, {"inputs": after})]
