@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.placeholders import _Locator
+from mlspec.spec.compute import ClusterCompute
 from mlspec.spec.job import PLACEHOLDER_SCOPES, SEARCH_SPACE_SCOPE, placeholders
 from mlspec.spec.pipeline import (
     AnyStep,
@@ -44,7 +45,36 @@ def resolve_pipeline(resolver: _Resolver, item: Declared, pipeline: PipelineJob)
             resolver.locate(item, f"{prefix}.{step_field(step, 'code')}", runs.code, want_dir=True)
         for name, value in step.inputs.items():
             _input(resolver, item, f"{prefix}.inputs.{name}", value, allow_bindings=True)
+        if isinstance(step, SweepStep):
+            _check_concurrency(resolver, item, step_name, step)
+        _check_variables(pipeline, step_name, step, item.doc, resolver.diagnostics)
     check_bindings(pipeline, item.doc, resolver.diagnostics)
+
+
+def _check_concurrency(resolver: _Resolver, item: Declared, name: str, step: SweepStep) -> None:
+    """A sweep step runs no more trials at once than its compute has nodes, as a sweep job."""
+    compute_id = resolver.spec.target(item.id, f"jobs.{name}.compute")
+    if compute_id is None or compute_id not in resolver.spec.resources:
+        return  # an undeclared compute is reported where it is named
+    compute = resolver.spec.get(compute_id)
+    nodes = compute.max_nodes if isinstance(compute, ClusterCompute) else 1
+    wanted = step.limits.max_concurrent_trials
+    if wanted > nodes:
+        path = f"jobs.{name}.limits.max_concurrent_trials"
+        _error(resolver.diagnostics, item.doc, path, f"job '{item.resource.name}': {path} is {wanted}, but compute "
+               f"'{compute.name}' can run only {nodes} at once", f"lower it to {nodes}, or run the step on a "
+               "cluster compute with enough max_nodes")
+
+
+def _check_variables(pipeline: PipelineJob, name: str, step: AnyStep, doc: Document,
+                     diagnostics: Diagnostics) -> None:
+    """Placeholders are substituted in the command only: one in a variable would reach the step as literal text."""
+    for key, value in step_runs(step).environment_variables.items():
+        found = placeholders(value)
+        if found:
+            path = f"jobs.{name}.{step_field(step, 'environment_variables')}.{key}"
+            _error(diagnostics, doc, path, f"job '{pipeline.name}': {path} holds '{found[0].text}', but "
+                   "placeholders are substituted only in the command", "pass it on the command line instead")
 
 
 def _input(resolver: _Resolver, item: Declared, path: str, value: object, allow_bindings: bool) -> None:

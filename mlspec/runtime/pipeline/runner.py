@@ -32,6 +32,11 @@ class StepPlan:
     compute: str
     sweep: SweepJob | None = None  # a sweep step: trials of the template, the best trial's outputs kept
 
+    @property
+    def slots(self) -> int:
+        """How much of its compute the step holds: a sweep step one node per trial it runs at once."""
+        return self.sweep.limits.max_concurrent_trials if self.sweep is not None else 1
+
 
 @dataclass(frozen=True)
 class PipelinePlan:
@@ -107,7 +112,8 @@ class _Pipeline:
                     self.results[step.name] = StepResult("skipped", error="an upstream step failed")
                     self.say(f"step {step.name} skipped: an upstream step failed")
                 elif all(u is not None for u in upstream) and \
-                        self.busy.get(step.compute, 0) < self.plan.capacity.get(step.compute, 1):
+                        self.busy.get(step.compute, 0) + step.slots <= max(self.plan.capacity.get(step.compute, 1),
+                                                                           step.slots):
                     pending.remove(step)
                     self._start(step, parent)
             if not self.running:
@@ -133,7 +139,7 @@ class _Pipeline:
             self.say(f"step {step.name} reused (unchanged; run {str(found.get('run_id'))[:12]})")
             return
         with self.lock:
-            self.busy[step.compute] = self.busy.get(step.compute, 0) + 1
+            self.busy[step.compute] = self.busy.get(step.compute, 0) + step.slots
         self.say(f"step {step.name} started")
 
         def target() -> None:
@@ -143,7 +149,7 @@ class _Pipeline:
                 outcome = StepResult("failed", run_hash, error=f"{type(error).__name__}: {error}")
             with self.lock:
                 self.results[step.name] = outcome
-                self.busy[step.compute] -= 1
+                self.busy[step.compute] -= step.slots
             if outcome.status == "succeeded":
                 self.say(f"step {step.name} succeeded (run {str(outcome.run_id)[:12]})")
             elif not self.stop.is_set():
