@@ -131,6 +131,8 @@ def test_steps_run_as_child_runs_and_the_model_is_registered(flow: Path) -> None
     assert version.run_id == children["train"].info.run_id  # registered by the train step's run
     report = next((flow / ".mlspec" / "runs" / "flow" / "steps" / "evaluate").rglob("report"))
     assert report.is_file() and "test_accuracy" in report.read_text()
+    logs = mlspec("logs", "flow", str(flow)).stdout  # every step's log, each line under its step's name
+    assert all(f"job 'flow.{step}' attempt 1" in logs for step in ("prep", "train", "evaluate")), logs
     assert "No changes" in mlspec("up", str(flow), "--yes").stdout
 
 

@@ -61,6 +61,7 @@ class StepResult:
     paths: dict[str, str] = field(default_factory=dict)  # output -> where it is
     digests: dict[str, str] = field(default_factory=dict)  # output -> content digest
     models: list[dict[str, Any]] = field(default_factory=list)  # name, version, sha256, run_id
+    log: str | None = None  # the step's log (a sweep step's trials keep theirs in trial-N/)
 
 
 @dataclass
@@ -135,7 +136,8 @@ class _Pipeline:
         found = cache.cached(folder)
         if found is not None:
             self.results[step.name] = StepResult("reused", run_hash, found.get("run_id"), paths=found["paths"],
-                                                 digests=found["digests"], models=found.get("models", []))
+                                                 digests=found["digests"], models=found.get("models", []),
+                                                 log=_log(folder))
             self.say(f"step {step.name} reused (unchanged; run {str(found.get('run_id'))[:12]})")
             return
         with self.lock:
@@ -147,6 +149,7 @@ class _Pipeline:
                 outcome = self._run_step(step, parent, run_hash, folder)
             except Exception as error:  # a bug or the environment: the step fails, the pipeline says why
                 outcome = StepResult("failed", run_hash, error=f"{type(error).__name__}: {error}")
+            outcome.log = _log(folder)
             with self.lock:
                 self.results[step.name] = outcome
                 self.busy[step.compute] -= step.slots
@@ -233,6 +236,11 @@ class _Pipeline:
         tracking.set_tags(self.plan.tracking_uri, parent, tags)
         ended: dict[str, tracking.RunStatus] = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
         tracking.end_run(self.plan.tracking_uri, parent, ended[result.status])
+
+
+def _log(folder: Path) -> str | None:
+    log = folder / "job.log"
+    return str(log) if log.is_file() else None
 
 
 def run_pipeline(plan: PipelinePlan, on_line: LineCallback | None = None,

@@ -115,7 +115,7 @@ def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
         artifact_location=str(ctx.paths.artifacts.resolve()),
         tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name})
     result = run_pipeline(plan, on_line=lambda line: ctx.say(f"[{pipeline.name}] {line}"), stop=ctx.stop)
-    summary = {name: {"status": r.status, "static": steps[name].hash, "run_id": r.run_id}
+    summary = {name: {"status": r.status, "static": steps[name].hash, "run_id": r.run_id, "log": r.log}
                for name, r in result.steps.items()}
     if result.status != "succeeded":
         shown = ", ".join(f"{n}: {s['status']}" for n, s in summary.items())
