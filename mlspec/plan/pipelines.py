@@ -8,9 +8,25 @@ from mlspec.graph import Graph, Node
 from mlspec.graph.steps import pipeline_steps
 from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.model import Record
-from mlspec.spec.pipeline import AnyStep, StepInput, parse_binding
+from mlspec.spec.pipeline import AnyStep, PipelineJob, StepInput, parse_binding
 
 _FINISHED = ("succeeded", "reused")
+_RERUN = "re-run "
+
+
+def rerun_steps(reasons: tuple[str, ...]) -> set[str]:
+    """The steps a pipeline's planned reasons re-run (the others are reused)."""
+    return {r[len(_RERUN):].split(":", 1)[0] for r in reasons if r.startswith(_RERUN)}
+
+
+def writer_of(pipeline: PipelineJob, output: str) -> str | None:
+    """The step that writes pipeline output `output`."""
+    for name, step in pipeline.jobs.items():
+        for value in step.outputs.values():
+            bound = parse_binding(value) if isinstance(value, str) else None
+            if bound is not None and bound.scope == "outputs" and bound.name == output:
+                return name
+    return None
 
 
 def pipeline_create_reasons(graph: Graph, node: Node) -> tuple[str, ...]:
@@ -43,7 +59,7 @@ def pipeline_reasons(graph: Graph, node: Node, record: Record) -> list[str]:
             upstream = next((d for d in step.deps if d in rerun), None)
             if upstream is not None:
                 rerun[name] = f"upstream {upstream} re-runs"
-    reasons = [f"re-run {name}: {why}" for name, why in rerun.items()]
+    reasons = [f"{_RERUN}{name}: {why}" for name, why in rerun.items()]
     reused = [name for name in steps if name not in rerun]
     if reused:
         reasons.append(f"reuse {', '.join(reused)} (unchanged)")

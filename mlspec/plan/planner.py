@@ -132,7 +132,8 @@ def _upstream_reason(upstream: str, graph: Graph, state: dict[str, Record], plan
             return f"{name} {version} → {after}" if after != version else f"{name} {version} (unchanged version)"
         return f"new version of {name}"
     if kind == "Job":
-        return f"{upstream} retrains"
+        return f"{upstream} runs steps" if isinstance(graph.nodes[upstream].resource, PipelineJob) else \
+            f"{upstream} retrains"
     change = planned.get(upstream)
     why = f" ({change.reasons[0]})" if change and change.reasons else ""
     if kind == "Data":

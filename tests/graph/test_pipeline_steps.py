@@ -28,6 +28,8 @@ def _applied(graph: Graph) -> dict[str, Record]:
     records = {}
     for node in graph.nodes.values():
         outputs: dict[str, object] = {"labels": desired_labels(node, graph.spec.workspace)}
+        if node.id == "model/wine-clf":
+            outputs["version"] = 1
         if node.id == "job/wine":
             outputs["steps"] = { n: {"status": "succeeded", "static": s.hash}
                                 for n, s in pipeline_steps(graph, node.id).items()}
@@ -56,6 +58,20 @@ def test_an_edited_file_changes_only_its_steps_hash_and_the_plan_says_what_rerun
     assert change is not None and change.action == "update"
     assert change.reasons == ("re-run train: files changed in step train (src/train/train.py)",
                               "re-run evaluate: upstream train re-runs", "reuse prepare (unchanged)")
+    model = plan(after, _applied(before)).get("model/wine-clf")
+    assert model is not None and model.registers and model.version == 2  # train re-runs: a new version
+
+
+def test_a_model_whose_step_is_reused_keeps_its_version(example: Path) -> None:
+    before = load_graph([example])
+    evaluate = example / "src" / "evaluate" / "evaluate.py"
+    evaluate.write_text(evaluate.read_text() + "\n# reworded\n")
+    planned = plan(load_graph([example]), _applied(before))
+    assert planned.get("job/wine").reasons == (  # type: ignore[union-attr]
+        "re-run evaluate: files changed in step evaluate (src/evaluate/evaluate.py)",
+        "reuse prepare, train (unchanged)")
+    model = planned.get("model/wine-clf")
+    assert model is not None and not model.registers and model.version == 1 and planned.registrations == 0
 
 
 def test_a_pipeline_input_reruns_the_steps_that_read_it(example: Path) -> None:
