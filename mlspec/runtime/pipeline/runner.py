@@ -134,6 +134,10 @@ class _Pipeline:
         run_hash = cache.run_hash(step.static_hash, reads)
         folder = self.step_folder(step, run_hash)
         found = cache.cached(folder)
+        if found is not None and not self._still_tracked(found):
+            self.say(f"step {step.name} runs again: its earlier run or a model version it registered is no longer "
+                     "in the tracking store")
+            found = None
         if found is not None:
             self.results[step.name] = StepResult("reused", run_hash, found.get("run_id"), paths=found["paths"],
                                                  digests=found["digests"], models=found.get("models", []),
@@ -162,6 +166,21 @@ class _Pipeline:
         thread = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
         self.running[step.name] = thread
         thread.start()
+
+    def _still_tracked(self, found: dict[str, Any]) -> bool:
+        """Whether the run a finished step recorded, and the versions it registered, are still in MLflow: one
+        deleted (or a store emptied) is made again by running the step, never reported as if it were there."""
+        client = tracking.client(self.plan.tracking_uri)
+        try:
+            if found.get("run_id"):
+                client.get_run(str(found["run_id"]))
+            for model in found.get("models", []):
+                version = client.get_model_version(model["name"], str(model["version"]))
+                if version.run_id != model["run_id"]:
+                    return False
+        except Exception:  # MLflow's "not found", whatever its class
+            return False
+        return True
 
     def _run_step(self, step: StepPlan, parent: str, run_hash: str, folder: Path) -> StepResult:
         shutil.rmtree(folder, ignore_errors=True)  # what an interrupted attempt left
