@@ -1,6 +1,7 @@
 """Pipelines through the real CLI: steps as MLflow child runs of the pipeline's run, the model registered from the
 train step, prep reused after the train step's file changes while train and evaluate re-run, a failing step with
-continue_on_step_failure false and true, and a sweep step whose best trial's output a later step reads."""
+continue_on_step_failure false and true, a sweep step whose best trial's output a later step reads, and independent
+steps running at once on a cluster."""
 
 from __future__ import annotations
 
@@ -174,6 +175,38 @@ jobs:
     command: python check.py --best ${{inputs.best}} --out ${{outputs.seen}}
     inputs: {best: {type: uri_folder, path: "${{parent.jobs.tune.outputs.best}}"}}
     outputs: {seen: {type: uri_file}}
+---
+kind: Job
+name: pair
+type: pipeline
+settings: {default_compute: cpu}
+inputs: {meeting: MEETING}
+jobs:
+  left:
+    code: src/sweep/
+    command: python meet.py --me left --other right --at ${{inputs.at}} --out ${{outputs.out}}
+    inputs: {at: "${{parent.inputs.meeting}}"}
+    outputs: {out: {type: uri_folder}}
+  right:
+    code: src/sweep/
+    command: python meet.py --me right --other left --at ${{inputs.at}} --out ${{outputs.out}}
+    inputs: {at: "${{parent.inputs.meeting}}"}
+    outputs: {out: {type: uri_folder}}
+'''
+
+# Two independent steps that each wait for the other to have started: they pass only if they run at once.
+MEET = '''
+import argparse, pathlib, sys, time
+p = argparse.ArgumentParser()
+for name in ("--me", "--other", "--at", "--out"):
+    p.add_argument(name)
+a = p.parse_args()
+at = pathlib.Path(a.at); at.mkdir(parents=True, exist_ok=True); (at / a.me).touch()
+deadline = time.monotonic() + 120
+while not (at / a.other).exists():
+    if time.monotonic() > deadline:
+        sys.exit(f"{a.other} never started while {a.me} ran")
+    time.sleep(0.05)
 '''
 
 TRIAL = '''
@@ -190,11 +223,12 @@ pathlib.Path(a.out).write_text((pathlib.Path(a.best) / "x").read_text())
 '''
 
 
-def test_a_sweep_step_hands_its_best_trial_to_the_next_step(flow: Path) -> None:
+def test_a_sweep_step_hands_its_best_trial_to_the_next_step_and_independent_steps_run_at_once(flow: Path) -> None:
     (flow / "src" / "sweep").mkdir()
     (flow / "src" / "sweep" / "trial.py").write_text(TRIAL)
     (flow / "src" / "sweep" / "check.py").write_text(CHECK)
-    (flow / "tuned.yaml").write_text(SWEEPING)
+    (flow / "src" / "sweep" / "meet.py").write_text(MEET)
+    (flow / "tuned.yaml").write_text(SWEEPING.replace("MEETING", str(flow / "meeting")))
     out = mlspec("up", str(flow), "--yes").stdout
     assert "[flow]" not in out, out  # the other pipeline is unchanged: none of its steps runs
     parent, children = _latest_pipeline_run(flow, "pipe-test", "tuned")
@@ -204,6 +238,8 @@ def test_a_sweep_step_hands_its_best_trial_to_the_next_step(flow: Path) -> None:
     assert len(trials) == 3  # the sweep's trials are children of the sweep step's run
     seen = next((flow / ".mlspec" / "runs" / "tuned" / "steps" / "check").rglob("seen"))
     assert seen.read_text() == "3.0", out  # the best trial's output
+    _, pair = _latest_pipeline_run(flow, "pipe-test", "pair")  # independent steps ran at once on the cluster
+    assert {step: run.info.status for step, run in pair.items()} == {"left": "FINISHED", "right": "FINISHED"}, out
 
 
 FAILING = '''

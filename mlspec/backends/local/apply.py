@@ -14,7 +14,7 @@ from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
-from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.handlers.compute import compute_slots
 from mlspec.backends.local.labels import apply_labels
 from mlspec.backends.local.processes import workspace_processes
 from mlspec.backends.local.supervisor_start import SupervisorFailed
@@ -48,21 +48,15 @@ class Interrupted(Exception):
 
 
 class _Capacity:
-    """One semaphore per compute: a cluster runs at most max_nodes jobs at once, local compute one."""
+    """One semaphore per compute: a cluster runs at most max_nodes jobs at once, local compute one (pipeline steps
+    take theirs from the same semaphores)."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.semaphores: dict[str, threading.Semaphore] = {}
-        self.lock = threading.Lock()
 
     def for_job(self, job_id: str) -> threading.Semaphore | None:
         compute = self.ctx.target(job_id, "compute")
-        if compute is None:
-            return None
-        with self.lock:
-            if compute not in self.semaphores:
-                self.semaphores[compute] = threading.Semaphore(capacity(self.ctx.node(compute)))
-            return self.semaphores[compute]
+        return compute_slots(self.ctx, compute) if compute is not None else None
 
 
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:

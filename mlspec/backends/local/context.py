@@ -26,6 +26,8 @@ class Context:
     say: Callable[[str], None]  # one line of progress or job log output
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: steps in flight wind down
+    # compute id -> its free nodes, shared by the jobs and pipeline steps of one apply (see handlers.compute)
+    computes: dict[str, threading.Semaphore] = field(default_factory=dict)
 
     @property
     def tracking_uri(self) -> str:

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mlspec.runtime import tracking
 from mlspec.runtime.execute import LineCallback
@@ -38,18 +38,47 @@ class StepPlan:
         return self.sweep.limits.max_concurrent_trials if self.sweep is not None else 1
 
 
+class Slots(Protocol):
+    """A compute's free nodes, shared with whatever else runs on it: taken all at once or not at all."""
+
+    def take(self, compute: str, count: int) -> bool: ...
+
+    def give(self, compute: str, count: int) -> None: ...
+
+
+class CountedSlots:
+    """Slots of this pipeline alone: `capacity` nodes per compute."""
+
+    def __init__(self, capacity: dict[str, int]) -> None:
+        self.capacity, self.busy, self.lock = capacity, dict.fromkeys(capacity, 0), threading.Lock()
+
+    def take(self, compute: str, count: int) -> bool:
+        with self.lock:
+            busy = self.busy.get(compute, 0)
+            # More than the compute has (refused at validate) runs alone rather than never.
+            if busy + count > max(self.capacity.get(compute, 1), count if busy == 0 else 0):
+                return False
+            self.busy[compute] = busy + count
+            return True
+
+    def give(self, compute: str, count: int) -> None:
+        with self.lock:
+            self.busy[compute] -= count
+
+
 @dataclass(frozen=True)
 class PipelinePlan:
     name: str
     content_hash: str
     steps: list[StepPlan]  # in dependency order
     folder: Path  # runs/<pipeline>: steps/<step>/<hash>/ below it
-    capacity: dict[str, int]  # compute -> steps it runs at once
+    capacity: dict[str, int]  # compute -> steps it runs at once (where no `slots` are shared)
     continue_on_step_failure: bool
     experiment: str
     tracking_uri: str
     artifact_location: str
     tags: dict[str, str] = field(default_factory=dict)
+    slots: Slots | None = None  # the engine's, shared with the other jobs on the same computes
 
 
 @dataclass
@@ -77,7 +106,8 @@ class _Pipeline:
         self.plan, self.say, self.stop = plan, say, stop
         self.results: dict[str, StepResult] = {}
         self.running: dict[str, threading.Thread] = {}
-        self.busy: dict[str, int] = {}
+        self.slots: Slots = plan.slots or CountedSlots(plan.capacity)
+        self.untracked: set[str] = set()  # steps whose earlier run is gone from MLflow: said once
         self.woken = threading.Event()
         self.lock = threading.Lock()
 
@@ -112,13 +142,14 @@ class _Pipeline:
                     pending.remove(step)
                     self.results[step.name] = StepResult("skipped", error="an upstream step failed")
                     self.say(f"step {step.name} skipped: an upstream step failed")
-                elif all(u is not None for u in upstream) and \
-                        self.busy.get(step.compute, 0) + step.slots <= max(self.plan.capacity.get(step.compute, 1),
-                                                                           step.slots):
+                elif all(u is not None for u in upstream) and (self._reused(step) or
+                                                               self.slots.take(step.compute, step.slots)):
                     pending.remove(step)
-                    self._start(step, parent)
-            if not self.running:
-                if len(pending) == before:  # nothing can start: never spin (an upstream left no result)
+                    if step.name not in self.results:
+                        self._start(step, parent)
+            waiting = any(all(d in self.results for d in s.deps) for s in pending)  # for a compute's nodes
+            if not self.running and not waiting:
+                if len(pending) == before:  # nothing can ever start: never spin (an upstream left no result)
                     for step in pending:
                         self.results[step.name] = StepResult("skipped", error="its upstream steps did not finish")
                     return
@@ -129,23 +160,33 @@ class _Pipeline:
                 if not thread.is_alive():
                     del self.running[name]
 
-    def _start(self, step: StepPlan, parent: str) -> None:
+    def _where(self, step: StepPlan) -> tuple[str, Path]:
+        """The step's hash at run time (its upstream outputs are known by now) and its folder."""
         reads = {name: self.results[up].digests[output] for name, (up, output) in step.reads.items()}
         run_hash = cache.run_hash(step.static_hash, reads)
-        folder = self.step_folder(step, run_hash)
+        return run_hash, self.step_folder(step, run_hash)
+
+    def _reused(self, step: StepPlan) -> bool:
+        """Whether the step finished before with this very hash (and is recorded so); it needs no node then."""
+        run_hash, folder = self._where(step)
         found = cache.cached(folder)
         if found is not None and not self._still_tracked(found):
-            self.say(f"step {step.name} runs again: its earlier run or a model version it registered is no longer "
-                     "in the tracking store")
+            if step.name not in self.untracked:
+                self.untracked.add(step.name)
+                self.say(f"step {step.name} runs again: its earlier run or a model version it registered is no "
+                         "longer in the tracking store")
             found = None
         if found is not None:
             self.results[step.name] = StepResult("reused", run_hash, found.get("run_id"), paths=found["paths"],
                                                  digests=found["digests"], models=found.get("models", []),
                                                  log=_log(folder))
             self.say(f"step {step.name} reused (unchanged; run {str(found.get('run_id'))[:12]})")
-            return
-        with self.lock:
-            self.busy[step.compute] = self.busy.get(step.compute, 0) + step.slots
+            return True
+        return False
+
+    def _start(self, step: StepPlan, parent: str) -> None:
+        """Run the step in a thread of its own; its compute's nodes were taken for it."""
+        run_hash, folder = self._where(step)
         self.say(f"step {step.name} started")
 
         def target() -> None:
@@ -154,9 +195,9 @@ class _Pipeline:
             except Exception as error:  # a bug or the environment: the step fails, the pipeline says why
                 outcome = StepResult("failed", run_hash, error=f"{type(error).__name__}: {error}")
             outcome.log = _log(folder)
+            self.slots.give(step.compute, step.slots)
             with self.lock:
                 self.results[step.name] = outcome
-                self.busy[step.compute] -= step.slots
             if outcome.status == "succeeded":
                 self.say(f"step {step.name} succeeded (run {str(outcome.run_id)[:12]})")
             elif not self.stop.is_set():

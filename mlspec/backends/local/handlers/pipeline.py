@@ -6,7 +6,7 @@ from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
-from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.handlers.compute import capacity, compute_slots
 from mlspec.backends.local.handlers.model_versions import record_registered
 from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
@@ -98,6 +98,30 @@ def _step_plan(ctx: Context, node: Node, pipeline: PipelineJob, step: StepNode, 
     return StepPlan(name, template, step.hash, step.deps, reads, compute_id, sweep)
 
 
+class _SharedSlots:
+    """A compute's nodes as the engine counts them for every job of this apply: a step takes its share at once or
+    waits, so a pipeline and a job on one cluster never run more than its max_nodes together."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def take(self, compute: str, count: int) -> bool:
+        slots = compute_slots(self.ctx, compute)
+        taken = 0
+        while taken < count and slots.acquire(blocking=False):
+            taken += 1
+        if taken == count:
+            return True
+        for _ in range(taken):  # all or none: a step holding some nodes would starve the others
+            slots.release()
+        return False
+
+    def give(self, compute: str, count: int) -> None:
+        slots = compute_slots(self.ctx, compute)
+        for _ in range(count):
+            slots.release()
+
+
 def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
     from mlspec.runtime.pipeline.runner import run_pipeline
 
@@ -113,7 +137,8 @@ def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
         continue_on_step_failure=pipeline.settings.continue_on_step_failure,
         experiment=pipeline.experiment_name or ctx.graph.spec.workspace.name, tracking_uri=ctx.tracking_uri,
         artifact_location=str(ctx.paths.artifacts.resolve()),
-        tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name})
+        tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name},
+        slots=_SharedSlots(ctx))
     result = run_pipeline(plan, on_line=lambda line: ctx.say(f"[{pipeline.name}] {line}"), stop=ctx.stop)
     summary = {name: {"status": r.status, "static": steps[name].hash, "run_id": r.run_id, "log": r.log}
                for name, r in result.steps.items()}
