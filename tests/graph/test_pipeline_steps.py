@@ -4,14 +4,15 @@ step's), the plan's reasons in steps' terms, and the graph rendered with its ste
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlspec.graph import Graph, load_graph
 from mlspec.graph.steps import downstream, pipeline_steps
-from mlspec.plan import Record, plan, spec_of
-from mlspec.plan.labels import desired_labels
+from mlspec.plan import Record, plan
+from mlspec.plan.compare import records_of
 from mlspec.render.graph import graph_json, graph_mermaid, graph_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline"
@@ -24,17 +25,11 @@ def example(tmp_path: Path) -> Path:
 
 
 def _applied(graph: Graph) -> dict[str, Record]:
-    """The state a successful `up` of `graph` leaves: every step finished with its hash recorded."""
-    records = {}
-    for node in graph.nodes.values():
-        outputs: dict[str, object] = {"labels": desired_labels(node, graph.spec.workspace)}
-        if node.id == "model/wine-clf":
-            outputs["version"] = 1
-        if node.id == "job/wine":
-            outputs["steps"] = { n: {"status": "succeeded", "static": s.hash}
-                                for n, s in pipeline_steps(graph, node.id).items()}
-        records[node.id] = Record(node.id, node.kind, node.hash, spec_of(node), dict(node.files),
-                                  {up: graph.nodes[up].hash for up in node.deps}, outputs)
+    """The state a successful `up` of `graph` leaves (as a base revision stands in for it in `plan --base`): every
+    step finished with its hash recorded, the model at version 1."""
+    records = records_of(graph)
+    model = records["model/wine-clf"]
+    records[model.id] = replace(model, outputs={**model.outputs, "version": 1})
     return records
 
 
