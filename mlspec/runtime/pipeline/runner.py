@@ -9,12 +9,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from mlspec.runtime import tracking
 from mlspec.runtime.execute import LineCallback
 from mlspec.runtime.jobrun import InputBinding, JobRun
 from mlspec.runtime.pipeline import cache
+from mlspec.runtime.pipeline.slots import CountedSlots, Slots
 from mlspec.spec.sweep import SweepJob
 
 StepStatus = Literal["succeeded", "reused", "failed", "skipped", "not_started", "cancelled"]
@@ -36,34 +37,6 @@ class StepPlan:
     def slots(self) -> int:
         """How much of its compute the step holds: a sweep step one node per trial it runs at once."""
         return self.sweep.limits.max_concurrent_trials if self.sweep is not None else 1
-
-
-class Slots(Protocol):
-    """A compute's free nodes, shared with whatever else runs on it: taken all at once or not at all."""
-
-    def take(self, compute: str, count: int) -> bool: ...
-
-    def give(self, compute: str, count: int) -> None: ...
-
-
-class CountedSlots:
-    """Slots of this pipeline alone: `capacity` nodes per compute."""
-
-    def __init__(self, capacity: dict[str, int]) -> None:
-        self.capacity, self.busy, self.lock = capacity, dict.fromkeys(capacity, 0), threading.Lock()
-
-    def take(self, compute: str, count: int) -> bool:
-        with self.lock:
-            busy = self.busy.get(compute, 0)
-            # More than the compute has (refused at validate) runs alone rather than never.
-            if busy + count > max(self.capacity.get(compute, 1), count if busy == 0 else 0):
-                return False
-            self.busy[compute] = busy + count
-            return True
-
-    def give(self, compute: str, count: int) -> None:
-        with self.lock:
-            self.busy[compute] -= count
 
 
 @dataclass(frozen=True)
