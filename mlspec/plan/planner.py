@@ -78,7 +78,10 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
         return Change(node.id, node.kind, "update", tuple(relabel), RELABEL) if relabel else \
             Change(node.id, node.kind, "noop")
     if record.hash == node.hash:
-        return Change(node.id, node.kind, "update", (f"previous apply did not finish ({record.status})",), verb)
+        unfinished: tuple[str, ...] = (f"previous apply did not finish ({record.status})",)
+        if isinstance(node.resource, PipelineJob) and record.outputs.get("steps"):
+            unfinished = tuple(pipeline_reasons(graph, node, record))  # which steps finished, which run again
+        return Change(node.id, node.kind, "update", unfinished, verb)
     spec = spec_of(node)
     reasons = pipeline_reasons(graph, node, record) if isinstance(node.resource, PipelineJob) else \
         field_changes(record.spec, spec) + file_changes(record.files, node.files)

@@ -296,3 +296,6 @@ def test_a_failed_step_stops_the_rest_or_only_its_downstream(flow: Path) -> None
     assert {s: parent.data.tags[f"mlspec.step.{s}"] for s in ("bad", "good", "after")} == \
         {"bad": "failed", "good": "succeeded", "after": "skipped"}  # ...but the independent branch ran
     assert set(children) == {"bad", "good"} and children["good"].info.status == "FINISHED"
+    # The failed pipeline's record says which steps finished: the next plan re-runs only the others.
+    plan = mlspec("plan", str(brittle), check=False).stdout
+    assert "re-run bad: it did not finish last time" in plan and "reuse good (unchanged)" in plan, plan

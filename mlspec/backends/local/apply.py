@@ -85,11 +85,11 @@ def _record(ctx: Context, change: Change, outputs: dict[str, Any], status: str) 
         ctx.records[node.id] = record
 
 
-def _record_failure(ctx: Context, change: Change) -> None:
+def _record_failure(ctx: Context, change: Change, partial: dict[str, Any] | None = None) -> None:
     # A failed relabel leaves the resource as it was (ready, with the labels it had), so the next plan relabels
-    # again instead of redoing the whole step.
+    # again instead of redoing the whole step. `partial`: what a failed step still made (a pipeline's finished steps).
     if change.verb != RELABEL:
-        _record(ctx, change, ctx.outputs(change.id), "failed")
+        _record(ctx, change, {**ctx.outputs(change.id), **(partial or {})}, "failed")
 
 
 def apply_plan(ctx: Context, plan: Plan) -> Outcome:
@@ -153,7 +153,7 @@ def _finish(ctx: Context, future: Future[dict[str, Any]], step: tuple[str, float
     except Exception as exc:  # StepFailed: the user's to fix; anything else: a bug or the environment
         message = str(exc) if isinstance(exc, StepFailed | SupervisorFailed) else f"{type(exc).__name__}: {exc}"
         outcome.failed[rid] = message
-        _record_failure(ctx, steps[rid])
+        _record_failure(ctx, steps[rid], exc.partial if isinstance(exc, StepFailed) else None)
         if not ctx.stop.is_set():
             ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {message}")
         return False

@@ -14,7 +14,12 @@ from mlspec.plan import Record
 
 
 class StepFailed(Exception):
-    """A step failed for a reason the user can act on; the message is shown as it is."""
+    """A step failed for a reason the user can act on; the message is shown as it is. `partial`: outputs worth
+    recording all the same (which of a pipeline's steps finished)."""
+
+    def __init__(self, message: str, partial: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 @dataclass

@@ -145,7 +145,7 @@ def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
     if result.status != "succeeded":
         shown = ", ".join(f"{n}: {s['status']}" for n, s in summary.items())
         raise StepFailed(f"pipeline '{pipeline.name}' {result.status} (MLflow run {result.run_id}; steps {shown}): "
-                         f"{result.error}")
+                         f"{result.error}", partial={"steps": summary})
     models: dict[str, int] = {}
     model_runs: dict[str, str | None] = {}
     for step_result in result.steps.values():
