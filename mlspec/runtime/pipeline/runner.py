@@ -197,8 +197,9 @@ class _Pipeline:
         return True
 
     def _run_step(self, step: StepPlan, parent: str, run_hash: str, folder: Path) -> StepResult:
-        shutil.rmtree(folder, ignore_errors=True)  # what an interrupted attempt left
-        folder.mkdir(parents=True)
+        if step.sweep is None:  # what an interrupted attempt left; a sweep resumes its study and finished trials
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
         template = step.template
         inputs = dict(template.inputs)
         for name, (up, output) in step.reads.items():
