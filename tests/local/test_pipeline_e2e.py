@@ -230,7 +230,6 @@ def test_a_sweep_step_hands_its_best_trial_to_the_next_step_and_independent_step
     (flow / "src" / "sweep" / "meet.py").write_text(MEET)
     (flow / "tuned.yaml").write_text(SWEEPING.replace("MEETING", str(flow / "meeting")))
     out = mlspec("up", str(flow), "--yes").stdout
-    assert "[flow]" not in out, out  # the other pipeline is unchanged: none of its steps runs
     parent, children = _latest_pipeline_run(flow, "pipe-test", "tuned")
     assert parent.info.status == "FINISHED" and set(children) == {"tune", "check"}, out
     trials = [r for r in _runs(flow, "pipe-test")

@@ -218,7 +218,7 @@ class _Pipeline:
             say(f"[{step.name}] {text}")
 
         if step.sweep is not None:
-            return self._run_sweep(step, run, run_hash, folder, line)
+            return self._run_sweep(step, run, run_hash, folder, line, parent)
         from mlspec.runtime.train import run_job
 
         trained = run_job(run, on_line=line, stop=self.stop)
@@ -229,13 +229,16 @@ class _Pipeline:
                    "reused": m.reused} for m in trained.models]
         return self._finished(run_hash, folder, trained.run_id, {n: o.path for n, o in outputs.items()}, models)
 
-    def _run_sweep(self, step: StepPlan, run: JobRun, run_hash: str, folder: Path, line: LineCallback) -> StepResult:
+    def _run_sweep(self, step: StepPlan, run: JobRun, run_hash: str, folder: Path, line: LineCallback,
+                   parent: str) -> StepResult:
         from mlspec.runtime.sweep.runner import SweepTrials, run_sweep
 
         assert step.sweep is not None
         trials = SweepTrials(sweep=step.sweep, template=run, folder=folder, storage=folder / "optuna.db",
                              seed=int(run_hash[:8], 16))
         swept = run_sweep(trials, on_line=line, stop=self.stop)
+        if swept.run_id:  # a resumed study keeps its sweep run: it is this pipeline run's child now
+            tracking.set_tags(self.plan.tracking_uri, swept.run_id, {"mlflow.parentRunId": parent})
         if swept.status != "succeeded" or swept.best_trial is None:
             status: StepStatus = "cancelled" if swept.status == "cancelled" else "failed"
             return StepResult(status, run_hash, swept.run_id, swept.error or "no trial succeeded")
