@@ -44,6 +44,9 @@ def _sources(engine: Any, name: str) -> dict[Path, str] | None:
             known = True
             if record.outputs.get("log"):
                 found.setdefault(Path(record.outputs["log"]).resolve(), name)
+            for step, ran in record.outputs.get("steps", {}).items():  # a pipeline's: each step's log
+                if ran.get("log"):
+                    found.setdefault(Path(ran["log"]).resolve(), step)
             for row in store.processes(record.id):
                 found.setdefault(Path(row.log).resolve(), _label(record.id, row.id))
     finally:

@@ -53,15 +53,14 @@ def targets(args: argparse.Namespace) -> int:
 
 
 def graph(args: argparse.Namespace) -> int:
-    from mlspec.render.graph import graph_mermaid, graph_text
+    from mlspec.render.graph import graph_json, graph_mermaid, graph_text
 
     analysis = analyze(args.paths)
     code = report_diagnostics(analysis, False)
     if analysis.graph is None:
         return code
     if args.format == "json":
-        print_json({"nodes": [{"id": n.id, "hash": n.hash, "deps": list(n.deps), "implicit": n.implicit}
-                              for n in analysis.graph.nodes.values()]})
+        print_json(graph_json(analysis.graph))
     else:
         print(graph_mermaid(analysis.graph) if args.format == "mermaid" else graph_text(analysis.graph))
     return EXIT_OK

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from mlspec.graph import Graph
+from mlspec.graph import Graph, Node
+from mlspec.graph.steps import pipeline_steps
 from mlspec.plan.labels import desired_labels
 from mlspec.plan.model import Record
 from mlspec.plan.planner import spec_of
+from mlspec.spec.pipeline import PipelineJob
 
 
 def records_of(graph: Graph) -> dict[str, Record]:
@@ -13,6 +15,14 @@ def records_of(graph: Graph) -> dict[str, Record]:
     workspace = graph.spec.workspace
     return {node.id: Record(node.id, node.kind, node.hash, spec_of(node), dict(node.files),
                             {up: graph.nodes[up].hash for up in node.deps},
-                            {"labels": desired_labels(node, workspace)})
+                            {"labels": desired_labels(node, workspace), **_steps(graph, node)})
             for node in graph.nodes.values()}
+
+
+def _steps(graph: Graph, node: Node) -> dict[str, object]:
+    """A pipeline's steps as a finished apply records them: a branch's plan then names the steps it re-runs."""
+    if not isinstance(node.resource, PipelineJob):
+        return {}
+    return {"steps": {name: {"status": "succeeded", "static": step.hash}
+                      for name, step in pipeline_steps(graph, node.id).items()}}
 

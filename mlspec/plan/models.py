@@ -7,9 +7,11 @@ from pathlib import Path
 
 from mlspec.graph import Graph, Node
 from mlspec.plan.model import Blocker, Change, Record
+from mlspec.plan.pipelines import rerun_steps, writer_of
 from mlspec.plan.registry import RegistryView, source_digest
-from mlspec.resolve.models import model_references, undeclared_aliases
+from mlspec.resolve.models import model_output, model_references, undeclared_aliases
 from mlspec.spec import Model
+from mlspec.spec.pipeline import PipelineJob
 
 
 def model_change(node: Node, change: Change, record: Record | None, planned: dict[str, Change], graph: Graph,
@@ -23,8 +25,8 @@ def model_change(node: Node, change: Change, record: Record | None, planned: dic
     current = record.outputs.get("version") if record and isinstance(record.outputs.get("version"), int) else None
     if model.job is not None:
         job = planned.get(f"job/{model.job}")
-        if job is None or job.action != "noop" or current is None:  # the job trains: a new version
-            return replace(change, version=_next(name, current, registry), registers=True)
+        if job is None or current is None or (job.action != "noop" and not _step_reused(graph, model, job)):
+            return replace(change, version=_next(name, current, registry), registers=True)  # the job trains
         return _relabel(change, model, record, current)  # the version its job registered stays
     source = _source(graph, node)
     files_changed = record is None or record.files != node.files or current is None
@@ -36,6 +38,16 @@ def model_change(node: Node, change: Change, record: Record | None, planned: dic
         return replace(change, version=reused, registers=False,
                        reasons=(*change.reasons, f"the same files as {name}:{reused}, which is reused"))
     return replace(change, version=_next(name, current, registry), registers=True)
+
+
+def _step_reused(graph: Graph, model: Model, job: Change | None) -> bool:
+    """A pipeline that runs again, but not the step that writes this model: its version stays."""
+    pipeline = graph.nodes[f"job/{model.job}"].resource if f"job/{model.job}" in graph.nodes else None
+    if job is None or job.action == "create" or not isinstance(pipeline, PipelineJob):
+        return False
+    output = model_output(model, pipeline)
+    writer = writer_of(pipeline, output) if output else None
+    return writer is not None and writer not in rerun_steps(job.reasons)
 
 
 def _next(name: str, current: int | None, registry: RegistryView | None) -> int | None:

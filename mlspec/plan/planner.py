@@ -12,8 +12,10 @@ from mlspec.plan.diff import field_changes, file_changes
 from mlspec.plan.labels import RELABEL, desired_labels, label_changes
 from mlspec.plan.model import Action, Change, Drift, Plan, Record
 from mlspec.plan.models import model_change, reference_blockers
+from mlspec.plan.pipelines import pipeline_create_reasons, pipeline_reasons
 from mlspec.plan.registry import RegistryView
 from mlspec.plan.traffic import SHIFT_TRAFFIC, TRAFFIC_REASONS, fold_traffic
+from mlspec.spec.pipeline import PipelineJob
 
 # The kind's word for an update, as users say it.
 VERBS = {"Job": "retrain", "Model": "register", "Endpoint": "redeploy", "Environment": "rebuild",
@@ -59,6 +61,8 @@ def plan(graph: Graph, state: dict[str, Record], registry: RegistryView | None =
 def _verb(node: Node) -> str:
     if node.kind == "Endpoint" and getattr(node.resource, "type", None) == "batch":
         return "rescore"  # a batch endpoint is a scoring run, not a server
+    if isinstance(node.resource, PipelineJob):
+        return "run steps"  # only the steps whose content or inputs changed; the reasons name them
     return VERBS.get(node.kind, "update")
 
 
@@ -66,15 +70,21 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
             planned: dict[str, Change]) -> Change:
     verb = _verb(node)
     if record is None:
-        return Change(node.id, node.kind, "create", _create_reasons(node), verb)
+        created = pipeline_create_reasons(graph, node) if isinstance(node.resource, PipelineJob) else \
+            _create_reasons(node)
+        return Change(node.id, node.kind, "create", created, verb)
     if record.hash == node.hash and record.status == "ready":
         relabel = label_changes(record.outputs.get("labels", {}), desired_labels(node, graph.spec.workspace))
         return Change(node.id, node.kind, "update", tuple(relabel), RELABEL) if relabel else \
             Change(node.id, node.kind, "noop")
     if record.hash == node.hash:
-        return Change(node.id, node.kind, "update", (f"previous apply did not finish ({record.status})",), verb)
+        unfinished: tuple[str, ...] = (f"previous apply did not finish ({record.status})",)
+        if isinstance(node.resource, PipelineJob) and record.outputs.get("steps"):
+            unfinished = tuple(pipeline_reasons(graph, node, record))  # which steps finished, which run again
+        return Change(node.id, node.kind, "update", unfinished, verb)
     spec = spec_of(node)
-    reasons = field_changes(record.spec, spec) + file_changes(record.files, node.files)
+    reasons = pipeline_reasons(graph, node, record) if isinstance(node.resource, PipelineJob) else \
+        field_changes(record.spec, spec) + file_changes(record.files, node.files)
     if node.kind == "Endpoint":
         reasons = fold_traffic(record.spec, spec, reasons)
     for upstream in node.deps:
@@ -125,7 +135,8 @@ def _upstream_reason(upstream: str, graph: Graph, state: dict[str, Record], plan
             return f"{name} {version} → {after}" if after != version else f"{name} {version} (unchanged version)"
         return f"new version of {name}"
     if kind == "Job":
-        return f"{upstream} retrains"
+        return f"{upstream} runs steps" if isinstance(graph.nodes[upstream].resource, PipelineJob) else \
+            f"{upstream} retrains"
     change = planned.get(upstream)
     why = f" ({change.reasons[0]})" if change and change.reasons else ""
     if kind == "Data":

@@ -8,11 +8,12 @@ from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec import Model, ModelRef
 from mlspec.spec.automl import MODEL_JOBS, ModelJob
 from mlspec.spec.job import placeholders
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, command_field
 from mlspec.validate import Declared
 
 
-def model_output(model: Model, job: ModelJob) -> str | None:
+def model_output(model: Model, job: ModelJob | PipelineJob) -> str | None:
     """The job output a Model registers: the one it names, else the job's only model output."""
     if model.output is not None:
         return model.output
@@ -33,7 +34,7 @@ def register_declared_models(spec: ResolvedSpec, diagnostics: Diagnostics) -> No
             continue
         job_id = spec.target(item.id, "job")
         job = spec.get(job_id) if job_id else None
-        if not isinstance(job, MODEL_JOBS) or job_id is None:
+        if not isinstance(job, (*MODEL_JOBS, PipelineJob)) or job_id is None:
             continue
         output_name = model_output(model, job)
         output = job.outputs.get(output_name) if output_name else None

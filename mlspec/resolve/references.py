@@ -12,6 +12,7 @@ from mlspec.diagnostics import Diagnostic, Diagnostics, Span, did_you_mean
 from mlspec.load.yaml_source import Document
 from mlspec.resolve.automl import check_automl
 from mlspec.resolve.models import check_aliases, check_outputs_passed, register_declared_models
+from mlspec.resolve.pipelines import resolve_pipeline
 from mlspec.resolve.placeholders import check_command, check_unsubstituted
 from mlspec.resolve.scoring import check_scoring
 from mlspec.resolve.spec import Reference, ResolvedSpec
@@ -21,6 +22,7 @@ from mlspec.spec.automl import MODEL_JOBS
 from mlspec.spec.compute import InstanceCompute, LocalCompute
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import PathInput
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
 from mlspec.validate import Declared, Validated
 
@@ -108,6 +110,8 @@ class _Resolver:
             elif isinstance(resource, AutoMLJob):
                 self.compute(item, "compute", resource.compute)
                 self._data_ref(item, "training_data", resource.training_data)
+            elif isinstance(resource, PipelineJob):
+                resolve_pipeline(self, item, resource)
             elif isinstance(resource, Model):
                 self._model(item, resource)
             elif isinstance(resource, OnlineEndpoint):
@@ -147,7 +151,7 @@ class _Resolver:
     def _implicit_models(self) -> None:
         """A job output with `register_as: X` declares model X unless a Model X is written out."""
         for item in list(self.spec.resources.values()):
-            if not isinstance(item.resource, MODEL_JOBS):
+            if not isinstance(item.resource, (*MODEL_JOBS, PipelineJob)):
                 continue
             for output_name, output in item.resource.outputs.items():
                 if not output.register_as:
@@ -206,7 +210,7 @@ class _Resolver:
         if job_id is None:
             return
         job = self.spec.get(job_id)
-        assert isinstance(job, MODEL_JOBS)
+        assert isinstance(job, (*MODEL_JOBS, PipelineJob))
         model_outputs = [n for n, o in job.outputs.items() if o.type == "model"]
         if model.output is None and len(model_outputs) != 1:
             self.diagnostics.error(f"model '{model.name}': job '{job.name}' has {len(model_outputs)} model outputs; "

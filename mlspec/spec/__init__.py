@@ -10,6 +10,7 @@ from mlspec.spec.endpoint import ENDPOINT_TYPES, BatchEndpoint, Deployment, Endp
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import Job
 from mlspec.spec.model import Model, ModelRef
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import SweepJob
 from mlspec.spec.workspace import Workspace
 
@@ -19,7 +20,7 @@ KINDS: dict[str, type[Resource] | dict[str, type[Resource]]] = {
     "Compute": dict(COMPUTE_TYPES),
     "Environment": Environment,
     "Data": Data,
-    "Job": {"command": Job, "sweep": SweepJob, "automl": AutoMLJob},
+    "Job": {"command": Job, "sweep": SweepJob, "automl": AutoMLJob, "pipeline": PipelineJob},
     "Model": Model,
     "Endpoint": dict(ENDPOINT_TYPES),
 }
@@ -41,6 +42,7 @@ __all__ = [
     "Model",
     "ModelRef",
     "OnlineEndpoint",
+    "PipelineJob",
     "Resource",
     "SweepJob",
     "Workspace",

@@ -106,6 +106,8 @@ _SWEEP_K8S = ("a batch/v1 Job named by the sweep's content hash runs the local e
 _SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container, which has the compute's size "
                                   "once per trial run at once and takes as many of a cluster's max_nodes lanes"),
                     kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
+_PIPELINE_LATER = "pipelines run on the local engine only for now (`mlspec up` on the local target)"
+_PIPELINE_ONLY = Row(docker=no(_PIPELINE_LATER), kubernetes=no(_PIPELINE_LATER))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -324,6 +326,14 @@ TABLE: dict[str, dict[str, Row]] = {
                     "max_concurrent_trials": _SWEEP_TRIALS},
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
                                        "truncation_percentage"), EVERYWHERE),
+    "PipelineJob": {"": _PIPELINE_ONLY, **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings",
+                                                         "experiment_name"), _PIPELINE_ONLY)},
+    "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), _PIPELINE_ONLY),
+    "StepInput": dict.fromkeys(("type", "path"), _PIPELINE_ONLY),
+    "CommandStep": dict.fromkeys(("type", "command", "code", "environment", "compute", "inputs", "outputs",
+                                  "environment_variables", "timeout", "retries"), _PIPELINE_ONLY),
+    "SweepStep": dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space",
+                                "sampling_algorithm", "objective", "limits", "early_termination"), _PIPELINE_ONLY),
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),

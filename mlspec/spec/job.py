@@ -131,7 +131,7 @@ class Job(Resource):
 
     kind: Literal["Job"] = "Job"
     type: Literal["command"] = Field("command", description="'command' (the default); 'sweep' tunes "
-                                     "hyperparameters.")
+                                     "hyperparameters; 'pipeline' runs steps.")
     command: str = Field(description="Shell command; use ${{inputs.NAME}} and ${{outputs.NAME}}.")
     code: str | None = Field(None, description="Folder snapshotted and used as the working directory.")
     environment: Name | None = Field(None, description="Environment to run in (default: the workspace default).")
@@ -146,3 +146,4 @@ class Job(Resource):
     timeout: Seconds | None = Field(None, description="Stop the job after this long, e.g. '30m'.")
     retries: int = Field(0, ge=0, le=10, description="Extra attempts after a failure.")
     experiment_name: str | None = Field(None, description="MLflow experiment (default: the workspace name).")
+    # schedule: reserved for the field that runs a job on a schedule.

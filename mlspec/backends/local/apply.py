@@ -14,7 +14,7 @@ from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
-from mlspec.backends.local.handlers.compute import capacity
+from mlspec.backends.local.handlers.compute import compute_slots
 from mlspec.backends.local.labels import apply_labels
 from mlspec.backends.local.processes import workspace_processes
 from mlspec.backends.local.supervisor_start import SupervisorFailed
@@ -48,21 +48,15 @@ class Interrupted(Exception):
 
 
 class _Capacity:
-    """One semaphore per compute: a cluster runs at most max_nodes jobs at once, local compute one."""
+    """One semaphore per compute: a cluster runs at most max_nodes jobs at once, local compute one (pipeline steps
+    take theirs from the same semaphores)."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.semaphores: dict[str, threading.Semaphore] = {}
-        self.lock = threading.Lock()
 
     def for_job(self, job_id: str) -> threading.Semaphore | None:
         compute = self.ctx.target(job_id, "compute")
-        if compute is None:
-            return None
-        with self.lock:
-            if compute not in self.semaphores:
-                self.semaphores[compute] = threading.Semaphore(capacity(self.ctx.node(compute)))
-            return self.semaphores[compute]
+        return compute_slots(self.ctx, compute) if compute is not None else None
 
 
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:
@@ -91,11 +85,11 @@ def _record(ctx: Context, change: Change, outputs: dict[str, Any], status: str) 
         ctx.records[node.id] = record
 
 
-def _record_failure(ctx: Context, change: Change) -> None:
+def _record_failure(ctx: Context, change: Change, partial: dict[str, Any] | None = None) -> None:
     # A failed relabel leaves the resource as it was (ready, with the labels it had), so the next plan relabels
-    # again instead of redoing the whole step.
+    # again instead of redoing the whole step. `partial`: what a failed step still made (a pipeline's finished steps).
     if change.verb != RELABEL:
-        _record(ctx, change, ctx.outputs(change.id), "failed")
+        _record(ctx, change, {**ctx.outputs(change.id), **(partial or {})}, "failed")
 
 
 def apply_plan(ctx: Context, plan: Plan) -> Outcome:
@@ -159,7 +153,7 @@ def _finish(ctx: Context, future: Future[dict[str, Any]], step: tuple[str, float
     except Exception as exc:  # StepFailed: the user's to fix; anything else: a bug or the environment
         message = str(exc) if isinstance(exc, StepFailed | SupervisorFailed) else f"{type(exc).__name__}: {exc}"
         outcome.failed[rid] = message
-        _record_failure(ctx, steps[rid])
+        _record_failure(ctx, steps[rid], exc.partial if isinstance(exc, StepFailed) else None)
         if not ctx.stop.is_set():
             ctx.say(f"  ✗ {rid} failed after {elapsed:.1f}s: {message}")
         return False

@@ -14,7 +14,12 @@ from mlspec.plan import Record
 
 
 class StepFailed(Exception):
-    """A step failed for a reason the user can act on; the message is shown as it is."""
+    """A step failed for a reason the user can act on; the message is shown as it is. `partial`: outputs worth
+    recording all the same (which of a pipeline's steps finished)."""
+
+    def __init__(self, message: str, partial: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 @dataclass
@@ -26,6 +31,8 @@ class Context:
     say: Callable[[str], None]  # one line of progress or job log output
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: steps in flight wind down
+    # compute id -> its free nodes, shared by the jobs and pipeline steps of one apply (see handlers.compute)
+    computes: dict[str, threading.Semaphore] = field(default_factory=dict)
 
     @property
     def tracking_uri(self) -> str:

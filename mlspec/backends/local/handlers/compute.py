@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import threading
 from typing import Any
 
 from mlspec.backends.local.context import Context, StepFailed
@@ -22,6 +23,15 @@ def capacity(node: Node) -> int:
     """How many jobs may run on this compute at once on this machine."""
     compute = node.resource
     return compute.max_nodes if isinstance(compute, ClusterCompute) else 1
+
+
+def compute_slots(ctx: Context, compute_id: str) -> threading.Semaphore:
+    """The compute's free nodes in this apply: every job and pipeline step on it takes its share from here."""
+    with ctx.lock:
+        if compute_id not in ctx.computes:
+            nodes = capacity(ctx.node(compute_id)) if compute_id in ctx.graph.nodes else 1
+            ctx.computes[compute_id] = threading.Semaphore(nodes)
+        return ctx.computes[compute_id]
 
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from mlspec.spec import Model
 from mlspec.spec.automl import MODEL_JOBS, AutoMLJob, ModelJob
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.job import PathInput
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, AnyJob, SweepJob, trial_field
 
 
@@ -132,6 +133,10 @@ def _adopt(ctx: Context, node: Node, job: ModelJob) -> dict[str, Any] | None:
 
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
+    if isinstance(node.resource, PipelineJob):
+        from mlspec.backends.local.handlers.pipeline import apply_pipeline
+
+        return apply_pipeline(ctx, node)
     job = node.resource
     assert isinstance(job, MODEL_JOBS)
     adopted = _adopt(ctx, node, job)

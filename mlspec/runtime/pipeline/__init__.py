@@ -1,0 +1,1 @@
+"""Pipelines: steps run in dependency order as MLflow child runs, each reused while its content is unchanged."""
