@@ -18,6 +18,7 @@ from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
+from mlspec.spec.schedule import Schedule
 
 # What mlspec's own runtime (training runner, scoring server, gateway) needs in every image, as pyproject.toml
 # declares it; mlspec's source is copied into the image beside these. MLflow's client alone (mlflow-skinny, the
@@ -118,6 +119,7 @@ class JobModel:
     nodes: int = 1  # resources.instance_count: nodes (pods) that run the command together
     distribution: str | None = None  # "pytorch": every node runs a torchrun agent
     processes_per_node: int = 1  # torchrun workers per node
+    schedule: Schedule | None = None  # re-run on a timetable (targets with a scheduler)
 
 
 @dataclass(frozen=True)
@@ -463,7 +465,8 @@ class _Builder:
             env=dict(sorted(job.environment_variables.items())), timeout=job.timeout, retries=job.retries,
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
             nodes=job.resources.instance_count, distribution=job.distribution.type if job.distribution else None,
-            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1)
+            processes_per_node=job.distribution.process_count_per_instance if job.distribution else 1,
+            schedule=job.schedule)
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
