@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.backends.local.paths import WorkspacePaths
-from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, WORKSPACE_VAR, stop_group
+from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, WORKSPACE_VAR, is_ours, stop_group
 from mlspec.backends.local.schedule_state import ScheduleRow, arm, run_id_of, schedule_of
 from mlspec.backends.local.scheduler import Scheduler
 from mlspec.backends.local.state import StateStore
@@ -141,6 +141,7 @@ def test_a_run_still_going_when_the_next_is_due_is_never_started_twice(store: St
         clock.at = T0 + minutes * 60
         scheduler.tick(store)
     # A supervisor restarted meanwhile finds the run by its pid and marks in the state, and waits for it too.
+    assert first.poll() is None and is_ours(first.pid, "schedule/job/train"), "the first run is not running"
     restarted, relaunched = _scheduler(store, clock)
     restarted.tick(store)
     assert launcher.started == [("job/train", 1)] and relaunched.started == []
