@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -202,6 +203,8 @@ def _delete(ctx: Context, change: Change, outcome: Outcome, purge: bool = False)
         for pid, process_id in workspace_processes(str(ctx.paths.root.resolve())).items():
             if process_id == run_id_of(change.id):
                 stop_group(pid)
+        if purge:  # the scheduled runs' folders go with the rest of what ran
+            shutil.rmtree(ctx.paths.root / "schedules" / change.id.replace("/", "-"), ignore_errors=True)
         handler_for(record.kind).delete(ctx, record, purge)
     except Exception as exc:
         outcome.failed[change.id] = f"{type(exc).__name__}: {exc}"
