@@ -16,8 +16,8 @@ import pytest
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, WORKSPACE_VAR, is_ours, stop_group
 from mlspec.backends.local.schedule_state import ScheduleRow, arm, run_id_of, schedule_of
-from mlspec.backends.local.scheduler import Scheduler
-from mlspec.backends.local.state import StateStore
+from mlspec.backends.local.scheduler import Scheduler, workspace_lock
+from mlspec.backends.local.state import StateStore, exclusive
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC).timestamp()
 
@@ -151,3 +151,16 @@ def test_a_run_still_going_when_the_next_is_due_is_never_started_twice(store: St
     restarted.tick(store)  # the run has ended: the one that waited starts now (run_once)
     assert relaunched.started == [("job/train", 2)]
     _settle(restarted, relaunched, store)
+
+
+def test_no_run_starts_while_an_up_holds_the_workspace_lock(store: StateStore) -> None:
+    paths = WorkspacePaths(store.path.parent)
+    arm(store, "job/train", {"every": 60.0}, {"kind": "job"}, T0)
+    launcher = Launcher(str(paths.root.resolve()))
+    scheduler = Scheduler(Clock(T0 + 60), launcher, log=lambda _line: None, lock=workspace_lock(paths))
+    with exclusive(paths.lock, 0.0):  # as `mlspec up` holds it while it applies
+        scheduler.tick(store)
+    assert launcher.started == []
+    scheduler.tick(store)  # the `up` is done: the run that waited starts
+    assert launcher.started == [("job/train", 1)]
+    _settle(scheduler, launcher, store)

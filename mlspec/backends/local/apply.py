@@ -18,7 +18,7 @@ from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import capacity
 from mlspec.backends.local.labels import apply_labels
 from mlspec.backends.local.processes import stop_group, workspace_processes
-from mlspec.backends.local.schedule_arm import rearm
+from mlspec.backends.local.schedule_arm import rearm, wait_for_scheduled_run
 from mlspec.backends.local.schedule_state import disarm, run_id_of
 from mlspec.backends.local.supervisor_start import SupervisorFailed
 from mlspec.graph import Node
@@ -74,6 +74,8 @@ class _Capacity:
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:
     node = ctx.node(change.id)
     # A relabel or a reschedule changes labels or the schedule only: nothing is retrained, rebuilt or restarted.
+    if change.verb not in IN_PLACE and node.kind in ("Job", "Endpoint"):
+        wait_for_scheduled_run(ctx, node)
     outputs = ctx.outputs(node.id) if change.verb in IN_PLACE else _apply(ctx, node, slots)
     applied = ctx.outputs(node.id).get("labels") or {}  # what the last apply labelled: what is gone is cleared
     outputs = {**outputs, "labels": apply_labels(ctx, node, outputs, applied)}

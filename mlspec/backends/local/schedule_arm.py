@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from mlspec.backends.local.context import Context
-from mlspec.backends.local.schedule_state import arm, disarm
+from mlspec.backends.local.processes import workspace_processes
+from mlspec.backends.local.schedule_state import arm, disarm, run_id_of
 from mlspec.graph import Node
 from mlspec.plan.schedules import desired_schedule
 from mlspec.spec import BatchEndpoint
@@ -61,3 +62,16 @@ def rearm(ctx: Context, node: Node) -> dict[str, Any] | None:
     with ctx.lock:
         arm(ctx.store, node.id, schedule, launch, time.time())
     return schedule
+
+
+def wait_for_scheduled_run(ctx: Context, node: Node) -> None:
+    """One run of a resource at a time: a scheduled run still going finishes before `up` runs the resource again
+    (no scheduled run starts while `up` holds the workspace lock)."""
+    process_id, said = run_id_of(node.id), False
+    while not ctx.stop.is_set():
+        if process_id not in workspace_processes(str(ctx.paths.root.resolve())).values():
+            return
+        if not said:
+            ctx.say(f"  {node.id}: waiting for its scheduled run to finish first")
+            said = True
+        time.sleep(0.5)

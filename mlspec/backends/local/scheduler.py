@@ -7,6 +7,7 @@ record that keeps a second run from starting while it lives, across supervisor r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -16,7 +17,7 @@ from typing import Protocol
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, WORKSPACE_VAR, is_ours
 from mlspec.backends.local.schedule_state import RUNNING, ScheduleRow, finish, run_id_of, schedules, update, utc
-from mlspec.backends.local.state import StateStore
+from mlspec.backends.local.state import LockTimeout, StateStore, exclusive
 from mlspec.backends.local.supervisor_start import python_command
 from mlspec.spec.schedule import MISSED_AFTER_S
 
@@ -70,13 +71,25 @@ def fire_process(paths: WorkspacePaths, workspace: str) -> Launch:
     return launch
 
 
+def workspace_lock(paths: WorkspacePaths) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """The workspace lock, taken without waiting and marked brief (an `up` starting meanwhile waits a moment)."""
+    return lambda: exclusive(paths.lock, 0.0, "the supervisor", brief=True)
+
+
 def log_path(paths: WorkspacePaths, resource_id: str) -> str:
     return str(paths.logs / f"schedule-{resource_id.replace('/', '-')}.log")
 
 
+def no_lock() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class Scheduler:
-    def __init__(self, clock: Clock, launch: Launch, log: Callable[[str], None] = print):
-        self.clock, self.launch, self.log = clock, launch, log
+    def __init__(self, clock: Clock, launch: Launch, log: Callable[[str], None] = print,
+                 lock: Callable[[], contextlib.AbstractContextManager[None]] = no_lock):
+        """`lock`: held while a run starts (the workspace lock, briefly): no run starts while an `mlspec up` or
+        `down` applies, which may re-run or remove the same resource; a due run waits for the next tick."""
+        self.clock, self.launch, self.log, self.lock = clock, launch, log, lock
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def in_flight(self, store: StateStore) -> set[str]:
@@ -95,7 +108,11 @@ class Scheduler:
             busy = True
             now = self.clock.now()
             if now >= row.next_run:
-                self._due(store, row, now)
+                try:
+                    with self.lock():
+                        self._due(store, row, now)
+                except LockTimeout:
+                    pass  # an `up` or `down` is applying: the run starts once it is done
         for resource_id in [r for r in self.children if r not in {row.id for row in schedules(store)}]:
             self.children.pop(resource_id)  # disarmed: the supervisor's sweep stops its process
         return busy

@@ -29,7 +29,7 @@ from mlspec.backends.local.processes import (
     stop_group,
     workspace_processes,
 )
-from mlspec.backends.local.scheduler import Clock, Scheduler, clock_from_env, fire_process
+from mlspec.backends.local.scheduler import Clock, Scheduler, clock_from_env, fire_process, workspace_lock
 from mlspec.backends.local.state import ProcessRow, StateError, StateStore
 from mlspec.backends.local.wakeup import WakeUp
 from mlspec.backends.local.watch import Watch
@@ -69,7 +69,8 @@ class Supervisor:
     def __init__(self, paths: WorkspacePaths, clock: Clock | None = None):
         self.paths = paths
         self.workspace = str(paths.root.resolve())
-        self.scheduler = Scheduler(clock or clock_from_env(), fire_process(paths, self.workspace), self.log)
+        self.scheduler = Scheduler(clock or clock_from_env(), fire_process(paths, self.workspace), self.log,
+                                   workspace_lock(paths))
         self.store: StateStore | None = None
         self.identity: tuple[int, int] | None = None
         self.children: dict[str, Child] = {}
