@@ -16,7 +16,16 @@ from typing import Protocol
 
 from mlspec.backends.local.paths import WorkspacePaths
 from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, WORKSPACE_VAR, is_ours
-from mlspec.backends.local.schedule_state import RUNNING, ScheduleRow, finish, run_id_of, schedules, update, utc
+from mlspec.backends.local.schedule_state import (
+    RUNNING,
+    ScheduleRow,
+    finish,
+    run_id_of,
+    schedule_of,
+    schedules,
+    update,
+    utc,
+)
 from mlspec.backends.local.state import LockTimeout, StateStore, exclusive
 from mlspec.backends.local.supervisor_start import python_command
 from mlspec.spec.schedule import MISSED_AFTER_S
@@ -110,7 +119,10 @@ class Scheduler:
             if now >= row.next_run:
                 try:
                     with self.lock():
-                        self._due(store, row, now)
+                        fresh = schedule_of(store, row.id)  # as the `up` that held the lock may have left it
+                        if fresh is not None and fresh.pid is None and fresh.next_run is not None \
+                                and now >= fresh.next_run:
+                            self._due(store, fresh, now)
                 except LockTimeout:
                     pass  # an `up` or `down` is applying: the run starts once it is done
         for resource_id in [r for r in self.children if r not in {row.id for row in schedules(store)}]:
