@@ -18,6 +18,7 @@ from mlspec.backends.local.processes import ID_VAR, STARTED_BY_VAR, SUPERVISOR, 
 from mlspec.backends.local.schedule_state import ScheduleRow, arm, run_id_of, schedule_of
 from mlspec.backends.local.scheduler import Scheduler, workspace_lock
 from mlspec.backends.local.state import StateStore, exclusive
+from tests.local.conftest import wait_for
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC).timestamp()
 
@@ -141,7 +142,8 @@ def test_a_run_still_going_when_the_next_is_due_is_never_started_twice(store: St
         clock.at = T0 + minutes * 60
         scheduler.tick(store)
     # A supervisor restarted meanwhile finds the run by its pid and marks in the state, and waits for it too.
-    assert first.poll() is None and is_ours(first.pid, "schedule/job/train"), "the first run is not running"
+    # A process's /proc environ is empty for a moment after its start: wait until it shows the run's marks.
+    wait_for(lambda: is_ours(first.pid, "schedule/job/train"), 30)
     restarted, relaunched = _scheduler(store, clock)
     restarted.tick(store)
     assert launcher.started == [("job/train", 1)] and relaunched.started == []
