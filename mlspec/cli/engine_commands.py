@@ -96,6 +96,7 @@ def status(args: argparse.Namespace) -> int:
     from mlspec.backends.local.autoscaler import read_status
     from mlspec.backends.local.degraded import degraded
     from mlspec.backends.local.engine import observed_processes
+    from mlspec.backends.local.schedule_state import schedules, summary
     from mlspec.backends.local.state import StateStore
     from mlspec.backends.local.supervisor_start import running
     from mlspec.cli.stacks import announce
@@ -116,6 +117,7 @@ def status(args: argparse.Namespace) -> int:
     store = StateStore(engine.paths.state_db)
     records = store.records()
     processes = observed_processes(store)
+    timetables = {row.id: summary(row) for row in schedules(store)}
     troubles = degraded([r for r in records.values() if r.status == "ready"], processes)
     sick = {t.resource for t in troubles}  # shown as 'degraded' in place of 'ready'
     the_plan = engine.plan()
@@ -128,7 +130,8 @@ def status(args: argparse.Namespace) -> int:
                                   for r in records.values()},
                     "processes": [p.__dict__ for p in processes], "supervisor": running(engine.paths),
                     "degraded": [t.__dict__ for t in troubles],
-                    "in_sync": not the_plan.has_changes and not troubles, "autoscale": scaling})
+                    "in_sync": not the_plan.has_changes and not troubles, "autoscale": scaling,
+                    "schedules": timetables})
         return EXIT_OK
     width = max((len(r) for r in records), default=10)
     for rid, record in records.items():
@@ -139,6 +142,10 @@ def status(args: argparse.Namespace) -> int:
         for name, scaled in scaling.get(rid.split("/", 1)[-1], {}).items() if rid.startswith("endpoint/") else ():
             print(f"{'':<{width}}  {name}: {scaled['current']} replica(s), {scaled['desired']} wanted "
                   f"(autoscale, load {scaled['load']})")
+    if timetables:
+        print("\nschedules:")
+        for rid, timetable in timetables.items():
+            print(f"  {rid:<{width}}  {_timetable(timetable)}")
     if processes:
         print(f"\nprocesses (supervisor {'running' if running(engine.paths) else 'NOT running: run mlspec up'}):")
         for p in processes:
@@ -155,6 +162,21 @@ def status(args: argparse.Namespace) -> int:
     elif not troubles:
         print("\nIn sync with the spec.")
     return EXIT_OK
+
+
+def _timetable(timetable: dict[str, Any]) -> str:
+    """'next 2026-12-03T03:00:00+01:00; last 2026-12-02T03:00:01+01:00 succeeded (run 1a2b3c4d5e6f)'."""
+    rule = timetable["schedule"].get("cron") or f"every {timetable['schedule'].get('every'):g}s"
+    parts = [f"{rule}: next {timetable['next_run'] or 'none (past end_time)'}"]
+    if timetable["running"]:
+        parts.append(f"run {timetable['runs']} running since {timetable['last_run']}")
+    elif timetable["last_run"]:
+        run = f" (MLflow run {timetable['last_run_id'][:12]})" if timetable["last_run_id"] else ""
+        error = f": {timetable['last_error']}" if timetable["last_error"] else ""
+        parts.append(f"last {timetable['last_run']} {timetable['last_outcome']}{run}{error}")
+    if timetable["missed"]:
+        parts.append(f"{timetable['missed']} missed run(s) skipped")
+    return "; ".join(parts)
 
 
 def _summary(outputs: dict[str, Any]) -> str:

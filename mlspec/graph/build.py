@@ -49,6 +49,8 @@ class Graph:
 
 # Labels describe a resource without changing what it is: they are applied in place, never part of its hash.
 LABEL_FIELDS = frozenset({"description", "tags"})
+# A schedule says when to run again, not what runs: changing it re-arms, it never retrains or re-scores.
+UNHASHED_FIELDS = LABEL_FIELDS | {"schedule"}
 
 
 def canonical(resource: Resource) -> str:
@@ -77,7 +79,7 @@ def build_graph(spec: ResolvedSpec, diagnostics: Diagnostics) -> Graph:
             files.update(tree_digests(path, spec.root))
         data = declared.resource.model_dump(mode="json", exclude_defaults=True)
         spec_json = _json(data)
-        hashed = _json({k: v for k, v in data.items() if k not in LABEL_FIELDS}) if LABEL_FIELDS & data.keys() \
+        hashed = _json({k: v for k, v in data.items() if k not in UNHASHED_FIELDS}) if UNHASHED_FIELDS & data.keys() \
             else spec_json
         hasher = hashlib.sha256()
         hasher.update(f"{HASH_VERSION}\0{rid}\0{hashed}\0".encode())

@@ -7,6 +7,7 @@ from mlspec.graph.steps import pipeline_steps
 from mlspec.plan.labels import desired_labels
 from mlspec.plan.model import Record
 from mlspec.plan.planner import spec_of
+from mlspec.plan.schedules import desired_schedule
 from mlspec.spec.pipeline import PipelineJob
 
 
@@ -15,7 +16,8 @@ def records_of(graph: Graph) -> dict[str, Record]:
     workspace = graph.spec.workspace
     return {node.id: Record(node.id, node.kind, node.hash, spec_of(node), dict(node.files),
                             {up: graph.nodes[up].hash for up in node.deps},
-                            {"labels": desired_labels(node, workspace), **_steps(graph, node)})
+                            {"labels": desired_labels(node, workspace), **_steps(graph, node),
+                             "schedule": desired_schedule(node)})
             for node in graph.nodes.values()}
 
 

@@ -14,6 +14,7 @@ from mlspec.plan.model import Action, Change, Drift, Plan, Record
 from mlspec.plan.models import model_change, reference_blockers
 from mlspec.plan.pipelines import pipeline_create_reasons, pipeline_reasons
 from mlspec.plan.registry import RegistryView
+from mlspec.plan.schedules import RESCHEDULE, desired_schedule, schedule_changes
 from mlspec.plan.traffic import SHIFT_TRAFFIC, TRAFFIC_REASONS, fold_traffic
 from mlspec.spec.pipeline import PipelineJob
 
@@ -75,6 +76,9 @@ def _change(node: Node, record: Record | None, graph: Graph, state: dict[str, Re
         return Change(node.id, node.kind, "create", created, verb)
     if record.hash == node.hash and record.status == "ready":
         relabel = label_changes(record.outputs.get("labels", {}), desired_labels(node, graph.spec.workspace))
+        rearm = schedule_changes(record.outputs.get("schedule"), desired_schedule(node))
+        if rearm:
+            return Change(node.id, node.kind, "update", tuple(rearm + relabel), RESCHEDULE)
         return Change(node.id, node.kind, "update", tuple(relabel), RELABEL) if relabel else \
             Change(node.id, node.kind, "noop")
     if record.hash == node.hash:

@@ -15,6 +15,7 @@ from mlspec.spec.capabilities import Support, Target, honouring, row_for
 from mlspec.spec.compute import AttachedCompute, ComputeBase
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.environment import Environment
+from mlspec.spec.job import Job
 from mlspec.validate import Declared
 
 Path = tuple[str | int, ...]
@@ -161,6 +162,12 @@ def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, 
             _reaches_tracking(item, item.resource, spec, diagnostics)
         if isinstance(item.resource, Environment) and item.resource.conda_file:
             checker.conda_file(item, item.resource, spec)
+        if isinstance(item.resource, Job) and item.resource.schedule and target == "kubernetes" \
+                and item.resource.resources.instance_count > 1:
+            diagnostics.error(f"job '{item.resource.name}': a schedule on the kubernetes target runs one pod, and "
+                              f"this job runs on {item.resource.resources.instance_count} nodes (pods of a CronJob's "
+                              "Jobs cannot find each other by name)", item.doc.key_span(("schedule",)), "schedule",
+                              "remove the schedule or run the job on one node (resources.instance_count: 1)")
     if target == "docker":
         check_docker_hosts(declared, spec, diagnostics)
 

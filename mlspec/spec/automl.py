@@ -62,7 +62,6 @@ class AutoMLJob(Resource):
     outputs: dict[str, Output] = Field(default_factory=dict, description="At most one output, of type model: "
                                        "register_as registers the best pipeline (sklearn flavor).")
     experiment_name: str | None = Field(None, description="MLflow experiment (default: the workspace name).")
-    # (reserved for a schedule)
 
     @field_validator("training_data")
     @classmethod

@@ -106,8 +106,16 @@ _SWEEP_K8S = ("a batch/v1 Job named by the sweep's content hash runs the local e
 _SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container, which has the compute's size "
                                   "once per trial run at once and takes as many of a cluster's max_nodes lanes"),
                     kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
+_SWEEP_SCHEDULE = ("a scheduled sweep runs on the local target only for now (the workspace supervisor fires it); "
+                   "on kubernetes, run the sweep at apply and leave out its schedule")
 _PIPELINE_LATER = "pipelines run on the local engine only for now (`mlspec up` on the local target)"
 _PIPELINE_ONLY = Row(docker=no(_PIPELINE_LATER), kubernetes=no(_PIPELINE_LATER))
+_NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a container, "
+                 "which is root on the host: schedule it on the local target (the workspace supervisor fires it) "
+                 "or the kubernetes target (a CronJob)")
+_CRONJOB = ("a batch/v1 CronJob beside the Job that runs at apply (concurrencyPolicy Forbid: a run due while one "
+            "goes waits); its runs read the data baked into the job's image, so fresh data must come from elsewhere "
+            "(a literal URI input); a job on several nodes is refused")
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -293,12 +301,27 @@ TABLE: dict[str, dict[str, Row]] = {
         "timeout": Row(kubernetes=approx("activeDeadlineSeconds: the whole Job, retries included")),
         "retries": Row(kubernetes=approx("backoffLimit: each retry is a new pod")),
         "experiment_name": EVERYWHERE,
+        "schedule": Row(docker=no(_NO_SCHEDULER), kubernetes=approx(_CRONJOB)),
+    },
+    "Schedule": {
+        "cron": EVERYWHERE,
+        "every": Row(kubernetes=approx("a cron schedule when the period divides an hour or a day evenly "
+                                       "('*/15 * * * *'), else '@every <seconds>s', counted from the CronJob's "
+                                       "creation rather than from start_time")),
+        "timezone": Row(kubernetes=approx("the CronJob's timeZone (Kubernetes 1.27 or later)")),
+        "start_time": Row(kubernetes=approx("the CronJob is created suspended when compiled before start_time; "
+                                            "compile and apply again once it has come")),
+        "end_time": Row(kubernetes=approx("the CronJob is created suspended when compiled after end_time; runs "
+                                          "due later are not stopped by the cluster itself")),
+        "missed": Row(kubernetes=approx("skip: startingDeadlineSeconds 60; run_once: no deadline, so the "
+                                        "controller starts the latest missed run once")),
     },
     "PathInput": {"type": EVERYWHERE, "path": EVERYWHERE},
     "SweepJob": {
         "": Row(docker=approx(_SWEEP_DOCKER), kubernetes=approx(_SWEEP_K8S)),
         **dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space", "sampling_algorithm",
                          "objective", "limits", "early_termination", "experiment_name"), EVERYWHERE),
+        "schedule": Row(docker=no(_NO_SCHEDULER), kubernetes=no(_SWEEP_SCHEDULE)),
     },
     "AutoMLJob": {
         "": _AUTOML_ONLY,
@@ -474,6 +497,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "max_concurrency": Row(kubernetes=approx("mini-batches at once in the run's one pod")),
         "code_configuration": Row(docker=Support("yes", "the code folder is baked into the run's image"),
                                   kubernetes=Support("yes", "the code folder is baked into the run's image")),
+        "schedule": Row(docker=no(_NO_SCHEDULER), kubernetes=no(
+            "its rows are baked into the run's image when compiled, so a CronJob would score the same rows every "
+            "time: schedule it on the local target, whose runs read the Data's path afresh")),
     },
     "BatchOutput": {
         "path": Row(docker=approx("a folder of the run's on the workspace volume, /mlspec/batch/<endpoint>/<run "

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 from mlspec.spec.base import Bytes, Name, Resource, Seconds, Strict
 from mlspec.spec.compute import Resources
 from mlspec.spec.model import model_reference
+from mlspec.spec.schedule import Schedule
 
 ModelReference = Annotated[str, AfterValidator(model_reference)]
 
@@ -199,6 +200,8 @@ class BatchEndpoint(Resource):
         None, description="Score through a scoring script: init() once per run, then run(mini_batch) with each "
                           "mini-batch as a pandas DataFrame, returning one row (a list item or DataFrame row) per "
                           "input row.")
+    schedule: Schedule | None = Field(None, description="Score the input again on a timetable, besides when the "
+                                                        "endpoint changes.")
 
 
 ENDPOINT_TYPES: dict[str, type[Resource]] = {"online": OnlineEndpoint, "batch": BatchEndpoint}

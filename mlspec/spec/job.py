@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mlspec.spec.base import Name, Resource, Seconds, Strict
+from mlspec.spec.schedule import Schedule
 
 Flavor = Literal["sklearn", "torch", "pyfunc"]
 
@@ -146,4 +147,4 @@ class Job(Resource):
     timeout: Seconds | None = Field(None, description="Stop the job after this long, e.g. '30m'.")
     retries: int = Field(0, ge=0, le=10, description="Extra attempts after a failure.")
     experiment_name: str | None = Field(None, description="MLflow experiment (default: the workspace name).")
-    # schedule: reserved for the field that runs a job on a schedule.
+    schedule: Schedule | None = Field(None, description="Retrain on a timetable, besides when the job changes.")

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlspec.spec.base import Name, Resource, Seconds, Strict
 from mlspec.spec.job import InputValue, Job, Output
+from mlspec.spec.schedule import Schedule
 
 # An MLflow metric key, as the trial's command logs it with mlflow.log_metric.
 METRIC_KEY = r"^[A-Za-z0-9_.\-/ ]{1,250}$"
@@ -167,6 +168,7 @@ class SweepJob(Resource):
     limits: SweepLimits = Field(description="How many trials, how many at once, and time limits.")
     early_termination: EarlyTermination | None = Field(None, description="Stop poor trials early.")
     experiment_name: str | None = Field(None, description="MLflow experiment (default: the workspace name).")
+    schedule: Schedule | None = Field(None, description="Sweep again on a timetable, besides when the job changes.")
 
     @field_validator("sampling_algorithm")
     @classmethod

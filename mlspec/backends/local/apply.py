@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -16,11 +17,16 @@ from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers import handler_for
 from mlspec.backends.local.handlers.compute import compute_slots
 from mlspec.backends.local.labels import apply_labels
-from mlspec.backends.local.processes import workspace_processes
+from mlspec.backends.local.processes import stop_group, workspace_processes
+from mlspec.backends.local.schedule_arm import rearm, wait_for_scheduled_run
+from mlspec.backends.local.schedule_state import disarm, run_id_of
 from mlspec.backends.local.supervisor_start import SupervisorFailed
 from mlspec.graph import Node
 from mlspec.plan import Change, Plan, Record, spec_of
 from mlspec.plan.labels import RELABEL
+from mlspec.plan.schedules import RESCHEDULE
+
+IN_PLACE = (RELABEL, RESCHEDULE)  # updates that run nothing: labels or a schedule change in place
 
 MAX_PARALLEL = 8
 
@@ -61,10 +67,18 @@ class _Capacity:
 
 def _run_step(ctx: Context, change: Change, slots: _Capacity) -> dict[str, Any]:
     node = ctx.node(change.id)
-    # A relabel changes labels only: nothing is retrained, rebuilt or restarted.
-    outputs = ctx.outputs(node.id) if change.verb == RELABEL else _apply(ctx, node, slots)
+    # A relabel or a reschedule changes labels or the schedule only: nothing is retrained, rebuilt or restarted.
+    if change.verb not in IN_PLACE and node.kind in ("Job", "Endpoint"):
+        wait_for_scheduled_run(ctx, node)
+    outputs = ctx.outputs(node.id) if change.verb in IN_PLACE else _apply(ctx, node, slots)
     applied = ctx.outputs(node.id).get("labels") or {}  # what the last apply labelled: what is gone is cleared
-    return {**outputs, "labels": apply_labels(ctx, node, outputs, applied)}
+    outputs = {**outputs, "labels": apply_labels(ctx, node, outputs, applied)}
+    if node.kind in ("Job", "Endpoint"):
+        outputs.pop("schedule", None)
+        schedule = rearm(ctx, node)
+        if schedule is not None:
+            outputs["schedule"] = schedule
+    return outputs
 
 
 def _apply(ctx: Context, node: Node, slots: _Capacity) -> dict[str, Any]:
@@ -88,7 +102,7 @@ def _record(ctx: Context, change: Change, outputs: dict[str, Any], status: str) 
 def _record_failure(ctx: Context, change: Change, partial: dict[str, Any] | None = None) -> None:
     # A failed relabel leaves the resource as it was (ready, with the labels it had), so the next plan relabels
     # again instead of redoing the whole step. `partial`: what a failed step still made (a pipeline's finished steps).
-    if change.verb != RELABEL:
+    if change.verb not in IN_PLACE:
         _record(ctx, change, {**ctx.outputs(change.id), **(partial or {})}, "failed")
 
 
@@ -159,7 +173,7 @@ def _finish(ctx: Context, future: Future[dict[str, Any]], step: tuple[str, float
         return False
     _record(ctx, steps[rid], outputs, "ready")
     outcome.done.append(rid)
-    detail = "  relabelled" if steps[rid].verb == RELABEL else _detail(outputs)
+    detail = {RELABEL: "  relabelled", RESCHEDULE: "  rescheduled"}.get(steps[rid].verb) or _detail(outputs)
     ctx.say(f"  ✓ {rid} {elapsed:.1f}s{detail}")
     return True
 
@@ -180,6 +194,13 @@ def kill_step_processes(workspace: Path) -> list[int]:
 def _delete(ctx: Context, change: Change, outcome: Outcome, purge: bool = False) -> None:
     record = ctx.records[change.id]
     try:
+        with ctx.lock:
+            disarm(ctx.store, change.id)  # no scheduled run of what is gone, and none left running
+        for pid, process_id in workspace_processes(str(ctx.paths.root.resolve())).items():
+            if process_id == run_id_of(change.id):
+                stop_group(pid)
+        if purge:  # the scheduled runs' folders go with the rest of what ran
+            shutil.rmtree(ctx.paths.root / "schedules" / change.id.replace("/", "-"), ignore_errors=True)
         handler_for(record.kind).delete(ctx, record, purge)
     except Exception as exc:
         outcome.failed[change.id] = f"{type(exc).__name__}: {exc}"

@@ -15,6 +15,7 @@ from mlspec.backends.local.paths import WorkspacePaths, owner_only
 from mlspec.backends.local.processes import abandoned_processes, is_ours, stop_group
 from mlspec.backends.local.refresh import refresh, revive
 from mlspec.backends.local.registry import read_registry
+from mlspec.backends.local.schedule_state import schedules
 from mlspec.backends.local.state import ProcessRow, StateStore, exclusive
 from mlspec.backends.local.supervisor_start import ensure_running, running
 from mlspec.backends.local.teardown import remember_workspace
@@ -129,7 +130,7 @@ class LocalEngine:
             finally:
                 if apply:
                     revive(self.paths, store)  # before a supervisor starts: they start afresh, not as crashes
-                if any(row.desired for row in store.processes()):
+                if any(row.desired for row in store.processes()) or schedules(store):
                     ensure_running(self.paths)  # converge after a crash or reboot, even with no changes
             if not apply:
                 return the_plan, None
@@ -137,7 +138,10 @@ class LocalEngine:
             ctx = Context(self.graph, self.paths, store, records, _printer())
             if any(c.kind in ("Job", "Model", "Endpoint") and c.action != "delete" for c in the_plan.changes):
                 _prepare_tracking(ctx)
-            return the_plan, apply_plan(ctx, the_plan)
+            outcome = apply_plan(ctx, the_plan)
+            if schedules(store):
+                ensure_running(self.paths)  # the supervisor fires the schedules this apply armed
+            return the_plan, outcome
         finally:
             store.close()
 

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS events (ts REAL NOT NULL, resource TEXT NOT NULL, mes
 CREATE TABLE IF NOT EXISTS model_digests (
     name TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, run_id TEXT, source TEXT NOT NULL,
     recorded REAL NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY, schedule TEXT NOT NULL, launch TEXT NOT NULL, armed REAL NOT NULL, next_run REAL,
+    runs INTEGER NOT NULL DEFAULT 0, last_run REAL, last_outcome TEXT, last_run_id TEXT, last_error TEXT,
+    pid INTEGER, missed INTEGER NOT NULL DEFAULT 0);
 """
 
 

@@ -29,6 +29,7 @@ from mlspec.backends.local.processes import (
     stop_group,
     workspace_processes,
 )
+from mlspec.backends.local.scheduler import Clock, Scheduler, clock_from_env, fire_process, workspace_lock
 from mlspec.backends.local.state import ProcessRow, StateError, StateStore
 from mlspec.backends.local.wakeup import WakeUp
 from mlspec.backends.local.watch import Watch
@@ -65,9 +66,11 @@ def start_marker(process_id: str, started: float) -> str:
 
 
 class Supervisor:
-    def __init__(self, paths: WorkspacePaths):
+    def __init__(self, paths: WorkspacePaths, clock: Clock | None = None):
         self.paths = paths
         self.workspace = str(paths.root.resolve())
+        self.scheduler = Scheduler(clock or clock_from_env(), fire_process(paths, self.workspace), self.log,
+                                   workspace_lock(paths))
         self.store: StateStore | None = None
         self.identity: tuple[int, int] | None = None
         self.children: dict[str, Child] = {}
@@ -124,7 +127,7 @@ class Supervisor:
     def sweep_orphans(self, store: StateStore) -> None:
         """Stop processes this supervisor (or an earlier one of this workspace) started that no desired row
         declares any more, e.g. a spawn cut short by kill -9, or a state restored from a backup."""
-        wanted = {row.id for row in store.processes() if row.desired}
+        wanted = {row.id for row in store.processes() if row.desired} | self.scheduler.in_flight(store)
         for pid, process_id in self.ours().items():
             if process_id not in wanted:
                 self.log(f"stopping orphan {process_id} (pid {pid})")
@@ -132,7 +135,8 @@ class Supervisor:
                 self.children.pop(process_id, None)
         self.zygotes.sweep()
         # Orphans this subreaper inherited (what a replica had started when it died) that have exited.
-        reap_strays({child.pid for child in self.children.values()} | self.zygotes.pids())
+        reap_strays({child.pid for child in self.children.values()} | self.zygotes.pids()
+                    | {child.pid for child in self.scheduler.children.values()})
         self.last_sweep = time.monotonic()
 
     def start(self, store: StateStore, row: ProcessRow) -> None:
@@ -270,6 +274,7 @@ class Supervisor:
             self.sweep_orphans(store)
         changes = store.db.total_changes
         busy = self.tick(store)
+        busy = self.scheduler.tick(store) or busy  # armed schedules keep the supervisor up
         if store.db.total_changes != changes:
             self.settle()
         return busy

@@ -19,6 +19,7 @@ from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
+from mlspec.spec.schedule import Schedule
 from mlspec.spec.sweep import JOB_MODELS, SweepJob, trial_field
 
 # What mlspec's own runtime (training runner, scoring server, gateway) needs in every image, as pyproject.toml
@@ -126,6 +127,7 @@ class JobModel:
     # A sweep (type: sweep): its settings as JSON (mlspec.runtime.sweep.contract.sweep_settings); `command`,
     # `code` and `env` are its trial's, `timeout` the whole sweep's (limits.timeout). None: a command job.
     sweep: str | None = None
+    schedule: Schedule | None = None  # re-run on a timetable (targets with a scheduler)
 
 
 @dataclass(frozen=True)
@@ -488,7 +490,7 @@ class _Builder:
             files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
             env=dict(sorted(runs.environment_variables.items())),
             size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
-            **_runs(job))
+            **_runs(job), schedule=job.schedule)
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource

@@ -53,8 +53,43 @@ def log_file(paths: WorkspacePaths, name: str) -> Path:
 
 
 def apply(ctx: Context, node: Node) -> dict[str, Any]:
-    from mlspec.runtime.batch.contract import BatchResult, BatchRun
+    from mlspec.runtime.batch.contract import BatchResult
     from mlspec.runtime.execute import run_command
+
+    endpoint = node.resource
+    assert isinstance(endpoint, BatchEndpoint)
+    run, process, _ = scoring_run(ctx, node)
+    spec_file, result_file = work_dir(ctx.paths, node.name) / "batchrun.json", work_dir(ctx.paths, node.name) / \
+        "result.json"
+    run.dump(spec_file)
+    result_file.unlink(missing_ok=True)
+    name, version = run.model_uri.removeprefix("models:/").rsplit("/", 1)
+    ctx.say(f"[{node.name}] scoring {endpoint.input} with {name} version {version} into {run.output}")
+    execution = run_command(process, None, stop=ctx.stop, on_line=lambda line: ctx.say(line if line.startswith("[") else
+                                                                         f"[{node.name}] {line}"))
+    result = BatchResult.model_validate_json(result_file.read_text()) if result_file.exists() else None
+    if result is None or result.status != "succeeded":
+        reason = result.error if result else f"the batch scorer exited with code {execution.exit_code}"
+        tail = "\n".join(f"    {line}" for line in execution.log_tail[-10:])
+        raise StepFailed(f"batch endpoint '{node.name}': {reason}; last lines:\n{tail}\n  full log: "
+                         f"{process.log_path}")
+    return {"output": run.output, "files": result.outputs, "rows_scored": result.rows_scored,
+            "rows_failed": result.rows_failed, "duration_s": result.duration_s, "model": name,
+            "version": int(version), "model_sha256": result.model_sha256,
+            "log": process.log_path}
+
+
+def scorer_command(python: str, spec_file: Path, result_file: Path) -> str:
+    """The batch scorer's command line, run with -P in its own folder: no file where `mlspec up` was started
+    can shadow a module it imports."""
+    return " ".join(shlex.quote(a) for a in python_command("mlspec.runtime.batch", str(spec_file), "--result",
+                                                            str(result_file), python=python))
+
+
+def scoring_run(ctx: Context, node: Node) -> tuple[Any, Any, str]:
+    """The scoring run's contract, the process that runs it (the job runner's process handling: own process group,
+    line-by-line log, stopped with whatever it started) and the Python it runs with."""
+    from mlspec.runtime.batch.contract import BatchRun
     from mlspec.runtime.jobrun import JobRun
 
     endpoint = node.resource
@@ -83,32 +118,15 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
                    max_concurrency=endpoint.max_concurrency, nodes=_nodes(ctx, node),
                    sha256=recorded_digest(ctx, ref.name, version), **_scoring(ctx, node, endpoint))
     spec_file, result_file = work / "batchrun.json", work / "result.json"
-    run.dump(spec_file)
-    result_file.unlink(missing_ok=True)
     env: dict[str, str] = {}
     if env_id:
         env.update(ctx.node(env_id).resource.environment_variables)  # type: ignore[attr-defined]
     env.update(up_process_env(str(ctx.paths.root.resolve()), node.id))  # owned by this `up`, stopped with it
-    # The job runner's process handling: own process group, line-by-line log, stopped with whatever it started.
-    # It runs in its own folder, with -P: no file where `mlspec up` was started can shadow a module it imports.
     process = JobRun(
         job=node.name, experiment="batch", tracking_uri=ctx.tracking_uri, artifact_location=str(work),
-        command=" ".join(shlex.quote(a) for a in python_command("mlspec.runtime.batch", str(spec_file), "--result",
-                                                                str(result_file), python=python)),
-        code=str(work), workdir=str(work), env=env, log_file=str(log_file(ctx.paths, node.name)),
-        limits=_limits(ctx, node))
-    ctx.say(f"[{node.name}] scoring {endpoint.input} with {ref.name} version {version} into {output}")
-    execution = run_command(process, None, stop=ctx.stop, on_line=lambda line: ctx.say(line if line.startswith("[") else
-                                                                         f"[{node.name}] {line}"))
-    result = BatchResult.model_validate_json(result_file.read_text()) if result_file.exists() else None
-    if result is None or result.status != "succeeded":
-        reason = result.error if result else f"the batch scorer exited with code {execution.exit_code}"
-        tail = "\n".join(f"    {line}" for line in execution.log_tail[-10:])
-        raise StepFailed(f"batch endpoint '{node.name}': {reason}; last lines:\n{tail}\n  full log: "
-                         f"{process.log_path}")
-    return {"output": str(output), "files": result.outputs, "rows_scored": result.rows_scored,
-            "rows_failed": result.rows_failed, "duration_s": result.duration_s, "model": ref.name,
-            "version": version, "model_sha256": result.model_sha256, "log": process.log_path}
+        command=scorer_command(python, spec_file, result_file), code=str(work), workdir=str(work), env=env,
+        log_file=str(log_file(ctx.paths, node.name)), limits=_limits(ctx, node))
+    return run, process, python
 
 
 def _scoring(ctx: Context, node: Node, endpoint: BatchEndpoint) -> dict[str, str]:

@@ -74,7 +74,8 @@ def _launch(ctx: Context, node: Node, job: AnyJob) -> dict[str, Any]:
             "processes_per_node": distribution.process_count_per_instance if distribution else 1}
 
 
-def job_run(ctx: Context, node: Node) -> Any:
+def job_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
+    """The job's run contract; `fresh`: a command job's run folder is emptied first (a retry starts clean)."""
     from mlspec.runtime.jobrun import JobRun
     from mlspec.runtime.labels import label_tags
 
@@ -82,8 +83,8 @@ def job_run(ctx: Context, node: Node) -> Any:
     assert isinstance(job, JOB_MODELS)
     runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
     run_dir = ctx.paths.run_dir(job.name, node.hash).resolve()
-    if not isinstance(job, SweepJob):  # a sweep resumes: its finished trials' outputs are kept
-        shutil.rmtree(run_dir, ignore_errors=True)  # a retry starts clean
+    if fresh and not isinstance(job, SweepJob):  # a sweep resumes: its finished trials' outputs are kept
+        shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     workdir = str(run_dir)
     env_id = ctx.target(node.id, trial_field(job, "environment"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlspec.backends.pulumi.compile import JOB_FILES
 from mlspec.backends.pulumi.kubernetes.context import Context, image
+from mlspec.backends.pulumi.kubernetes.cronjobs import SCHEDULED_CONTRACT, cron_job
 from mlspec.backends.pulumi.kubernetes.meta import Object, dns_name, k8s_object, labels, metadata, selector_labels
 from mlspec.backends.pulumi.kubernetes.pods import container, pod_spec, with_tracking_credentials
 from mlspec.backends.pulumi.kubernetes.scheduling import scheduling
@@ -19,6 +20,7 @@ from mlspec.backends.pulumi.kubernetes.workspace import allow_among
 from mlspec.backends.pulumi.model import ComputeModel, EnvironmentModel, JobModel, ResourceSize
 from mlspec.runtime.jobrun import JobRun
 from mlspec.runtime.multinode import RENDEZVOUS_PORT, NodeLayout, for_node
+from mlspec.spec.schedule import SCHEDULED_TAG
 
 COMPONENT = "job"
 FILES = JOB_FILES  # the job's code and data in its image (templates/pulumi/job.Dockerfile.j2)
@@ -84,6 +86,10 @@ def job_objects(job: JobModel, env: EnvironmentModel, compute: ComputeModel | No
     pods = selector_labels(ctx.workspace, COMPONENT, name)
     contracts = {f"node-{n}.json": node_contract(job, env, ctx, n, name).model_dump_json(indent=2) + "\n"
                  for n in range(job.nodes)}
+    if job.schedule is not None:  # what the CronJob's pods run: the same run, its MLflow run tagged as scheduled
+        scheduled = node_contract(job, env, ctx, 0, name)
+        scheduled = scheduled.model_copy(update={"tags": {**scheduled.tags, SCHEDULED_TAG: "true"}})
+        contracts[SCHEDULED_CONTRACT] = scheduled.model_dump_json(indent=2) + "\n"
     config = k8s_object("v1", "ConfigMap", metadata(f"{name}-run", ctx.namespace, own), data=contracts)
     indexed = job.nodes > 1
     contract = f"{CONTRACTS}/node-$({INDEX}).json" if indexed else f"{CONTRACTS}/node-0.json"
@@ -112,7 +118,7 @@ def job_objects(job: JobModel, env: EnvironmentModel, compute: ComputeModel | No
     spec["template"] = {"metadata": {"labels": {**own, **pods}}, "spec": template_spec}
     workload = k8s_object("batch/v1", "Job", metadata(name, ctx.namespace, own, annotations), spec=spec)
     if not indexed:
-        return [config, workload]
+        return [config, workload] + ([cron_job(job, workload, contract)] if job.schedule is not None else [])
     # Pods of an Indexed Job are <job>-<index>.<subdomain>: the headless Service gives them those DNS names,
     # published before they are ready so that node 0's rendezvous resolves while the others start.
     service = k8s_object("v1", "Service", metadata(name, ctx.namespace, own),
