@@ -94,6 +94,9 @@ _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
 _SWEEP_LATER = "sweeps run on the local engine only for now (`mlspec up` on the local target)"
+_SAMPLES_LATER = ("samples are written to the local workspace by the local engine's gateway only for now: remove "
+                  "data_collector, or use the local target")
+_LOCAL_SAMPLES = Row(docker=no(_SAMPLES_LATER), kubernetes=no(_SAMPLES_LATER))
 _LOCAL_ONLY = Row(docker=no(_SWEEP_LATER), kubernetes=no(_SWEEP_LATER))
 
 TABLE: dict[str, dict[str, Row]] = {
@@ -338,7 +341,10 @@ TABLE: dict[str, dict[str, Row]] = {
         "traffic": EVERYWHERE,
         "mirror_traffic": EVERYWHERE,
         "port": Row(kubernetes=na("the gateway's ClusterIP Service <endpoint> listens on port 80")),
+        "data_collector": _LOCAL_SAMPLES,
     },
+    "DataCollector": {"sampling_rate": _LOCAL_SAMPLES, "max_record_size": _LOCAL_SAMPLES,
+                      "max_records_per_minute": _LOCAL_SAMPLES, "retention": _LOCAL_SAMPLES},
     "Deployment": {
         "model": Row(kubernetes=approx("a model a job of the spec registers is served at @latest; the job's "
                                        "content hash on the pod template rolls the replicas when it retrains")),
