@@ -14,6 +14,7 @@ import pytest
 
 from mlspec.runtime.gateway.config import ConfigError, parse, routing_digest
 from mlspec.runtime.gateway.sampling import Sampler, SamplingSettings
+from mlspec.runtime.httpserver import Request
 
 BODY = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2]]}}'
 JSON = b"application/json"
@@ -29,9 +30,12 @@ def records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for file in sorted(folder.rglob("*.jsonl")) for line in file.read_text().splitlines()]
 
 
-def offer(taker: Sampler, times: int, body: bytes = BODY, deployment: str = "blue") -> None:
+def offer(taker: Sampler, times: int, body: bytes = BODY, deployment: str = "blue", status: int = 200,
+          headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    request = Request(b"POST", b"/invocations?x=1", b"/invocations",
+                      headers or [(b"content-type", JSON), (b"authorization", b"Bearer secret-key")], body)
     for _ in range(times):
-        taker.offer(deployment, b"/invocations", JSON, body, 200, JSON, b'{"predictions": [1]}', 0.002)
+        taker.offer(deployment, request, status, JSON, b'{"predictions": [1]}', 0.002)
     taker.flush()
 
 
@@ -43,9 +47,20 @@ def test_every_request_at_rate_one_as_json_without_headers(tmp_path: Path) -> No
     assert first["request"] == json.loads(BODY) and first["response"] == {"predictions": [1]}
     assert first["deployment"] == "blue" and first["status"] == 200 and first["path"] == "/invocations"
     assert set(first) == {"time", "endpoint", "deployment", "path", "status", "latency_ms", "request", "response"}
+    assert "secret-key" not in "".join(f.read_text() for f in tmp_path.rglob("*.jsonl"))
     [file] = list(tmp_path.rglob("*.jsonl"))
     assert file.relative_to(tmp_path).parts[0] == "blue"  # DEPLOYMENT/YYYY/MM/DD/HH.jsonl
     assert file.relative_to(tmp_path).as_posix()[5:] == time.strftime("%Y/%m/%d/%H.jsonl", time.gmtime())
+
+
+def test_bodies_of_refused_or_compressed_requests_stay_valid_json(tmp_path: Path) -> None:
+    offer(sampler(tmp_path), 1, b'{"broken', status=400)
+    gzip = [(b"content-type", JSON), (b"content-encoding", b"gzip")]
+    offer(sampler(tmp_path), 1, b"\x1f\x8b\x08binary", headers=gzip)
+    refused, compressed = records(tmp_path)  # every line parses
+    assert refused["request"] == '{"broken' and refused["status"] == 400
+    assert compressed["request_encoding"] == "gzip" and compressed["request_bytes"] == 9
+    assert "request" not in compressed
 
 
 def test_a_share_of_requests_at_a_lower_rate(tmp_path: Path) -> None:

@@ -113,9 +113,7 @@ class Forward:
         app.latency.observe(seconds, (name,))
         app.traffic.record(name, self.url or "", status, seconds)
         if app.sampler is not None:  # off: this one test is all the fast path pays
-            request = self.request
-            app.sampler.offer(name, request.path, request.header(b"content-type"), request.body, status,
-                              _content_type(headers), body, seconds)
+            app.sampler.offer(name, self.request, status, _content_type(headers), body, seconds)
         self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
 
 

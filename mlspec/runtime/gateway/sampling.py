@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from mlspec.runtime.httpserver import Request
+
 FLUSH_S = 1.0  # records reach the file within this; writing each at once would cost a system call per request
 FLUSH_BYTES = 256 * 2**10
 _FIELDS = {"folder", "rate", "max_record_size", "max_records_per_minute", "retention"}
@@ -50,9 +52,13 @@ class SamplingSettings:
         return cls(folder, float(rate), int(numbers[0]), int(numbers[1]), float(numbers[2]))
 
 
-def _body(raw: bytes, content_type: bytes | None) -> Any:
-    """JSON bodies as JSON (so a record is one JSON value to read back), anything else as text."""
+def _body(raw: bytes, content_type: bytes | None, answered: bool) -> Any:
+    """JSON bodies as JSON (so a record is one JSON value to read back), anything else as text. A JSON body of a
+    request answered with a 2xx is valid JSON (the replica parsed it, or wrote it): it goes in as it is, unparsed,
+    which halves what sampling costs."""
     if content_type is None or b"json" in content_type:
+        if answered and content_type is not None and raw:
+            return orjson.Fragment(raw)
         with contextlib.suppress(orjson.JSONDecodeError):
             return orjson.loads(raw)
     return raw.decode("utf-8", errors="replace")
@@ -72,8 +78,8 @@ class Sampler:
         self._flush: asyncio.TimerHandle | None = None
         self._hour = ""
 
-    def offer(self, deployment: str, path: bytes, request_type: bytes | None, request: bytes, status: int,
-              response_type: bytes | None, response: bytes, seconds: float) -> None:
+    def offer(self, deployment: str, request: Request, status: int, response_type: bytes | None, response: bytes,
+              seconds: float) -> None:
         settings = self.settings
         if settings.rate < 1.0 and random.random() >= settings.rate:
             return
@@ -88,16 +94,23 @@ class Sampler:
         stamp = time.gmtime(now)
         record: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + f".{int(now % 1 * 1000):03d}Z",
-            "endpoint": self.endpoint, "deployment": deployment, "path": path.decode("latin-1"), "status": status,
-            "latency_ms": round(seconds * 1000, 3)}
-        if len(request) + len(response) + 512 > settings.max_record_size:
-            record.update(truncated=True, request_bytes=len(request), response_bytes=len(response))
+            "endpoint": self.endpoint, "deployment": deployment, "path": request.path.decode("latin-1"),
+            "status": status, "latency_ms": round(seconds * 1000, 3)}
+        body = request.body
+        encoding = request.header(b"content-encoding")
+        if encoding is not None:  # compressed as sent: its size is all a record keeps
+            record.update(request_bytes=len(body), request_encoding=encoding.decode("latin-1"),
+                          response=_body(response, response_type, False))
+        elif len(body) + len(response) + 512 > settings.max_record_size:
+            record.update(truncated=True, request_bytes=len(body), response_bytes=len(response))
         else:
-            record.update(request=_body(request, request_type), response=_body(response, response_type))
+            answered = 200 <= status < 300
+            record.update(request=_body(body, request.header(b"content-type"), answered),
+                          response=_body(response, response_type, answered))
         line = orjson.dumps(record) + b"\n"
         if len(line) > settings.max_record_size:  # JSON escapes can grow a body: still within the bound
             line = orjson.dumps({**{k: v for k, v in record.items() if k not in ("request", "response")},
-                                 "truncated": True, "request_bytes": len(request),
+                                 "truncated": True, "request_bytes": len(body),
                                  "response_bytes": len(response)}) + b"\n"
         hour = time.strftime("%Y/%m/%d/%H", stamp)
         self._buffers.setdefault(self.folder / (deployment or "_gateway") / f"{hour}.jsonl", []).append(line)
