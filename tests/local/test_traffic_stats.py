@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.backends.local.traffic_stats import Series, quantile, read_history, window
-from mlspec.runtime.gateway.traffic import History, Traffic
+from mlspec.runtime.gateway.traffic import RETIRED, History, Traffic
 
 
 def snapshot_at(traffic: Traffic, when: float) -> dict[str, Any]:
@@ -64,3 +64,21 @@ def test_percentiles_fall_in_the_buckets_of_the_latencies_recorded() -> None:
     assert 0.001 < (quantile(series, buckets, 0.5) or 0) <= 0.0025
     assert 0.25 < (quantile(series, buckets, 0.99) or 0) <= 0.5
     assert quantile(Series(), buckets, 0.5) is None
+
+
+def test_replicas_that_leave_are_merged_and_their_deployment_counts_on() -> None:
+    traffic = Traffic()
+    for replica in ("old-0", "old-1"):
+        traffic.record("blue", replica, 200, 0.01)
+    traffic.record("", "", 401, 0.0)
+    start = snapshot_at(traffic, 100.0)
+    traffic.record("blue", "old-0", 500, 0.01)
+    traffic.retire({("blue", "new-0")})  # a rollout: the old replicas left the configuration
+    traffic.record("blue", "new-0", 200, 0.01)
+    assert set(traffic.series) == {("blue", RETIRED), ("blue", "new-0"), ("", "")}
+    found, _, _ = window([start, snapshot_at(traffic, 200.0)], 150.0)
+    assert found[("blue", RETIRED)].statuses == {500: 1}  # only what came after the window's start
+    assert found[("blue", "new-0")].statuses == {200: 1} and ("", "") not in found
+    traffic.record("blue", "old-1", 200, 0.01)  # a late answer from a replica that has just left
+    found, _, _ = window([start, snapshot_at(traffic, 300.0)], 150.0)
+    assert sum(s.requests for key, s in found.items() if key[0] == "blue") == 3

@@ -19,7 +19,11 @@ class Series:
 
     def add(self, statuses: dict[str, int], latency: list[float], sign: int = 1) -> None:
         for code, count in statuses.items():
-            self.statuses[int(code)] = self.statuses.get(int(code), 0) + sign * int(count)
+            total = self.statuses.get(int(code), 0) + sign * int(count)
+            if total:
+                self.statuses[int(code)] = total
+            else:
+                self.statuses.pop(int(code), None)
         if not self.latency:
             self.latency = [0.0] * len(latency)
         for index, value in enumerate(latency):
@@ -74,11 +78,33 @@ def window(snapshots: list[dict[str, Any]], start: float) -> tuple[dict[Key, Ser
         base = before[-1] if before else None
         covered = min(covered, start if base else float(runs[0]["time"]))
         buckets = buckets or list(last.get("buckets", []))
+        earlier = {key: (statuses, latency) for key, statuses, latency in _series(base)}
+        _carry_retired(earlier, {key for key, _, _ in _series(last)})
         for key, statuses, latency in _series(last):
-            found.setdefault(key, Series()).add(statuses, latency)
-        for key, statuses, latency in _series(base):
-            found.setdefault(key, Series()).add(statuses, latency, -1)
+            series = found.setdefault(key, Series())
+            series.add(statuses, latency)
+            old = earlier.get(key)
+            # As Prometheus's increase(): a count lower than before started again (a replica's counts merged into
+            # its deployment's earlier replicas when it left, then one late answer): all of it is new. A series
+            # gone since `start` was merged there, which counts on.
+            if old is not None and all(statuses.get(code, 0) >= count for code, count in old[0].items()):
+                series.add(old[0], old[1], -1)
     return {k: v for k, v in found.items() if v.requests}, buckets, covered
+
+
+def _carry_retired(earlier: dict[Key, tuple[dict[str, int], list[float]]], now: set[Key]) -> None:
+    """Series of `earlier` gone by now were merged into their deployment's RETIRED series: count them in its
+    baseline, so that only what they answered since is new."""
+    from mlspec.runtime.gateway.traffic import GATEWAY, RETIRED
+
+    for key in [k for k in earlier if k not in now and k[1] not in (GATEWAY, RETIRED)]:
+        statuses, latency = earlier.pop(key)
+        merged = Series()
+        previous = earlier.get((key[0], RETIRED))
+        if previous is not None:
+            merged.add(*previous)
+        merged.add(statuses, latency)
+        earlier[(key[0], RETIRED)] = ({str(k): v for k, v in merged.statuses.items()}, merged.latency)
 
 
 def quantile(series: Series, buckets: list[float], q: float) -> float | None:

@@ -259,6 +259,7 @@ class GatewayApp:
 
     def _reloaded(self, config: GatewayConfig) -> None:
         self._sample(config)
+        self.traffic.retire({(d.name, url) for d in config.deployments.values() for url in d.replicas})
         self._probe_targets(config)
         self.holds.release(config.deployments)
         self.discovery.apply()  # a configuration just taken names its discovered deployments without addresses

@@ -23,6 +23,7 @@ from mlspec.runtime.serving.metrics import LATENCY_BUCKETS
 SNAPSHOT_INTERVAL_S = 5.0  # a window's start is known to within this; its end is read live from the gateway
 MAX_HISTORY_BYTES = 4 * 2**20  # past this, the older half of the file goes (about a day of busy snapshots)
 GATEWAY = ""  # the deployment (and replica) of answers the gateway gave itself: no key, no route, too large
+RETIRED = "(earlier replicas)"  # a deployment's replicas no longer routed to, their counts merged
 
 
 class Traffic:
@@ -43,6 +44,20 @@ class Traffic:
         histogram[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
         self.changes += 1
+
+    def retire(self, live: set[tuple[str, str]]) -> None:
+        """Merge the counts of replicas not in `live` (deployment, replica) into their deployment's RETIRED series:
+        every rollout starts new replicas, and a record of each would grow every snapshot without end."""
+        for key in [k for k in self.series if k[1] not in (GATEWAY, RETIRED) and k not in live]:
+            statuses, histogram = self.series.pop(key)
+            merged = self.series.get((key[0], RETIRED))
+            if merged is None:
+                merged = self.series[(key[0], RETIRED)] = ({}, [0.0] * len(histogram))
+            for status, count in statuses.items():
+                merged[0][status] = merged[0].get(status, 0) + count
+            for index, value in enumerate(histogram):
+                merged[1][index] += value
+            self.changes += 1
 
     def snapshot(self) -> dict[str, Any]:
         return {"time": time.time(), "boot": self.boot, "buckets": list(LATENCY_BUCKETS), "series": [
