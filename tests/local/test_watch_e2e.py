@@ -126,11 +126,15 @@ def test_stats_count_every_answer_per_deployment_and_replica(served: Path, clien
 
 
 def test_samples_hold_no_key_and_keep_their_size_bound(served: Path, client: Client) -> None:
+    time.sleep(1.2)  # earlier answers reach their file within a second
+    before = len(samples(served))
     assert client.send(client.rows(3), header="api-key") == 200
     large = client.rows(300)  # about 9 KiB of JSON: over the 4 KiB bound
     assert client.send(large) == 200
     wait_for(lambda: any(r.get("truncated") for r in samples(served)), 10)
+    time.sleep(1.2)
     found = samples(served)
+    assert len(found) == before + 2  # rate 1.0: every answered request
     truncated = [r for r in found if r.get("truncated")]
     assert len(truncated) == 1 and truncated[0]["request_bytes"] > 4096 and "request" not in truncated[0]
     assert all(r["deployment"] == "blue" for r in found)
