@@ -59,7 +59,7 @@ def test_percentiles_fall_in_the_buckets_of_the_latencies_recorded() -> None:
         traffic.record("blue", "r", 200, 0.002)  # in (1 ms, 2.5 ms]
     for _ in range(2):
         traffic.record("blue", "r", 200, 0.4)  # in (250 ms, 500 ms]
-    found, buckets, _ = window([snapshot_at(traffic, 10.0)], 0.0)
+    found, buckets, _ = window([snapshot_at(_zero(traffic), 5.0), snapshot_at(traffic, 10.0)], 0.0)
     series = found[("blue", "r")]
     assert 0.001 < (quantile(series, buckets, 0.5) or 0) <= 0.0025
     assert 0.25 < (quantile(series, buckets, 0.99) or 0) <= 0.5
@@ -82,3 +82,15 @@ def test_replicas_that_leave_are_merged_and_their_deployment_counts_on() -> None
     traffic.record("blue", "old-1", 200, 0.01)  # a late answer from a replica that has just left
     found, _, _ = window([start, snapshot_at(traffic, 300.0)], 150.0)
     assert sum(s.requests for key, s in found.items() if key[0] == "blue") == 3
+
+
+def test_a_trimmed_history_counts_from_its_oldest_snapshot_kept() -> None:
+    traffic = Traffic()
+    for _ in range(4):
+        traffic.record("blue", "r", 200, 0.01)
+    oldest = snapshot_at(traffic, 100.0)  # the run's zero and earlier snapshots were trimmed away
+    traffic.record("blue", "r", 200, 0.01)
+    found, _, covered = window([oldest, snapshot_at(traffic, 200.0)], 50.0)
+    assert found[("blue", "r")].statuses == {200: 1} and covered == 100.0
+    found, _, covered = window([snapshot_at(traffic, 200.0)], 50.0)  # no history: nothing known before now
+    assert found == {} and covered == 200.0

@@ -46,7 +46,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     spec.write_text(text[:text.index("---\nkind: Job\nname: train-forest")] + "---" + ENDPOINT)
     mlspec("up", str(target), "--yes")
     yield target
-    mlspec("down", str(target), "--yes", check=False)
+    mlspec("down", str(target), "--yes", "--purge", check=False)
+    # The samples and the traffic record are the endpoint's data: --purge takes them too.
+    assert not (target / ".mlspec" / "samples" / "iris").exists()
+    assert not (target / ".mlspec" / "endpoints" / "iris" / "traffic.jsonl").exists()
 
 
 def _training_rows() -> list[list[float]]:

@@ -61,8 +61,8 @@ def _series(snapshot: dict[str, Any] | None) -> Iterable[tuple[Key, dict[str, in
 
 def window(snapshots: list[dict[str, Any]], start: float) -> tuple[dict[Key, Series], list[float], float]:
     """Per (deployment, replica), what was answered after `start` (seconds since the epoch): for each run of the
-    gateway (its counts restart with it), its last snapshot less its last one at or before `start` (nothing when
-    it started later). Also the latency buckets' bounds, and when the data actually begins (later than `start`
+    gateway (its counts restart with it), its last snapshot less its last one at or before `start` (its first
+    when none is so old). Also the latency buckets' bounds, and when the data actually begins (later than `start`
     when the history does not reach back so far)."""
     boots: dict[str, list[dict[str, Any]]] = {}
     for snapshot in sorted(snapshots, key=lambda s: float(s["time"])):
@@ -75,8 +75,10 @@ def window(snapshots: list[dict[str, Any]], start: float) -> tuple[dict[Key, Ser
         if float(last["time"]) < start:
             continue
         before = [s for s in runs if float(s["time"]) <= start]
-        base = before[-1] if before else None
-        covered = min(covered, start if base else float(runs[0]["time"]))
+        # The run's first snapshot when none is that old: its zero, written as it started, or the oldest one the
+        # trimmed history kept (counting from there, never from counts nobody recorded).
+        base = before[-1] if before else runs[0]
+        covered = min(covered, start if before else float(runs[0]["time"]))
         buckets = buckets or list(last.get("buckets", []))
         earlier = {key: (statuses, latency) for key, statuses, latency in _series(base)}
         _carry_retired(earlier, {key for key, _, _ in _series(last)})
