@@ -38,7 +38,8 @@ def _figures(series: Any, buckets: list[float]) -> dict[str, Any]:
             "p99_ms": None if p99 is None else round(p99 * 1000, 3)}
 
 
-def endpoint_stats(engine: Any, name: str, window_s: float) -> dict[str, Any]:
+def endpoint_stats(engine: Any, name: str, window_s: float, declared: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The window's figures; `declared` deployments without traffic are listed with zeros."""
     from mlspec.backends.local.endpoint_files import traffic_history
     from mlspec.backends.local.gateway_control import traffic
     from mlspec.backends.local.replica_sockets import control_socket
@@ -52,7 +53,7 @@ def endpoint_stats(engine: Any, name: str, window_s: float) -> dict[str, Any]:
     found, buckets, covered = window(snapshots, now - window_s)
     names = _replica_names(engine, name)
     deployments: dict[str, Any] = {}
-    totals, gateway, every = Series(), Series(), Series()
+    gateway, every = Series(), Series()
     per_deployment: dict[str, Series] = {}
     for (deployment, replica), series in sorted(found.items()):
         every.add({str(k): v for k, v in series.statuses.items()}, series.latency)
@@ -65,7 +66,9 @@ def endpoint_stats(engine: Any, name: str, window_s: float) -> dict[str, Any]:
         deployments.setdefault(deployment, {"replicas": {}})["replicas"][shown] = _figures(series, buckets)
     for deployment, series in per_deployment.items():
         deployments[deployment].update(_figures(series, buckets))
-        totals.add({str(k): v for k, v in series.statuses.items()}, series.latency)
+    for deployment in declared:
+        deployments.setdefault(deployment, {"requests": 0, "errors_4xx": 0, "errors_5xx": 0, "p50_ms": None,
+                                            "p99_ms": None, "replicas": {}})
     return {"endpoint": name, "window_s": window_s, "since": min(covered, now) if covered != float("inf") else now,
             "live": live is not None, "source": SOURCE,
             "total": _figures(every, buckets) if every.requests else {"requests": 0, "errors_4xx": 0, "errors_5xx": 0,
@@ -84,7 +87,7 @@ def stats(args: argparse.Namespace) -> int:
         window_s = parse_duration(args.window)
     except ValueError as error:
         raise CommandError(f"--window: {error}", EXIT_FAILED) from None
-    report = endpoint_stats(engine, args.name, window_s)
+    report = endpoint_stats(engine, args.name, window_s, tuple(record.outputs.get("deployments", {})))
     if args.json:
         print_json(report)
         return EXIT_OK
