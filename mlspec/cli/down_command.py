@@ -55,7 +55,7 @@ def _processes(state_db: Path) -> dict[str, list[Any]]:
 
 def down(args: argparse.Namespace) -> int:
     from mlspec.backends.local.state import LockTimeout, StateError, exclusive
-    from mlspec.backends.local.teardown import purge_tracking, wait_until_gone
+    from mlspec.backends.local.teardown import purge_endpoint_records, purge_tracking, wait_until_gone
     from mlspec.cli.failures import note_workspace
     from mlspec.cli.shared_state import sharing
     from mlspec.cli.stacks import check_workspace, release_workspace
@@ -92,6 +92,7 @@ def down(args: argparse.Namespace) -> int:
             workspace = engine.graph.spec.workspace
             with exclusive(paths.lock, args.lock_timeout):
                 purge_tracking(paths, workspace.name, workspace.tracking.uri or paths.tracking_uri, print)
+            purge_endpoint_records(paths)
     except (LockTimeout, StateError) as exc:
         raise CommandError(str(exc), EXIT_FAILED) from exc
     if outcome.ok:

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--tail", type=int, default=0, metavar="N", help="only the last N lines")
     p.set_defaults(handler=_lazy("mlspec.cli.log_commands", "logs"))
 
-    endpoint = commands.add_parser("endpoint", help="invoke an endpoint or show its keys").add_subparsers(
+    endpoint = commands.add_parser("endpoint", help="invoke an endpoint, show its keys, stats or drift").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     p = endpoint.add_parser("invoke", help="send a request to an endpoint and print the answer")
     p.add_argument("name", help="endpoint name")
@@ -212,6 +212,33 @@ def build_parser() -> argparse.ArgumentParser:
     _engine(p)
     _json(p)
     p.set_defaults(handler=_lazy("mlspec.cli.endpoint_commands", "keys"))
+
+    p = endpoint.add_parser("stats", help="requests, errors and latency of a local endpoint over a window",
+                            description="Per deployment and replica: requests, 4xx and 5xx answers, p50 and p99 "
+                                        "latency, from the gateway's own traffic record.")
+    p.add_argument("name", help="endpoint name")
+    p.add_argument("--window", default="5m", help="how far back, e.g. 30s, 5m, 1h (default: 5m)")
+    _engine(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.watch_commands", "stats"))
+    p = endpoint.add_parser("drift", help="data drift of an endpoint's sampled inputs against its training data",
+                            description="Per deployment and feature: a two-sample Kolmogorov-Smirnov test (numeric) "
+                                        "or a chi-square test (categorical) of the inputs its data_collector sampled "
+                                        "against the data that trained the model version it serves.")
+    p.add_argument("name", help="endpoint name")
+    p.add_argument("--format", choices=["text", "json", "html"], default="text", help="report format")
+    p.add_argument("--threshold", type=float, default=0.05, help="a feature drifts when its p-value is below this")
+    p.add_argument("--share", type=float, default=0.5,
+                   help="the inputs drift when at least this share of features drifts (default: 0.5)")
+    _engine(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.drift_commands", "drift"))
+    p = commands.add_parser("lineage", help="what an endpoint serves: deployment, model version, run, code, data",
+                            description="endpoint -> deployment -> model version -> run -> code digest, data versions "
+                                        "and environment, for a local endpoint.")
+    p.add_argument("name", help="endpoint name")
+    _engine(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.watch_commands", "lineage"))
 
     compute = commands.add_parser("compute", help="start, stop or restart a compute instance").add_subparsers(
         dest="action", metavar="ACTION", required=True)

@@ -116,6 +116,9 @@ _NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would ne
 _CRONJOB = ("a batch/v1 CronJob beside the Job that runs at apply (concurrencyPolicy Forbid: a run due while one "
             "goes waits); its runs read the data baked into the job's image, so fresh data must come from elsewhere "
             "(a literal URI input); a job on several nodes is refused")
+_SAMPLES_LATER = ("samples are written to the local workspace by the local engine's gateway only for now: remove "
+                  "data_collector, or use the local target")
+_LOCAL_SAMPLES = Row(docker=no(_SAMPLES_LATER), kubernetes=no(_SAMPLES_LATER))
 
 TABLE: dict[str, dict[str, Row]] = {
     "Resource": {
@@ -397,7 +400,10 @@ TABLE: dict[str, dict[str, Row]] = {
         "traffic": EVERYWHERE,
         "mirror_traffic": EVERYWHERE,
         "port": Row(kubernetes=na("the gateway's ClusterIP Service <endpoint> listens on port 80")),
+        "data_collector": _LOCAL_SAMPLES,
     },
+    "DataCollector": {"sampling_rate": _LOCAL_SAMPLES, "max_record_size": _LOCAL_SAMPLES,
+                      "max_records_per_minute": _LOCAL_SAMPLES, "retention": _LOCAL_SAMPLES},
     "Deployment": {
         "model": Row(kubernetes=approx("a model a job of the spec registers is served at @latest; the job's "
                                        "content hash on the pod template rolls the replicas when it retrains")),

@@ -136,6 +136,16 @@ class Deployment(Strict):
         return self
 
 
+class DataCollector(Strict):
+    """Requests and answers sampled to the workspace (Azure ML's data collector), for inspection and drift reports."""
+
+    sampling_rate: float = Field(0.1, gt=0, le=1, description="Share of requests recorded, from 0 (excluded) to 1.")
+    max_record_size: Bytes = Field(64 * 2**10, gt=0, description="Largest record; the bodies of a larger exchange "
+                                                                 "are left out (the record says so), e.g. '64Ki'.")
+    max_records_per_minute: int = Field(600, ge=1, description="Records kept per minute at most; more are dropped.")
+    retention: Seconds = Field(7 * 86400, gt=0, description="How long records are kept, e.g. '7d'.")
+
+
 class OnlineEndpoint(Resource):
     """A real-time endpoint: a gateway with key auth splitting traffic across deployments."""
 
@@ -151,6 +161,9 @@ class OnlineEndpoint(Resource):
         default_factory=dict, description="Percent of requests copied to a deployment whose answers are discarded."
     )
     port: int | None = Field(None, ge=1024, le=65535, description="Local target: gateway port (default: a free port).")
+    data_collector: DataCollector | None = Field(
+        None, description="Sample requests and answers as JSON lines under the workspace (default: off); keys and "
+                          "headers are never recorded.")
 
     @model_validator(mode="after")
     def _traffic(self) -> OnlineEndpoint:

@@ -66,3 +66,12 @@ def stats(path: Path) -> dict[str, Any]:
     if status != 200:
         raise StepFailed(f"the gateway's /stats answered {status}: {answer.get('error', answer)}")
     return answer
+
+
+def traffic(path: Path) -> dict[str, Any] | None:
+    """The gateway's traffic counts now (a snapshot as its history file holds them); None when it does not answer."""
+    try:
+        status, answer = _call(path, "GET", "/traffic", timeout=2.0)
+    except (OSError, http.client.HTTPException):
+        return None
+    return answer if status == 200 else None

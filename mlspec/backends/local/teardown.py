@@ -63,6 +63,13 @@ def purge_tracking(paths: WorkspacePaths, workspace: str, tracking_uri: str, say
     say(f"  - deleted {len(found)} run(s) of workspace {workspace} on {tracking_uri}")
 
 
+def purge_endpoint_records(paths: WorkspacePaths) -> None:
+    """Sampled requests and gateways' traffic records; once no gateway runs, so none writes them again."""
+    shutil.rmtree(paths.root / "samples", ignore_errors=True)
+    for history in (paths.root / "endpoints").glob("*/traffic.jsonl"):
+        history.unlink(missing_ok=True)
+
+
 def wait_until_gone(paths: WorkspacePaths, timeout: float) -> dict[int, str]:
     """Wait until no process of the workspace runs, the supervisor included; what is still alive at the end."""
     deadline = time.monotonic() + timeout

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-hashes-file", metavar="PATH", type=Path,
                         help="SHA-256 digests of accepted keys, one a line, besides the config's key_hashes (a "
                              "mounted Secret, so the config can be public); read again with the config on SIGHUP")
+    parser.add_argument("--history", metavar="PATH", type=Path,
+                        help="append time-stamped snapshots of the traffic counts here (JSON lines), for windowed "
+                             "stats")
     parser.add_argument("--control", metavar="SOCKET", help="Unix socket of the control channel (PUT /config, "
                         "GET /stats), created 0600; its folder must be owner-only (0700)")
     args = parser.parse_args(argv)
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlspec.runtime.heap import settle_heap
     from mlspec.runtime.httpserver import bind, bind_unix, listen, serve
     try:
-        app = GatewayApp(args.config, internal_token.from_arguments(args), args.key_hashes_file)
+        app = GatewayApp(args.config, internal_token.from_arguments(args), args.key_hashes_file, args.history)
     except (ConfigError, internal_token.TokenError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1

@@ -32,6 +32,8 @@ from mlspec.runtime.gateway.models import (
     too_large,
 )
 from mlspec.runtime.gateway.routing import Router
+from mlspec.runtime.gateway.sampling import Sampler
+from mlspec.runtime.gateway.traffic import GATEWAY, History, Traffic
 from mlspec.runtime.gateway.upstream import Pool, Response
 from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
 from mlspec.runtime.probing import ProbeRunner, ProbeSettings, http_get
@@ -49,7 +51,7 @@ _METHODS = {b"/health": (b"GET", b"HEAD"), b"/metrics": (b"GET",), b"/invocation
 
 class GatewayApp:
     def __init__(self, config_path: Path, internal_token: bytes | None = None,
-                 key_hashes_file: Path | None = None) -> None:
+                 key_hashes_file: Path | None = None, history: Path | None = None) -> None:
         self.internal_token = internal_token  # added to every forwarded request: replicas that require it
         # Raises ConfigError: the gateway does not start on a bad file.
         self.watcher = ConfigWatcher(config_path, key_hashes_file)
@@ -68,6 +70,11 @@ class GatewayApp:
         self.discovery = Discovery(lambda: self.watcher.config, self._discovered)
         self._discovering: asyncio.Task[None] | None = None
         self.watcher.on_reload = self._reloaded
+        self.traffic = Traffic()
+        self.history = History(self.traffic, history) if history is not None else None
+        self._recording: asyncio.Task[None] | None = None
+        self.sampler: Sampler | None = None
+        self._sample(self.watcher.config)
         self._probe_targets(self.watcher.config)
         self.registry = registry = Registry()
         self.requests = registry.add(Counter("mlspec_gateway_requests_total", "Requests by deployment and status.",
@@ -84,13 +91,19 @@ class GatewayApp:
         self.queues.loop = self.holds.loop = loop = asyncio.get_running_loop()
         self._probing = loop.create_task(self.probes.run())
         self._discovering = loop.create_task(self.discovery.run())
+        if self.history is not None:
+            self._recording = loop.create_task(self.history.run())
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.watcher.reload)
 
     def stop(self) -> None:
-        for task in (self._probing, self._discovering):
+        for task in (self._probing, self._discovering, self._recording):
             if task is not None:
                 task.cancel()
+        if self.history is not None:
+            self.history.write()
+        if self.sampler is not None:
+            self.sampler.flush()
         self.pool.close()
 
     def configure(self, config: GatewayConfig) -> None:
@@ -122,6 +135,12 @@ class GatewayApp:
     def precheck(self, path: bytes, headers: Headers) -> Answer | None:
         """404 for unknown paths, 401 without a valid key, 413 for a body over its deployment's limit; None to go
         on. The server calls it as soon as the headers are in, so a refused request's body is never read."""
+        refused = self._precheck(path, headers)
+        if refused is not None:
+            self.traffic.record(GATEWAY, GATEWAY, refused[0], 0.0)
+        return refused
+
+    def _precheck(self, path: bytes, headers: Headers) -> Answer | None:
         if path == b"/health":
             return None
         if not (path in (b"/invocations", b"/score", b"/metrics", b"/v2") or path.startswith(b"/v2/")):
@@ -187,6 +206,7 @@ class GatewayApp:
     def _refuse(self, reply: Reply, answer: Answer) -> None:
         """An answer no deployment gave (the gateway's own): counted under deployment ""."""
         self.requests.inc(("", str(answer[0])))
+        self.traffic.record(GATEWAY, GATEWAY, answer[0], 0.0)
         reply(answer)
 
     def origin(self, url: str) -> tuple[str, int]:
@@ -228,7 +248,18 @@ class GatewayApp:
 
     # --- readiness ---------------------------------------------------------------------------------------------
 
+    def _sample(self, config: GatewayConfig) -> None:
+        """A sampler for the configuration's data collector, made again only when its settings change."""
+        current = self.sampler
+        if current is not None and current.settings == config.sampling:
+            return
+        if current is not None:
+            current.flush()
+        self.sampler = Sampler(config.sampling, config.endpoint) if config.sampling is not None else None
+
     def _reloaded(self, config: GatewayConfig) -> None:
+        self._sample(config)
+        self.traffic.retire({(d.name, url) for d in config.deployments.values() for url in d.replicas})
         self._probe_targets(config)
         self.holds.release(config.deployments)
         self.discovery.apply()  # a configuration just taken names its discovered deployments without addresses

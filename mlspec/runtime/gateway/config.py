@@ -11,13 +11,14 @@ import random
 import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlspec.runtime.gateway.sampling import SamplingError, SamplingSettings
 from mlspec.runtime.probing import ProbeSettings
 from mlspec.runtime.sockets import SUN_PATH_MAX, is_unix, unix_path
 
@@ -27,7 +28,8 @@ DEFAULT_QUEUE_WAIT_S = 0.5  # Azure ML's max_queue_wait_ms default
 _DEPLOYMENT_FIELDS = {"weight", "replicas", "max_concurrent", "max_queue_wait", "readiness", "model",
                       "max_body_size", "hold", "scaled", "discover"}
 _MODEL_FIELDS = {"name", "version"}
-_FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout"}
+_FIELDS = {"endpoint", "auth", "keys", "key_hashes", "deployments", "mirror", "max_body_size", "request_timeout",
+           "sampling"}
 
 
 class ConfigError(Exception):
@@ -77,6 +79,7 @@ class GatewayConfig:
     request_timeout: float = DEFAULT_TIMEOUT_S
     _names: tuple[str, ...] = field(default=(), repr=False)
     _cumulative: tuple[int, ...] = field(default=(), repr=False)
+    sampling: SamplingSettings | None = None  # the endpoint's data collector; None: nothing is sampled
 
     def authorised(self, key: bytes | None) -> bool:
         if self.auth == "none":
@@ -112,6 +115,8 @@ def routing_digest(config: GatewayConfig) -> str:
                                         *(["hold"] if d.hold else []), d.max_body_size,
                                         [d.model.name, d.model.version] if d.model else None]
                                for d in config.deployments.values()}}
+    if config.sampling is not None:  # only when set: the digest of a config without it is what it always was
+        routing["sampling"] = asdict(config.sampling)
     return hashlib.sha256(json.dumps(routing, sort_keys=True).encode()).hexdigest()
 
 
@@ -147,10 +152,14 @@ def parse(data: Any, source: str = "gateway config") -> GatewayConfig:
         if not isinstance(percent, int | float) or not 0 <= percent <= 100:
             raise ConfigError(f"{source}: mirror percent for '{name}' must be a number from 0 to 100")
     live = [d for d in parsed.values() if d.weight > 0 and (d.replicas or d.hold or d.discover)]
+    try:
+        sampling = None if data.get("sampling") is None else SamplingSettings.parse(data["sampling"], source)
+    except SamplingError as error:
+        raise ConfigError(str(error)) from None
     return GatewayConfig(str(data.get("endpoint", "endpoint")), auth, tuple(dict.fromkeys(hashes)), parsed,
                          {k: int(v) for k, v in mirror.items()}, max(d.max_body_size for d in parsed.values()),
                          float(timeout),
-                         tuple(d.name for d in live), tuple(accumulate(d.weight for d in live)))
+                         tuple(d.name for d in live), tuple(accumulate(d.weight for d in live)), sampling)
 
 
 def _strings(value: Any, name: str, source: str) -> list[str]:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mlspec.runtime.gateway.app import GatewayApp
 
 MAX_CONFIG_BYTES = 16 * 2**20
-_ROUTES = {b"/config": (b"PUT",), b"/stats": (b"GET",), b"/health": (b"GET",)}
+_ROUTES = {b"/config": (b"PUT",), b"/stats": (b"GET",), b"/traffic": (b"GET",), b"/health": (b"GET",)}
 
 
 class Control:
@@ -28,7 +28,7 @@ class Control:
 
     def precheck(self, path: bytes, headers: Headers) -> Answer | None:
         return None if path in _ROUTES else json_answer(404, {"error": "control routes: PUT /config, GET /stats, "
-                                                                 "GET /health"})
+                                                                 "GET /traffic, GET /health"})
 
     def handle(self, request: Request, reply: Reply) -> None:
         allowed = _ROUTES.get(request.path)
@@ -40,6 +40,8 @@ class Control:
             reply(self.put_config(request.body))
         elif request.path == b"/stats":
             reply(json_answer(200, self.app.stats()))
+        elif request.path == b"/traffic":  # the counts now: the end of a window `mlspec endpoint stats` takes
+            reply(json_answer(200, self.app.traffic.snapshot()))
         else:
             self.app.handle(request, reply)
 

@@ -11,7 +11,7 @@ from mlspec.runtime.gateway.answers import RETRY_AFTER, error
 from mlspec.runtime.gateway.config import Deployment
 from mlspec.runtime.gateway.routing import ATTEMPTS, FULL
 from mlspec.runtime.gateway.upstream import Response, UpstreamError, UpstreamTimeout
-from mlspec.runtime.httpserver import Answer, Reply, Request
+from mlspec.runtime.httpserver import Answer, Headers, Reply, Request
 from mlspec.runtime.internal_token import HEADER as INTERNAL_TOKEN
 from mlspec.runtime.probing import DRAINING_HEADER
 from mlspec.runtime.sockets import is_unix, unix_path
@@ -108,9 +108,17 @@ class Forward:
         app = self.app
         app.in_flight[name] -= 1
         app.requests_total[name] = app.requests_total.get(name, 0) + 1
-        self.app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
-        self.app.latency.observe(time.perf_counter() - self.started, (name,))
+        app.requests.inc((name, _STATUS_TEXT.get(status) or str(status)))
+        seconds = time.perf_counter() - self.started
+        app.latency.observe(seconds, (name,))
+        app.traffic.record(name, self.url or "", status, seconds)
+        if app.sampler is not None:  # off: this one test is all the fast path pays
+            app.sampler.offer(name, self.request, status, _content_type(headers), body, seconds)
         self.reply((status, [*headers, (b"x-mlspec-deployment", self.deployment.name_bytes)], body))
+
+
+def _content_type(headers: Headers) -> bytes | None:
+    return next((value for name, value in headers if name == b"content-type"), None)
 
 
 def _draining(response: Response) -> bool:

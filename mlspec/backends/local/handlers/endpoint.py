@@ -10,6 +10,7 @@ from typing import Any
 
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
+from mlspec.backends.local.endpoint_files import samples_folder, traffic_history
 from mlspec.backends.local.gateway_control import configure
 from mlspec.backends.local.handlers.endpoint_scaling import declare_scaler, forget_scaler, scaled_count, scaler_fields
 from mlspec.backends.local.handlers.model_versions import recorded_digest, resolve_version
@@ -187,7 +188,8 @@ def apply(ctx: Context, node: Node) -> dict[str, Any]:
     ctx.store.want_process(ProcessRow(
         id=gateway_id, owner=node.id,
         argv=python_command("mlspec.runtime.gateway", "--config", str(gateway_config(ctx.paths, node.name).resolve()),
-                            "--host", "127.0.0.1", "--port", str(port), "--control", str(control)),
+                            "--host", "127.0.0.1", "--port", str(port), "--control", str(control),
+                            "--history", str(traffic_history(ctx.paths, node.name).resolve())),
         env={}, cwd=str(ctx.paths.proc.resolve()), log=str(ctx.paths.logs / f"{node.name}-gateway.log"),
         health=f"http://127.0.0.1:{port}/health"))
     ensure_running(ctx.paths)
@@ -233,6 +235,12 @@ def _gateway_config(ctx: Context, node: Node, endpoint: OnlineEndpoint,
                                **scaler_fields(endpoint.deployments[name])} for name, d in deployments.items()},
         "mirror": dict(endpoint.mirror_traffic),
     }
+    collector = endpoint.data_collector
+    if collector is not None:
+        config["sampling"] = {"folder": str(samples_folder(ctx.paths, node.name).resolve()),
+                              "rate": collector.sampling_rate, "max_record_size": collector.max_record_size,
+                              "max_records_per_minute": collector.max_records_per_minute,
+                              "retention": collector.retention}
     return config
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from mlspec.backends.local.capacity import node_limits
 from mlspec.backends.local.context import Context, StepFailed
 from mlspec.backends.local.handlers.model_versions import record_registered
+from mlspec.backends.local.lineage import run_lineage_tags
 from mlspec.backends.local.processes import interpreter_bin, up_process_env
 from mlspec.graph import Node
 from mlspec.graph.digest import IGNORED_DIRS
@@ -107,7 +108,8 @@ def job_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
         retries=0 if isinstance(job, SweepJob) else job.retries,
         log_file=f"{workdir}/job.log", tags={**label_tags(job.tags, job.description), "mlspec.job": job.name,
                                              "mlspec.hash": node.hash,
-                                             "mlspec.workspace": ctx.graph.spec.workspace.name},
+                                             "mlspec.workspace": ctx.graph.spec.workspace.name,
+                                             **run_lineage_tags(ctx, node, trial_field(job, "code"), env_id)},
         content_hash=node.hash, **_launch(ctx, node, job))
 
 
