@@ -71,11 +71,16 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
             model = _sklearn(folder, flavors["sklearn"], signature.get("inputs"), source, digest, outputs)
         elif "pytorch" in flavors:
             model = _torch(folder, flavors["pytorch"], signature.get("inputs"), source, digest, outputs, device)
+        elif "onnx" in flavors or "skops" in flavors:
+            from mlspec.runtime.serving import edge_formats
+
+            model = edge_formats.load(folder, flavors, mlmodel.get("metadata") or {}, signature.get("inputs"), source,
+                                      digest, outputs)
         elif "python_function" in flavors:
             model = _pyfunc(folder, signature.get("inputs"), source, digest, outputs)
         else:
             raise LoadError(f"{source.label} has no flavor this server loads ({', '.join(flavors) or 'none'})")
-    if model.flavor == "sklearn":
+    if model.flavor in ("sklearn", "skops"):
         # Fitted on a DataFrame, scikit-learn warns on every array it is given: the columns were checked here.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
     model.load_seconds = time.perf_counter() - started
@@ -118,7 +123,12 @@ def _outputs(spec: str | None) -> list[dict[str, Any]]:
 
 def _sklearn(folder: Path, flavor: dict[str, Any], inputs: str | None, source: ModelSource, digest: str,
              outputs: list[dict[str, Any]]) -> LoadedModel:
-    estimator = _unpickle_estimator(folder, flavor)
+    return sklearn_model(_unpickle_estimator(folder, flavor), "sklearn", folder, inputs, source, digest, outputs)
+
+
+def sklearn_model(estimator: Any, flavor: str, folder: Path, inputs: str | None, source: ModelSource, digest: str,
+                  outputs: list[dict[str, Any]]) -> LoadedModel:
+    """A loaded scikit-learn estimator, ready to score (from a pickle, or from a skops file)."""
     names = getattr(estimator, "feature_names_in_", None)
     schema = InputSchema.build(inputs, list(map(str, names)) if names is not None else None,
                                getattr(estimator, "n_features_in_", None))
@@ -132,7 +142,7 @@ def _sklearn(folder: Path, flavor: dict[str, Any], inputs: str | None, source: M
                 raise
             return schema.to_frame(table, cast=False)  # no signature: a pipeline may take text columns
 
-    return LoadedModel(source, "sklearn", digest, schema, prepare, estimator.predict, True, outputs, folder)
+    return LoadedModel(source, flavor, digest, schema, prepare, estimator.predict, True, outputs, folder)
 
 
 def _unpickle_estimator(folder: Path, flavor: dict[str, Any]) -> Any:
