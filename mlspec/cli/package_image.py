@@ -89,11 +89,12 @@ def stage(staging: Path, name: str, folder: Path, digest: str, requirements: lis
 
     env = EnvironmentModel(var="edge", name=f"{name}-image", content_hash=digest, folder=name,
                            requirements=tuple(requirements), base_image=None, env={})
+    wheels = Path(wheelhouse).resolve() if wheelhouse else None
+    if wheels is not None and not wheels.is_dir():
+        raise CommandError(f"--wheelhouse {wheelhouse} is not a folder (scripts/wheelhouse fills one)")
     (staging / "requirements.in").write_text(render("requirements.txt.j2", env=env), encoding="utf-8")
     with contextlib.chdir(staging):  # stage_environment writes .build/NAME in the current folder
-        context = stage_environment(name, staging / "requirements.in",
-                                    str(Path(wheelhouse).resolve()) if wheelhouse else None)
-        context = context.resolve()
+        context = stage_environment(name, staging / "requirements.in", str(wheels) if wheels else None).resolve()
     shutil.copytree(folder, context / "model")
     dockerfile = render("runtime.Dockerfile.j2", env=env, user=USER) + _model_lines(name, digest)
     (context / "Dockerfile").write_text(dockerfile, encoding="utf-8")

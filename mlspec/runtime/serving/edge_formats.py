@@ -42,6 +42,7 @@ def onnx_session(path: Path, threads: int | None = None) -> Any:
     """An ONNX Runtime session on the CPU for the file at `path`."""
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()  # it would try to write a device id into a read-only home
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or int(os.environ.get(THREADS_VARIABLE, "1"))
     options.inter_op_num_threads = 1
