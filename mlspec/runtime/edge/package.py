@@ -114,9 +114,10 @@ def _save_onnx(exported: onnx_export.OnnxModel, original: Original, folder: Path
     import onnx
 
     onnx_export.save(exported, folder / "model.onnx")
+    # No python_function flavor: MLflow's pyfunc would hand the graph a DataFrame it does not take, so a server
+    # without ONNX support refuses the model (no flavor it loads) rather than answer every request with an error.
     flavor = {"onnx": {"data": "model.onnx", "onnx_version": onnx.__version__,
-                       "providers": ["CPUExecutionProvider"]},
-              "python_function": {"loader_module": "mlflow.onnx", "data": "model.onnx"}}
+                       "providers": ["CPUExecutionProvider"]}}
     _write_mlmodel(folder, original, flavor, {ONNX_METADATA: exported.metadata(original)})
     (folder / "requirements.txt").write_text("\n".join(ONNX_REQUIREMENTS) + "\n", encoding="utf-8")
 

@@ -33,6 +33,15 @@ class UntrustedTypes(Exception):
 def load(folder: Path, flavors: dict[str, Any], metadata: dict[str, Any], inputs: str | None, source: ModelSource,
          digest: str, outputs: list[dict[str, Any]]) -> Any:
     """The LoadedModel of an ONNX or skops model folder."""
+    from mlspec.runtime.serving.loading import LoadError
+
+    needed = "onnxruntime" if "onnx" in flavors else "skops"
+    try:
+        __import__(needed)
+    except ImportError:
+        # The deployment's environment decides what a replica has: say what to add to it.
+        raise LoadError(f"{source.label} is a {'ONNX' if needed == 'onnxruntime' else 'skops'} model: add "
+                        f"{needed} to the requirements of the environment that serves it") from None
     if "onnx" in flavors:
         return _onnx(folder, flavors["onnx"], metadata.get(ONNX_METADATA) or {}, inputs, source, digest, outputs)
     return _skops(folder, flavors["skops"], inputs, source, digest, outputs)
