@@ -26,9 +26,10 @@ USER = "mlspec"  # the docker target's non-root user (uid 1000)
 # What the scoring server imports whatever the model (the docker target's runtime requirements, by name).
 SERVER_NEEDS = ("pyyaml", "numpy", "uvloop", "httptools", "orjson")
 # What each format adds. pandas for scikit-learn: a model fitted on text columns is scored through a DataFrame;
-# MLflow's client for the formats only MLflow can load (a pickled torch module, a pyfunc).
+# cloudpickle, which mlspec saves scikit-learn models with; MLflow's client for the formats only MLflow can load
+# (a pickled torch module, a pyfunc).
 FLAVOR_NEEDS = {"onnx": ("onnxruntime>=1.17",), "skops": ("skops>=0.10", "scikit-learn", "pandas>=2.0"),
-                "sklearn": ("scikit-learn", "pandas>=2.0"), "pytorch": ("torch",),
+                "sklearn": ("scikit-learn", "pandas>=2.0", "cloudpickle"), "pytorch": ("torch",),
                 "python_function": ("mlflow-skinny>=2.12,<4", "pandas>=2.0")}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+")
 
@@ -73,6 +74,8 @@ def image_requirements(folder: Path) -> list[str]:
         if flavor in flavors:
             wanted += FLAVOR_NEEDS[flavor]
             break
+    if "pytorch" in flavors and not _torchscript(folder, flavors["pytorch"]):
+        wanted += ["mlflow-skinny>=2.12,<4", "cloudpickle"]  # a pickled module: MLflow loads it, with its code
     pins = {"scikit-learn": (flavors.get("sklearn") or flavors.get("skops") or {}).get("sklearn_version"),
             "torch": (flavors.get("pytorch") or {}).get("pytorch_version")}
     pinned = [f"{_name(r)}=={pins[_name(r)]}" if pins.get(_name(r)) else r for r in wanted]
@@ -136,6 +139,12 @@ def _build(context: Path, tag: str, base_image: str, offline: bool) -> Any:
         raise CommandError(f"docker build of {tag} failed: {error.explanation or error}", EXIT_FAILED) from None
     finally:
         client.close()
+
+
+def _torchscript(folder: Path, flavor: dict[str, Any]) -> bool:
+    from mlspec.runtime.formats import is_torchscript
+
+    return is_torchscript(folder / str(flavor.get("model_data", "data")) / "model.pth")
 
 
 def _name(requirement: str) -> str:
