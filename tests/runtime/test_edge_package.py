@@ -197,3 +197,23 @@ def test_sample_rows_that_lack_the_model_columns_are_named(store: Store, iris_pi
     pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(other, index=False)
     with pytest.raises(PackageError, match=re.escape("lacks the model's column(s) sepal_length, sepal_width")):
         package(f"models:/iris-clf/{version}", store.tracking_uri, "onnx", staged(tmp_path), [other], TOLERANCE)
+
+
+def test_without_data_the_model_input_example_is_the_sample(store: Store, tmp_path: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from mlspec.runtime.packaging import register_path
+
+    frame = iris_frame()
+    features = frame.iloc[:, :4]
+    model = LogisticRegression(max_iter=500).fit(features, frame["species"])
+    folder = tmp_path / "logged"
+    example = features.iloc[[0, 60, 120], ::-1]  # columns in another order than the model's
+    mlflow.sklearn.save_model(model, str(folder), input_example=example, pip_requirements=["scikit-learn"])
+    version = register_path(store.tracking_uri, "with-example", folder, flavor="sklearn",
+                            artifact_location=str(store.root / "artifacts")).version
+    packaged = package(f"models:/with-example/{version}", store.tracking_uri, "onnx", staged(tmp_path), [],
+                       TOLERANCE)
+    assert packaged.checked.startswith("predictions and probabilities equal on 3 sample rows from the model's "
+                                       "input example")

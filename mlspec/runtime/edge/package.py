@@ -15,7 +15,7 @@ from mlspec.runtime.edge import onnx_export, skops_format
 from mlspec.runtime.edge.check import Tolerance, check
 from mlspec.runtime.edge.errors import PackageError
 from mlspec.runtime.edge.original import Original, fetch
-from mlspec.runtime.edge.samples import Sample, first_sample
+from mlspec.runtime.edge.samples import Sample, example_sample, first_sample
 from mlspec.runtime.serving.edge_formats import ONNX_METADATA
 from mlspec.runtime.serving.integrity import TAG, model_digest
 
@@ -42,7 +42,7 @@ def package(model_uri: str, tracking_uri: str, fmt: Format, staging: Path, sampl
             tolerance: Tolerance, trust: Sequence[str] = ()) -> Packaged:
     """Build the packaged folder in `staging` and check it against the original; PackageError says why not."""
     original = fetch(model_uri, tracking_uri)
-    sample = first_sample(samples, original.names, original.width)
+    sample = first_sample(samples, original.names, original.width, example_sample(original.folder))
     _check_original_takes(original, sample)
     folder = staging / f"{original.source.name}-{fmt}"
     folder.mkdir(parents=True)

@@ -62,8 +62,32 @@ def read_sample(path: Path, names: Sequence[str] | None, width: int | None) -> S
     return Sample(rows, str(path), tuple(map(str, frame.columns)))
 
 
-def first_sample(paths: Sequence[Path], names: Sequence[str] | None, width: int | None) -> Sample:
-    """The first of `paths` that yields rows the model takes; PackageError saying what each one lacked."""
+def example_sample(folder: Path) -> Sample | None:
+    """The input example the model was logged with (MLflow's `serving_input_example.json`), when it has one."""
+    from mlspec.runtime.serving.protocols import InputError, parse_invocations
+
+    path = folder / "serving_input_example.json"
+    if not path.is_file():
+        return None
+    try:
+        table, _ = parse_invocations(path.read_bytes(), "application/json")
+        rows = np.asarray(table.rows, dtype=np.float64)
+    except (InputError, ValueError, TypeError):
+        return None  # not numbers: the export could not take it either
+    if rows.ndim != 2 or not len(rows):
+        return None
+    return Sample(rows, "the model's input example", tuple(table.columns) if table.columns else None)
+
+
+def first_sample(paths: Sequence[Path], names: Sequence[str] | None, width: int | None,
+                 example: Sample | None = None) -> Sample:
+    """The first of `paths` that yields rows the model takes, else the model's input example; PackageError saying
+    what each one lacked."""
+    if not paths and example is not None:
+        if names and example.columns and set(names) <= set(example.columns):
+            order = [example.columns.index(name) for name in names]
+            return Sample(example.rows[:, order], example.source, tuple(names))
+        return example
     reasons = []
     for path in paths:
         try:
@@ -71,6 +95,6 @@ def first_sample(paths: Sequence[Path], names: Sequence[str] | None, width: int 
         except PackageError as error:
             reasons.append(str(error))
     if not paths:
-        raise PackageError("no rows to check the export on: the model's training job reads no data file; "
-                           "pass --sample FILE (CSV with a header, Parquet or JSON Lines)")
+        raise PackageError("no rows to check the export on: the model's training job reads no data file and the "
+                           "model has no input example; pass --sample FILE (CSV with a header, Parquet or JSON Lines)")
     raise PackageError("no rows to check the export on: " + "; ".join(reasons))
