@@ -217,3 +217,36 @@ def test_without_data_the_model_input_example_is_the_sample(store: Store, tmp_pa
                        TOLERANCE)
     assert packaged.checked.startswith("predictions and probabilities equal on 3 sample rows from the model's "
                                        "input example")
+
+
+def test_a_convolutional_network_takes_its_sample_in_its_tensor_signature_shape(store: Store, tmp_path: Path) -> None:
+    import mlflow.pytorch
+    import torch
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+    from sklearn.datasets import load_digits
+
+    from mlspec.runtime.packaging import register_path
+    from mlspec.runtime.serving.protocols import Table
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(256, 10)).eval().requires_grad_(False)
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, 8, 8))]))
+    folder = tmp_path / "cnn"
+    mlflow.pytorch.save_model(torch.jit.script(net), str(folder), signature=signature, pip_requirements=["torch"],
+                              serialization_format="pickle")
+    version = register_path(store.tracking_uri, "digits-cnn", folder, flavor="torch",
+                            artifact_location=str(store.root / "artifacts")).version
+    digits = load_digits(as_frame=True).frame  # 64 pixel columns and the target: flat rows, as data files hold them
+    sample = tmp_path / "digits.csv"
+    digits.to_csv(sample, index=False)
+    packaged = package(f"models:/digits-cnn/{version}", store.tracking_uri, "onnx", staged(tmp_path), [sample],
+                       TOLERANCE)
+    assert packaged.checked.startswith("predictions equal on 200 sample rows")
+    register_packaged(packaged, store.tracking_uri, "digits-cnn", str(version), "onnx")
+    served = loaded(store, "digits-cnn", packaged.version or 0)
+    images = digits.iloc[:5, :64].to_numpy(dtype=np.float32).reshape(5, 1, 8, 8)
+    answer = served.predict(served.prepare(Table(images.tolist()), None))
+    with torch.inference_mode():
+        np.testing.assert_allclose(answer, net(torch.from_numpy(images.copy())).numpy(), rtol=1e-4, atol=1e-4)

@@ -31,6 +31,18 @@ class Original:
     def signature_inputs(self) -> str | None:
         return (self.mlmodel.get("signature") or {}).get("inputs")
 
+    def shaped(self, rows: np.ndarray) -> np.ndarray:
+        """Flat sample rows in the shape a tensor signature gives (8x8 images for a CNN), when their sizes agree."""
+        import json
+
+        specs = json.loads(self.signature_inputs) if self.signature_inputs else []
+        if len(specs) != 1 or specs[0].get("type") != "tensor":
+            return rows
+        shape = [int(d) for d in specs[0].get("tensor-spec", {}).get("shape", [])][1:]
+        if not shape or any(d < 0 for d in shape) or int(np.prod(shape)) != int(np.prod(rows.shape[1:])):
+            return rows
+        return rows.reshape(len(rows), *shape)
+
     def outputs(self, rows: np.ndarray) -> Outputs:
         """Its predictions (and a classifier's probabilities) for `rows`, as float64 numbers in its column order."""
         if self.flavor == "torch":

@@ -43,6 +43,7 @@ def package(model_uri: str, tracking_uri: str, fmt: Format, staging: Path, sampl
     """Build the packaged folder in `staging` and check it against the original; PackageError says why not."""
     original = fetch(model_uri, tracking_uri)
     sample = first_sample(samples, original.names, original.width, example_sample(original.folder))
+    sample = Sample(original.shaped(sample.rows), sample.source, sample.columns)
     _check_original_takes(original, sample)
     folder = staging / f"{original.source.name}-{fmt}"
     folder.mkdir(parents=True)
