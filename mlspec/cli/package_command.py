@@ -26,7 +26,7 @@ def package(args: argparse.Namespace) -> int:
         raise CommandError("the workspace has no registered models yet: `mlspec up` registers the spec's models",
                            EXIT_FAILED)
     version = str(ref.version) if ref.version is not None else None
-    if version is None and ref.alias in (None, "latest"):
+    if version is None and ref.alias is None:  # a bare name; NAME@latest is the highest version, whatever it is
         version = _latest_unpackaged(client, ref.name)
     model_uri = f"models:/{ref.name}/{version}" if version else f"models:/{ref.name}@{ref.alias}"
     if args.format == "image":
