@@ -32,6 +32,7 @@ FLAVOR_NEEDS = {"onnx": ("onnxruntime>=1.17",), "skops": ("skops>=0.10", "scikit
                 "sklearn": ("scikit-learn", "pandas>=2.0", "cloudpickle"), "pytorch": ("torch",),
                 "python_function": ("mlflow-skinny>=2.12,<4", "pandas>=2.0")}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+")
+_STEP = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)  # each step's image in the classic builder's log
 
 
 def build_image(args: argparse.Namespace, model_uri: str, tracking_uri: str) -> int:
@@ -138,7 +139,21 @@ def _build(context: Path, tag: str, base_image: str, offline: bool) -> Any:
     except docker.errors.APIError as error:
         raise CommandError(f"docker build of {tag} failed: {error.explanation or error}", EXIT_FAILED) from None
     finally:
+        _remove_build_stage(client, _STEP.findall("".join(log)))
         client.close()
+
+
+def _remove_build_stage(client: Any, steps: list[str]) -> None:
+    """The build stage's images (the classic builder keeps its last step untagged, with the wheels in it): the
+    image holds none of them. A tagged one (the base image) or one the image builds on stays."""
+    import docker.errors
+
+    for step in reversed(steps):
+        try:
+            if not client.images.get(step).tags:
+                client.images.remove(step)
+        except (docker.errors.NotFound, docker.errors.APIError):
+            continue
 
 
 def _torchscript(folder: Path, flavor: dict[str, Any]) -> bool:
