@@ -3,8 +3,8 @@
 The image is the docker target's runtime image (the same Dockerfile template, staged by the same code, offline
 from the same wheelhouse), holding only what serving this model needs, with the verified model files baked in as
 root's read-only files. Its server reads no registry and opens no connection: it checks the files against the
-digest the image was built with, then serves them on port 8080 as uid 1000. It runs with a read-only root
-filesystem given a writable /tmp (the server's private copy of the model lives there until it is loaded).
+digest the image was built with, then serves them on port 8080 as uid 1000. Files only root can change need no
+private copy, so it runs with a read-only root filesystem and nothing writable at all.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def build_image(args: argparse.Namespace, model_uri: str, tracking_uri: str) -> 
         return EXIT_OK
     print(f"built {tag} ({size / 1e6:.0f} MB) serving {source.name}:{source.version} (sha256 {digest[:12]}) "
           f"on port {PORT}")
-    print(f"run it: docker run --rm --network none --read-only --tmpfs /tmp -p 127.0.0.1:{PORT}:{PORT} {tag}")
+    print(f"run it: docker run --rm --read-only --cap-drop ALL -p 127.0.0.1:{PORT}:{PORT} {tag}")
     return EXIT_OK
 
 
@@ -100,9 +100,18 @@ def stage(staging: Path, name: str, folder: Path, digest: str, requirements: lis
     with contextlib.chdir(staging):  # stage_environment writes .build/NAME in the current folder
         context = stage_environment(name, staging / "requirements.in", str(wheels) if wheels else None).resolve()
     shutil.copytree(folder, context / "model")
+    _readable(context / "model")
     dockerfile = render("runtime.Dockerfile.j2", env=env, user=USER) + _model_lines(name, digest)
     (context / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     return context
+
+
+def _readable(folder: Path) -> None:
+    """Modes the image's files keep: readable by the server's user, writable by root alone (a workspace's own
+    files are its owner's alone, 0600, which uid 1000 in the image could not read)."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _model_lines(name: str, digest: str) -> str:

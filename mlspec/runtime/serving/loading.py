@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlspec.runtime.formats import is_torchscript
-from mlspec.runtime.serving.integrity import IntegrityError, verify
+from mlspec.runtime.serving.integrity import IntegrityError, sealed, verify
 from mlspec.runtime.serving.protocols import Table
 from mlspec.runtime.serving.registry import ModelSource, fetch, resolve
 from mlspec.runtime.serving.schema import InputSchema, NotNumeric
@@ -51,6 +51,7 @@ class LoadedModel:
     outputs: list[dict[str, Any]]  # the signature's outputs, for v2 metadata
     folder: Path
     load_seconds: float = 0.0
+    private_copy: bool = True  # `folder` is this process's own copy, removed once the model is in memory
 
 
 def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, allow_unverified: bool = False,
@@ -84,6 +85,7 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
         # Fitted on a DataFrame, scikit-learn warns on every array it is given: the columns were checked here.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
     model.load_seconds = time.perf_counter() - started
+    model.private_copy = folder != Path(source.location)
     return model
 
 
@@ -95,6 +97,9 @@ def fetch_verified(model_uri: str, tracking_uri: str | None, sha256: str | None 
     if sha256 and source.expected_sha256 and sha256.lower() != source.expected_sha256.lower():
         raise IntegrityError(f"--sha256 {sha256} differs from {source.label}'s registered digest "
                              f"{source.expected_sha256}; refusing to guess which is right")
+    if source.version is None and sealed(Path(source.location)):  # a folder only root can change: used in place
+        folder = Path(source.location)
+        return source, folder, verify(folder, sha256 or source.expected_sha256, source.label, allow_unverified)
     workdir = Path(tempfile.mkdtemp(prefix="mlspec-serve-"))  # mode 0700: no other user can swap the files
     atexit.register(shutil.rmtree, workdir, True)
     folder = fetch(source, workdir, tracking_uri)
