@@ -262,6 +262,32 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     _tracking(p)
     p.set_defaults(handler=_lazy("mlspec.cli.registry_commands", "models"))
+
+    p = commands.add_parser(
+        "package", help="package a registered model for edge devices: ONNX, skops or a Docker image",
+        description="Export a registered model (MODEL, MODEL:VERSION or MODEL@ALIAS; default: the latest version "
+                    "that is not itself a package) to ONNX or skops, checked on sample rows against the original, "
+                    "and register it as a new version (or write it to -o); or build a self-contained Docker image "
+                    "that serves it.")
+    p.add_argument("model", help="MODEL[:VERSION] or MODEL@ALIAS")
+    p.add_argument("--format", required=True, choices=["onnx", "skops", "image"])
+    p.add_argument("-o", "--output", metavar="PATH", help="onnx, skops: write the model folder here instead of "
+                                                          "registering it; image: the image's name:tag")
+    p.add_argument("--spec", dest="paths", type=lambda value: [value], default=["."], metavar="DIR",
+                   help="the spec whose workspace holds the model (default: the current folder)")
+    p.add_argument("--sample", metavar="FILE", help="rows to check the export on (CSV with a header, Parquet, JSON "
+                                                    "Lines; default: the training job's data)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance on probabilities and values")
+    p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance on probabilities and values")
+    p.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                   help="skops: a type the file may hold beyond skops' defaults (repeat for each)")
+    p.add_argument("--alias", help="alias of the new version (default: the format's name)")
+    p.add_argument("--base-image", default="python:3.11-slim", help="image: the base image (Python 3.11+)")
+    p.add_argument("--wheelhouse", metavar="DIR", help="image: install the Python packages offline from these wheels")
+    _stack(p)
+    _tracking(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("mlspec.cli.package_command", "package"), target=None)
     _init(commands)
     return parser
 

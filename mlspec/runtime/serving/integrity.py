@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,6 +47,29 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             file_digest.update(chunk)
     return file_digest.hexdigest()
+
+
+def sealed(folder: Path) -> bool:
+    """Whether no one but root can change the folder's files: this process is not root, and the folder, everything in
+    it and every folder above it are root's, writable by no one else, with no symbolic link among them (a model
+    baked into an image). Such files are verified and loaded where they are: no private copy is needed, so a
+    server with a read-only root filesystem and no writable /tmp can serve them."""
+    if os.geteuid() == 0:
+        return False
+    try:
+        return all(_root_only(path, above=False) for path in [folder, *folder.rglob("*")]) and \
+            all(_root_only(path, above=True) for path in folder.parents)
+    except OSError:
+        return False
+
+
+def _root_only(path: Path, above: bool) -> bool:
+    """Root's, and writable by no one else; a folder above the model may be a sticky one (/tmp), in which no one
+    else can rename or remove root's entries."""
+    info = path.lstat()
+    if info.st_uid != 0 or stat.S_ISLNK(info.st_mode):
+        return False
+    return not info.st_mode & 0o022 or (above and bool(info.st_mode & stat.S_ISVTX))
 
 
 def verify(folder: Path, expected: str | None, what: str, allow_unverified: bool = False) -> str:

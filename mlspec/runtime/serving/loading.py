@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlspec.runtime.formats import is_torchscript
-from mlspec.runtime.serving.integrity import IntegrityError, verify
+from mlspec.runtime.serving.integrity import IntegrityError, sealed, verify
 from mlspec.runtime.serving.protocols import Table
 from mlspec.runtime.serving.registry import ModelSource, fetch, resolve
 from mlspec.runtime.serving.schema import InputSchema, NotNumeric
@@ -51,6 +51,7 @@ class LoadedModel:
     outputs: list[dict[str, Any]]  # the signature's outputs, for v2 metadata
     folder: Path
     load_seconds: float = 0.0
+    private_copy: bool = True  # `folder` is this process's own copy, removed once the model is in memory
 
 
 def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, allow_unverified: bool = False,
@@ -71,14 +72,20 @@ def load(model_uri: str, tracking_uri: str | None, sha256: str | None = None, al
             model = _sklearn(folder, flavors["sklearn"], signature.get("inputs"), source, digest, outputs)
         elif "pytorch" in flavors:
             model = _torch(folder, flavors["pytorch"], signature.get("inputs"), source, digest, outputs, device)
+        elif "onnx" in flavors or "skops" in flavors:
+            from mlspec.runtime.serving import edge_formats
+
+            model = edge_formats.load(folder, flavors, mlmodel.get("metadata") or {}, signature.get("inputs"), source,
+                                      digest, outputs)
         elif "python_function" in flavors:
             model = _pyfunc(folder, signature.get("inputs"), source, digest, outputs)
         else:
             raise LoadError(f"{source.label} has no flavor this server loads ({', '.join(flavors) or 'none'})")
-    if model.flavor == "sklearn":
+    if model.flavor in ("sklearn", "skops"):
         # Fitted on a DataFrame, scikit-learn warns on every array it is given: the columns were checked here.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
     model.load_seconds = time.perf_counter() - started
+    model.private_copy = folder != Path(source.location)
     return model
 
 
@@ -90,6 +97,9 @@ def fetch_verified(model_uri: str, tracking_uri: str | None, sha256: str | None 
     if sha256 and source.expected_sha256 and sha256.lower() != source.expected_sha256.lower():
         raise IntegrityError(f"--sha256 {sha256} differs from {source.label}'s registered digest "
                              f"{source.expected_sha256}; refusing to guess which is right")
+    if source.version is None and sealed(Path(source.location)):  # a folder only root can change: used in place
+        folder = Path(source.location)
+        return source, folder, verify(folder, sha256 or source.expected_sha256, source.label, allow_unverified)
     workdir = Path(tempfile.mkdtemp(prefix="mlspec-serve-"))  # mode 0700: no other user can swap the files
     atexit.register(shutil.rmtree, workdir, True)
     folder = fetch(source, workdir, tracking_uri)
@@ -118,7 +128,12 @@ def _outputs(spec: str | None) -> list[dict[str, Any]]:
 
 def _sklearn(folder: Path, flavor: dict[str, Any], inputs: str | None, source: ModelSource, digest: str,
              outputs: list[dict[str, Any]]) -> LoadedModel:
-    estimator = _unpickle_estimator(folder, flavor)
+    return sklearn_model(_unpickle_estimator(folder, flavor), "sklearn", folder, inputs, source, digest, outputs)
+
+
+def sklearn_model(estimator: Any, flavor: str, folder: Path, inputs: str | None, source: ModelSource, digest: str,
+                  outputs: list[dict[str, Any]]) -> LoadedModel:
+    """A loaded scikit-learn estimator, ready to score (from a pickle, or from a skops file)."""
     names = getattr(estimator, "feature_names_in_", None)
     schema = InputSchema.build(inputs, list(map(str, names)) if names is not None else None,
                                getattr(estimator, "n_features_in_", None))
@@ -132,7 +147,7 @@ def _sklearn(folder: Path, flavor: dict[str, Any], inputs: str | None, source: M
                 raise
             return schema.to_frame(table, cast=False)  # no signature: a pipeline may take text columns
 
-    return LoadedModel(source, "sklearn", digest, schema, prepare, estimator.predict, True, outputs, folder)
+    return LoadedModel(source, flavor, digest, schema, prepare, estimator.predict, True, outputs, folder)
 
 
 def _unpickle_estimator(folder: Path, flavor: dict[str, Any]) -> Any:

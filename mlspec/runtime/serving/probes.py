@@ -110,7 +110,7 @@ def load_in_background(app: ServingApp, loop: asyncio.AbstractEventLoop) -> None
                      settings.device)
         estimate = _warm_up(model)
         settle_heap()
-        if model.flavor != "pyfunc":  # the model is in memory: the private copy is not needed (pyfunc may read it)
+        if model.flavor != "pyfunc" and model.private_copy:  # in memory: the copy is not needed (pyfunc may read it)
             shutil.rmtree(model.folder.parent, ignore_errors=True)
         # A pyfunc runs arbitrary code (I/O, sleeps): always on the thread, never on the loop.
         scorer = Scorer(model.predict, model.batchable, settings.max_batch_size, settings.max_wait,
