@@ -24,7 +24,7 @@ def test_a_poke_cuts_the_wait_short_and_is_answered_once(tmp_path: Path) -> None
         assert not wakeup.wait(0.05)
         threading.Timer(0.1, wake, [paths]).start()
         started = time.monotonic()
-        assert wakeup.wait(5.0) and time.monotonic() - started < 2.0
+        assert wakeup.wait(10.0) and time.monotonic() - started < 5.0  # cut short, with room for a busy machine
     finally:
         wakeup.close()
     wake(paths)  # closed: again harmless
