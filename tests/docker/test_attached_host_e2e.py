@@ -8,6 +8,7 @@ iris test's own builds (a minute or two here), plus a few seconds for the sshd i
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -57,12 +58,19 @@ def _free_port(address: str) -> int:
         return port
 
 
+def _bridge_address(client: docker.DockerClient) -> str:
+    """The engine's own address on its default bridge (docker0). Some engines (Debian's 20.10) leave the gateway
+    out of the network's IPAM config; the bridge then takes the subnet's first address, as Docker assigns it."""
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
+
 @pytest.fixture
 def team_mlflow(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[str]:
     """The team's MLflow server, a process on this machine. It listens on the engine's bridge address (docker0),
     not 127.0.0.1, because containers must reach it, as the attached host's containers reach a team server; that
     address exists only on this machine and its containers."""
-    address = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    address = _bridge_address(docker_client)
     port = _free_port(address)
     store = tmp_path / "mlflow"
     (store / "artifacts").mkdir(parents=True)
