@@ -11,10 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +26,7 @@ from tests.docker.attached_spec import attached_spec
 from tests.docker.engine import DockerEngine
 from tests.docker.sshd import SshHost, sshd_image, start_ssh_host
 from tests.docker.test_iris_docker_e2e import REQUEST, assert_runs_as_declared, post, report
+from tests.mlflow_server import mlflow_server
 from tests.pulumi.harness import run_program
 
 CONTAINER = "docker:index/container:Container"
@@ -51,13 +48,6 @@ def ssh_host(docker_client: docker.DockerClient, base_image: str, tmp_path: Path
         docker_client.containers.get(host.container).remove(force=True)
 
 
-def _free_port(address: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _bridge_address(client: docker.DockerClient) -> str:
     """The engine's own address on its default bridge (docker0). Some engines (Debian's 20.10) leave the gateway
     out of the network's IPAM config; the bridge then takes the subnet's first address, as Docker assigns it."""
@@ -70,34 +60,8 @@ def team_mlflow(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[
     """The team's MLflow server, a process on this machine. It listens on the engine's bridge address (docker0),
     not 127.0.0.1, because containers must reach it, as the attached host's containers reach a team server; that
     address exists only on this machine and its containers."""
-    address = _bridge_address(docker_client)
-    port = _free_port(address)
-    store = tmp_path / "mlflow"
-    (store / "artifacts").mkdir(parents=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", address, "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts", "--artifacts-destination",
-         str(store / "artifacts"), "--allowed-hosts", f"{address}:{port},{address}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "mlflow.log").open("wb"), start_new_session=True)
-    uri = f"http://{address}:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"MLflow did not start: {(tmp_path / 'mlflow.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+    with mlflow_server(tmp_path / "mlflow", host=_bridge_address(docker_client), start_s=90) as uri:
         yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # its own group: the server and the workers it started
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
 
 
 def test_a_job_and_an_endpoint_run_on_a_docker_host_reached_over_ssh(

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from mlspec.pulumi.containers import STORAGE
 from mlspec.pulumi.job import RUN_DIR
 from mlspec.pulumi.sweep import SWEEPRUN
 from mlspec.runtime.train import registered_versions
+from tests.mlflow_server import mlflow_server as running_mlflow
 from tests.pulumi.conftest import CONTAINER
 from tests.pulumi.harness import container_files, run_program
 from tests.pulumi.sweep_spec import SweepMocks, compile_sweep
@@ -35,35 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The workspace's tracking server as the Docker target runs it: sqlite store, proxied artifacts."""
-    store = tmp_path_factory.mktemp("mlflow")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = store / "server.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--serve-artifacts", "--artifacts-destination",
-         str(store / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"MLflow did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
+    with running_mlflow(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # its own group: the server and its workers
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
