@@ -13,6 +13,7 @@ import pulumi_docker as docker
 from mlspec.pulumi import containers as c
 from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
+from mlspec.pulumi.pipeline import pipeline_launch
 from mlspec.pulumi.sweep import SweepLaunch, sweep_launch
 from mlspec.pulumi.workspace import Workspace
 from mlspec.runtime import envfiles
@@ -65,6 +66,9 @@ class TrainingJobArgs:
         (``mlspec.runtime.sweep.contract.sweep_settings``): the container runs the sweep's controller
         (``python -m mlspec.runtime.sweep``) with ``command`` as each trial's, its study on the workspace volume,
         and registers the best trial's models; ``timeout`` is then the whole sweep's. None: a command job.
+    :param pipeline: the pipeline runner's contract as JSON (``mlspec.runtime.pipeline.contract.PipelineRun``):
+        the container runs the pipeline (``python -m mlspec.runtime.pipeline``), its steps' results on the workspace
+        volume, where a changed pipeline's container reuses its unchanged steps. None: no pipeline.
     """
 
     environment: Environment
@@ -86,6 +90,7 @@ class TrainingJobArgs:
     distribution: str | None = None
     processes_per_node: int = 1
     sweep: str | None = None
+    pipeline: str | None = None
 
 
 class RegistersModels(pulumi.ComponentResource):
@@ -148,6 +153,8 @@ class TrainingJob(RegistersModels):
                 files={JOBRUN: run.model_dump_json(indent=2) + "\n"}, volumes=[], size=args.size)
             if args.sweep is not None:
                 launch = sweep_launch(name, workspace, args, run, host is not None, self)
+            if args.pipeline is not None:
+                launch = pipeline_launch(name, workspace, args, host is not None, self)
             self.containers.append(docker.Container(
                 name if args.nodes == 1 else f"{name}-{node}",
                 name=container_name,

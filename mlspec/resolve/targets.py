@@ -10,12 +10,14 @@ from pydantic import BaseModel
 
 from mlspec.diagnostics import Diagnostic, Diagnostics
 from mlspec.resolve.docker_hosts import check_docker_hosts
+from mlspec.resolve.pipeline_targets import check_pipeline_targets
 from mlspec.resolve.spec import ResolvedSpec
 from mlspec.spec.capabilities import Support, Target, honouring, row_for
 from mlspec.spec.compute import AttachedCompute, ComputeBase
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.environment import Environment
 from mlspec.spec.job import Job
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.validate import Declared
 
 Path = tuple[str | int, ...]
@@ -168,6 +170,8 @@ def check_targets(declared: list[Declared], spec: ResolvedSpec, target: Target, 
                               f"this job runs on {item.resource.resources.instance_count} nodes (pods of a CronJob's "
                               "Jobs cannot find each other by name)", item.doc.key_span(("schedule",)), "schedule",
                               "remove the schedule or run the job on one node (resources.instance_count: 1)")
+        if isinstance(item.resource, PipelineJob) and target in ("docker", "kubernetes"):
+            check_pipeline_targets(item, item.resource, spec, target, diagnostics)
     if target == "docker":
         check_docker_hosts(declared, spec, diagnostics)
 

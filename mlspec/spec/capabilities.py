@@ -108,8 +108,21 @@ _SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container
                     kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
 _SWEEP_SCHEDULE = ("a scheduled sweep runs on the local target only for now (the workspace supervisor fires it); "
                    "on kubernetes, run the sweep at apply and leave out its schedule")
-_PIPELINE_LATER = "pipelines run on the local engine only for now (`mlspec up` on the local target)"
-_PIPELINE_ONLY = Row(docker=no(_PIPELINE_LATER), kubernetes=no(_PIPELINE_LATER))
+_PIPELINE_DOCKER = ("a run-to-completion container named by the pipeline's content hash runs the local engine's "
+                    "pipeline runner: the steps are processes in it, each an MLflow child run, with the compute's size "
+                    "once per step run at once; step results and their reuse cache are on the workspace volume (on an "
+                    "attached host, a volume of the pipeline's there), so a changed pipeline re-runs only its changed "
+                    "steps and those after them")
+_PIPELINE_K8S = ("a batch/v1 Job named by the pipeline's content hash runs the local engine's pipeline runner in one "
+                 "pod of the compute's size, the steps processes in it, each an MLflow child run; step results and "
+                 "their reuse cache are on a PersistentVolumeClaim of the pipeline's, so a changed pipeline re-runs "
+                 "only its changed steps and those after them")
+_ONE_CONTAINER = ("the steps are processes of the pipeline's one container: every step must run in the first step's "
+                  "{what} (a step naming another is refused at its line)")
+_STEP_ENVIRONMENT = Row(docker=approx(_ONE_CONTAINER.format(what="environment (its image)")),
+                        kubernetes=approx(_ONE_CONTAINER.format(what="environment (its image)")))
+_STEP_COMPUTE = Row(docker=approx(_ONE_CONTAINER.format(what="compute (its size)")),
+                    kubernetes=approx(_ONE_CONTAINER.format(what="compute (its size)")))
 _NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a container, "
                  "which is root on the host: schedule it on the local target (the workspace supervisor fires it) "
                  "or the kubernetes target (a CronJob)")
@@ -352,14 +365,16 @@ TABLE: dict[str, dict[str, Row]] = {
                     "max_concurrent_trials": _SWEEP_TRIALS},
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
                                        "truncation_percentage"), EVERYWHERE),
-    "PipelineJob": {"": _PIPELINE_ONLY, **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings",
-                                                         "experiment_name"), _PIPELINE_ONLY)},
-    "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), _PIPELINE_ONLY),
-    "StepInput": dict.fromkeys(("type", "path"), _PIPELINE_ONLY),
-    "CommandStep": dict.fromkeys(("type", "command", "code", "environment", "compute", "inputs", "outputs",
-                                  "environment_variables", "timeout", "retries"), _PIPELINE_ONLY),
-    "SweepStep": dict.fromkeys(("type", "trial", "compute", "inputs", "outputs", "search_space",
-                                "sampling_algorithm", "objective", "limits", "early_termination"), _PIPELINE_ONLY),
+    "PipelineJob": {"": Row(docker=approx(_PIPELINE_DOCKER), kubernetes=approx(_PIPELINE_K8S)),
+                    **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings", "experiment_name"), EVERYWHERE)},
+    "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), EVERYWHERE),
+    "StepInput": dict.fromkeys(("type", "path"), EVERYWHERE),
+    "CommandStep": {**dict.fromkeys(("type", "command", "code", "inputs", "outputs", "environment_variables",
+                                     "timeout", "retries"), EVERYWHERE),
+                    "environment": _STEP_ENVIRONMENT, "compute": _STEP_COMPUTE},
+    "SweepStep": {**dict.fromkeys(("type", "trial", "inputs", "outputs", "search_space", "sampling_algorithm",
+                                   "objective", "limits", "early_termination"), EVERYWHERE),
+                  "compute": _STEP_COMPUTE},
     "Output": {"type": EVERYWHERE, "register_as": EVERYWHERE, "flavor": EVERYWHERE},
     "JobResources": {"instance_count": Row(local=approx("nodes are process trees on this machine; without a "
                                                         "distribution each runs the command with NODE_RANK set"),

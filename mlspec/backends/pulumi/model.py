@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlspec.backends.pulumi.pipelines import lanes as pipeline_lanes
+from mlspec.backends.pulumi.pipelines import pipeline_model
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
@@ -19,6 +21,7 @@ from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
 from mlspec.spec.conda import CondaFile
 from mlspec.spec.job import PathInput
+from mlspec.spec.pipeline import PipelineJob, SweepStep, step_field
 from mlspec.spec.schedule import Schedule
 from mlspec.spec.sweep import JOB_MODELS, SweepJob, trial_field
 
@@ -128,6 +131,9 @@ class JobModel:
     # `code` and `env` are its trial's, `timeout` the whole sweep's (limits.timeout). None: a command job.
     sweep: str | None = None
     schedule: Schedule | None = None  # re-run on a timetable (targets with a scheduler)
+    # A pipeline (type: pipeline): the runner's contract as JSON (mlspec.runtime.pipeline.contract.PipelineRun, its
+    # tracking URI the target's to set); `files` are every step's, `size` one node of its compute. None: no pipeline.
+    pipeline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -426,11 +432,20 @@ class _Builder:
         return registered
 
     def sweep_environments(self) -> set[str]:
-        """The ids of the environments sweeps run in (their trials' and their controllers')."""
+        """The ids of the environments sweeps run in (their trials' and their controllers'; a pipeline's with a sweep
+        step)."""
         found = set()
         for node in self.nodes("Job"):
             if isinstance(node.resource, SweepJob):
                 target = self.spec.target(node.id, "trial.environment")
+                if target is None and self.spec.workspace.defaults.environment:
+                    target = f"environment/{self.spec.workspace.defaults.environment}"
+                if target is not None:
+                    found.add(target)
+            elif isinstance(node.resource, PipelineJob) and any(isinstance(s, SweepStep)
+                                                                 for s in node.resource.jobs.values()):
+                name, first = next(iter(node.resource.jobs.items()))  # its steps share one environment (validate)
+                target = self.spec.target(node.id, f"jobs.{name}.{step_field(first, 'environment')}")
                 if target is None and self.spec.workspace.defaults.environment:
                     target = f"environment/{self.spec.workspace.defaults.environment}"
                 if target is not None:
@@ -448,6 +463,8 @@ class _Builder:
 
     def job(self, node: Node) -> JobModel:
         job = node.resource
+        if isinstance(job, PipelineJob):
+            return pipeline_model(self, node)
         assert isinstance(job, JOB_MODELS)
         runs = job.trial if isinstance(job, SweepJob) else job  # a sweep's trial holds the command job's fields
         files = dict(node.files)
@@ -671,7 +688,9 @@ def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
 
 
 def _lanes(job: JobModel) -> int:
-    """How many of its cluster's lanes a job takes: one, or a sweep's trials at once."""
+    """How many of its cluster's lanes a job takes: one, a sweep's trials at once, or a pipeline's steps at once."""
+    if job.pipeline is not None:
+        return pipeline_lanes(job.pipeline)
     if job.sweep is None:
         return 1
     return int(json.loads(job.sweep)["limits"]["max_concurrent_trials"])

@@ -15,43 +15,10 @@ from mlspec.runtime import tracking
 from mlspec.runtime.execute import LineCallback
 from mlspec.runtime.jobrun import InputBinding, JobRun
 from mlspec.runtime.pipeline import cache
+from mlspec.runtime.pipeline.contract import PipelineRun, StepRun
 from mlspec.runtime.pipeline.slots import CountedSlots, Slots
-from mlspec.spec.sweep import SweepJob
 
 StepStatus = Literal["succeeded", "reused", "failed", "skipped", "not_started", "cancelled"]
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """One step as the engine resolved it: a run template whose bound inputs and output places are filled in here."""
-
-    name: str
-    template: JobRun  # inputs from other steps missing; workdir and outputs are set per run hash
-    static_hash: str
-    deps: tuple[str, ...]
-    reads: dict[str, tuple[str, str]]  # input name -> (upstream step, its output)
-    compute: str
-    sweep: SweepJob | None = None  # a sweep step: trials of the template, the best trial's outputs kept
-
-    @property
-    def slots(self) -> int:
-        """How much of its compute the step holds: a sweep step one node per trial it runs at once."""
-        return self.sweep.limits.max_concurrent_trials if self.sweep is not None else 1
-
-
-@dataclass(frozen=True)
-class PipelinePlan:
-    name: str
-    content_hash: str
-    steps: list[StepPlan]  # in dependency order
-    folder: Path  # runs/<pipeline>: steps/<step>/<hash>/ below it
-    capacity: dict[str, int]  # compute -> steps it runs at once (where no `slots` are shared)
-    continue_on_step_failure: bool
-    experiment: str
-    tracking_uri: str
-    artifact_location: str
-    tags: dict[str, str] = field(default_factory=dict)
-    slots: Slots | None = None  # the engine's, shared with the other jobs on the same computes
 
 
 @dataclass
@@ -75,17 +42,17 @@ class PipelineResult:
 
 
 class _Pipeline:
-    def __init__(self, plan: PipelinePlan, say: LineCallback, stop: threading.Event) -> None:
+    def __init__(self, plan: PipelineRun, say: LineCallback, stop: threading.Event, slots: Slots | None) -> None:
         self.plan, self.say, self.stop = plan, say, stop
         self.results: dict[str, StepResult] = {}
         self.running: dict[str, threading.Thread] = {}
-        self.slots: Slots = plan.slots or CountedSlots(plan.capacity)
+        self.slots: Slots = slots or CountedSlots(plan.capacity)
         self.untracked: set[str] = set()  # steps whose earlier run is gone from MLflow: said once
         self.woken = threading.Event()
         self.lock = threading.Lock()
 
-    def step_folder(self, step: StepPlan, run_hash: str) -> Path:
-        return self.plan.folder / "steps" / step.name / run_hash[:16]
+    def step_folder(self, step: StepRun, run_hash: str) -> Path:
+        return Path(self.plan.folder) / "steps" / step.name / run_hash[:16]
 
     def run(self) -> PipelineResult:
         plan = self.plan
@@ -133,13 +100,13 @@ class _Pipeline:
                 if not thread.is_alive():
                     del self.running[name]
 
-    def _where(self, step: StepPlan) -> tuple[str, Path]:
+    def _where(self, step: StepRun) -> tuple[str, Path]:
         """The step's hash at run time (its upstream outputs are known by now) and its folder."""
         reads = {name: self.results[up].digests[output] for name, (up, output) in step.reads.items()}
         run_hash = cache.run_hash(step.static_hash, reads)
         return run_hash, self.step_folder(step, run_hash)
 
-    def _reused(self, step: StepPlan) -> bool:
+    def _reused(self, step: StepRun) -> bool:
         """Whether the step finished before with this very hash (and is recorded so); it needs no node then."""
         run_hash, folder = self._where(step)
         found = cache.cached(folder)
@@ -157,7 +124,7 @@ class _Pipeline:
             return True
         return False
 
-    def _start(self, step: StepPlan, parent: str) -> None:
+    def _start(self, step: StepRun, parent: str) -> None:
         """Run the step in a thread of its own; its compute's nodes were taken for it."""
         run_hash, folder = self._where(step)
         self.say(f"step {step.name} started")
@@ -196,7 +163,7 @@ class _Pipeline:
             return False
         return True
 
-    def _run_step(self, step: StepPlan, parent: str, run_hash: str, folder: Path) -> StepResult:
+    def _run_step(self, step: StepRun, parent: str, run_hash: str, folder: Path) -> StepResult:
         if step.sweep is None:  # what an interrupted attempt left; a sweep resumes its study and finished trials
             shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +196,7 @@ class _Pipeline:
                    "reused": m.reused} for m in trained.models]
         return self._finished(run_hash, folder, trained.run_id, {n: o.path for n, o in outputs.items()}, models)
 
-    def _run_sweep(self, step: StepPlan, run: JobRun, run_hash: str, folder: Path, line: LineCallback,
+    def _run_sweep(self, step: StepRun, run: JobRun, run_hash: str, folder: Path, line: LineCallback,
                    parent: str) -> StepResult:
         from mlspec.runtime.sweep.runner import SweepTrials, run_sweep
 
@@ -280,7 +247,8 @@ def _log(folder: Path) -> str | None:
     return str(log) if log.is_file() else None
 
 
-def run_pipeline(plan: PipelinePlan, on_line: LineCallback | None = None,
-                 stop: threading.Event | None = None) -> PipelineResult:
-    """Run the pipeline's steps (reusing unchanged ones); a failed step fails the pipeline."""
-    return _Pipeline(plan, on_line or (lambda _line: None), stop or threading.Event()).run()
+def run_pipeline(plan: PipelineRun, on_line: LineCallback | None = None, stop: threading.Event | None = None,
+                 slots: Slots | None = None) -> PipelineResult:
+    """Run the pipeline's steps (reusing unchanged ones); a failed step fails the pipeline. `slots`: the compute's
+    nodes shared with whatever else runs on them (the engine's); None: `plan.capacity` of this pipeline alone."""
+    return _Pipeline(plan, on_line or (lambda _line: None), stop or threading.Event(), slots).run()

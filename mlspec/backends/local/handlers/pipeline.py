@@ -13,12 +13,11 @@ from mlspec.graph import Node
 from mlspec.graph.steps import StepNode, pipeline_steps
 from mlspec.runtime.jobrun import InputBinding, JobRun, OutputBinding
 from mlspec.runtime.labels import label_tags
-from mlspec.runtime.pipeline.runner import PipelinePlan, StepPlan
+from mlspec.runtime.pipeline.contract import PipelineRun, StepRun, output_binding, sweep_of_step
 from mlspec.spec import Model
 from mlspec.spec.compute import ComputeBase
 from mlspec.spec.job import Output
 from mlspec.spec.pipeline import PipelineJob, StepInput, SweepStep, parse_binding, step_field, step_runs
-from mlspec.spec.sweep import SweepJob
 
 
 def _value(ctx: Context, node: Node, path: str, value: object) -> InputBinding:
@@ -53,19 +52,14 @@ def _outputs(ctx: Context, pipeline: PipelineJob, step: StepNode, workdir: str) 
     out: dict[str, OutputBinding] = {}
     for name, declared in step.step.outputs.items():
         output = declared if isinstance(declared, Output) else pipeline.outputs[parse_binding(declared).name]  # type: ignore[union-attr]
-        entry: dict[str, Any] = {"path": f"{workdir}/outputs/{name}", "type": output.type,
-                                 "register_as": output.register_as, "flavor": output.flavor}
         model = ctx.graph.nodes.get(f"model/{output.register_as}") if output.register_as else None
-        if model is not None:  # a Model document adds flavor, loader, aliases and signature, as for a command job
-            assert isinstance(model.resource, Model)
-            m = model.resource
-            entry.update(flavor=output.flavor or m.flavor, loader=m.loader, aliases=list(m.aliases),
-                         signature=m.signature.model_dump() if m.signature else None)
-        out[name] = OutputBinding.model_validate(entry)
+        resource = model.resource if model is not None else None
+        out[name] = output_binding(output, resource if isinstance(resource, Model) else None,
+                                   f"{workdir}/outputs/{name}")
     return out
 
 
-def _step_plan(ctx: Context, node: Node, pipeline: PipelineJob, step: StepNode, folder: str) -> StepPlan:
+def _step_plan(ctx: Context, node: Node, pipeline: PipelineJob, step: StepNode, folder: str) -> StepRun:
     name, spec = step.name, step.step
     runs = step_runs(spec)
     prefix = f"jobs.{name}"
@@ -89,13 +83,9 @@ def _step_plan(ctx: Context, node: Node, pipeline: PipelineJob, step: StepNode, 
         retries=0 if isinstance(spec, SweepStep) else spec.retries, log_file=f"{workdir}/job.log",
         tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name},
         content_hash=step.hash, limits=node_limits(compute.resources) if isinstance(compute, ComputeBase) else {})
-    sweep = None
-    if isinstance(spec, SweepStep):
-        outputs = {n: Output(type=o.type) for n, o in template.outputs.items()}
-        sweep = SweepJob(name=name, type="sweep", trial=spec.trial, outputs=outputs, search_space=spec.search_space,
-                         sampling_algorithm=spec.sampling_algorithm, objective=spec.objective, limits=spec.limits,
-                         early_termination=spec.early_termination)
-    return StepPlan(name, template, step.hash, step.deps, reads, compute_id, sweep)
+    sweep = sweep_of_step(name, spec, template) if isinstance(spec, SweepStep) else None
+    return StepRun(name=name, template=template, static_hash=step.hash, deps=list(step.deps), reads=reads,
+                   compute=compute_id, sweep=sweep)
 
 
 class _SharedSlots:
@@ -131,15 +121,15 @@ def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
     steps = pipeline_steps(ctx.graph, node.id)
     plans = [_step_plan(ctx, node, pipeline, s, str(folder)) for s in steps.values()]
     computes = {p.compute for p in plans}
-    plan = PipelinePlan(
-        name=pipeline.name, content_hash=node.hash, steps=plans, folder=folder,
+    plan = PipelineRun(
+        name=pipeline.name, content_hash=node.hash, steps=plans, folder=str(folder),
         capacity={c: capacity(ctx.node(c)) if c in ctx.graph.nodes else 1 for c in computes},
         continue_on_step_failure=pipeline.settings.continue_on_step_failure,
         experiment=pipeline.experiment_name or ctx.graph.spec.workspace.name, tracking_uri=ctx.tracking_uri,
         artifact_location=str(ctx.paths.artifacts.resolve()),
-        tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name},
-        slots=_SharedSlots(ctx))
-    result = run_pipeline(plan, on_line=lambda line: ctx.say(f"[{pipeline.name}] {line}"), stop=ctx.stop)
+        tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name})
+    result = run_pipeline(plan, on_line=lambda line: ctx.say(f"[{pipeline.name}] {line}"), stop=ctx.stop,
+                          slots=_SharedSlots(ctx))
     summary = {name: {"status": r.status, "static": steps[name].hash, "run_id": r.run_id, "log": r.log}
                for name, r in result.steps.items()}
     if result.status != "succeeded":
