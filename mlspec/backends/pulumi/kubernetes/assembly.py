@@ -12,6 +12,7 @@ from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
 from mlspec.backends.pulumi.kubernetes.instances import instance_objects
 from mlspec.backends.pulumi.kubernetes.jobs import job_name, job_objects
 from mlspec.backends.pulumi.kubernetes.meta import Object
+from mlspec.backends.pulumi.kubernetes.pipelines import pipeline_objects
 from mlspec.backends.pulumi.kubernetes.quota import cluster_quota, workspace_quota
 from mlspec.backends.pulumi.kubernetes.scheduling import priority_class_object
 from mlspec.backends.pulumi.kubernetes.sweeps import sweep_objects
@@ -63,6 +64,10 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
                                f"has (max_nodes: {compute.max_nodes}); it would never start")
         where = attached.get(job.compute or "", ctx)
         ahead = [name for var, name in names.items() if var in reads[job.var]] if reads[job.var] else []
+        if job.pipeline is not None:
+            objects += mark(pipeline_objects(job, environments[job.environment], compute, where, ahead,
+                                             waves[job.var], program.storage_size), where)
+            continue
         if job.sweep is not None:
             objects += mark(sweep_objects(job, environments[job.environment], compute, where, ahead,
                                           waves[job.var], program.storage_size), where)
