@@ -202,11 +202,11 @@ def test_committed_kubernetes_stack_is_current(example: str) -> None:
 
 
 # The examples, and a spec with what they lack: distributed training, an instance, an inference cluster and a
-# batch endpoint; and the sweep example.
+# batch endpoint; and the sweep and pipeline examples.
 AGREEING = {**{name: ROOT / "examples" / name for name in KUBERNETES_STACKS},
             "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
             "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached",
-            "sweep": ROOT / "examples" / "sweep"}
+            "sweep": ROOT / "examples" / "sweep", "pipeline": ROOT / "examples" / "pipeline"}
 
 
 @pytest.mark.parametrize("example", sorted(AGREEING))

@@ -93,3 +93,55 @@ def test_an_unchanged_pipeline_keeps_its_container_and_a_changed_step_gets_anoth
     hashes = {s.name: s.static_hash for s in run.steps}
     assert {s.name: s.static_hash == hashes[s.name] for s in edited.steps} == \
         {"prepare": True, "train": False, "evaluate": True}
+
+
+def test_on_an_attached_host_the_steps_are_on_a_volume_of_the_pipelines_there_and_read_the_data_in_the_image(
+        tmp_path: Path) -> None:
+    from mlspec.backends.pulumi import compile_project
+    from mlspec.graph import load_graph
+    from tests.docker.attached_spec import attached_spec
+
+    spec = attached_spec(tmp_path / "spec")
+    (spec / "mlspec.yaml").write_text((spec / "mlspec.yaml").read_text() + """
+---
+kind: Job
+name: flow
+type: pipeline
+settings: {default_compute: edge}
+outputs: {model: {type: model, register_as: iris-flow, flavor: sklearn}}
+jobs:
+  fit:
+    code: src/
+    command: python train.py --data ${{inputs.data}} --algo logistic --model-dir ${{outputs.model}}
+    inputs: {data: data:iris}
+    outputs: {model: "${{parent.outputs.model}}"}
+  tune:
+    type: sweep
+    trial:
+      code: src/
+      command: >-
+        python train.py --data ${{inputs.data}} --algo logistic --C ${{search_space.C}}
+        --model-dir ${{outputs.model}}
+    inputs: {data: data:iris}
+    outputs: {model: {type: model}}
+    search_space: {C: {type: choice, values: [0.1, 1.0]}}
+    sampling_algorithm: grid
+    objective: {primary_metric: accuracy, goal: maximize}
+    limits: {max_total_trials: 2}
+""")
+    compile_project(load_graph([spec]), tmp_path / "stack")
+    assert "optuna>=4" in (tmp_path / "stack" / "docker" / "environment-sklearn" / "requirements.txt").read_text()
+    captured = run_program(tmp_path / "stack", {"publishAddress": "0.0.0.0"}, mocks=PipelineMocks())
+    (provider,) = captured.of_type("pulumi:providers:docker")
+    (volume,) = [r for r in captured.of_type("docker:index/volume:Volume") if r.name == "flow-pipelines"]
+    assert volume.inputs["name"] == "edge-demo-pipeline-flow" and volume.provider.startswith(provider.urn)
+    (container,) = [r for r in captured.of_type(CONTAINER) if r.name == "flow"]
+    run = PipelineRun.model_validate_json(container_files(container.inputs)[PIPELINERUN])
+    assert container.inputs["volumes"] == [{"volumeName": "edge-demo-pipeline-flow", "containerPath": STORAGE,
+                                            "readOnly": False}]
+    assert run.tracking_uri == "http://mlflow.example.com:5000"
+    steps = {s.name: s for s in run.steps}
+    assert steps["fit"].template.inputs["data"].path == f"{FILES}/data/iris.csv"  # the data is in the image
+    assert steps["tune"].sweep is not None and steps["tune"].sweep.sampling_algorithm == "grid"
+    assert container.inputs["memory"] == 1024  # an attached host runs one step at a time: the compute's size once
+    assert captured.exports["flow.models"] == {"iris-flow": 1}
