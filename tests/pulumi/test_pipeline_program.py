@@ -5,6 +5,7 @@ pipeline fails the update with its last lines."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from mlspec.pulumi.containers import STORAGE
 from mlspec.pulumi.job import JobFailed
 from mlspec.pulumi.pipeline import PIPELINERUN
 from mlspec.runtime.pipeline.contract import CONTAINER_FOLDER, PipelineRun
-from tests.pulumi.conftest import CONTAINER
+from tests.pulumi.conftest import CONTAINER, ROOT
 from tests.pulumi.harness import Captured, container_files, run_program
 from tests.pulumi.pipeline_spec import PipelineMocks, compile_pipeline
 
@@ -145,3 +146,25 @@ jobs:
     assert steps["tune"].sweep is not None and steps["tune"].sweep.sampling_algorithm == "grid"
     assert container.inputs["memory"] == 1024  # an attached host runs one step at a time: the compute's size once
     assert captured.exports["flow.models"] == {"iris-flow": 1}
+
+
+def test_an_endpoint_serves_the_pipelines_model_in_its_image_at_the_version_it_registered(tmp_path: Path) -> None:
+    from mlspec.backends.pulumi.model import build_program
+    from mlspec.graph import load_graph
+
+    shutil.copytree(ROOT / "examples" / "pipeline", tmp_path / "pipeline")
+    spec = tmp_path / "pipeline" / "mlspec.yaml"
+    text = spec.read_text().replace("defaults:\n  environment: sklearn\n", "")  # the steps name it instead
+    text = text.replace("    code: src/", "    environment: sklearn\n    code: src/")
+    spec.write_text(text + """---
+kind: Endpoint
+name: wine
+type: online
+deployments:
+  blue: {model: wine-clf@latest, compute: cpu}
+traffic: {blue: 100}
+""")
+    program = build_program(load_graph([spec.parent]), tmp_path / "out")
+    ((deployment,),) = [e.deployments for e in program.endpoints]
+    (job,) = program.jobs
+    assert (deployment.job, deployment.environment) == (job.var, job.environment) == ("job_wine", "env_sklearn")

@@ -522,6 +522,8 @@ class _Builder:
             env_var = None
             if deployment.environment:
                 env_var = self.env_of(node.id, f"deployments.{name}.environment")
+            elif ref.name in self.job_of_model and self.pipeline_of(ref.name) is not None:
+                env_var = self.pipeline_of(ref.name)  # the image its steps ran in
             elif ref.name in self.job_of_model:
                 job_id = self.graph.nodes[model_target].deps[0] if model_target in self.graph.nodes else None
                 env_var = self.env_of(job_id, "environment") if job_id else None
@@ -612,6 +614,11 @@ class _Builder:
             alias=None if ref.version is not None or ref.alias in (None, "latest") else ref.alias,
             code=_relative(code, self.spec.root) if code is not None else None,
             scoring_script=endpoint.code_configuration.scoring_script if endpoint.code_configuration else None)
+
+    def pipeline_of(self, model: str) -> str | None:
+        """The environment (var) of the pipeline that registers `model`; None: no pipeline does."""
+        job = next((j for j in self.jobs if j.var == self.job_of_model.get(model)), None)
+        return job.environment if job is not None and job.pipeline is not None else None
 
     def registrar(self, model: str) -> str | None:
         """The var of what registers `model` in this program: its job, or its registration from a path."""
