@@ -117,12 +117,12 @@ _PIPELINE_K8S = ("a batch/v1 Job named by the pipeline's content hash runs the l
                  "pod of the compute's size, the steps processes in it, each an MLflow child run; step results and "
                  "their reuse cache are on a PersistentVolumeClaim of the pipeline's, so a changed pipeline re-runs "
                  "only its changed steps and those after them")
-_ONE_CONTAINER = ("the steps are processes of the pipeline's one container: every step must run in the first step's "
-                  "{what} (a step naming another is refused at its line)")
-_STEP_ENVIRONMENT = Row(docker=approx(_ONE_CONTAINER.format(what="environment (its image)")),
-                        kubernetes=approx(_ONE_CONTAINER.format(what="environment (its image)")))
-_STEP_COMPUTE = Row(docker=approx(_ONE_CONTAINER.format(what="compute (its size)")),
-                    kubernetes=approx(_ONE_CONTAINER.format(what="compute (its size)")))
+_ONE_CONTAINER = ("the steps are processes of the pipeline's one container, so they share one {what}: a step whose "
+                  "{noun} is not the first step's is refused at its line")
+_STEP_ENVIRONMENT = Row(docker=approx(_ONE_CONTAINER.format(what="environment (its image)", noun="environment")),
+                        kubernetes=approx(_ONE_CONTAINER.format(what="environment (its image)", noun="environment")))
+_STEP_COMPUTE = Row(docker=approx(_ONE_CONTAINER.format(what="compute (its size)", noun="compute")),
+                    kubernetes=approx(_ONE_CONTAINER.format(what="compute (its size)", noun="compute")))
 _NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a container, "
                  "which is root on the host: schedule it on the local target (the workspace supervisor fires it) "
                  "or the kubernetes target (a CronJob)")
