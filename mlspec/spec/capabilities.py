@@ -108,6 +108,16 @@ _SWEEP_TRIALS = Row(docker=approx("trials are processes in the sweep's container
                     kubernetes=approx("trials are processes in the sweep's pod, sharing the compute's size"))
 _SWEEP_SCHEDULE = ("a scheduled sweep runs on the local target only for now (the workspace supervisor fires it); "
                    "on kubernetes, run the sweep at apply and leave out its schedule")
+_BAKED_SCHEDULE = ("a scheduled {kind} runs on the local target only for now (the workspace supervisor fires it on a "
+                   "fresh copy of its Data's source); compiled, its rows are baked into the image, so a CronJob would "
+                   "{verb} the same rows every time: schedule it on the local target, or leave out its schedule")
+_DOCKER_NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a "
+                        "container, which is root on the host: schedule it on the local target (the workspace "
+                        "supervisor fires it)")
+_PIPELINE_SCHEDULE = Row(docker=no(_DOCKER_NO_SCHEDULER),
+                         kubernetes=no(_BAKED_SCHEDULE.format(kind="pipeline", verb="train on")))
+_AUTOML_SCHEDULE = Row(docker=no(_DOCKER_NO_SCHEDULER),
+                       kubernetes=no(_BAKED_SCHEDULE.format(kind="AutoML job", verb="search")))
 _PIPELINE_LATER = "pipelines run on the local engine only for now (`mlspec up` on the local target)"
 _PIPELINE_ONLY = Row(docker=no(_PIPELINE_LATER), kubernetes=no(_PIPELINE_LATER))
 _NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a container, "
@@ -330,6 +340,7 @@ TABLE: dict[str, dict[str, Row]] = {
         "": _AUTOML_ONLY,
         **dict.fromkeys(("type", "task", "training_data", "target_column_name", "primary_metric", "limits",
                          "training", "n_cross_validations", "compute", "outputs", "experiment_name"), _AUTOML_ONLY),
+        "schedule": _AUTOML_SCHEDULE,
     },
     "AutoMLLimits": {
         **dict.fromkeys(("timeout_minutes", "max_trials"), _AUTOML_ONLY),
@@ -353,7 +364,8 @@ TABLE: dict[str, dict[str, Row]] = {
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
                                        "truncation_percentage"), EVERYWHERE),
     "PipelineJob": {"": _PIPELINE_ONLY, **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings",
-                                                         "experiment_name"), _PIPELINE_ONLY)},
+                                                         "experiment_name"), _PIPELINE_ONLY),
+                    "schedule": _PIPELINE_SCHEDULE},
     "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), _PIPELINE_ONLY),
     "StepInput": dict.fromkeys(("type", "path"), _PIPELINE_ONLY),
     "CommandStep": dict.fromkeys(("type", "command", "code", "environment", "compute", "inputs", "outputs",
