@@ -134,6 +134,7 @@ def _batch(launch: dict[str, Any], folder: Path, resource_id: str, run: int, wor
 
 def _pipeline(launch: dict[str, Any], folder: Path, resource_id: str, run: int, workspace: str,
               store: StateStore, stop: threading.Event) -> Outcome:
+    # Imported here: the pipeline's and AutoML's modules use this one's helpers (snapshot_source, run_marks).
     from mlspec.backends.local.schedule_pipeline import fire_pipeline
 
     return fire_pipeline(launch, folder, resource_id, run, workspace, store, stop)
