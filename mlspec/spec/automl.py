@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from mlspec.spec.automl_catalog import DEFAULT_METRICS, Task
 from mlspec.spec.base import Name, Resource, Strict
 from mlspec.spec.job import Output
+from mlspec.spec.schedule import Schedule
 from mlspec.spec.sweep import JOB_MODELS, AnyJob
 
 DATA_REFERENCE = r"^data:[a-z0-9][a-z0-9_-]{0,62}$"
@@ -62,6 +63,8 @@ class AutoMLJob(Resource):
     outputs: dict[str, Output] = Field(default_factory=dict, description="At most one output, of type model: "
                                        "register_as registers the best pipeline (sklearn flavor).")
     experiment_name: str | None = Field(None, description="MLflow experiment (default: the workspace name).")
+    schedule: Schedule | None = Field(None, description="Search again on a timetable, on the rows training_data's "
+                                      "source holds then, besides when the job changes.")
 
     @field_validator("training_data")
     @classmethod

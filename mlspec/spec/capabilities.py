@@ -123,6 +123,16 @@ _STEP_ENVIRONMENT = Row(docker=approx(_ONE_CONTAINER.format(what="environment (i
                         kubernetes=approx(_ONE_CONTAINER.format(what="environment (its image)", noun="environment")))
 _STEP_COMPUTE = Row(docker=approx(_ONE_CONTAINER.format(what="compute (its size)", noun="compute")),
                     kubernetes=approx(_ONE_CONTAINER.format(what="compute (its size)", noun="compute")))
+_BAKED_SCHEDULE = ("a scheduled {kind} runs on the local target only for now (the workspace supervisor fires it on a "
+                   "fresh copy of its Data's source); compiled, its rows are baked into the image, so a CronJob would "
+                   "{verb} the same rows every time: schedule it on the local target, or leave out its schedule")
+_DOCKER_NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a "
+                        "container, which is root on the host: schedule it on the local target (the workspace "
+                        "supervisor fires it)")
+_PIPELINE_SCHEDULE = Row(docker=no(_DOCKER_NO_SCHEDULER),
+                         kubernetes=no(_BAKED_SCHEDULE.format(kind="pipeline", verb="train on")))
+_AUTOML_SCHEDULE = Row(docker=no(_DOCKER_NO_SCHEDULER),
+                       kubernetes=no(_BAKED_SCHEDULE.format(kind="AutoML job", verb="search")))
 _NO_SCHEDULER = ("a Docker host has no scheduler, and one run by mlspec would need the Docker API in a container, "
                  "which is root on the host: schedule it on the local target (the workspace supervisor fires it) "
                  "or the kubernetes target (a CronJob)")
@@ -343,6 +353,7 @@ TABLE: dict[str, dict[str, Row]] = {
         "": _AUTOML_ONLY,
         **dict.fromkeys(("type", "task", "training_data", "target_column_name", "primary_metric", "limits",
                          "training", "n_cross_validations", "compute", "outputs", "experiment_name"), _AUTOML_ONLY),
+        "schedule": _AUTOML_SCHEDULE,
     },
     "AutoMLLimits": {
         **dict.fromkeys(("timeout_minutes", "max_trials"), _AUTOML_ONLY),
@@ -366,7 +377,8 @@ TABLE: dict[str, dict[str, Row]] = {
     "EarlyTermination": dict.fromkeys(("policy", "evaluation_interval", "delay_evaluation", "slack_factor",
                                        "truncation_percentage"), EVERYWHERE),
     "PipelineJob": {"": Row(docker=approx(_PIPELINE_DOCKER), kubernetes=approx(_PIPELINE_K8S)),
-                    **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings", "experiment_name"), EVERYWHERE)},
+                    **dict.fromkeys(("type", "inputs", "outputs", "jobs", "settings", "experiment_name"), EVERYWHERE),
+                    "schedule": _PIPELINE_SCHEDULE},
     "PipelineSettings": dict.fromkeys(("default_compute", "continue_on_step_failure"), EVERYWHERE),
     "StepInput": dict.fromkeys(("type", "path"), EVERYWHERE),
     "CommandStep": {**dict.fromkeys(("type", "command", "code", "inputs", "outputs", "environment_variables",

@@ -10,6 +10,7 @@ from pydantic import Discriminator, Field, Tag
 
 from mlspec.spec.base import NAME_PATTERN, Name, Resource, Seconds, Strict
 from mlspec.spec.job import Output
+from mlspec.spec.schedule import Schedule
 from mlspec.spec.sweep import Dimension, EarlyTermination, Objective, SweepLimits, Trial
 
 # ${{parent.jobs.STEP.outputs.NAME}} and ${{parent.inputs.NAME}}: Azure ML's pipeline binding syntax.
@@ -128,6 +129,9 @@ class PipelineJob(Resource):
                                        "handling.")
     experiment_name: str | None = Field(None, description="MLflow experiment of the pipeline's run and its steps' "
                                                           "child runs (default: the workspace name).")
+    schedule: Schedule | None = Field(None, description="Run the steps again on a timetable, besides when the "
+                                      "pipeline changes: steps reading a Data resource read its source afresh and "
+                                      "run again, steps whose inputs are unchanged are reused.")
 
 
 AnyStep = CommandStep | SweepStep

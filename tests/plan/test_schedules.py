@@ -23,10 +23,10 @@ def iris(tmp_path: Path) -> Path:
     return target
 
 
-def _schedule(spec: Path, schedule: dict[str, object] | None) -> None:
+def _schedule(spec: Path, schedule: dict[str, object] | None, name: str = "train") -> None:
     path = spec / "mlspec.yaml"
     docs = list(yaml.safe_load_all(path.read_text()))
-    job = next(d for d in docs if d["kind"] == "Job" and d["name"] == "train")
+    job = next(d for d in docs if d["kind"] == "Job" and d["name"] == name)
     job.pop("schedule", None)
     if schedule is not None:
         job["schedule"] = schedule
@@ -63,3 +63,22 @@ def test_an_unchanged_schedule_plans_nothing(iris: Path) -> None:
     _schedule(iris, {"cron": "0 3 * * *", "timezone": "Europe/Paris"})
     graph = load_graph([iris])
     assert not plan(graph, records_of(graph)).has_changes
+
+
+@pytest.mark.parametrize(("example", "job"), [("pipeline", "wine"), ("automl", "wine-automl")])
+def test_a_pipeline_s_or_an_automl_job_s_schedule_alone_reschedules_them(tmp_path: Path, example: str,
+                                                                          job: str) -> None:
+    spec = tmp_path / example
+    shutil.copytree(EXAMPLE.parent / example, spec, ignore=shutil.ignore_patterns(".mlspec"))
+    before = load_graph([spec])
+    state = records_of(before)
+    _schedule(spec, {"cron": "0 3 * * *", "timezone": "Europe/Paris"}, job)
+    after = load_graph([spec])
+    assert {n.id: n.hash for n in after.nodes.values()} == {n.id: n.hash for n in before.nodes.values()}
+    result = plan(after, state)
+    changed = [(c.id, c.action, c.verb, c.reasons) for c in result.changes if c.action != "noop"]
+    assert changed == [(f"job/{job}", "update", "reschedule", ("schedule added",))]  # no step runs, no search
+    assert result.registrations == 0
+    _schedule(spec, {"cron": "0 4 * * *", "timezone": "Europe/Paris"}, job)
+    assert plan(load_graph([spec]), records_of(after)).get(f"job/{job}").reasons == (  # type: ignore[union-attr]
+        "schedule.cron: 0 3 * * * → 0 4 * * *",)

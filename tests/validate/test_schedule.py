@@ -3,6 +3,7 @@ periods, start and end)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mlspec.graph import analyze
+from mlspec.spec.capabilities import EVERYWHERE, TABLE, row_for
 from mlspec.spec.schedule import Schedule
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -86,3 +88,58 @@ def test_a_cron_schedule_waits_for_start_time() -> None:
     later = Schedule(cron="0 * * * *", start_time=datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
     assert later.next_after(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)) == \
         datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+KINDS = """\
+kind: Workspace
+name: nightly
+---
+kind: Data
+name: rows
+path: rows.csv
+---
+kind: Job
+name: flow
+type: pipeline
+jobs:
+  train: {command: python train.py}
+schedule: {every: 1h}
+---
+kind: Job
+name: search
+type: automl
+task: classification
+training_data: data:rows
+target_column_name: y
+schedule: {every: 1h}
+"""
+
+
+@pytest.fixture
+def kinds_compiled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As where pipelines and AutoML jobs compile for every target: their fields' own rows are what speak."""
+    for kind in ("PipelineJob", "AutoMLJob"):
+        monkeypatch.setitem(TABLE[kind], "", EVERYWHERE)
+    row_for.cache_clear()
+    yield
+    row_for.cache_clear()
+
+
+@pytest.mark.usefixtures("kinds_compiled")
+@pytest.mark.parametrize(("target", "says"), [
+    ("docker", {"flow": "a Docker host has no scheduler", "search": "a Docker host has no scheduler"}),
+    ("kubernetes", {"flow": "a CronJob would train on the same rows every time",
+                    "search": "a CronJob would search the same rows every time"}),
+])
+def test_scheduled_pipelines_and_automl_jobs_run_on_the_local_target_alone(tmp_path: Path, target: str,
+                                                                          says: dict[str, str]) -> None:
+    (tmp_path / "rows.csv").write_text("x,y\n1,0\n")
+    (tmp_path / "mlspec.yaml").write_text(KINDS)
+    assert [d for d in analyze([tmp_path], "local").diagnostics.items if d.severity == "error"] == []
+    found = analyze([tmp_path], target)  # type: ignore[arg-type]
+    refused = {(d.span.line if d.span else 0, d.summary + " " + (d.hint or ""))
+               for d in found.diagnostics.items if d.severity == "error" and d.path == "schedule"}
+    lines = [n for n, text in enumerate(KINDS.splitlines(), 1) if text.startswith("schedule:")]
+    assert sorted(line for line, _ in refused) == lines, refused  # each at its schedule's line
+    for line, text in refused:
+        assert says["flow" if line == lines[0] else "search"] in text and "local target" in text, text

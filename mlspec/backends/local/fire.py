@@ -37,7 +37,7 @@ def _prune(folder: Path, run: int) -> None:
             shutil.rmtree(older, ignore_errors=True)
 
 
-def _snapshot(source: str, target: Path) -> str:
+def snapshot_source(source: str, target: Path) -> str:
     """A copy of the Data's source as it is now: the run reads rows that arrived since `up`, and never a file
     being written meanwhile."""
     path = Path(source)
@@ -49,7 +49,7 @@ def _snapshot(source: str, target: Path) -> str:
     return str(target / path.name)
 
 
-def _marks(resource_id: str, workspace: str) -> dict[str, str]:
+def run_marks(resource_id: str, workspace: str) -> dict[str, str]:
     """The supervisor's marks for every process of the run: the next `up` leaves them be, `down` stops them."""
     return {ID_VAR: run_id_of(resource_id), WORKSPACE_VAR: workspace, STARTED_BY_VAR: SUPERVISOR}
 
@@ -59,7 +59,7 @@ def job_contract(launch: dict[str, Any], folder: Path, resource_id: str, run: in
     template = JobRun.model_validate(launch["run"])
     inputs = dict(template.inputs)
     for name, source in launch.get("sources", {}).items():
-        inputs[name] = InputBinding(path=_snapshot(source, folder / "data" / name))
+        inputs[name] = InputBinding(path=snapshot_source(source, folder / "data" / name))
     outputs = {name: output.model_copy(update={"path": str(folder / "outputs" / name)})
                for name, output in template.outputs.items()}
     code = None
@@ -68,7 +68,7 @@ def job_contract(launch: dict[str, Any], folder: Path, resource_id: str, run: in
         shutil.copytree(template.code, code, dirs_exist_ok=True)
     return template.model_copy(update={
         "workdir": str(folder), "inputs": inputs, "outputs": outputs, "code": code,
-        "log_file": str(folder / "job.log"), "env": {**template.env, **_marks(resource_id, workspace)},
+        "log_file": str(folder / "job.log"), "env": {**template.env, **run_marks(resource_id, workspace)},
         "tags": {**template.tags, SCHEDULED_TAG: "true", "mlspec.schedule.run": str(run)}})
 
 
@@ -111,7 +111,7 @@ def _batch(launch: dict[str, Any], folder: Path, resource_id: str, run: int, wor
     contract = BatchRun.model_validate(launch["run"])
     update: dict[str, Any] = {}
     if "input" in launch.get("sources", {}):
-        update["input"] = _snapshot(launch["sources"]["input"], folder / "data")
+        update["input"] = snapshot_source(launch["sources"]["input"], folder / "data")
     ref = ModelRef.parse(launch["model"])
     newest = newest_registered(store, ref.name) if ref.version is None and ref.alias in (None, "latest") else None
     if newest is not None:  # `NAME` / `NAME@latest` scores with the newest version, a scheduled retrain's too
@@ -123,7 +123,7 @@ def _batch(launch: dict[str, Any], folder: Path, resource_id: str, run: int, wor
     process = process.model_copy(update={
         "command": scorer_command(launch["python"], spec_file, result_file), "code": str(folder),
         "workdir": str(folder), "log_file": str(folder / "batch.log"),
-        "env": {**process.env, **_marks(resource_id, workspace)}})
+        "env": {**process.env, **run_marks(resource_id, workspace)}})
     print(f"scoring {contract.input} with {contract.model_uri} into {contract.output}", flush=True)
     execution = run_command(process, None, on_line=print, stop=stop)
     result = BatchResult.model_validate_json(result_file.read_text()) if result_file.exists() else None
@@ -132,7 +132,22 @@ def _batch(launch: dict[str, Any], folder: Path, resource_id: str, run: int, wor
     return result.status, None, result.error, []
 
 
-RUNNERS = {"job": _job, "sweep": _sweep, "batch": _batch}
+def _pipeline(launch: dict[str, Any], folder: Path, resource_id: str, run: int, workspace: str,
+              store: StateStore, stop: threading.Event) -> Outcome:
+    # Imported here: the pipeline's and AutoML's modules use this one's helpers (snapshot_source, run_marks).
+    from mlspec.backends.local.schedule_pipeline import fire_pipeline
+
+    return fire_pipeline(launch, folder, resource_id, run, workspace, store, stop)
+
+
+def _automl(launch: dict[str, Any], folder: Path, resource_id: str, run: int, workspace: str,
+            store: StateStore, stop: threading.Event) -> Outcome:
+    from mlspec.backends.local.schedule_automl import fire_automl
+
+    return fire_automl(launch, folder, resource_id, run, workspace, store, stop)
+
+
+RUNNERS = {"job": _job, "sweep": _sweep, "batch": _batch, "pipeline": _pipeline, "automl": _automl}
 
 
 def fire(paths: WorkspacePaths, resource_id: str, run: int, stop: threading.Event) -> str | None:

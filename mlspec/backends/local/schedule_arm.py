@@ -15,10 +15,12 @@ from mlspec.backends.local.schedule_state import arm, disarm, run_id_of
 from mlspec.graph import Node
 from mlspec.plan.schedules import desired_schedule
 from mlspec.spec import BatchEndpoint
+from mlspec.spec.automl import AutoMLJob
+from mlspec.spec.pipeline import PipelineJob
 from mlspec.spec.sweep import JOB_MODELS, SweepJob
 
 
-def _sources(ctx: Context, node: Node, fields: dict[str, str]) -> dict[str, str]:
+def data_sources(ctx: Context, node: Node, fields: dict[str, str]) -> dict[str, str]:
     """{name: the Data's source path} for each field that references a Data resource."""
     out: dict[str, str] = {}
     for name, field in fields.items():
@@ -39,13 +41,21 @@ def launch_of(ctx: Context, node: Node) -> dict[str, Any]:
         run, process, python = scoring_run(ctx, node)
         return {"kind": "batch", "run": run.model_dump(mode="json"), "process": process.model_dump(mode="json"),
                 "python": python, "model": resource.model,
-                "sources": _sources(ctx, node, {"input": "input"})}
+                "sources": data_sources(ctx, node, {"input": "input"})}
+    if isinstance(resource, PipelineJob):
+        from mlspec.backends.local.schedule_pipeline import pipeline_launch
+
+        return pipeline_launch(ctx, node)
+    if isinstance(resource, AutoMLJob):
+        from mlspec.backends.local.schedule_automl import automl_launch
+
+        return automl_launch(ctx, node)
     assert isinstance(resource, JOB_MODELS)
     from mlspec.backends.local.handlers.job import job_run
 
     run = job_run(ctx, node, fresh=False)  # the run `up` just made keeps its folder
     launch = {"kind": "sweep" if isinstance(resource, SweepJob) else "job", "run": run.model_dump(mode="json"),
-              "sources": _sources(ctx, node, {name: f"inputs.{name}" for name in resource.inputs})}
+              "sources": data_sources(ctx, node, {name: f"inputs.{name}" for name in resource.inputs})}
     if isinstance(resource, SweepJob):
         launch["sweep"] = resource.model_dump(mode="json")
     return launch

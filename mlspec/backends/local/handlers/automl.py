@@ -19,15 +19,17 @@ from mlspec.spec.automl import AutoMLJob
 from mlspec.spec.compute import ComputeBase
 
 
-def automl_run(ctx: Context, node: Node) -> Any:
+def automl_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
+    """The job's run contract; `fresh`: its run folder is emptied first (an interrupted search is not resumed)."""
     from mlspec.runtime.automl.contract import AutoMLRun
     from mlspec.runtime.labels import label_tags
 
     job = node.resource
     assert isinstance(job, AutoMLJob)
     run_dir = ctx.paths.run_dir(job.name, node.hash).resolve()
-    shutil.rmtree(run_dir, ignore_errors=True)  # a re-run starts clean: an interrupted search is not resumed
-    run_dir.mkdir(parents=True)
+    if fresh:  # a re-run starts clean
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     data_id = ctx.target(node.id, "training_data")
     assert data_id is not None
     compute_id = ctx.target(node.id, "compute")

@@ -112,22 +112,30 @@ class _SharedSlots:
             slots.release()
 
 
-def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
-    from mlspec.runtime.pipeline.runner import run_pipeline
-
+def pipeline_plan(ctx: Context, node: Node) -> PipelineRun:
+    """The pipeline's steps resolved to run templates, as `up` runs them (and a scheduled run re-runs them)."""
     pipeline = node.resource
     assert isinstance(pipeline, PipelineJob)
     folder = (ctx.paths.root / "runs" / pipeline.name).resolve()
     steps = pipeline_steps(ctx.graph, node.id)
     plans = [_step_plan(ctx, node, pipeline, s, str(folder)) for s in steps.values()]
     computes = {p.compute for p in plans}
-    plan = PipelineRun(
+    return PipelineRun(
         name=pipeline.name, content_hash=node.hash, steps=plans, folder=str(folder),
         capacity={c: capacity(ctx.node(c)) if c in ctx.graph.nodes else 1 for c in computes},
         continue_on_step_failure=pipeline.settings.continue_on_step_failure,
         experiment=pipeline.experiment_name or ctx.graph.spec.workspace.name, tracking_uri=ctx.tracking_uri,
         artifact_location=str(ctx.paths.artifacts.resolve()),
         tags={**label_tags(pipeline.tags, pipeline.description), "mlspec.workspace": ctx.graph.spec.workspace.name})
+
+
+def apply_pipeline(ctx: Context, node: Node) -> dict[str, Any]:
+    from mlspec.runtime.pipeline.runner import run_pipeline
+
+    pipeline = node.resource
+    assert isinstance(pipeline, PipelineJob)
+    steps = pipeline_steps(ctx.graph, node.id)
+    plan = pipeline_plan(ctx, node)
     result = run_pipeline(plan, on_line=lambda line: ctx.say(f"[{pipeline.name}] {line}"), stop=ctx.stop,
                           slots=_SharedSlots(ctx))
     summary = {name: {"status": r.status, "static": steps[name].hash, "run_id": r.run_id, "log": r.log}
