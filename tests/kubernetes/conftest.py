@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
          "iris-scoring": ROOT / "examples" / "iris-scoring", "sweep": ROOT / "examples" / "sweep",
+         "automl": ROOT / "examples" / "automl",
          "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
          "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached"}
 STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}
