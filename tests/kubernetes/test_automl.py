@@ -89,3 +89,15 @@ def test_the_job_is_renamed_when_the_search_changes_and_only_then(spec: Path) ->
     path = spec / "mlspec.yaml"
     path.write_text(path.read_text().replace("n_cross_validations: 5", "n_cross_validations: 4"))
     assert _job(_objects(spec))["metadata"]["name"] != before
+
+
+def test_tags_are_refused_at_their_line_where_nothing_writes_them_to_mlflow(
+        spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlspec.cli.main import main
+
+    path = spec / "mlspec.yaml"
+    path.write_text(path.read_text().replace("type: automl\n", "type: automl\ntags: {team: ml}\n"))
+    assert main(["validate", str(spec), "--target", "kubernetes"]) == 2
+    err = capsys.readouterr().err
+    assert "mlspec.yaml:23:1: error: Job 'wine-automl': tags is not supported on the kubernetes target" in err
+    assert main(["validate", str(spec), "--target", "docker"]) == 0

@@ -462,7 +462,10 @@ class _Builder:
         """An AutoML job: its table baked into its image as a command job's data is, its settings for the runner."""
         job = node.resource
         assert isinstance(job, AutoMLJob)
-        data = self.graph.nodes[f"data/{job.data_name}"]
+        data_id = self.spec.target(node.id, "training_data")
+        if data_id is None or data_id not in self.graph.nodes:
+            raise CompileError(f"job '{job.name}': training_data {job.training_data} is not a declared Data")
+        data = self.graph.nodes[data_id]
         table = Path(data.resource.path).as_posix()  # type: ignore[attr-defined]
         settings = search_settings(job, remaining(job), node.hash)
         environment = self.automl_environment()
