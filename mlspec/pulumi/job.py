@@ -11,6 +11,7 @@ import pulumi
 import pulumi_docker as docker
 
 from mlspec.pulumi import containers as c
+from mlspec.pulumi.automl import automl_launch
 from mlspec.pulumi.context import image_tag, stage_job
 from mlspec.pulumi.environment import Environment
 from mlspec.pulumi.pipeline import pipeline_launch
@@ -69,6 +70,10 @@ class TrainingJobArgs:
     :param pipeline: the pipeline runner's contract as JSON (``mlspec.runtime.pipeline.contract.PipelineRun``):
         the container runs the pipeline (``python -m mlspec.runtime.pipeline``), its steps' results on the workspace
         volume, where a changed pipeline's container reuses its unchanged steps. None: no pipeline.
+    :param automl: an AutoML job's search settings and table path as JSON
+        (``mlspec.runtime.automl.contract.settings_text``): the container runs the AutoML runner
+        (``python -m mlspec.runtime.automl``), its searches processes in it, and registers the best pipeline as
+        ``outputs`` say; ``command`` is then empty and ``timeout`` the searches' limit. None: another job.
     """
 
     environment: Environment
@@ -91,6 +96,7 @@ class TrainingJobArgs:
     processes_per_node: int = 1
     sweep: str | None = None
     pipeline: str | None = None
+    automl: str | None = None
 
 
 class RegistersModels(pulumi.ComponentResource):
@@ -146,15 +152,18 @@ class TrainingJob(RegistersModels):
         self.containers: list[docker.Container] = []
         for node in range(args.nodes):
             container_name = node_name(workspace.name, name, args.content_hash, node, args.nodes)
-            run = job_run(name, workspace, args, node)
-            launch = SweepLaunch(
-                command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
-                                     f"{RUN_DIR}/result.json"),
-                files={JOBRUN: run.model_dump_json(indent=2) + "\n"}, volumes=[], size=args.size)
-            if args.sweep is not None:
-                launch = sweep_launch(name, workspace, args, run, host is not None, self)
-            if args.pipeline is not None:
-                launch = pipeline_launch(name, workspace, args, host is not None, self)
+            if args.automl is not None:
+                launch = automl_launch(name, workspace, args, FILES, RUN_DIR)
+            else:
+                run = job_run(name, workspace, args, node)
+                launch = SweepLaunch(
+                    command=c.with_files(c.PYTHON, "-m", "mlspec.runtime.train", JOBRUN, "--result",
+                                         f"{RUN_DIR}/result.json"),
+                    files={JOBRUN: run.model_dump_json(indent=2) + "\n"}, volumes=[], size=args.size)
+                if args.sweep is not None:
+                    launch = sweep_launch(name, workspace, args, run, host is not None, self)
+                if args.pipeline is not None:
+                    launch = pipeline_launch(name, workspace, args, host is not None, self)
             self.containers.append(docker.Container(
                 name if args.nodes == 1 else f"{name}-{node}",
                 name=container_name,

@@ -93,9 +93,16 @@ _UNLABELLED = Row(docker=ignored("nothing on the Docker host stands for it alone
                   kubernetes=ignored("no Kubernetes object stands for it alone to carry labels"))
 _NO_AUTOSCALER_ROW = Row(docker=no(_NO_AUTOSCALER), kubernetes=YES)
 
-_AUTOML_LOCAL = ("AutoML jobs run on the local engine only for now (`mlspec up` on the local target): their searches "
-                 "are processes of mlspec's own interpreter, with FLAML installed (pip install 'mlspec[automl]')")
-_AUTOML_ONLY = Row(docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL))
+_AUTOML_DOCKER = ("a run-to-completion container named by the job's content hash runs the local engine's AutoML "
+                  "runner on an image with mlspec's automl extra (FLAML, LightGBM, XGBoost), the table baked into "
+                  "it as a command job's data is; its searches are processes in it, with the compute's size once "
+                  "per search run at once; the best pipeline is registered, and the models it registers are served "
+                  "on that image")
+_AUTOML_K8S = ("a batch/v1 Job named by the job's content hash runs the local engine's AutoML runner in one pod of "
+               "the compute's size, on an image with mlspec's automl extra and the table baked into it; its "
+               "searches are processes in the pod; a pod that is evicted is replaced and searches again")
+_TRAIN_TIME_LIMIT = ("FLAML's train_time_limit: each learner stops adding trees or iterations when it is spent, "
+                     "rather than being killed")
 _SWEEP_DOCKER = ("a run-to-completion container named by the sweep's content hash runs the local engine's sweep "
                  "controller: the trials are processes in it, with the compute's size once per trial run at once; "
                  "the study is on the workspace volume (on an attached host, a volume of the sweep's there), so "
@@ -350,21 +357,26 @@ TABLE: dict[str, dict[str, Row]] = {
         "schedule": Row(docker=no(_NO_SCHEDULER), kubernetes=no(_SWEEP_SCHEDULE)),
     },
     "AutoMLJob": {
-        "": _AUTOML_ONLY,
+        "": Row(docker=approx(_AUTOML_DOCKER), kubernetes=approx(_AUTOML_K8S)),
         **dict.fromkeys(("type", "task", "training_data", "target_column_name", "primary_metric", "limits",
-                         "training", "n_cross_validations", "compute", "outputs", "experiment_name"), _AUTOML_ONLY),
+                         "training", "n_cross_validations", "compute", "outputs", "experiment_name"), EVERYWHERE),
+        "tags": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
+        "description": Row(kubernetes=no(_NO_K8S_MLFLOW_LABELS)),
         "schedule": _AUTOML_SCHEDULE,
     },
     "AutoMLLimits": {
-        **dict.fromkeys(("timeout_minutes", "max_trials"), _AUTOML_ONLY),
-        "trial_timeout_minutes": Row(local=approx("FLAML's train_time_limit: each learner stops adding trees or "
-                                                  "iterations when it is spent, rather than being killed"),
-                                     docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL)),
+        **dict.fromkeys(("timeout_minutes", "max_trials"), EVERYWHERE),
+        "trial_timeout_minutes": Row(local=approx(_TRAIN_TIME_LIMIT), docker=approx(_TRAIN_TIME_LIMIT),
+                                     kubernetes=approx(_TRAIN_TIME_LIMIT)),
         "max_concurrent_trials": Row(local=approx("that many FLAML searches at once, each a process searching its "
                                                   "share of the algorithms within the whole time budget"),
-                                     docker=no(_AUTOML_LOCAL), kubernetes=no(_AUTOML_LOCAL)),
+                                     docker=approx("that many FLAML searches at once, processes in the job's "
+                                                   "container, which has the compute's size once per search and "
+                                                   "takes as many of a cluster's max_nodes lanes"),
+                                     kubernetes=approx("that many FLAML searches at once, processes in the job's "
+                                                       "pod, sharing the compute's size")),
     },
-    "AutoMLTraining": dict.fromkeys(("allowed_training_algorithms", "blocked_training_algorithms"), _AUTOML_ONLY),
+    "AutoMLTraining": dict.fromkeys(("allowed_training_algorithms", "blocked_training_algorithms"), EVERYWHERE),
     "Trial": dict.fromkeys(("command", "code", "environment", "environment_variables"), EVERYWHERE),
     "Choice": dict.fromkeys(("type", "values"), EVERYWHERE),
     "Uniform": dict.fromkeys(("type", "min_value", "max_value"), EVERYWHERE),

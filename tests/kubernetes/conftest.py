@@ -19,6 +19,7 @@ REGISTRY = "localhost:5000/mlspec"  # what stacks/*-manifests are compiled with
 SPECS = {"iris": ROOT / "examples" / "iris", "torch-digits": ROOT / "examples" / "torch-digits",
          "iris-scoring": ROOT / "examples" / "iris-scoring", "sweep": ROOT / "examples" / "sweep",
          "pipeline": ROOT / "examples" / "pipeline",
+         "automl": ROOT / "examples" / "automl",
          "distributed": ROOT / "tests" / "kubernetes" / "specs" / "distributed",
          "attached": ROOT / "tests" / "kubernetes" / "specs" / "attached"}
 STACKS = {"iris": "iris-manifests", "torch-digits": "torch-digits-manifests"}

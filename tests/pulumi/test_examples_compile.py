@@ -13,9 +13,9 @@ from tests.pulumi.conftest import ROOT
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir() if (p / "mlspec.yaml").is_file())
 FORMATS = {"docker": ["--target", "docker"], "kubernetes": ["--target", "kubernetes"],
            "manifests": ["--target", "kubernetes", "--format", "manifests", "--registry", "registry.test/team"]}
-# What the capability table refuses, and why: kinds that run on the local engine alone, and schedules where the
-# target has no scheduler (docker) or no fresh data for a scheduled run (a batch endpoint on kubernetes).
-REFUSED = {("automl", form): "AutoML jobs run on the local engine only for now" for form in FORMATS} | {
+# What the capability table refuses, and why: schedules where the target has no scheduler (docker) or no fresh data
+# for a scheduled run (a batch endpoint on kubernetes).
+REFUSED = {
     ("scheduled", "docker"): "a Docker host has no scheduler",
     ("scheduled", "kubernetes"): "a CronJob would score the same rows every time",
     ("scheduled", "manifests"): "a CronJob would score the same rows every time"}

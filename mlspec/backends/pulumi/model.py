@@ -14,8 +14,10 @@ from mlspec.backends.pulumi.pipelines import pipeline_model
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
+from mlspec.resolve.automl import remaining
+from mlspec.runtime.automl.contract import search_deadline, search_settings, settings_text
 from mlspec.runtime.sweep.contract import sweep_settings
-from mlspec.spec import BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
+from mlspec.spec import AutoMLJob, BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
 from mlspec.spec import Model as ModelSpec
 from mlspec.spec.compute import AttachedCompute, ClusterCompute, ComputeBase, InstanceCompute, Resources
@@ -47,6 +49,10 @@ NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
 # What a sweep's controller adds to the environment its trials run in: Optuna (and the SQLAlchemy its study's
 # storage uses, which the MLflow client alone lacks), as pyproject.toml pins it.
 SWEEP_REQUIREMENTS = ("optuna>=4",)
+# The image AutoML jobs run in (they name no environment; locally they use mlspec's own interpreter): mlspec's
+# `automl` extra as pyproject.toml pins it, the scikit-learn its pipelines are, and pyarrow for Parquet tables
+# (MLflow's, which its client alone lacks). Models an AutoML job registers are served on it too.
+AUTOML_REQUIREMENTS = ("flaml==2.7.0", "lightgbm==4.7.0", "xgboost-cpu==3.2.0", "scikit-learn>=1.4", "pyarrow>=4")
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
 
@@ -134,6 +140,9 @@ class JobModel:
     # A pipeline (type: pipeline): the runner's contract as JSON (mlspec.runtime.pipeline.contract.PipelineRun, its
     # tracking URI the target's to set); `files` are every step's, `size` one node of its compute. None: no pipeline.
     pipeline: str | None = None
+    # An AutoML job (type: automl): its search settings and its table's path (relative to the spec root) as JSON
+    # (mlspec.runtime.automl.contract.settings_text); `command` is empty, `timeout` the searches' limit.
+    automl: str | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +461,43 @@ class _Builder:
                     found.add(target)
         return found
 
+    def automl_environment(self) -> str | None:
+        """The var of the image AutoML jobs run in, made with the first of them; None: the spec has none."""
+        if not any(isinstance(n.resource, AutoMLJob) for n in self.nodes("Job")):
+            return None
+        if "automl" not in self.env_vars:
+            model = EnvironmentModel(identifier("automl", "runtime", self.taken), "mlspec-automl",
+                                     runtime_hash(("automl", *AUTOML_REQUIREMENTS)), "automl", AUTOML_REQUIREMENTS,
+                                     None, {}, on_runtime=True)
+            self.env_vars["automl"] = model.var
+            self.environments.append(model)
+        return self.env_vars["automl"]
+
+    def automl_job(self, node: Node) -> JobModel:
+        """An AutoML job: its table baked into its image as a command job's data is, its settings for the runner."""
+        job = node.resource
+        assert isinstance(job, AutoMLJob)
+        data_id = self.spec.target(node.id, "training_data")
+        if data_id is None or data_id not in self.graph.nodes:
+            raise CompileError(f"job '{job.name}': training_data {job.training_data} is not a declared Data")
+        data = self.graph.nodes[data_id]
+        table = Path(data.resource.path).as_posix()  # type: ignore[attr-defined]
+        settings = search_settings(job, remaining(job), node.hash)
+        environment = self.automl_environment()
+        assert environment is not None
+        compute = self.compute(node.id, "compute")
+        var = identifier("job", job.name, self.taken)
+        registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
+        for model_name in registers:
+            self.job_of_model[model_name] = var
+        return JobModel(
+            var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}", environment=environment,
+            command="", experiment=job.experiment_name or self.spec.workspace.name, code=None,
+            files=dict(sorted(data.files.items())), inputs={}, outputs=self.outputs(job), env={},
+            timeout=search_deadline(settings["timeout_s"]), retries=0, size=self.size(node.id, "compute"),
+            registers=registers, compute=compute.name if compute else None,
+            automl=settings_text({**settings, "data": table}))
+
     def env_of(self, source: str, path: str) -> str:
         target = self.spec.target(source, path)
         if target is None and self.spec.workspace.defaults.environment:
@@ -462,6 +508,8 @@ class _Builder:
         return self.env_vars[target]
 
     def job(self, node: Node) -> JobModel:
+        if isinstance(node.resource, AutoMLJob):
+            return self.automl_job(node)
         job = node.resource
         if isinstance(job, PipelineJob):
             return pipeline_model(self, node)
@@ -481,6 +529,25 @@ class _Builder:
                 inputs[name] = {"path": Path(value.path).as_posix().rstrip("/")}
             else:
                 inputs[name] = _literal(value)
+        code = self.spec.files.get(node.id, {}).get(trial_field(job, "code"))
+        compute = self.compute(node.id, "compute")
+        var = identifier("job", job.name, self.taken)
+        registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
+        for model_name in registers:
+            self.job_of_model[model_name] = var
+        return JobModel(
+            var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}",
+            environment=self.env_of(node.id, trial_field(job, "environment")), command=runs.command,
+            experiment=job.experiment_name or self.spec.workspace.name,
+            code=code.relative_to(self.spec.root).as_posix() if code else None,
+            files=dict(sorted(files.items())), inputs=inputs, outputs=self.outputs(job),
+            env=dict(sorted(runs.environment_variables.items())),
+            size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
+            **_runs(job), schedule=job.schedule)
+
+    def outputs(self, job: Job | SweepJob | AutoMLJob) -> dict[str, dict[str, Any]]:
+        """A job's outputs as its runner takes them: type, and how a model output registers (flavor, loader,
+        aliases and signature from the Model resource of the same name)."""
         outputs: dict[str, dict[str, Any]] = {}
         for name, output in sorted(job.outputs.items()):
             entry: dict[str, Any] = {"type": output.type}
@@ -493,21 +560,7 @@ class _Builder:
                      "signature": signature.model_dump() if signature else None}
             entry.update({k: v for k, v in extra.items() if v not in (None, [])})
             outputs[name] = entry
-        code = self.spec.files.get(node.id, {}).get(trial_field(job, "code"))
-        compute = self.compute(node.id, "compute")
-        var = identifier("job", job.name, self.taken)
-        registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
-        for model_name in registers:
-            self.job_of_model[model_name] = var
-        return JobModel(
-            var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}",
-            environment=self.env_of(node.id, trial_field(job, "environment")), command=runs.command,
-            experiment=job.experiment_name or self.spec.workspace.name,
-            code=code.relative_to(self.spec.root).as_posix() if code else None,
-            files=dict(sorted(files.items())), inputs=inputs, outputs=outputs,
-            env=dict(sorted(runs.environment_variables.items())),
-            size=self.size(node.id, "compute"), registers=registers, compute=compute.name if compute else None,
-            **_runs(job), schedule=job.schedule)
+        return outputs
 
     def endpoint(self, node: Node) -> EndpointModel | None:
         endpoint = node.resource
@@ -526,7 +579,10 @@ class _Builder:
                 env_var = self.pipeline_of(ref.name)  # the image its steps ran in
             elif ref.name in self.job_of_model:
                 job_id = self.graph.nodes[model_target].deps[0] if model_target in self.graph.nodes else None
-                env_var = self.env_of(job_id, "environment") if job_id else None
+                if job_id and isinstance(self.graph.nodes[job_id].resource, AutoMLJob):
+                    env_var = self.automl_environment()  # the image that searched the pipeline loads it
+                else:
+                    env_var = self.env_of(job_id, "environment") if job_id else None
             elif ref.name in self.path_models:
                 env_var = self.path_models[ref.name].environment
             env_var = env_var or self.env_of(node.id, f"deployments.{name}.environment")
@@ -678,7 +734,7 @@ def _runs(job: Job | SweepJob) -> dict[str, Any]:
 def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
     """A cluster runs at most max_nodes jobs at once: its jobs, in program order, take turns in that many lanes. A
     sweep takes a lane per trial it runs at once (its container has a node's size per trial), so it starts once as
-    many lanes are free."""
+    many lanes are free; so do a pipeline (per step at once) and an AutoML job (per search)."""
     lanes: dict[str, list[str]] = {}  # per cluster, the jobs in the order they took lanes, once per lane taken
     placed = []
     for job in jobs:
@@ -695,9 +751,12 @@ def _in_lanes(builder: _Builder, jobs: list[JobModel]) -> tuple[JobModel, ...]:
 
 
 def _lanes(job: JobModel) -> int:
-    """How many of its cluster's lanes a job takes: one, a sweep's trials at once, or a pipeline's steps at once."""
+    """How many of its cluster's lanes a job takes: one, a sweep's trials at once, a pipeline's steps at once or an
+    AutoML job's searches."""
     if job.pipeline is not None:
         return pipeline_lanes(job.pipeline)
+    if job.automl is not None:
+        return int(json.loads(job.automl)["concurrency"])
     if job.sweep is None:
         return 1
     return int(json.loads(job.sweep)["limits"]["max_concurrent_trials"])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any, ClassVar
+
 from pydantic import Field
 
-from mlspec.runtime.jobrun import AbsPath, OutputBinding
+from mlspec.runtime.contract import ContractFile
+from mlspec.runtime.jobrun import AbsPath, JobRunError, OutputBinding
+from mlspec.spec.automl import AutoMLJob
 from mlspec.spec.automl_catalog import Task
 from mlspec.spec.base import Strict
 
@@ -32,8 +37,11 @@ class Search(Strict):
     folder: AbsPath
 
 
-class AutoMLRun(Strict):
+class AutoMLRun(ContractFile):
     """An AutoML job, resolved: where to track, what to search, and the model output to register."""
+
+    noun: ClassVar[str] = "AutoML run"
+    error: ClassVar[type[Exception]] = JobRunError
 
     job: str
     experiment: str
@@ -56,3 +64,30 @@ class AutoMLRun(Strict):
     seed: int = 0
     cpus: int = Field(1, ge=1, description="Cores of each node of the compute.")
     outputs: dict[str, OutputBinding] = Field(default_factory=dict)
+
+
+def automl_seed(content_hash: str) -> int:
+    """Searches are seeded by the content hash: the same job searches the same way, a changed one otherwise."""
+    return int(content_hash[:8], 16) % (2**31)
+
+
+def search_settings(job: AutoMLJob, algorithms: list[str], content_hash: str) -> dict[str, Any]:
+    """The AutoMLRun fields an AutoML job's spec decides (`algorithms`: its searched ones, allowed less blocked)."""
+    limits = job.limits
+    return {"task": job.task, "target": job.target_column_name, "metric": job.metric, "algorithms": algorithms,
+            "timeout_s": limits.timeout_minutes * 60,
+            "trial_timeout_s": limits.trial_timeout_minutes * 60 if limits.trial_timeout_minutes else None,
+            "max_trials": limits.max_trials, "concurrency": limits.max_concurrent_trials,
+            "n_splits": job.n_cross_validations, "seed": automl_seed(content_hash)}
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """What a compiled program carries of an AutoML job (its search settings, and where its table is) as compact
+    JSON with sorted keys: stable text for a program or a manifest."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def search_deadline(timeout_s: float) -> float:
+    """How long the searches may run before they are stopped: FLAML keeps to the budget, a learner that overruns it
+    is stopped well after (the runner's limit on each search process)."""
+    return timeout_s + max(30.0, 0.25 * timeout_s)

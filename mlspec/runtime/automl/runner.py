@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlspec.runtime import tracking
-from mlspec.runtime.automl.contract import BEST_FILE, MODEL_FILE, TRIALS_FILE, AutoMLRun, Search
+from mlspec.runtime.automl.contract import BEST_FILE, MODEL_FILE, TRIALS_FILE, AutoMLRun, Search, search_deadline
 from mlspec.runtime.automl.metrics import better
 from mlspec.runtime.automl.trials import ChildRuns, TrialLog, algorithm_name
 from mlspec.runtime.execute import ExecResult, LineCallback, run_command
@@ -128,8 +128,7 @@ class _AutoML:
                 job=f"{run.job}-search-{index}", experiment=run.experiment, tracking_uri=self.uri,
                 artifact_location=run.artifact_location, command=command, workdir=str(folder),
                 env={**run.env, "PYTHONPATH": python_path}, log_file=str(folder / "search.log"),
-                # FLAML keeps to its budget; a learner that overruns it is stopped well after.
-                timeout=run.timeout_s + max(30.0, 0.25 * run.timeout_s), content_hash=run.content_hash), search))
+                timeout=search_deadline(run.timeout_s), content_hash=run.content_hash), search))
         return searches
 
     def execute(self) -> AutoMLResult:

@@ -21,7 +21,7 @@ from mlspec.spec.compute import ComputeBase
 
 def automl_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
     """The job's run contract; `fresh`: its run folder is emptied first (an interrupted search is not resumed)."""
-    from mlspec.runtime.automl.contract import AutoMLRun
+    from mlspec.runtime.automl.contract import AutoMLRun, search_settings
     from mlspec.runtime.labels import label_tags
 
     job = node.resource
@@ -35,7 +35,6 @@ def automl_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
     compute_id = ctx.target(node.id, "compute")
     compute = ctx.graph.spec.get(compute_id) if compute_id else None
     cpus = node_limits(compute.resources).get("cpus") if isinstance(compute, ComputeBase) else None
-    limits = job.limits
     return AutoMLRun(
         job=job.name, experiment=job.experiment_name or ctx.graph.spec.workspace.name,
         tracking_uri=ctx.tracking_uri, artifact_location=str(ctx.paths.artifacts.resolve()), workdir=str(run_dir),
@@ -43,12 +42,8 @@ def automl_run(ctx: Context, node: Node, fresh: bool = True) -> Any:
         tags={**label_tags(job.tags, job.description), "mlspec.workspace": ctx.graph.spec.workspace.name},
         # Marks the searches as this workspace's and this `up`'s, as a command job's processes are.
         env=up_process_env(str(ctx.paths.root.resolve()), node.id),
-        task=job.task, data=ctx.outputs(data_id)["path"], target=job.target_column_name, metric=job.metric,
-        algorithms=remaining(job), timeout_s=limits.timeout_minutes * 60,
-        trial_timeout_s=limits.trial_timeout_minutes * 60 if limits.trial_timeout_minutes else None,
-        max_trials=limits.max_trials, concurrency=limits.max_concurrent_trials, n_splits=job.n_cross_validations,
-        # Seeded by the content hash: the same job searches the same way.
-        seed=int(node.hash[:8], 16) % (2**31), cpus=max(1, math.ceil(cpus or 1)),
+        data=ctx.outputs(data_id)["path"], **search_settings(job, remaining(job), node.hash),
+        cpus=max(1, math.ceil(cpus or 1)),
         outputs=_outputs(ctx, node, job, str(run_dir)))
 
 

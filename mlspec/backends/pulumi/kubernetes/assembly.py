@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mlspec.backends.pulumi.kubernetes.attached import attached_contexts, context_of_object, endpoint_context, mark
+from mlspec.backends.pulumi.kubernetes.automl import automl_objects
 from mlspec.backends.pulumi.kubernetes.batch import batch_objects
 from mlspec.backends.pulumi.kubernetes.context import Context
 from mlspec.backends.pulumi.kubernetes.endpoint import endpoint_objects
@@ -67,6 +68,9 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
         if job.pipeline is not None:
             objects += mark(pipeline_objects(job, environments[job.environment], compute, where, ahead,
                                              waves[job.var], program.storage_size), where)
+        if job.automl is not None:
+            objects += mark(automl_objects(job, environments[job.environment], compute, where, ahead,
+                                           waves[job.var]), where)
             continue
         if job.sweep is not None:
             objects += mark(sweep_objects(job, environments[job.environment], compute, where, ahead,
