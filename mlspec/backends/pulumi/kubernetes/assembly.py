@@ -68,6 +68,7 @@ def build_objects(program: ProgramModel, ctx: Context) -> Objects:
         if job.pipeline is not None:
             objects += mark(pipeline_objects(job, environments[job.environment], compute, where, ahead,
                                              waves[job.var], program.storage_size), where)
+            continue
         if job.automl is not None:
             objects += mark(automl_objects(job, environments[job.environment], compute, where, ahead,
                                            waves[job.var]), where)
