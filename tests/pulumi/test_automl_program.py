@@ -129,3 +129,11 @@ environment: py
 """)
     jobs = {job.name: job for job in build_program(load_graph([spec]), tmp_path / "out").jobs}
     assert jobs["wine-automl"].after == () and jobs["zz"].after == ("job_wine_automl",)
+
+
+def test_the_automl_image_installs_lightgbms_openmp_runtime_where_the_base_image_lacks_it(project: Path) -> None:
+    dockerfile = (project / "docker" / "automl" / "Dockerfile").read_text()
+    final = dockerfile.rsplit("FROM ${RUNTIME_IMAGE}", 1)[1]  # the image the searches run in, not the build stage
+    assert "for package in libgomp1; do" in final and 'dpkg -s "$package"' in final and "apt-get install" in final
+    assert final.index("USER root") < final.index("apt-get install") < final.rindex("USER ")
+    assert "libgomp1" in (ROOT / "scripts" / "docker-base-image").read_text()  # the offline base image has it

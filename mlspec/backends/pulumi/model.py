@@ -53,6 +53,7 @@ SWEEP_REQUIREMENTS = ("optuna>=4",)
 # `automl` extra as pyproject.toml pins it, the scikit-learn its pipelines are, and pyarrow for Parquet tables
 # (MLflow's, which its client alone lacks). Models an AutoML job registers are served on it too.
 AUTOML_REQUIREMENTS = ("flaml==2.7.0", "lightgbm==4.7.0", "xgboost-cpu==3.2.0", "scikit-learn>=1.4", "pyarrow>=4")
+AUTOML_SYSTEM_PACKAGES = ("libgomp1",)  # LightGBM's wheel loads the system's OpenMP runtime; slim images lack it
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
 
@@ -89,6 +90,9 @@ class EnvironmentModel:
     on_runtime: bool = False
     python: str | None = None  # the Python version the spec asks for (python, or a conda file's pin); None: any
     build: BuildModel | None = None  # the user's own Dockerfile, which mlspec's runtime is layered onto
+    # Debian packages of shared libraries its Python packages load but do not ship (LightGBM's OpenMP runtime):
+    # installed by apt where the base image lacks them.
+    system_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -467,8 +471,9 @@ class _Builder:
             return None
         if "automl" not in self.env_vars:
             model = EnvironmentModel(identifier("automl", "runtime", self.taken), "mlspec-automl",
-                                     runtime_hash(("automl", *AUTOML_REQUIREMENTS)), "automl", AUTOML_REQUIREMENTS,
-                                     None, {}, on_runtime=True)
+                                     runtime_hash(("automl", *AUTOML_REQUIREMENTS, *AUTOML_SYSTEM_PACKAGES)),
+                                     "automl", AUTOML_REQUIREMENTS, None, {}, on_runtime=True,
+                                     system_packages=AUTOML_SYSTEM_PACKAGES)
             self.env_vars["automl"] = model.var
             self.environments.append(model)
         return self.env_vars["automl"]
