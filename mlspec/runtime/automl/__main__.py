@@ -11,9 +11,10 @@ from pathlib import Path
 
 from mlspec.runtime.automl.contract import AutoMLRun
 from mlspec.runtime.automl.runner import AutoMLResult, run_automl
-from mlspec.runtime.contract import stop_on_sigterm, write_result
+from mlspec.runtime.contract import stop_on_sigterm
 from mlspec.runtime.jobrun import JobRunError
-from mlspec.runtime.train import RESULT_PREFIX, TrainResult, result_line
+from mlspec.runtime.runner_exit import echo_to_log, finish
+from mlspec.runtime.train import TrainResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,31 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     stop = stop_on_sigterm()  # `docker stop`, a pod's termination: the searches stop and the run ends KILLED
-    name = run.job
-
-    def echo(line: str) -> None:  # container logs show the search's progress as it happens
-        sys.stdout.write(f"[{name}] {line}\n")
-        sys.stdout.flush()
-
     try:
-        result = run_automl(run, on_line=echo, stop=stop)
+        result = run_automl(run, on_line=echo_to_log(run.job), stop=stop)
     except Exception as error:  # a bug in mlspec, or the tracking server gone: keep the traceback, still a result
         traceback.print_exc()
         result = AutoMLResult(status="failed", error=f"internal error: {type(error).__name__}: {error}")
-    outcome = result_of(name, result)
-    problem = write_result(outcome, Path(args.result) if args.result else Path(run.workdir) / "result.json")
-    if problem:
-        print(f"mlspec: {problem}", file=sys.stderr)
-        return 1
-    # One machine-readable line on stdout, the training runner's: the engine reads the versions from the logs.
-    print(RESULT_PREFIX + result_line(outcome), flush=True)
-    if result.status == "succeeded":
-        models = ", ".join(f"{m.name}:{m.version}" for m in result.models)
-        print(f"mlspec: AutoML job '{name}' succeeded: best {result.best_algorithm} of {result.candidates} "
-              f"candidates" + (f", registered {models}" if models else ""), file=sys.stderr)
-        return 0
-    print(f"mlspec: {result.error or f'AutoML job {name!r} failed'}", file=sys.stderr)
-    return 1
+    return finish(result_of(run.job, result), Path(args.result) if args.result else Path(run.workdir) / "result.json",
+                  f"AutoML job '{run.job}' succeeded: best {result.best_algorithm} of {result.candidates} candidates",
+                  "AutoML job")
 
 
 def result_of(name: str, result: AutoMLResult) -> TrainResult:

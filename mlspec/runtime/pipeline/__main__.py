@@ -14,6 +14,7 @@ from mlspec.runtime.contract import stop_on_sigterm
 from mlspec.runtime.jobrun import JobRunError
 from mlspec.runtime.pipeline.contract import PipelineRun
 from mlspec.runtime.pipeline.runner import PipelineResult, run_pipeline
+from mlspec.runtime.runner_exit import echo_to_log
 from mlspec.runtime.train import RESULT_PREFIX
 
 
@@ -29,12 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = stop_on_sigterm()  # running steps are stopped; finished ones are reused when it runs again
 
-    def echo(line: str) -> None:  # container logs show the pipeline's progress as it happens
-        sys.stdout.write(f"[{run.name}] {line}\n")
-        sys.stdout.flush()
-
     try:
-        result = run_pipeline(run, on_line=echo, stop=stop)
+        result = run_pipeline(run, on_line=echo_to_log(run.name), stop=stop)
     except Exception as error:  # a bug in mlspec or an unreachable server: keep the traceback, still say the outcome
         traceback.print_exc()
         result = PipelineResult(status="failed", error=f"internal error: {type(error).__name__}: {error}")

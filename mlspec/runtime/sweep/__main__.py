@@ -9,11 +9,12 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlspec.runtime.contract import stop_on_sigterm, write_result
+from mlspec.runtime.contract import stop_on_sigterm
 from mlspec.runtime.jobrun import JobRunError
+from mlspec.runtime.runner_exit import echo_to_log, finish
 from mlspec.runtime.sweep.contract import SweepRun
 from mlspec.runtime.sweep.runner import SweepResult, SweepTrials, run_sweep
-from mlspec.runtime.train import RESULT_PREFIX, TrainResult, result_line
+from mlspec.runtime.train import TrainResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,32 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = stop_on_sigterm()  # running trials are stopped and asked again when the sweep is run again
     name = run.sweep.name
-
-    def echo(line: str) -> None:  # container logs show the sweep's progress as it happens
-        sys.stdout.write(f"[{name}] {line}\n")
-        sys.stdout.flush()
-
     folder = Path(run.folder)
     trials = SweepTrials(sweep=run.sweep, template=run.template, folder=folder, storage=folder / "optuna.db",
                          seed=run.seed)
     try:
-        result = run_sweep(trials, on_line=echo, stop=stop)
+        result = run_sweep(trials, on_line=echo_to_log(name), stop=stop)
     except Exception as error:  # a bug in mlspec: keep the traceback for its report, still write a result
         traceback.print_exc()
         result = SweepResult(status="failed", error=f"internal error: {type(error).__name__}: {error}")
-    problem = write_result(result_of(name, result), Path(args.result) if args.result else folder / "result.json")
-    if problem:
-        print(f"mlspec: {problem}", file=sys.stderr)
-        return 1
-    # One machine-readable line on stdout, the training runner's: the engine reads the versions from the logs.
-    print(RESULT_PREFIX + result_line(result_of(name, result)), flush=True)
-    if result.status == "succeeded":
-        models = ", ".join(f"{m.name}:{m.version}" for m in result.models)
-        print(f"mlspec: sweep '{name}' succeeded after {result.finished} trials, best trial {result.best_trial}"
-              + (f", registered {models}" if models else ""), file=sys.stderr)
-        return 0
-    print(f"mlspec: {result.error or f'sweep {name!r} failed'}", file=sys.stderr)
-    return 1
+    return finish(result_of(name, result), Path(args.result) if args.result else folder / "result.json",
+                  f"sweep '{name}' succeeded after {result.finished} trials, best trial {result.best_trial}", "sweep")
 
 
 def result_of(name: str, result: SweepResult) -> TrainResult:
