@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlspec.backends.pulumi.model import AUTOML_REQUIREMENTS, build_program
+from mlspec.backends.pulumi.automl import AUTOML_REQUIREMENTS
+from mlspec.backends.pulumi.model import build_program
 from mlspec.graph import load_graph
 from mlspec.pulumi.automl import AUTOMLRUN
 from mlspec.pulumi.job import JobFailed

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlspec.backends.pulumi.automl import automl_environment, automl_model
 from mlspec.backends.pulumi.pipelines import lanes as pipeline_lanes
 from mlspec.backends.pulumi.pipelines import pipeline_model
 from mlspec.graph import Graph, Node
 from mlspec.graph.digest import tree_digests
 from mlspec.plan.labels import own_labels
-from mlspec.resolve.automl import remaining
-from mlspec.runtime.automl.contract import search_deadline, search_settings, settings_text
 from mlspec.runtime.sweep.contract import sweep_settings
 from mlspec.spec import AutoMLJob, BatchEndpoint, Deployment, Job, ModelRef, OnlineEndpoint
 from mlspec.spec import Environment as EnvironmentSpec
@@ -49,11 +48,6 @@ NOTEBOOK_REQUIREMENTS = ("jupyterlab>=4",)
 # What a sweep's controller adds to the environment its trials run in: Optuna (and the SQLAlchemy its study's
 # storage uses, which the MLflow client alone lacks), as pyproject.toml pins it.
 SWEEP_REQUIREMENTS = ("optuna>=4",)
-# The image AutoML jobs run in (they name no environment; locally they use mlspec's own interpreter): mlspec's
-# `automl` extra as pyproject.toml pins it, the scikit-learn its pipelines are, and pyarrow for Parquet tables
-# (MLflow's, which its client alone lacks). Models an AutoML job registers are served on it too.
-AUTOML_REQUIREMENTS = ("flaml==2.7.0", "lightgbm==4.7.0", "xgboost-cpu==3.2.0", "scikit-learn>=1.4", "pyarrow>=4")
-AUTOML_SYSTEM_PACKAGES = ("libgomp1",)  # LightGBM's wheel loads the system's OpenMP runtime; slim images lack it
 PORT_RANGE = (20000, 10000)  # gateway and JupyterLab ports a spec leaves open: first port, how many
 
 
@@ -465,44 +459,6 @@ class _Builder:
                     found.add(target)
         return found
 
-    def automl_environment(self) -> str | None:
-        """The var of the image AutoML jobs run in, made with the first of them; None: the spec has none."""
-        if not any(isinstance(n.resource, AutoMLJob) for n in self.nodes("Job")):
-            return None
-        if "automl" not in self.env_vars:
-            model = EnvironmentModel(identifier("automl", "runtime", self.taken), "mlspec-automl",
-                                     runtime_hash(("automl", *AUTOML_REQUIREMENTS, *AUTOML_SYSTEM_PACKAGES)),
-                                     "automl", AUTOML_REQUIREMENTS, None, {}, on_runtime=True,
-                                     system_packages=AUTOML_SYSTEM_PACKAGES)
-            self.env_vars["automl"] = model.var
-            self.environments.append(model)
-        return self.env_vars["automl"]
-
-    def automl_job(self, node: Node) -> JobModel:
-        """An AutoML job: its table baked into its image as a command job's data is, its settings for the runner."""
-        job = node.resource
-        assert isinstance(job, AutoMLJob)
-        data_id = self.spec.target(node.id, "training_data")
-        if data_id is None or data_id not in self.graph.nodes:
-            raise CompileError(f"job '{job.name}': training_data {job.training_data} is not a declared Data")
-        data = self.graph.nodes[data_id]
-        table = Path(data.resource.path).as_posix()  # type: ignore[attr-defined]
-        settings = search_settings(job, remaining(job), node.hash)
-        environment = self.automl_environment()
-        assert environment is not None
-        compute = self.compute(node.id, "compute")
-        var = identifier("job", job.name, self.taken)
-        registers = tuple(sorted(o.register_as for o in job.outputs.values() if o.register_as))
-        for model_name in registers:
-            self.job_of_model[model_name] = var
-        return JobModel(
-            var=var, name=job.name, content_hash=node.hash, folder=f"job-{job.name}", environment=environment,
-            command="", experiment=job.experiment_name or self.spec.workspace.name, code=None,
-            files=dict(sorted(data.files.items())), inputs={}, outputs=self.outputs(job), env={},
-            timeout=search_deadline(settings["timeout_s"]), retries=0, size=self.size(node.id, "compute"),
-            registers=registers, compute=compute.name if compute else None,
-            automl=settings_text({**settings, "data": table}))
-
     def env_of(self, source: str, path: str) -> str:
         target = self.spec.target(source, path)
         if target is None and self.spec.workspace.defaults.environment:
@@ -514,7 +470,7 @@ class _Builder:
 
     def job(self, node: Node) -> JobModel:
         if isinstance(node.resource, AutoMLJob):
-            return self.automl_job(node)
+            return automl_model(self, node)
         job = node.resource
         if isinstance(job, PipelineJob):
             return pipeline_model(self, node)
@@ -585,7 +541,7 @@ class _Builder:
             elif ref.name in self.job_of_model:
                 job_id = self.graph.nodes[model_target].deps[0] if model_target in self.graph.nodes else None
                 if job_id and isinstance(self.graph.nodes[job_id].resource, AutoMLJob):
-                    env_var = self.automl_environment()  # the image that searched the pipeline loads it
+                    env_var = automl_environment(self)  # the image that searched the pipeline loads it
                 else:
                     env_var = self.env_of(job_id, "environment") if job_id else None
             elif ref.name in self.path_models:
