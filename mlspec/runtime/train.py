@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mlspec.runtime import tracking
-from mlspec.runtime.contract import stop_on_sigterm, write_result
+from mlspec.runtime.contract import stop_on_sigterm
 from mlspec.runtime.execute import ExecResult, LineCallback, run_command
 from mlspec.runtime.jobrun import JobRun, JobRunError
 from mlspec.runtime.packaging import RegisteredModel, prewarm, register_outputs
@@ -237,19 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug in mlspec: keep the traceback for its report, still write a result
         traceback.print_exc()
         result = TrainResult(status="failed", job=run.job, error=f"internal error: {type(error).__name__}: {error}")
-    problem = write_result(result, Path(args.result) if args.result else Path(run.workdir) / "result.json")
-    if problem:
-        print(f"mlspec: {problem}", file=sys.stderr)
-        return 1
-    # One machine-readable line on stdout: a container's logs are all a Docker deployment reads back.
-    print(RESULT_PREFIX + result_line(result), flush=True)
-    if result.status == "succeeded":
-        models = ", ".join(f"{m.name}:{m.version}" for m in result.models)
-        print(f"mlspec: job '{run.job}' succeeded" + (f", registered {models}" if models else ""), file=sys.stderr)
-        return 0
-    print(f"mlspec: {result.error or f'job {run.job!r} failed'}", file=sys.stderr)
-    return 1
+    from mlspec.runtime.runner_exit import finish  # it reads this module's result line
 
+    # One machine-readable line on stdout: a container's logs are all a Docker deployment reads back.
+    return finish(result, Path(args.result) if args.result else Path(run.workdir) / "result.json",
+                  f"job '{run.job}' succeeded", "job")
 
 if __name__ == "__main__":
     sys.exit(main())
